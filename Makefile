@@ -1,0 +1,243 @@
+# SPDX-License-Identifier: MIT
+#
+# cowguard build.  `make` builds the library, the daemon and the examples;
+# `make check` installs missing packages, builds everything and runs the tests.
+# `make V=1` shows the full commands.
+
+VERSION    := 0.1.0
+SOVERSION  := 0
+
+BUILDDIR   ?= build
+ASANDIR    ?= build-asan
+
+PREFIX     ?= /usr/local
+INCLUDEDIR ?= $(PREFIX)/include
+LIBDIR     ?= $(PREFIX)/lib
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+BINDIR     ?= $(PREFIX)/bin
+SBINDIR    ?= $(PREFIX)/sbin
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+UDEVRULESDIR ?= $(PREFIX)/lib/udev/rules.d
+
+CC         ?= cc
+AR         ?= ar
+PKG_CONFIG ?= pkg-config
+INSTALL    ?= install
+
+# CFLAGS/LDFLAGS are the user's to override; what the code needs to build at
+# all is in BASE_CFLAGS.  EXTRA_* are for the sanitizer tree.
+CFLAGS      ?= -O2 -g -Wall -Wextra -Werror
+BASE_CFLAGS := -std=gnu11 -fvisibility=hidden -D_GNU_SOURCE -Iinclude -Ilib
+ALL_CFLAGS   = $(BASE_CFLAGS) $(CFLAGS) $(EXTRA_CFLAGS) $(CPPFLAGS)
+ALL_LDFLAGS  = $(LDFLAGS) $(EXTRA_LDFLAGS)
+
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+	     -fno-sanitize-recover=undefined
+
+# pkg-config answers, asked at most once and only when used (so `make clean`
+# or the outer `make check` work before the packages are installed).
+pc = $(or $(shell $(PKG_CONFIG) $(1) 2>/dev/null),$(2))
+UV_CFLAGS    = $(eval UV_CFLAGS := $(call pc,--cflags libuv))$(UV_CFLAGS)
+UV_LIBS      = $(eval UV_LIBS := $(call pc,--libs libuv,-luv))$(UV_LIBS)
+CHECK_CFLAGS = $(eval CHECK_CFLAGS := $(call pc,--cflags check,-pthread))$(CHECK_CFLAGS)
+CHECK_LIBS   = $(eval CHECK_LIBS := $(call pc,--libs check,-lcheck -lsubunit -lm -lrt -pthread))$(CHECK_LIBS)
+
+ifeq ($(V),1)
+msg =
+else
+msg = @printf '  %-7s %s\n' '$(1)' '$(2)';
+endif
+
+# ---- sources -----------------------------------------------------------------
+
+OBJDIR := $(BUILDDIR)/obj
+
+LIB_SRCS    := $(wildcard lib/*.c)
+DAEMON_SRCS := $(filter-out daemon/cowguardctl.c,$(wildcard daemon/*.c))
+CTL_SRCS    := $(wildcard daemon/cowguardctl.c)
+EXAMPLE_SRCS := $(wildcard examples/*.c)
+BENCH_SRCS  := $(wildcard bench/*.c)
+TEST_SRCS   := $(wildcard tests/test-*.c)
+HARNESS_SRCS := $(wildcard tests/harness.c)
+
+objs = $(patsubst %.c,$(OBJDIR)/%.o,$(1))
+
+LIB_OBJS     := $(call objs,$(LIB_SRCS))
+DAEMON_OBJS  := $(call objs,$(DAEMON_SRCS))
+CTL_OBJS     := $(call objs,$(CTL_SRCS))
+EXAMPLE_OBJS := $(call objs,$(EXAMPLE_SRCS))
+BENCH_OBJS   := $(call objs,$(BENCH_SRCS))
+TEST_OBJS    := $(call objs,$(TEST_SRCS))
+HARNESS_OBJS := $(call objs,$(HARNESS_SRCS))
+ALL_OBJS     := $(LIB_OBJS) $(DAEMON_OBJS) $(CTL_OBJS) $(EXAMPLE_OBJS) \
+		$(BENCH_OBJS) $(TEST_OBJS) $(HARNESS_OBJS)
+
+SHARED_LIB := $(BUILDDIR)/libcowguard.so.$(VERSION)
+SONAME     := libcowguard.so.$(SOVERSION)
+STATIC_LIB := $(BUILDDIR)/libcowguard.a
+LIB_LINKS  := $(BUILDDIR)/$(SONAME) $(BUILDDIR)/libcowguard.so
+
+DAEMON   := $(if $(DAEMON_SRCS),$(BUILDDIR)/cowguardd)
+CTL      := $(if $(CTL_SRCS),$(BUILDDIR)/cowguardctl)
+EXAMPLES := $(patsubst examples/%.c,$(BUILDDIR)/examples/%,$(EXAMPLE_SRCS))
+BENCHES  := $(patsubst bench/%.c,$(BUILDDIR)/bench/%,$(BENCH_SRCS))
+TESTS    := $(patsubst tests/%.c,$(BUILDDIR)/tests/%,$(TEST_SRCS))
+
+# ---- targets -----------------------------------------------------------------
+
+.PHONY: all lib daemon examples benches tests build-all check check-asan bench demo \
+	install uninstall clean deps
+
+all: lib daemon examples
+
+lib: $(SHARED_LIB) $(LIB_LINKS) $(STATIC_LIB)
+daemon: $(DAEMON) $(CTL)
+examples: $(EXAMPLES)
+benches: $(BENCHES)
+tests: $(TESTS)
+
+# Everything `make check` needs; the empty recipe keeps a sub-make quiet.
+build-all: all tests benches
+	@:
+
+deps:
+	@bash scripts/install-deps.sh
+
+check: deps
+	@$(MAKE) --no-print-directory build-all
+	@bash scripts/run-tests.sh $(BUILDDIR)/tests
+
+# The whole tree, library included, rebuilt with sanitizers.  Warnings are
+# not errors there: gcc's sanitizer instrumentation gives false positives,
+# and the normal build already holds the code to -Werror.
+check-asan: deps
+	@$(MAKE) --no-print-directory BUILDDIR=$(ASANDIR) \
+		EXTRA_CFLAGS="$(SAN_FLAGS) -Wno-error" EXTRA_LDFLAGS="$(SAN_FLAGS)" \
+		build-all
+	@ASAN_OPTIONS="$${ASAN_OPTIONS:-detect_leaks=1}" \
+	 UBSAN_OPTIONS="$${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
+	 CK_TIMEOUT_MULTIPLIER="$${CK_TIMEOUT_MULTIPLIER:-3}" \
+	 bash scripts/run-tests.sh $(ASANDIR)/tests
+
+bench: benches
+	@bash scripts/run-bench.sh $(BUILDDIR)/bench
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@bash scripts/demo.sh
+
+# ---- compiling ---------------------------------------------------------------
+
+# One set of position-independent objects serves both libraries.
+$(LIB_OBJS): XCFLAGS := -fPIC
+$(DAEMON_OBJS) $(CTL_OBJS): XCFLAGS = $(UV_CFLAGS)
+$(TEST_OBJS) $(HARNESS_OBJS): XCFLAGS = -Itests $(CHECK_CFLAGS)
+
+$(OBJDIR)/%.o: %.c
+	@mkdir -p $(@D)
+	$(call msg,CC,$<)$(CC) $(ALL_CFLAGS) $(XCFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(ALL_OBJS:.o=.d)
+
+# Objects reached through pattern rules are intermediate: keep them.
+.SECONDARY: $(ALL_OBJS)
+
+# ---- linking -----------------------------------------------------------------
+
+# -fvisibility=hidden: only functions marked visibility("default") are
+# exported; the version script then limits those to cg_*.
+$(SHARED_LIB): $(LIB_OBJS) lib/libcowguard.map
+	$(call msg,LD,$@)$(CC) -shared -Wl,-soname,$(SONAME) \
+		-Wl,--version-script=lib/libcowguard.map -Wl,-z,defs \
+		$(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $(LIB_OBJS) -lpthread
+	@nm -D --defined-only $@ 2>/dev/null | grep -q ' cg_' || \
+		echo "warning: $@ exports no cg_* symbol (public functions need visibility(\"default\"))" >&2
+
+$(BUILDDIR)/$(SONAME): $(SHARED_LIB)
+	$(call msg,LN,$@)ln -sfn $(notdir $<) $@
+
+$(BUILDDIR)/libcowguard.so: $(BUILDDIR)/$(SONAME)
+	$(call msg,LN,$@)ln -sfn $(notdir $<) $@
+
+$(STATIC_LIB): $(LIB_OBJS)
+	@rm -f $@
+	$(call msg,AR,$@)$(AR) rcs $@ $^
+
+$(BUILDDIR)/cowguardd: $(DAEMON_OBJS) $(STATIC_LIB)
+	$(call msg,LD,$@)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ \
+		$(UV_LIBS) -lcap -lpthread
+
+$(BUILDDIR)/cowguardctl: $(CTL_OBJS) $(STATIC_LIB)
+	$(call msg,LD,$@)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ -lpthread
+
+# Examples and benchmarks: -luring when the name says uring, -libverbs for verbs.
+extra_libs = $(if $(findstring uring,$(1)),-luring) $(if $(findstring verbs,$(1)),-libverbs)
+
+$(BUILDDIR)/examples/%: $(OBJDIR)/examples/%.o $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(call msg,LD,$@)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ \
+		$(call extra_libs,$*) -lpthread
+
+$(BUILDDIR)/bench/%: $(OBJDIR)/bench/%.o $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(call msg,LD,$@)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ \
+		$(call extra_libs,$*) -lpthread
+
+$(BUILDDIR)/tests/%: $(OBJDIR)/tests/%.o $(HARNESS_OBJS) $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(call msg,LD,$@)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ \
+		$(CHECK_LIBS) -lpthread -luring
+
+# ---- installing --------------------------------------------------------------
+
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+	    -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@VERSION@|$(VERSION)|g'
+
+PUBLIC_HEADERS := $(wildcard include/cowguard/*.h)
+UNITS    := $(wildcard systemd/*.service systemd/*.socket)
+TMPFILES := $(wildcard systemd/cowguard-tmpfiles.conf)
+SYSUSERS := $(wildcard systemd/cowguard-sysusers.conf)
+UDEVRULE := $(wildcard systemd/70-cowguard.rules)
+GENDIR   := $(BUILDDIR)/gen
+
+install: all
+	$(INSTALL) -D -m 644 include/cowguard.h $(DESTDIR)$(INCLUDEDIR)/cowguard.h
+	for h in $(PUBLIC_HEADERS); do \
+		$(INSTALL) -D -m 644 $$h $(DESTDIR)$(INCLUDEDIR)/cowguard/$${h##*/} || exit 1; \
+	done
+	$(INSTALL) -D -m 755 $(SHARED_LIB) $(DESTDIR)$(LIBDIR)/$(notdir $(SHARED_LIB))
+	ln -sfn $(notdir $(SHARED_LIB)) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sfn $(SONAME) $(DESTDIR)$(LIBDIR)/libcowguard.so
+	$(INSTALL) -D -m 644 $(STATIC_LIB) $(DESTDIR)$(LIBDIR)/libcowguard.a
+	@mkdir -p $(GENDIR)
+	$(SUBST) cowguard.pc.in > $(GENDIR)/cowguard.pc
+	$(INSTALL) -D -m 644 $(GENDIR)/cowguard.pc $(DESTDIR)$(PKGCONFIGDIR)/cowguard.pc
+	$(if $(DAEMON),$(INSTALL) -D -m 755 $(DAEMON) $(DESTDIR)$(SBINDIR)/cowguardd)
+	$(if $(CTL),$(INSTALL) -D -m 755 $(CTL) $(DESTDIR)$(BINDIR)/cowguardctl)
+	for u in $(UNITS); do \
+		$(SUBST) $$u > $(GENDIR)/$${u##*/} && \
+		$(INSTALL) -D -m 644 $(GENDIR)/$${u##*/} $(DESTDIR)$(SYSTEMDUNITDIR)/$${u##*/} || exit 1; \
+	done
+	$(if $(TMPFILES),$(SUBST) $(TMPFILES) > $(GENDIR)/tmpfiles.conf)
+	$(if $(TMPFILES),$(INSTALL) -D -m 644 $(GENDIR)/tmpfiles.conf $(DESTDIR)$(TMPFILESDIR)/cowguard.conf)
+	$(if $(SYSUSERS),$(SUBST) $(SYSUSERS) > $(GENDIR)/sysusers.conf)
+	$(if $(SYSUSERS),$(INSTALL) -D -m 644 $(GENDIR)/sysusers.conf $(DESTDIR)$(SYSUSERSDIR)/cowguard.conf)
+	$(if $(UDEVRULE),$(INSTALL) -D -m 644 $(UDEVRULE) $(DESTDIR)$(UDEVRULESDIR)/70-cowguard.rules)
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/cowguard.h \
+	      $(addprefix $(DESTDIR)$(INCLUDEDIR)/cowguard/,$(notdir $(PUBLIC_HEADERS))) \
+	      $(DESTDIR)$(LIBDIR)/$(notdir $(SHARED_LIB)) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+	      $(DESTDIR)$(LIBDIR)/libcowguard.so $(DESTDIR)$(LIBDIR)/libcowguard.a \
+	      $(DESTDIR)$(PKGCONFIGDIR)/cowguard.pc \
+	      $(DESTDIR)$(SBINDIR)/cowguardd $(DESTDIR)$(BINDIR)/cowguardctl \
+	      $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(notdir $(UNITS))) \
+	      $(DESTDIR)$(TMPFILESDIR)/cowguard.conf $(DESTDIR)$(SYSUSERSDIR)/cowguard.conf \
+	      $(DESTDIR)$(UDEVRULESDIR)/70-cowguard.rules
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/cowguard 2>/dev/null || true
+
+clean:
+	rm -rf $(BUILDDIR) $(ASANDIR)

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+/* cowguardd internals shared by its files. */
+#ifndef CG_DAEMON_H
+#define CG_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "mm.h"
+#include "protocol.h"
+
+struct server;
+
+/* A connection: an application, a forked child, or cowguardctl. */
+struct conn {
+	uv_poll_t poll;
+	int sock;
+	struct ucred cred;
+	enum { CONN_NEW, CONN_APP, CONN_CTL } kind;
+	struct tracked *tracked;	/* the address space it speaks for */
+	struct server *srv;
+	struct conn *next;
+};
+
+/* An address space whose uffd the daemon services. */
+struct tracked {
+	uv_poll_t poll;
+	struct cg__mm mm;
+	uid_t uid;
+	pid_t parent_pid;		/* set while an adopted child is unnamed */
+	struct conn *conn;		/* NULL until a child says hello */
+	struct server *srv;
+	struct tracked *next;
+	bool closing;
+};
+
+struct options {
+	const char *socket_path;
+	struct cg__limits limits;
+	unsigned max_conns;
+	unsigned max_children;		/* unnamed adopted children per parent */
+	bool verbose;
+};
+
+struct server {
+	uv_loop_t *loop;
+	uv_poll_t listen_poll;
+	uv_signal_t sigint, sigterm;
+	int listen_fd;
+	int kpageflags_fd;
+	struct options opt;
+	struct conn *conns;
+	unsigned nconns;
+	struct tracked *tracked;
+};
+
+/* log.c: one line to stderr, prefixed by severity. */
+void log_msg(int level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void log_set_verbose(bool verbose);
+#define log_err(...) log_msg(3, __VA_ARGS__)
+#define log_warn(...) log_msg(4, __VA_ARGS__)
+#define log_info(...) log_msg(6, __VA_ARGS__)
+#define log_debug(...) log_msg(7, __VA_ARGS__)
+/* Per-connection logging names the peer, as CRIU's lp_err() does. */
+#define conn_log(level, c, fmt, ...)                                          \
+	log_msg(level, "pid %d uid %u: " fmt, (int)(c)->cred.pid,             \
+		(unsigned)(c)->cred.uid, ##__VA_ARGS__)
+
+/* caps.c */
+int caps_drop(void);
+int open_pagemap_privileged(pid_t pid);
+
+/* listen.c */
+int listen_open(const char *path);
+
+/* conn.c */
+int server_start(struct server *srv);
+void server_stop(struct server *srv);
+void conn_close(struct conn *c);
+
+/* tracked.c */
+struct tracked *tracked_new(struct server *srv, int uffd, uint64_t features,
+			    pid_t pid, uid_t uid);
+void tracked_close(struct tracked *t);
+struct tracked *tracked_find_pid(struct server *srv, pid_t pid);
+struct tracked *tracked_claim_child(struct server *srv, pid_t parent,
+				    uid_t uid);
+
+/* requests.c */
+int request_dispatch(struct conn *c, const struct cg__req *req, int fd);
+
+#endif

@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: MIT
+/* cowguardd: start-up, options, privileges, and the event loop. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: cowguardd [OPTION]...\n"
+		"Service the userfaultfd write-protect faults and events of the\n"
+		"processes that connect, and keep their page state.\n"
+		"Runs in the foreground and logs to stderr.\n\n"
+		"  -s, --socket PATH        listen on PATH (default %s, or the\n"
+		"                           socket systemd passes in)\n"
+		"      --max-clients N      connections at once (default 1024)\n"
+		"      --max-regions N      regions per client (default 4096)\n"
+		"      --max-bytes BYTES    registered bytes per client (default 1T;\n"
+		"                           suffixes K M G T)\n"
+		"      --max-children N     unnamed forked children per client "
+		"(default 64)\n"
+		"  -v, --verbose            log every connection and fork\n"
+		"  -h, --help               this text\n"
+		"  -V, --version            the version\n",
+		CG_DEFAULT_SOCKET);
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case 'T': v <<= 10; /* fall through */
+	case 'G': v <<= 10; /* fall through */
+	case 'M': v <<= 10; /* fall through */
+	case 'K': v <<= 10; end++; break;
+	case 0: break;
+	default: return -EINVAL;
+	}
+	if (*end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+enum { OPT_MAX_CLIENTS = 256, OPT_MAX_REGIONS, OPT_MAX_BYTES, OPT_MAX_CHILDREN };
+
+static int parse_args(int argc, char **argv, struct options *opt)
+{
+	static const struct option longopts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
+		{ "max-regions", required_argument, NULL, OPT_MAX_REGIONS },
+		{ "max-bytes", required_argument, NULL, OPT_MAX_BYTES },
+		{ "max-children", required_argument, NULL, OPT_MAX_CHILDREN },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 }
+	};
+	uint64_t n;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "s:vhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			opt->socket_path = optarg;
+			break;
+		case 'v':
+			opt->verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("cowguardd %d.%d (protocol %d.%d)\n", CG_VERSION_MAJOR,
+			       CG_VERSION_MINOR, CG_PROTO_MAJOR, CG_PROTO_MINOR);
+			exit(0);
+		case OPT_MAX_CLIENTS:
+		case OPT_MAX_REGIONS:
+		case OPT_MAX_BYTES:
+		case OPT_MAX_CHILDREN:
+			if (parse_size(optarg, &n) || !n) {
+				fprintf(stderr, "cowguardd: bad number '%s'\n", optarg);
+				return -EINVAL;
+			}
+			if (c == OPT_MAX_CLIENTS)
+				opt->max_conns = (unsigned)n;
+			else if (c == OPT_MAX_REGIONS)
+				opt->limits.max_regions = (uint32_t)n;
+			else if (c == OPT_MAX_BYTES)
+				opt->limits.max_bytes = n;
+			else
+				opt->max_children = (unsigned)n;
+			break;
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Every client costs a socket, a uffd and a pagemap fd. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int setup(struct server *srv)
+{
+	int ret;
+
+	srv->listen_fd = listen_open(srv->opt.socket_path);
+	if (srv->listen_fd < 0) {
+		log_err("cannot listen on %s: %s", srv->opt.socket_path,
+			strerror(-srv->listen_fd));
+		return srv->listen_fd;
+	}
+	/* Opened before the capabilities go; reading it needs none after. */
+	srv->kpageflags_fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+	if (srv->kpageflags_fd < 0)
+		log_warn("no /proc/kpageflags (%s): audits fall back to pagemap's "
+			 "mapcount bit", strerror(errno));
+	raise_nofile();
+	ret = caps_drop();
+	if (ret)
+		log_warn("cannot drop capabilities (%s): running with what we have",
+			 strerror(-ret));
+	srv->loop = uv_default_loop();
+	return server_start(srv);
+}
+
+int main(int argc, char **argv)
+{
+	struct server srv = {
+		.opt = {
+			.socket_path = CG_DEFAULT_SOCKET,
+			.limits = { .max_bytes = 1ULL << 40, .max_regions = 4096 },
+			.max_conns = 1024,
+			.max_children = 64,
+		},
+	};
+	int ret;
+
+	if (parse_args(argc, argv, &srv.opt))
+		return 2;
+	log_set_verbose(srv.opt.verbose);
+	signal(SIGPIPE, SIG_IGN);
+	ret = setup(&srv);
+	if (ret)
+		return 1;
+	log_info("listening on %s", srv.opt.socket_path);
+	uv_run(srv.loop, UV_RUN_DEFAULT);
+	uv_loop_close(srv.loop);
+	if (srv.kpageflags_fd >= 0)
+		close(srv.kpageflags_fd);
+	log_info("stopped");
+	return 0;
+}

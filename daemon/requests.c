@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Requests, one small function each.  What a connection may do follows
+ * from who it is (SO_PEERCRED): an application acts on its own address
+ * space; cowguardctl sees the clients of its own user, or all of them as
+ * root.  Page frame numbers and kernel page flags never leave the daemon:
+ * an audit returns counts only.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "uffd.h"
+
+static int reply(struct conn *c, struct cg__rep *rep)
+{
+	int ret = cg__send(c->sock, rep, sizeof(*rep), -1);
+
+	if (ret)
+		conn_log(4, c, "dropped: cannot reply (%s)", cg_strerror(ret));
+	return ret;
+}
+
+static int reply_status(struct conn *c, const struct cg__req *req, int status)
+{
+	struct cg__rep rep;
+
+	cg__rep_init(&rep, req);
+	rep.status = status;
+	return reply(c, &rep);
+}
+
+static int do_hello(struct conn *c, const struct cg__req *req, int fd)
+{
+	struct cg__rep rep;
+	uint64_t features;
+	int ret;
+
+	if (fd < 0 || !cg__is_uffd(fd)) {
+		conn_log(4, c, "refused: hello without a userfaultfd");
+		if (fd >= 0)
+			close(fd);
+		reply_status(c, req, -EBADF);
+		return -1;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	/* We negotiate, not the client: EVENT_FORK needs CAP_SYS_PTRACE. */
+	ret = cg__uffd_api(fd, CG_UFFD_WANTED, &features);
+	if (!ret) {
+		c->tracked = tracked_new(c->srv, fd, features, c->cred.pid,
+					 c->cred.uid);
+		ret = c->tracked ? 0 : -ENOMEM;
+	}
+	if (ret) {
+		close(fd);
+		conn_log(4, c, "refused: %s", cg_strerror(ret));
+		reply_status(c, req, ret);
+		return -1;
+	}
+	c->tracked->conn = c;
+	c->kind = CONN_APP;
+	cg__rep_init(&rep, req);
+	rep.u.features = features;
+	conn_log(6, c, "tracking, uffd features %#llx",
+		 (unsigned long long)features);
+	return reply(c, &rep);
+}
+
+static int do_child_hello(struct conn *c, const struct cg__req *req)
+{
+	struct tracked *t = tracked_claim_child(c->srv, (pid_t)req->pid,
+						c->cred.uid);
+	int pagemap;
+
+	if (!t) {
+		conn_log(4, c, "child of %lld: no adopted uffd to claim",
+			 (long long)req->pid);
+		return reply_status(c, req, -ESRCH);
+	}
+	pagemap = open_pagemap_privileged(c->cred.pid);
+	if (pagemap < 0)
+		return reply_status(c, req, pagemap);
+	cg__mm_set_process(&t->mm, c->cred.pid, pagemap);
+	t->conn = c;
+	t->parent_pid = 0;
+	c->tracked = t;
+	c->kind = CONN_APP;
+	conn_log(7, c, "named as a child of %lld", (long long)req->pid);
+	return reply_status(c, req, 0);
+}
+
+static int do_range(struct conn *c, const struct cg__req *req)
+{
+	struct cg__mm *mm = &c->tracked->mm;
+	struct cg__rep rep;
+
+	cg__rep_init(&rep, req);
+	switch (req->op) {
+	case CG_OP_REGISTER:
+		rep.status = cg__mm_register(mm, req->addr, req->len, req->flags);
+		break;
+	case CG_OP_UNREGISTER:
+		rep.status = cg__mm_unregister(mm, req->addr, req->len);
+		break;
+	case CG_OP_QUERY:
+		rep.status = cg__mm_query(mm, req->addr, &rep.u.page);
+		break;
+	case CG_OP_AUDIT:
+		rep.status = cg__mm_audit(mm, req->addr, req->len, &rep.u.audit);
+		break;
+	case CG_OP_STATS:
+		cg__mm_stats(mm, &rep.u.stats);
+		break;
+	case CG_OP_FORK_PREPARE:
+		rep.status = cg__mm_fork_prepare(mm);
+		break;
+	}
+	return reply(c, &rep);
+}
+
+static bool may_see(const struct conn *c, const struct tracked *t)
+{
+	return c->cred.uid == 0 || c->cred.uid == t->uid;
+}
+
+static void fill_region(struct cg__status_region *out, pid_t pid,
+			const struct cg__region *r)
+{
+	memset(out, 0, sizeof(*out));
+	out->pid = pid;
+	out->start = r->start;
+	out->len = r->len;
+	out->kind = r->kind == CG_RK_HUGETLB ? (r->unit_shift == 30 ? CG_PAGE_HUGETLB_1G
+								   : CG_PAGE_HUGETLB_2M)
+		  : r->kind == CG_RK_THP ? CG_PAGE_THP : CG_PAGE_4K;
+}
+
+static int send_client(struct conn *c, const struct cg__req *req,
+		       struct tracked *t)
+{
+	struct cg__status_client *sc;
+	struct cg__mm_counts counts;
+	struct cg__rep rep;
+
+	cg__rep_init(&rep, req);
+	rep.rec = CG_REC_CLIENT;
+	sc = &rep.u.client;
+	cg__mm_counts(&t->mm, &counts);
+	sc->pid = t->mm.pid;
+	sc->parent_pid = t->parent_pid;
+	sc->uid = t->uid;
+	sc->nregions = (uint32_t)t->mm.nregions;
+	sc->features = t->mm.features;
+	cg__mm_stats(&t->mm, &sc->stats);
+	sc->present = counts.present;
+	sc->exclusive = counts.exclusive;
+	sc->shared = counts.shared;
+	sc->dirty = counts.dirty;
+	sc->wp = counts.wp;
+	sc->footprint = counts.footprint;
+	return reply(c, &rep);
+}
+
+static int send_region(struct conn *c, const struct cg__req *req,
+		       struct tracked *t, struct cg__region *r, bool audit)
+{
+	struct cg__mm_counts counts;
+	struct cg__rep rep;
+
+	cg__rep_init(&rep, req);
+	rep.rec = CG_REC_REGION;
+	fill_region(&rep.u.region, t->mm.pid, r);
+	cg__mm_region_counts(r, &counts);
+	rep.u.region.present = counts.present;
+	rep.u.region.exclusive = counts.exclusive;
+	rep.u.region.shared = counts.shared;
+	rep.u.region.dirty = counts.dirty;
+	rep.u.region.wp = counts.wp;
+	if (audit)
+		rep.status = cg__mm_audit(&t->mm, r->start, r->len,
+					  &rep.u.region.audit);
+	return reply(c, &rep);
+}
+
+static int send_end(struct conn *c, const struct cg__req *req, int status)
+{
+	struct cg__rep rep;
+
+	cg__rep_init(&rep, req);
+	rep.rec = CG_REC_END;
+	rep.status = status;
+	return reply(c, &rep);
+}
+
+static int do_status(struct conn *c, const struct cg__req *req)
+{
+	for (struct tracked *t = c->srv->tracked; t; t = t->next) {
+		if (!may_see(c, t) || t->closing)
+			continue;
+		if (send_client(c, req, t))
+			return -1;
+		for (size_t i = 0; i < t->mm.nregions; i++)
+			if (send_region(c, req, t, t->mm.regions[i], false))
+				return -1;
+	}
+	return send_end(c, req, 0);
+}
+
+static int do_audit_pid(struct conn *c, const struct cg__req *req)
+{
+	struct tracked *t = tracked_find_pid(c->srv, (pid_t)req->pid);
+
+	if (!t)
+		return send_end(c, req, -ESRCH);
+	if (!may_see(c, t))
+		return send_end(c, req, -EACCES);
+	if (send_client(c, req, t))
+		return -1;
+	for (size_t i = 0; i < t->mm.nregions; i++)
+		if (send_region(c, req, t, t->mm.regions[i], true))
+			return -1;
+	return send_end(c, req, 0);
+}
+
+/* What each kind of connection may ask. */
+static bool allowed(const struct conn *c, unsigned op)
+{
+	switch (op) {
+	case CG_OP_HELLO:
+	case CG_OP_CHILD_HELLO:
+	case CG_OP_CTL_HELLO:
+		return c->kind == CONN_NEW;
+	case CG_OP_STATUS:
+	case CG_OP_AUDIT_PID:
+		return c->kind == CONN_CTL || c->kind == CONN_APP;
+	default:
+		return c->kind == CONN_APP && c->tracked;
+	}
+}
+
+int request_dispatch(struct conn *c, const struct cg__req *req, int fd)
+{
+	if (req->magic != CG_PROTO_MAGIC) {
+		conn_log(4, c, "dropped: not the cowguard protocol");
+		goto drop;
+	}
+	if (req->major != CG_PROTO_MAJOR) {
+		conn_log(4, c, "dropped: protocol %u.%u, we speak %u.%u",
+			 req->major, req->minor, CG_PROTO_MAJOR, CG_PROTO_MINOR);
+		reply_status(c, req, -EPROTONOSUPPORT);
+		goto drop;
+	}
+	if (fd >= 0 && req->op != CG_OP_HELLO) {
+		conn_log(4, c, "dropped: unexpected fd with %s", cg__op_name(req->op));
+		goto drop;
+	}
+	if (!allowed(c, req->op)) {
+		conn_log(4, c, "dropped: %s not allowed here", cg__op_name(req->op));
+		reply_status(c, req, -EPERM);
+		goto drop;
+	}
+	switch (req->op) {
+	case CG_OP_HELLO:
+		return do_hello(c, req, fd) ? -1 : 0;
+	case CG_OP_CHILD_HELLO:
+		return do_child_hello(c, req);
+	case CG_OP_CTL_HELLO:
+		c->kind = CONN_CTL;
+		return reply_status(c, req, 0);
+	case CG_OP_STATUS:
+		return do_status(c, req);
+	case CG_OP_AUDIT_PID:
+		return do_audit_pid(c, req);
+	default:
+		return do_range(c, req);
+	}
+drop:
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}

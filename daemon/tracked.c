@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Tracked address spaces: the uffds cowguardd services.  A client's own
+ * lives as long as its connection.  A child's arrives in a fork event with
+ * no pid; it is served at once (its faults must not wait) and named when the
+ * child connects and says hello, or dropped with its parent's connection.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+static void on_uffd(uv_poll_t *h, int status, int events)
+{
+	struct tracked *t = h->data;
+	int ret;
+
+	(void)events;
+	if (status < 0) {
+		log_warn("uffd poll of pid %d: %s", (int)t->mm.pid,
+			 uv_strerror(status));
+		return;
+	}
+	ret = cg__mm_service(&t->mm);
+	if (ret < 0)
+		log_warn("pid %d: servicing its uffd: %s", (int)t->mm.pid,
+			 cg_strerror(ret));
+}
+
+static void count_children(struct server *srv, pid_t parent, unsigned *n)
+{
+	*n = 0;
+	for (struct tracked *t = srv->tracked; t; t = t->next)
+		if (!t->conn && t->parent_pid == parent && !t->closing)
+			(*n)++;
+}
+
+/* A fork event: serve the child's uffd until the child names itself. */
+static void adopt(struct cg__mm *parent, struct cg__mm *child, void *arg)
+{
+	struct tracked *pt = arg, *t;
+	unsigned n;
+
+	count_children(pt->srv, parent->pid, &n);
+	if (n >= pt->srv->opt.max_children) {
+		log_warn("pid %d: more than %u unnamed children, not tracking "
+			 "the new one", (int)parent->pid, pt->srv->opt.max_children);
+		cg__mm_destroy(child);	/* closing its uffd unregisters it */
+		free(child);
+		return;
+	}
+	t = tracked_new(pt->srv, -1, 0, 0, pt->uid);
+	if (!t) {
+		cg__mm_destroy(child);
+		free(child);
+		return;
+	}
+	/* tracked_new made an empty mm: take over the child's instead. */
+	cg__mm_destroy(&t->mm);
+	t->mm = *child;
+	free(child);
+	t->mm.adopt = adopt;
+	t->mm.adopt_arg = t;
+	t->parent_pid = parent->pid;
+	if (uv_poll_init(pt->srv->loop, &t->poll, t->mm.uffd) ||
+	    uv_poll_start(&t->poll, UV_READABLE, on_uffd)) {
+		log_err("pid %d: cannot poll its child's uffd", (int)parent->pid);
+		tracked_close(t);
+		return;
+	}
+	log_debug("pid %d forked: adopted its child's uffd", (int)parent->pid);
+}
+
+struct tracked *tracked_new(struct server *srv, int uffd, uint64_t features,
+			    pid_t pid, uid_t uid)
+{
+	struct tracked *t = calloc(1, sizeof(*t));
+	int pagemap = -1;
+
+	if (!t)
+		return NULL;
+	if (pid) {
+		pagemap = open_pagemap_privileged(pid);
+		if (pagemap < 0) {
+			log_warn("pid %d: cannot open its pagemap: %s", (int)pid,
+				 cg_strerror(pagemap));
+			free(t);
+			return NULL;
+		}
+	}
+	cg__mm_init(&t->mm, uffd, features, pid, pagemap, srv->kpageflags_fd);
+	t->mm.pfn_visible = srv->kpageflags_fd >= 0;
+	t->mm.limits = srv->opt.limits;
+	t->mm.adopt = adopt;
+	t->mm.adopt_arg = t;
+	t->uid = uid;
+	t->srv = srv;
+	t->poll.data = t;
+	t->next = srv->tracked;
+	srv->tracked = t;
+	if (uffd >= 0 && (uv_poll_init(srv->loop, &t->poll, uffd) ||
+			  uv_poll_start(&t->poll, UV_READABLE, on_uffd))) {
+		srv->tracked = t->next;
+		cg__mm_destroy(&t->mm);
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	struct tracked *t = h->data;
+
+	cg__mm_destroy(&t->mm);
+	free(t);
+}
+
+void tracked_close(struct tracked *t)
+{
+	struct server *srv = t->srv;
+
+	if (t->closing)
+		return;
+	t->closing = true;
+	for (struct tracked **p = &srv->tracked; *p; p = &(*p)->next)
+		if (*p == t) {
+			*p = t->next;
+			break;
+		}
+	/* Its unnamed children go with it: nobody can claim them any more. */
+	for (struct tracked *c = srv->tracked, *next; c; c = next) {
+		next = c->next;
+		if (!c->conn && t->mm.pid && c->parent_pid == t->mm.pid)
+			tracked_close(c);
+	}
+	if (t->conn)
+		t->conn->tracked = NULL;
+	t->poll.data = t;
+	/* A handle that was never initialised has no loop to close it. */
+	if (uv_handle_get_type((uv_handle_t *)&t->poll) == UV_POLL)
+		uv_close((uv_handle_t *)&t->poll, on_closed);
+	else
+		on_closed((uv_handle_t *)&t->poll);
+}
+
+struct tracked *tracked_find_pid(struct server *srv, pid_t pid)
+{
+	for (struct tracked *t = srv->tracked; t; t = t->next)
+		if (t->mm.pid == pid && !t->closing)
+			return t;
+	return NULL;
+}
+
+/* The oldest unnamed child of parent: fork events arrive in order. */
+struct tracked *tracked_claim_child(struct server *srv, pid_t parent,
+				    uid_t uid)
+{
+	struct tracked *found = NULL;
+
+	for (struct tracked *t = srv->tracked; t; t = t->next)
+		if (!t->conn && !t->mm.pid && t->parent_pid == parent &&
+		    t->uid == uid && !t->closing)
+			found = t;	/* the list is newest first */
+	return found;
+}

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cowguard: user-space page-state tracking for copy-on-write safety.
+ *
+ * Every function returns 0 (or a count) on success and a negative errno on
+ * failure, like liburing.  Handles are opaque.  A failed call changes nothing.
+ */
+#ifndef COWGUARD_H
+#define COWGUARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define CG_EXPORT __attribute__((visibility("default")))
+#else
+#define CG_EXPORT
+#endif
+
+#define CG_VERSION_MAJOR 0
+#define CG_VERSION_MINOR 1
+
+struct cg;
+
+enum cg_mode {
+	CG_MODE_AUTO = 0,	/* daemon if its socket answers, else embedded */
+	CG_MODE_DAEMON,		/* cowguardd only; fail if it does not answer */
+	CG_MODE_EMBEDDED,	/* the engine on a handler thread in this process */
+};
+
+struct cg_options {
+	enum cg_mode mode;
+	/* NULL: $COWGUARD_SOCKET, else CG_DEFAULT_SOCKET. */
+	const char *socket_path;
+};
+
+#define CG_DEFAULT_SOCKET "/run/cowguard/cowguardd.sock"
+
+/*
+ * cg_open - start tracking this process's memory.
+ * @opts may be NULL (CG_MODE_AUTO, default socket).  On success *out is a
+ * handle for cg_close().  Returns 0, -ECONNREFUSED/-ENOENT when
+ * CG_MODE_DAEMON finds no daemon, -EPERM when no full userfaultfd can be had,
+ * -ENOSYS when the kernel lacks userfaultfd write-protect.  Since 0.1.
+ */
+CG_EXPORT int cg_open(const struct cg_options *opts, struct cg **out);
+
+/*
+ * cg_close - stop tracking: unregisters every region (write protection is
+ * removed) and frees the handle.  NULL is ignored.  Since 0.1.
+ */
+CG_EXPORT void cg_close(struct cg *cg);
+
+/* cg_mode - the mode the handle runs in: CG_MODE_DAEMON or CG_MODE_EMBEDDED. */
+CG_EXPORT enum cg_mode cg_mode(const struct cg *cg);
+
+/*
+ * cg_register - track a range of private anonymous memory.
+ * @addr and @len must be page aligned and cover mapped private anonymous
+ * memory of one page kind (4 KiB, THP-enabled, or hugetlb); for hugetlb,
+ * aligned to its huge page size.  The kind is detected, not declared.
+ * Populated pages are write-protected so that writes are seen.
+ * @flags must be 0.  Returns 0, -EINVAL (bad alignment, zero length, flags,
+ * not anonymous private, mixed kinds), -EOVERFLOW (range wraps), -ENOMEM
+ * (range not mapped), -EEXIST (overlaps a registered region), -EDQUOT
+ * (per-client quota).  Since 0.1.
+ */
+CG_EXPORT int cg_register(struct cg *cg, void *addr, size_t len, unsigned flags);
+
+/*
+ * cg_unregister - stop tracking exactly a range given to cg_register().
+ * Returns 0 or -ENOENT when no region starts at @addr with @len.  Since 0.1.
+ */
+CG_EXPORT int cg_unregister(struct cg *cg, void *addr, size_t len);
+
+enum cg_page_kind {
+	CG_PAGE_NONE = 0,	/* not in a registered region */
+	CG_PAGE_4K,		/* small page */
+	CG_PAGE_THP,		/* PMD-mapped transparent huge page */
+	CG_PAGE_THP_PTE,	/* 4 KiB part of a THP mapped by PTEs (split) */
+	CG_PAGE_HUGETLB_2M,
+	CG_PAGE_HUGETLB_1G,
+};
+
+struct cg_page_info {
+	uint64_t addr;		/* start of the tracked unit containing the address */
+	uint64_t size;		/* its size: 4 KiB, 2 MiB or 1 GiB */
+	enum cg_page_kind kind;
+	unsigned present:1;	/* populated, as far as cowguard has seen */
+	unsigned exclusive:1;	/* our PageAnonExclusive: 0 means maybe shared */
+	unsigned dirty:1;	/* written since registration or the last epoch */
+	unsigned wp:1;		/* write-protected: the next write is seen */
+	uint32_t pins;		/* read-only or read-write pins covering it */
+};
+
+/*
+ * cg_query - the emulated state of the page containing @addr.
+ * Returns 0 or -ENOENT when @addr is not in a registered region.  Since 0.1.
+ */
+CG_EXPORT int cg_query(struct cg *cg, const void *addr, struct cg_page_info *out);
+
+enum cg_truth {
+	CG_TRUTH_KPAGEFLAGS = 1,	/* PageAnonExclusive (root) */
+	CG_TRUTH_MAPCOUNT = 2,		/* pagemap bit 56 only: detects unsafe only */
+};
+
+struct cg_audit_report {
+	enum cg_truth truth;	/* what the kernel's state was read from */
+	uint64_t pages;		/* 4 KiB pages checked */
+	uint64_t present;	/* present according to the kernel */
+	uint64_t exact;		/* present pages whose exclusivity could be read */
+	/* engine says exclusive, kernel says shared: must never happen */
+	uint64_t unsafe;
+	/* engine says maybe-shared, kernel says exclusive */
+	uint64_t conservative;
+	/* kernel's exclusivity unknowable (PTE-mapped THP subpage, or no root) */
+	uint64_t unknowable;
+	/* engine says present but kernel says not, or present only by a read */
+	uint64_t presence;
+};
+
+/*
+ * cg_audit - compare the engine's state of [@addr, @addr+@len) with the
+ * kernel's.  The range must lie within registered regions.  "Zero mismatches"
+ * means unsafe == 0 and conservative == 0.  Returns 0, -EINVAL, -ENOENT.
+ * Since 0.1.
+ */
+CG_EXPORT int cg_audit(struct cg *cg, void *addr, size_t len, struct cg_audit_report *out);
+
+struct cg_stats {
+	uint64_t wp_faults;		/* write-protect faults resolved */
+	uint64_t fork_events;		/* forks followed */
+	uint64_t pages_shared_by_fork;	/* 4 KiB pages turned maybe-shared */
+	uint64_t pages_made_exclusive;	/* maybe-shared pages made exclusive */
+	uint64_t remaps;		/* mremap events */
+	uint64_t removals;		/* MADV_DONTNEED/REMOVE events */
+	uint64_t unmaps;		/* munmap events */
+	uint64_t thp_splits;		/* huge units followed down to 4 KiB */
+	uint64_t audits;
+	uint64_t mismatches;		/* unsafe + conservative, over all audits */
+	uint64_t regions;		/* currently registered */
+	uint64_t registered_bytes;
+};
+
+/* cg_stats - this client's counters.  Returns 0 or -errno.  Since 0.1. */
+CG_EXPORT int cg_stats(struct cg *cg, struct cg_stats *out);
+
+/* cg_features - the userfaultfd features negotiated (UFFD_FEATURE_* bits). */
+CG_EXPORT uint64_t cg_features(const struct cg *cg);
+
+/*
+ * cg_strerror - text for a negative errno returned by cowguard, including
+ * the cowguard-specific meaning where one exists.  Never NULL.  Since 0.1.
+ */
+CG_EXPORT const char *cg_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: MIT
+/* Talking to cowguardd: connect, hand over the uffd, request and reply. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "uffd.h"
+
+/* An audit of a large region takes a while; a stopped daemon takes forever. */
+#define CALL_TIMEOUT_MS 30000
+
+static int dial(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int sock, ret;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (sock < 0)
+		return -errno;
+	do
+		ret = connect(sock, (struct sockaddr *)&sa, sizeof(sa));
+	while (ret < 0 && errno == EINTR);
+	if (ret < 0) {
+		ret = -errno;
+		close(sock);
+		return ret;
+	}
+	return sock;
+}
+
+/* Hand our memory only to root or to ourselves. */
+static int check_server(int sock)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len))
+		return -errno;
+	if (cred.uid != 0 && cred.uid != geteuid())
+		return -EACCES;
+	return 0;
+}
+
+static int wait_readable(int sock)
+{
+	struct pollfd p = { .fd = sock, .events = POLLIN };
+	int ret;
+
+	do
+		ret = poll(&p, 1, CALL_TIMEOUT_MS);
+	while (ret < 0 && errno == EINTR);
+	if (ret < 0)
+		return -errno;
+	return ret ? 0 : -ETIMEDOUT;
+}
+
+static int reply(struct cg__client *c, const struct cg__req *req,
+		 struct cg__rep *rep)
+{
+	int ret = wait_readable(c->sock);
+
+	if (!ret)
+		ret = cg__recv(c->sock, rep, sizeof(*rep), NULL);
+	if (ret == -ECONNRESET)
+		return -ENOTCONN;
+	if (ret)
+		return ret;
+	if (rep->magic != CG_PROTO_MAGIC || rep->op != req->op)
+		return -EPROTO;
+	if (rep->major != CG_PROTO_MAJOR)
+		return -EPROTONOSUPPORT;
+	return 0;
+}
+
+static int connect_checked(struct cg__client *c, const char *path)
+{
+	int ret;
+
+	if (strlen(path) >= sizeof(c->path))
+		return -ENAMETOOLONG;
+	memcpy(c->path, path, strlen(path) + 1);
+	c->sock = dial(path);
+	if (c->sock < 0)
+		return c->sock;
+	ret = check_server(c->sock);
+	if (ret) {
+		close(c->sock);
+		c->sock = -1;
+	}
+	return ret;
+}
+
+int cg__client_open(struct cg__client *c, const char *path)
+{
+	struct cg__req req;
+	struct cg__rep rep;
+	int uffd, ret;
+
+	ret = connect_checked(c, path);
+	if (ret)
+		return ret;
+	uffd = cg__uffd_create();
+	if (uffd < 0) {
+		ret = uffd;
+		goto err;
+	}
+	cg__req_init(&req, CG_OP_HELLO);
+	ret = cg__send(c->sock, &req, sizeof(req), uffd);
+	/* In flight or refused, our copy must go: the daemon holds the only one. */
+	close(uffd);
+	if (!ret)
+		ret = reply(c, &req, &rep);
+	if (!ret)
+		ret = rep.status;
+	if (ret)
+		goto err;
+	c->features = rep.u.features;
+	return 0;
+err:
+	close(c->sock);
+	c->sock = -1;
+	return ret;
+}
+
+int cg__client_open_ctl(struct cg__client *c, const char *path)
+{
+	struct cg__req req;
+	struct cg__rep rep;
+	int ret = connect_checked(c, path);
+
+	if (ret)
+		return ret;
+	cg__req_init(&req, CG_OP_CTL_HELLO);
+	ret = cg__client_call(c, &req, &rep);
+	if (!ret)
+		ret = rep.status;
+	if (ret) {
+		close(c->sock);
+		c->sock = -1;
+	}
+	return ret;
+}
+
+void cg__client_close(struct cg__client *c)
+{
+	if (c->sock >= 0)
+		close(c->sock);
+	c->sock = -1;
+}
+
+int cg__client_call(struct cg__client *c, const struct cg__req *req,
+		    struct cg__rep *rep)
+{
+	int ret;
+
+	if (c->sock < 0)
+		return -ENOTCONN;
+	ret = cg__send(c->sock, req, sizeof(*req), -1);
+	if (ret == -EPIPE || ret == -ECONNRESET)
+		return -ENOTCONN;
+	return ret ? ret : reply(c, req, rep);
+}
+
+int cg__client_next(struct cg__client *c, struct cg__rep *rep)
+{
+	int ret = wait_readable(c->sock);
+
+	if (!ret)
+		ret = cg__recv(c->sock, rep, sizeof(*rep), NULL);
+	return ret == -ECONNRESET ? -ENOTCONN : ret;
+}
+
+int cg__client_child(struct cg__client *c, pid_t parent)
+{
+	struct cg__req req;
+	struct cg__rep rep;
+	int sock, ret;
+
+	sock = dial(c->path);
+	if (sock < 0) {
+		cg__client_close(c);
+		return sock;
+	}
+	/* dup3 drops our share of the parent's connection in one step. */
+	ret = check_server(sock);
+	if (!ret && dup3(sock, c->sock, O_CLOEXEC) < 0)
+		ret = -errno;
+	if (ret) {
+		close(sock);
+		cg__client_close(c);
+		return ret;
+	}
+	close(sock);
+	cg__req_init(&req, CG_OP_CHILD_HELLO);
+	req.pid = parent;
+	ret = cg__client_call(c, &req, &rep);
+	if (!ret)
+		ret = rep.status;
+	if (ret)
+		cg__client_close(c);
+	return ret;
+}

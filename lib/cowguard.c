@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: MIT
+/* The public API: one handle, two modes, the same engine behind both. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handle.h"
+
+static const char *socket_path(const struct cg_options *opts)
+{
+	const char *env = getenv("COWGUARD_SOCKET");
+
+	if (opts && opts->socket_path)
+		return opts->socket_path;
+	return env && *env ? env : CG_DEFAULT_SOCKET;
+}
+
+static int open_mode(struct cg *cg, const struct cg_options *opts)
+{
+	enum cg_mode want = opts ? opts->mode : CG_MODE_AUTO;
+	int ret = -ECONNREFUSED;
+
+	if (want == CG_MODE_DAEMON || want == CG_MODE_AUTO) {
+		ret = cg__client_open(&cg->cli, socket_path(opts));
+		if (!ret) {
+			cg->mode = CG_MODE_DAEMON;
+			return 0;
+		}
+		if (want == CG_MODE_DAEMON)
+			return ret;
+	}
+	if (want != CG_MODE_EMBEDDED && want != CG_MODE_AUTO)
+		return -EINVAL;
+	cg->mode = CG_MODE_EMBEDDED;
+	return cg__embedded_open(&cg->emb);
+}
+
+int cg_open(const struct cg_options *opts, struct cg **out)
+{
+	struct cg *cg;
+	int ret;
+
+	if (!out)
+		return -EINVAL;
+	if (opts && (unsigned)opts->mode > CG_MODE_EMBEDDED)
+		return -EINVAL;
+	cg = calloc(1, sizeof(*cg));
+	if (!cg)
+		return -ENOMEM;
+	cg->cli.sock = -1;
+	pthread_mutex_init(&cg->lock, NULL);
+	ret = open_mode(cg, opts);
+	if (ret) {
+		pthread_mutex_destroy(&cg->lock);
+		free(cg);
+		return ret;
+	}
+	cg__handles_add(cg);
+	*out = cg;
+	return 0;
+}
+
+void cg_close(struct cg *cg)
+{
+	if (!cg)
+		return;
+	cg__handles_del(cg);
+	/* The daemon unregisters everything when the connection closes. */
+	cg__client_close(&cg->cli);
+	cg__embedded_close(cg->emb);
+	pthread_mutex_destroy(&cg->lock);
+	free(cg);
+}
+
+enum cg_mode cg_mode(const struct cg *cg)
+{
+	return cg ? cg->mode : CG_MODE_AUTO;
+}
+
+uint64_t cg_features(const struct cg *cg)
+{
+	if (!cg)
+		return 0;
+	return cg->mode == CG_MODE_DAEMON ? cg->cli.features : cg->emb->mm.features;
+}
+
+/* One daemon round trip; fills rep on success. */
+static int call(struct cg *cg, struct cg__req *req, struct cg__rep *rep)
+{
+	int ret;
+
+	pthread_mutex_lock(&cg->lock);
+	ret = cg->broken ? cg->broken : cg__client_call(&cg->cli, req, rep);
+	if (ret == -ENOTCONN)
+		cg->broken = ret;
+	pthread_mutex_unlock(&cg->lock);
+	return ret ? ret : rep->status;
+}
+
+static int daemon_range_op(struct cg *cg, enum cg__op op, const void *addr,
+			   uint64_t len, unsigned flags, struct cg__rep *rep)
+{
+	struct cg__req req;
+
+	cg__req_init(&req, op);
+	req.addr = (uint64_t)(uintptr_t)addr;
+	req.len = len;
+	req.flags = flags;
+	return call(cg, &req, rep);
+}
+
+int cg_register(struct cg *cg, void *addr, size_t len, unsigned flags)
+{
+	struct cg__rep rep;
+
+	if (!cg)
+		return -EINVAL;
+	if (cg->mode == CG_MODE_EMBEDDED)
+		return CG__EMBEDDED_CALL(cg->emb,
+			cg__mm_register(&cg->emb->mm, (uintptr_t)addr, len, flags));
+	return daemon_range_op(cg, CG_OP_REGISTER, addr, len, flags, &rep);
+}
+
+int cg_unregister(struct cg *cg, void *addr, size_t len)
+{
+	struct cg__rep rep;
+
+	if (!cg)
+		return -EINVAL;
+	if (cg->mode == CG_MODE_EMBEDDED)
+		return CG__EMBEDDED_CALL(cg->emb,
+			cg__mm_unregister(&cg->emb->mm, (uintptr_t)addr, len));
+	return daemon_range_op(cg, CG_OP_UNREGISTER, addr, len, 0, &rep);
+}
+
+int cg_query(struct cg *cg, const void *addr, struct cg_page_info *out)
+{
+	struct cg__rep rep;
+	int ret;
+
+	if (!cg || !out)
+		return -EINVAL;
+	if (cg->mode == CG_MODE_EMBEDDED)
+		return CG__EMBEDDED_CALL(cg->emb,
+			cg__mm_query(&cg->emb->mm, (uintptr_t)addr, out));
+	ret = daemon_range_op(cg, CG_OP_QUERY, addr, 0, 0, &rep);
+	if (!ret)
+		*out = rep.u.page;
+	return ret;
+}
+
+int cg_audit(struct cg *cg, void *addr, size_t len, struct cg_audit_report *out)
+{
+	struct cg__rep rep;
+	int ret;
+
+	if (!cg || !out)
+		return -EINVAL;
+	if (cg->mode == CG_MODE_EMBEDDED)
+		return CG__EMBEDDED_CALL(cg->emb,
+			cg__mm_audit(&cg->emb->mm, (uintptr_t)addr, len, out));
+	ret = daemon_range_op(cg, CG_OP_AUDIT, addr, len, 0, &rep);
+	if (!ret)
+		*out = rep.u.audit;
+	return ret;
+}
+
+int cg_stats(struct cg *cg, struct cg_stats *out)
+{
+	struct cg__rep rep;
+	int ret;
+
+	if (!cg || !out)
+		return -EINVAL;
+	if (cg->mode == CG_MODE_EMBEDDED)
+		return CG__EMBEDDED_CALL(cg->emb,
+			(cg__mm_stats(&cg->emb->mm, out), 0));
+	ret = daemon_range_op(cg, CG_OP_STATS, NULL, 0, 0, &rep);
+	if (!ret)
+		*out = rep.u.stats;
+	return ret;
+}

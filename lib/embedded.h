@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/* The engine run in-process, on a handler thread of its own. */
+#ifndef CG_EMBEDDED_H
+#define CG_EMBEDDED_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "mm.h"
+
+struct cg__embedded {
+	struct cg__mm mm;
+	pthread_mutex_t lock;	/* the handler thread and API calls share mm */
+	pthread_t thread;
+	int wake_fd;		/* eventfd: tells the thread to stop */
+	int kpageflags_fd;
+	int error;		/* the thread's fatal error, if any */
+};
+
+/* Returns 0 or -errno (-EPERM: no full uffd; -ENOSYS: no uffd-wp). */
+int cg__embedded_open(struct cg__embedded **out);
+void cg__embedded_close(struct cg__embedded *e);
+
+/* Run fn on the mm with the lock held; returns fn's result. */
+#define CG__EMBEDDED_CALL(e, call)                                            \
+	({                                                                    \
+		int __ret;                                                    \
+		pthread_mutex_lock(&(e)->lock);                               \
+		__ret = (e)->error ? (e)->error : (call);                     \
+		pthread_mutex_unlock(&(e)->lock);                             \
+		__ret;                                                        \
+	})
+
+/* fork() support: see lib/fork.c. */
+int cg__embedded_fork_prepare(struct cg__embedded *e);
+int cg__embedded_fork_parent(struct cg__embedded *e);
+/* In the child: a fresh engine tracking the same regions (all maybe-shared). */
+int cg__embedded_fork_child(struct cg__embedded **e);
+
+#endif

@@ -1,0 +1,381 @@
+// SPDX-License-Identifier: MIT
+/* The page-state engine: chunks of uniform state that diverge into nibbles. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+#define ALIGN_DOWN(x, a) ((x) & ~((a) - 1))
+#define ALIGN_UP(x, a) ALIGN_DOWN((x) + (a) - 1, (a))
+
+static uint64_t chunk_size(const struct cg__region *r)
+{
+	return 1ULL << r->chunk_shift;
+}
+
+static size_t pages_per_chunk(const struct cg__region *r)
+{
+	return (size_t)1 << (r->chunk_shift - CG_PAGE_SHIFT);
+}
+
+static size_t nibble_bytes(const struct cg__region *r)
+{
+	return pages_per_chunk(r) / 2;
+}
+
+static uint64_t chunk_start(const struct cg__region *r, size_t idx)
+{
+	return r->base + ((uint64_t)idx << r->chunk_shift);
+}
+
+static size_t chunk_index(const struct cg__region *r, uint64_t addr)
+{
+	return (addr - r->base) >> r->chunk_shift;
+}
+
+static unsigned nibble_get(const uint8_t *p, size_t i)
+{
+	return (p[i / 2] >> ((i & 1) * 4)) & 0xf;
+}
+
+static void nibble_put(uint8_t *p, size_t i, unsigned v)
+{
+	unsigned shift = (i & 1) * 4;
+
+	p[i / 2] = (uint8_t)((p[i / 2] & ~(0xf << shift)) | (v << shift));
+}
+
+struct cg__region *cg__region_new(uint64_t start, uint64_t len,
+				  enum cg__rkind kind, unsigned unit_shift)
+{
+	struct cg__region *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->start = start;
+	r->len = len;
+	r->kind = kind;
+	r->unit_shift = unit_shift;
+	r->chunk_shift = unit_shift > CG_PMD_SHIFT ? unit_shift : CG_PMD_SHIFT;
+	r->base = ALIGN_DOWN(start, chunk_size(r));
+	r->nchunks = (ALIGN_UP(start + len, chunk_size(r)) - r->base) >>
+		     r->chunk_shift;
+	r->chunks = calloc(r->nchunks, sizeof(*r->chunks));
+	if (!r->chunks) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void cg__region_free(struct cg__region *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->nchunks; i++)
+		free(r->chunks[i].pages);
+	free(r->chunks);
+	free(r);
+}
+
+bool cg__region_contains(const struct cg__region *r, uint64_t addr,
+			 uint64_t len)
+{
+	return addr >= r->start && len <= r->len &&
+	       addr - r->start <= r->len - len;
+}
+
+unsigned cg__region_get(const struct cg__region *r, uint64_t addr)
+{
+	const struct cg__chunk *c = &r->chunks[chunk_index(r, addr)];
+	size_t page = ((addr - r->base) >> CG_PAGE_SHIFT) &
+		      (pages_per_chunk(r) - 1);
+
+	return c->pages ? nibble_get(c->pages, page) : c->state;
+}
+
+/* Give a uniform chunk a nibble array so its pages can differ. */
+static int chunk_diverge(struct cg__region *r, struct cg__chunk *c)
+{
+	if (c->pages)
+		return 0;
+	c->pages = malloc(nibble_bytes(r));
+	if (!c->pages)
+		return -ENOMEM;
+	memset(c->pages, c->state | (c->state << 4), nibble_bytes(r));
+	return 0;
+}
+
+/* Drop the nibble array again once every page agrees. */
+static void chunk_try_collapse(struct cg__region *r, struct cg__chunk *c)
+{
+	uint8_t first = c->pages[0];
+
+	if ((first & 0xf) != (first >> 4))
+		return;
+	for (size_t i = 1; i < nibble_bytes(r); i++)
+		if (c->pages[i] != first)
+			return;
+	c->state = first & 0xf;
+	free(c->pages);
+	c->pages = NULL;
+}
+
+static void chunk_split(struct cg__region *r, struct cg__chunk *c)
+{
+	if (c->huge) {
+		c->huge = false;
+		r->splits++;
+	}
+}
+
+int cg__region_update(struct cg__region *r, uint64_t start, uint64_t len,
+		      unsigned clear, unsigned set)
+{
+	uint64_t end = start + len;
+
+	if (start < r->start)
+		start = r->start;
+	if (end > r->start + r->len)
+		end = r->start + r->len;
+	if (r->kind == CG_RK_HUGETLB) {
+		start = ALIGN_DOWN(start, 1ULL << r->unit_shift);
+		end = ALIGN_UP(end, 1ULL << r->unit_shift);
+	}
+	while (start < end) {
+		size_t idx = chunk_index(r, start);
+		struct cg__chunk *c = &r->chunks[idx];
+		uint64_t cs = chunk_start(r, idx), ce = cs + chunk_size(r);
+		uint64_t lo = cs > r->start ? cs : r->start;
+		uint64_t hi = ce < r->start + r->len ? ce : r->start + r->len;
+		uint64_t stop = end < ce ? end : ce;
+
+		if (start <= lo && stop >= hi && !c->pages) {
+			c->state = (uint8_t)((c->state & ~clear) | set);
+			/* An emptied chunk is mapped by nothing, PMD or PTE. */
+			if (!(c->state & CG_ST_PRESENT))
+				c->huge = false;
+		} else if (start <= lo && stop >= hi && (clear | set) == CG_ST_ALL) {
+			free(c->pages);
+			c->pages = NULL;
+			c->state = (uint8_t)set;
+		} else {
+			uint8_t next = (uint8_t)((c->state & ~clear) | set);
+
+			if (!c->pages && next == c->state && !c->huge) {
+				start = stop;
+				continue;
+			}
+			chunk_split(r, c);
+			if (chunk_diverge(r, c))
+				return -ENOMEM;
+			for (uint64_t a = start; a < stop; a += CG_PAGE_SIZE) {
+				size_t i = (a - cs) >> CG_PAGE_SHIFT;
+
+				nibble_put(c->pages, i,
+					   (nibble_get(c->pages, i) & ~clear) | set);
+			}
+			chunk_try_collapse(r, c);
+		}
+		start = stop;
+	}
+	return 0;
+}
+
+int cg__region_set_huge(struct cg__region *r, uint64_t addr, bool huge,
+			unsigned state)
+{
+	struct cg__chunk *c = &r->chunks[chunk_index(r, addr)];
+
+	if (r->kind != CG_RK_THP)
+		return -EINVAL;
+	if (!huge) {
+		chunk_split(r, c);
+		return 0;
+	}
+	free(c->pages);
+	c->pages = NULL;
+	c->state = (uint8_t)state;
+	c->huge = true;
+	return 0;
+}
+
+bool cg__region_is_huge(const struct cg__region *r, uint64_t addr)
+{
+	return r->kind == CG_RK_HUGETLB ||
+	       r->chunks[chunk_index(r, addr)].huge;
+}
+
+void cg__region_unit(const struct cg__region *r, uint64_t addr,
+		     uint64_t *ustart, uint64_t *ulen)
+{
+	uint64_t size = CG_PAGE_SIZE;
+
+	if (r->kind == CG_RK_HUGETLB)
+		size = 1ULL << r->unit_shift;
+	else if (cg__region_is_huge(r, addr))
+		size = CG_PMD_SIZE;
+	*ustart = ALIGN_DOWN(addr, size);
+	*ulen = size;
+}
+
+/* Accumulates runs and hands each maximal one to the caller. */
+struct walker {
+	struct cg__run cur;
+	cg__run_fn fn;
+	void *arg;
+};
+
+static int walker_add(struct walker *w, uint64_t start, uint64_t len,
+		      unsigned state, bool huge)
+{
+	int ret;
+
+	if (w->cur.len && w->cur.start + w->cur.len == start &&
+	    w->cur.state == state && w->cur.huge == huge) {
+		w->cur.len += len;
+		return 0;
+	}
+	if (w->cur.len) {
+		ret = w->fn(&w->cur, w->arg);
+		if (ret)
+			return ret;
+	}
+	w->cur = (struct cg__run){ start, len, state, huge };
+	return 0;
+}
+
+int cg__region_walk(const struct cg__region *r, uint64_t start, uint64_t len,
+		    cg__run_fn fn, void *arg)
+{
+	struct walker w = { .fn = fn, .arg = arg };
+	uint64_t end = start + len;
+	int ret = 0;
+
+	if (start < r->start)
+		start = r->start;
+	if (end > r->start + r->len)
+		end = r->start + r->len;
+	while (start < end && !ret) {
+		size_t idx = chunk_index(r, start);
+		const struct cg__chunk *c = &r->chunks[idx];
+		uint64_t cs = chunk_start(r, idx);
+		uint64_t stop = cs + chunk_size(r) < end ? cs + chunk_size(r) : end;
+		bool huge = c->huge || r->kind == CG_RK_HUGETLB;
+
+		if (!c->pages) {
+			ret = walker_add(&w, start, stop - start, c->state, huge);
+		} else {
+			for (uint64_t a = start; a < stop && !ret; a += CG_PAGE_SIZE)
+				ret = walker_add(&w, a, CG_PAGE_SIZE,
+						 nibble_get(c->pages,
+							    (a - cs) >> CG_PAGE_SHIFT),
+						 false);
+		}
+		start = stop;
+	}
+	if (!ret && w.cur.len)
+		ret = fn(&w.cur, arg);
+	return ret;
+}
+
+size_t cg__region_footprint(const struct cg__region *r)
+{
+	size_t bytes = sizeof(*r) + r->nchunks * sizeof(*r->chunks);
+
+	for (size_t i = 0; i < r->nchunks; i++)
+		if (r->chunks[i].pages)
+			bytes += nibble_bytes(r);
+	return bytes;
+}
+
+struct copy_ctx {
+	struct cg__region *dst;
+	int64_t delta;
+};
+
+static int copy_run(const struct cg__run *run, void *arg)
+{
+	struct copy_ctx *cc = arg;
+	uint64_t to = run->start + cc->delta;
+
+	if (run->huge && cc->dst->kind == CG_RK_THP &&
+	    !(to & (CG_PMD_SIZE - 1)) && run->len >= CG_PMD_SIZE) {
+		for (uint64_t off = 0; off + CG_PMD_SIZE <= run->len;
+		     off += CG_PMD_SIZE)
+			cg__region_set_huge(cc->dst, to + off, true, run->state);
+		return 0;
+	}
+	return cg__region_update(cc->dst, to, run->len, CG_ST_ALL, run->state);
+}
+
+struct cg__region *cg__region_extract(const struct cg__region *r, uint64_t src,
+				      uint64_t len, uint64_t dst)
+{
+	struct cg__region *n = cg__region_new(dst, len, r->kind, r->unit_shift);
+	struct copy_ctx cc = { n, (int64_t)(dst - src) };
+
+	if (!n)
+		return NULL;
+	if (cg__region_walk(r, src, len, copy_run, &cc)) {
+		cg__region_free(n);
+		return NULL;
+	}
+	return n;
+}
+
+struct cg__region *cg__region_clone(const struct cg__region *r)
+{
+	struct cg__region *n = cg__region_extract(r, r->start, r->len, r->start);
+
+	if (n)
+		n->splits = r->splits;
+	return n;
+}
+
+struct collect_ctx {
+	unsigned mask, value;
+	struct cg__runs *out;
+};
+
+static int collect_run(const struct cg__run *run, void *arg)
+{
+	struct collect_ctx *cc = arg;
+	struct cg__runs *o = cc->out;
+
+	if ((run->state & cc->mask) != cc->value)
+		return 0;
+	if (o->n && o->v[o->n - 1].start + o->v[o->n - 1].len == run->start &&
+	    o->v[o->n - 1].huge == run->huge) {
+		o->v[o->n - 1].len += run->len;	/* merge across states */
+		return 0;
+	}
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 16;
+		struct cg__run *v = realloc(o->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		o->v = v;
+		o->cap = cap;
+	}
+	o->v[o->n++] = *run;
+	return 0;
+}
+
+int cg__region_collect(const struct cg__region *r, uint64_t start,
+		       uint64_t len, unsigned mask, unsigned value,
+		       struct cg__runs *out)
+{
+	struct collect_ctx cc = { mask, value, out };
+
+	memset(out, 0, sizeof(*out));
+	return cg__region_walk(r, start, len, collect_run, &cc);
+}
+
+void cg__runs_free(struct cg__runs *runs)
+{
+	free(runs->v);
+	memset(runs, 0, sizeof(*runs));
+}

@@ -1,0 +1,380 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Servicing a userfaultfd: one dispatch over the message types, one small
+ * function each (the shape of CRIU's handle_uffd_event()).
+ *
+ * Within a batch, events are applied before faults.  The kernel hands out
+ * pending faults before events, so a fault read together with a fork event
+ * may have hit a page the fork already shared: resolving it after the fork
+ * is applied unshares that page instead of trusting pre-fork state.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mm_internal.h"
+#include "procfs.h"
+
+#define BATCH 64
+#define BATCHES_PER_SERVICE 16	/* then yield to other clients */
+
+struct range {
+	uint64_t start, len;
+};
+
+/* Ranges to unprotect (and so wake) once the batch is decided. */
+struct resolution {
+	struct range v[BATCH];
+	size_t n;
+};
+
+static void resolve_add(struct resolution *res, uint64_t start, uint64_t len)
+{
+	res->v[res->n++] = (struct range){ start, len };
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	const struct range *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static int resolve_flush(struct cg__mm *mm, struct resolution *res)
+{
+	size_t i = 0;
+	int ret = 0;
+
+	qsort(res->v, res->n, sizeof(*res->v), cmp_range);
+	while (i < res->n && !ret) {
+		uint64_t start = res->v[i].start, end = start + res->v[i].len;
+
+		for (i++; i < res->n && res->v[i].start <= end; i++)
+			if (res->v[i].start + res->v[i].len > end)
+				end = res->v[i].start + res->v[i].len;
+		ret = cg__mm_ioctl_wp(mm, start, end - start, false);
+		/* The range may have been unmapped since the fault was raised. */
+		if (ret == -ENOENT || ret == -EFAULT)
+			ret = 0;
+	}
+	res->n = 0;
+	return ret;
+}
+
+/* Bring a THP chunk's PMD-or-PTE mapping in line with the kernel. */
+static int sync_thp(struct cg__mm *mm, struct cg__region *r, uint64_t addr)
+{
+	uint64_t cs = addr & ~(CG_PMD_SIZE - 1), mask;
+
+	if (r->kind != CG_RK_THP || !cg__region_is_huge(r, addr))
+		return 0;
+	/* Without PAGEMAP_SCAN a PMD mapping cannot be confirmed: assume split. */
+	if (mm->has_scan && !cg__pmd_mapped(mm->pagemap_fd, cs, CG_PMD_SIZE, &mask) &&
+	    (mask & 1))
+		return 0;
+	mm->stats.thp_splits++;
+	return cg__region_set_huge(r, addr, false, 0);
+}
+
+static int handle_fault(struct cg__mm *mm, const struct uffd_msg *msg,
+			struct resolution *res)
+{
+	uint64_t addr = msg->arg.pagefault.address & ~(CG_PAGE_SIZE - 1);
+	struct cg__region *r = cg__mm_find(mm, addr);
+	uint64_t ustart, ulen;
+	unsigned st;
+	int ret;
+
+	mm->stats.wp_faults++;
+	if (!r) {
+		/* Registered by the kernel but not by us: just let it go. */
+		resolve_add(res, addr, CG_PAGE_SIZE);
+		return 0;
+	}
+	ret = sync_thp(mm, r, addr);
+	if (ret)
+		return ret;
+	st = cg__region_get(r, addr);
+	if (!(st & CG_ST_EXCL)) {
+		ret = cg__unshare(mm, &addr, 1);
+		if (ret && ret != -ESRCH)
+			return ret;
+		/* Unsharing a shared PMD-mapped THP splits it: follow. */
+		ret = sync_thp(mm, r, addr);
+		if (ret)
+			return ret;
+	}
+	cg__region_unit(r, addr, &ustart, &ulen);
+	if (!(st & CG_ST_EXCL))
+		mm->stats.pages_made_exclusive += ulen >> CG_PAGE_SHIFT;
+	ret = cg__region_update(r, ustart, ulen, CG_ST_WP,
+				CG_ST_PRESENT | CG_ST_EXCL | CG_ST_DIRTY);
+	if (ret)
+		return ret;
+	resolve_add(res, ustart, ulen);
+	return 0;
+}
+
+static uint64_t count_present(const struct cg__region *r)
+{
+	struct cg__runs runs;
+	uint64_t pages = 0;
+
+	if (cg__region_collect(r, r->start, r->len, CG_ST_PRESENT,
+			       CG_ST_PRESENT, &runs))
+		return 0;
+	for (size_t i = 0; i < runs.n; i++)
+		pages += runs.v[i].len >> CG_PAGE_SHIFT;
+	cg__runs_free(&runs);
+	return pages;
+}
+
+/* After a fork every populated page may be shared, on both sides. */
+static int mark_shared(struct cg__mm *mm)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < mm->nregions && !ret; i++) {
+		struct cg__region *r = mm->regions[i];
+
+		ret = cg__mm_learn(mm, r, r->start, r->len, false);
+		if (ret)
+			break;
+		mm->stats.pages_shared_by_fork += count_present(r);
+		ret = cg__region_update(r, r->start, r->len, CG_ST_EXCL, 0);
+	}
+	return ret;
+}
+
+static int protect_all_present(struct cg__mm *mm)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < mm->nregions && !ret; i++)
+		ret = cg__mm_protect_present(mm, mm->regions[i]);
+	return ret;
+}
+
+static struct cg__mm *clone_child(struct cg__mm *parent, int ufd)
+{
+	struct cg__mm *child = calloc(1, sizeof(*child));
+
+	if (!child)
+		return NULL;
+	cg__mm_init(child, ufd, parent->features, 0, -1, parent->kpageflags_fd);
+	child->limits = parent->limits;
+	for (size_t i = 0; i < parent->nregions; i++) {
+		struct cg__region *r = cg__region_clone(parent->regions[i]);
+
+		if (!r || cg__mm_insert(child, r)) {
+			cg__region_free(r);
+			cg__mm_destroy(child);
+			free(child);
+			return NULL;
+		}
+	}
+	return child;
+}
+
+static int handle_fork(struct cg__mm *mm, const struct uffd_msg *msg)
+{
+	int ufd = (int)msg->arg.fork.ufd;
+	struct cg__mm *child;
+	int ret;
+
+	mm->stats.fork_events++;
+	ret = mark_shared(mm);
+	/* The child's page tables kept the uffd-wp bits the parent had. */
+	child = ret ? NULL : clone_child(mm, ufd);
+	if (!child) {
+		/* Closing the child's uffd unregisters it: nothing is lost. */
+		close(ufd);
+	} else {
+		protect_all_present(child);
+		child->stats.fork_events = 0;
+		child->stats.pages_shared_by_fork = mm->stats.pages_shared_by_fork;
+		if (mm->adopt) {
+			mm->adopt(mm, child, mm->adopt_arg);
+		} else {
+			cg__mm_destroy(child);
+			free(child);
+		}
+	}
+	return ret ? ret : protect_all_present(mm);
+}
+
+/*
+ * Take [start, start+len) out of every region.  With dst != start the taken
+ * state is re-inserted at dst (mremap); otherwise it is dropped (munmap).
+ */
+static int cut(struct cg__mm *mm, uint64_t start, uint64_t len, uint64_t dst,
+	       bool keep)
+{
+	struct cg__region *moved[64];
+	size_t nmoved = 0;
+	uint64_t end = start + len;
+	int ret = 0;
+
+	for (;;) {
+		struct cg__region *r = NULL, *left = NULL, *right = NULL;
+		uint64_t lo, hi;
+
+		for (size_t i = 0; i < mm->nregions; i++)
+			if (mm->regions[i]->start < end &&
+			    mm->regions[i]->start + mm->regions[i]->len > start) {
+				r = mm->regions[i];
+				break;
+			}
+		if (!r)
+			break;
+		lo = r->start > start ? r->start : start;
+		hi = r->start + r->len < end ? r->start + r->len : end;
+		if (lo > r->start)
+			left = cg__region_extract(r, r->start, lo - r->start, r->start);
+		if (hi < r->start + r->len)
+			right = cg__region_extract(r, hi, r->start + r->len - hi, hi);
+		if (keep && nmoved < 64)
+			moved[nmoved++] = cg__region_extract(r, lo, hi - lo,
+							     lo - start + dst);
+		cg__mm_remove(mm, r);
+		cg__region_free(r);
+		/* A failed extract loses state we cannot vouch for: drop it. */
+		if (left && cg__mm_insert(mm, left))
+			cg__region_free(left);
+		if (right && cg__mm_insert(mm, right))
+			cg__region_free(right);
+	}
+	for (size_t i = 0; i < nmoved; i++) {
+		struct cg__region *m = moved[i];
+
+		if (!m)
+			continue;
+		if (cg__mm_find(mm, m->start) || cg__mm_insert(mm, m))
+			cg__region_free(m);
+	}
+	return ret;
+}
+
+static int handle_remap(struct cg__mm *mm, const struct uffd_msg *msg)
+{
+	uint64_t from = msg->arg.remap.from, to = msg->arg.remap.to;
+
+	mm->stats.remaps++;
+	if (from == to)
+		return 0;
+	return cut(mm, from, msg->arg.remap.len, to, true);
+}
+
+static int handle_remove(struct cg__mm *mm, const struct uffd_msg *msg)
+{
+	uint64_t start = msg->arg.remove.start, end = msg->arg.remove.end;
+	int ret = 0;
+
+	mm->stats.removals++;
+	for (size_t i = 0; i < mm->nregions && !ret; i++) {
+		struct cg__region *r = mm->regions[i];
+
+		if (r->start < end && r->start + r->len > start)
+			ret = cg__region_update(r, start, end - start, CG_ST_ALL, 0);
+	}
+	return ret;
+}
+
+static int handle_unmap(struct cg__mm *mm, const struct uffd_msg *msg)
+{
+	mm->stats.unmaps++;
+	return cut(mm, msg->arg.remove.start,
+		   msg->arg.remove.end - msg->arg.remove.start, 0, false);
+}
+
+static int handle_event(struct cg__mm *mm, const struct uffd_msg *msg)
+{
+	switch (msg->event) {
+	case UFFD_EVENT_FORK:
+		return handle_fork(mm, msg);
+	case UFFD_EVENT_REMAP:
+		return handle_remap(mm, msg);
+	case UFFD_EVENT_REMOVE:
+		return handle_remove(mm, msg);
+	case UFFD_EVENT_UNMAP:
+		return handle_unmap(mm, msg);
+	}
+	return 0;
+}
+
+static int handle_batch(struct cg__mm *mm, const struct uffd_msg *msgs,
+			size_t n)
+{
+	struct resolution res = { .n = 0 };
+	int ret = 0;
+
+	for (size_t i = 0; i < n && !ret; i++)
+		if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+			ret = handle_event(mm, &msgs[i]);
+	for (size_t i = 0; i < n && !ret; i++)
+		if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
+			ret = handle_fault(mm, &msgs[i], &res);
+	/* Always wake what was decided, even after an error. */
+	if (res.n) {
+		int wret = resolve_flush(mm, &res);
+
+		ret = ret ? ret : wret;
+	}
+	return ret;
+}
+
+/* Fill msgs from the backlog first, then from the uffd. */
+static ssize_t next_batch(struct cg__mm *mm, struct uffd_msg *msgs)
+{
+	ssize_t n;
+
+	if (mm->nbacklog) {
+		size_t k = mm->nbacklog < BATCH ? mm->nbacklog : BATCH;
+
+		memcpy(msgs, mm->backlog, k * sizeof(*msgs));
+		memmove(mm->backlog, mm->backlog + k,
+			(mm->nbacklog - k) * sizeof(*msgs));
+		mm->nbacklog -= k;
+		return (ssize_t)k;
+	}
+	do
+		n = read(mm->uffd, msgs, BATCH * sizeof(*msgs));
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EAGAIN ? 0 : -errno;
+	return n / (ssize_t)sizeof(*msgs);
+}
+
+int cg__mm_service(struct cg__mm *mm)
+{
+	struct uffd_msg msgs[BATCH];
+	int handled = 0;
+
+	for (int b = 0; b < BATCHES_PER_SERVICE; b++) {
+		ssize_t n = next_batch(mm, msgs);
+		int ret;
+
+		if (n <= 0)
+			return n < 0 ? (int)n : handled;
+		ret = handle_batch(mm, msgs, (size_t)n);
+		if (ret < 0)
+			return ret;
+		handled += (int)n;
+	}
+	return handled;
+}
+
+int cg__mm_fork_prepare(struct cg__mm *mm)
+{
+	return cg__mm_learn_and_protect_all(mm);
+}
+
+int cg__mm_fork_parent(struct cg__mm *mm)
+{
+	int ret;
+
+	mm->stats.fork_events++;
+	ret = mark_shared(mm);
+	return ret ? ret : protect_all_present(mm);
+}

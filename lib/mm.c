@@ -1,0 +1,274 @@
+// SPDX-License-Identifier: MIT
+/* A tracked address space: its regions, registration and queries. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mm.h"
+#include "mm_internal.h"
+#include "procfs.h"
+#include "uffd.h"
+
+int cg__mm_init(struct cg__mm *mm, int uffd, uint64_t features, pid_t pid,
+		int pagemap_fd, int kpageflags_fd)
+{
+	memset(mm, 0, sizeof(*mm));
+	mm->uffd = uffd;
+	mm->features = features;
+	mm->kpageflags_fd = kpageflags_fd;
+	mm->pagemap_fd = -1;
+	cg__mm_set_process(mm, pid, pagemap_fd);
+	return 0;
+}
+
+void cg__mm_set_process(struct cg__mm *mm, pid_t pid, int pagemap_fd)
+{
+	if (mm->pagemap_fd >= 0)
+		close(mm->pagemap_fd);
+	mm->pid = pid;
+	mm->pagemap_fd = pagemap_fd;
+	mm->has_scan = pagemap_fd >= 0 && cg__pagemap_scan_works(pagemap_fd);
+}
+
+void cg__mm_destroy(struct cg__mm *mm)
+{
+	for (size_t i = 0; i < mm->nregions; i++)
+		cg__region_free(mm->regions[i]);
+	free(mm->regions);
+	for (size_t i = 0; i < mm->nbacklog; i++)
+		if (mm->backlog[i].event == UFFD_EVENT_FORK)
+			close((int)mm->backlog[i].arg.fork.ufd);
+	free(mm->backlog);
+	if (mm->pagemap_fd >= 0)
+		close(mm->pagemap_fd);
+	/* Closing the last reference wakes every blocked fault. */
+	if (mm->uffd >= 0)
+		close(mm->uffd);
+	memset(mm, 0, sizeof(*mm));
+	mm->uffd = mm->pagemap_fd = mm->kpageflags_fd = -1;
+}
+
+/* Index of the first region ending after addr. */
+static size_t lower_bound(const struct cg__mm *mm, uint64_t addr)
+{
+	size_t lo = 0, hi = mm->nregions;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct cg__region *r = mm->regions[mid];
+
+		if (r->start + r->len <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+struct cg__region *cg__mm_find(const struct cg__mm *mm, uint64_t addr)
+{
+	size_t i = lower_bound(mm, addr);
+
+	if (i < mm->nregions && mm->regions[i]->start <= addr)
+		return mm->regions[i];
+	return NULL;
+}
+
+static bool overlaps(const struct cg__mm *mm, uint64_t addr, uint64_t len)
+{
+	size_t i = lower_bound(mm, addr);
+
+	return i < mm->nregions && mm->regions[i]->start < addr + len;
+}
+
+int cg__mm_insert(struct cg__mm *mm, struct cg__region *r)
+{
+	size_t i = lower_bound(mm, r->start);
+
+	if (mm->nregions == mm->cap) {
+		size_t cap = mm->cap ? mm->cap * 2 : 8;
+		struct cg__region **n = realloc(mm->regions, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		mm->regions = n;
+		mm->cap = cap;
+	}
+	memmove(&mm->regions[i + 1], &mm->regions[i],
+		(mm->nregions - i) * sizeof(*mm->regions));
+	mm->regions[i] = r;
+	mm->nregions++;
+	mm->stats.regions = mm->nregions;
+	mm->stats.registered_bytes += r->len;
+	return 0;
+}
+
+void cg__mm_remove(struct cg__mm *mm, struct cg__region *r)
+{
+	size_t i = lower_bound(mm, r->start);
+
+	memmove(&mm->regions[i], &mm->regions[i + 1],
+		(mm->nregions - i - 1) * sizeof(*mm->regions));
+	mm->nregions--;
+	mm->stats.regions = mm->nregions;
+	mm->stats.registered_bytes -= r->len;
+}
+
+static int check_range(const struct cg__mm *mm, uint64_t addr, uint64_t len)
+{
+	if (!len || (addr | len) & (CG_PAGE_SIZE - 1))
+		return -EINVAL;
+	if (addr + len < addr)
+		return -EOVERFLOW;
+	if (overlaps(mm, addr, len))
+		return -EEXIST;
+	if (mm->limits.max_regions && mm->nregions >= mm->limits.max_regions)
+		return -EDQUOT;
+	if (mm->limits.max_bytes &&
+	    mm->stats.registered_bytes + len > mm->limits.max_bytes)
+		return -EDQUOT;
+	return 0;
+}
+
+int cg__mm_register(struct cg__mm *mm, uint64_t addr, uint64_t len,
+		    unsigned flags)
+{
+	struct cg__vma_kind kind;
+	struct cg__region *r;
+	int ret;
+
+	if (flags)
+		return -EINVAL;
+	ret = check_range(mm, addr, len);
+	if (ret)
+		return ret;
+	ret = cg__vma_probe(mm->pid, addr, len, &kind);
+	if (ret)
+		return ret;
+	r = cg__region_new(addr, len, kind.kind, kind.unit_shift);
+	if (!r)
+		return -ENOMEM;
+	ret = cg__mm_ioctl_register(mm, addr, len);
+	if (ret)
+		goto err_free;
+	ret = cg__mm_insert(mm, r);
+	if (ret)
+		goto err_unregister;
+	/* Pages populated before registration have a history we did not see. */
+	ret = cg__mm_learn(mm, r, addr, len, true);
+	if (ret)
+		goto err_remove;
+	return 0;
+
+err_remove:
+	cg__mm_remove(mm, r);
+err_unregister:
+	cg__mm_ioctl_unregister(mm, addr, len);
+err_free:
+	cg__region_free(r);
+	return ret;
+}
+
+int cg__mm_unregister(struct cg__mm *mm, uint64_t addr, uint64_t len)
+{
+	struct cg__region *r = cg__mm_find(mm, addr);
+	int ret;
+
+	if (!r || r->start != addr || r->len != len)
+		return -ENOENT;
+	/* Unprotect first: unregistering leaves stale uffd-wp bits behind. */
+	ret = cg__mm_ioctl_wp(mm, addr, len, false);
+	if (ret && ret != -ENOENT)
+		return ret;
+	ret = cg__mm_ioctl_unregister(mm, addr, len);
+	if (ret && ret != -ENOMEM && ret != -EINVAL)
+		return ret;
+	cg__mm_remove(mm, r);
+	cg__region_free(r);
+	return 0;
+}
+
+static enum cg_page_kind page_kind(const struct cg__region *r, uint64_t addr)
+{
+	if (r->kind == CG_RK_HUGETLB)
+		return r->unit_shift == 30 ? CG_PAGE_HUGETLB_1G : CG_PAGE_HUGETLB_2M;
+	if (r->kind == CG_RK_THP)
+		return cg__region_is_huge(r, addr) ? CG_PAGE_THP : CG_PAGE_THP_PTE;
+	return CG_PAGE_4K;
+}
+
+int cg__mm_query(struct cg__mm *mm, uint64_t addr, struct cg_page_info *out)
+{
+	struct cg__region *r = cg__mm_find(mm, addr);
+	uint64_t ustart, ulen;
+	unsigned st;
+	int ret;
+
+	if (!r)
+		return -ENOENT;
+	addr &= ~(CG_PAGE_SIZE - 1);
+	cg__region_unit(r, addr, &ustart, &ulen);
+	ret = cg__mm_learn(mm, r, ustart, ulen, false);
+	if (ret)
+		return ret;
+	cg__region_unit(r, addr, &ustart, &ulen);
+	st = cg__region_get(r, addr);
+	memset(out, 0, sizeof(*out));
+	out->addr = ustart;
+	out->size = ulen;
+	out->kind = page_kind(r, addr);
+	out->present = !!(st & CG_ST_PRESENT);
+	out->exclusive = !!(st & CG_ST_EXCL);
+	out->dirty = !!(st & CG_ST_DIRTY);
+	out->wp = !!(st & CG_ST_WP);
+	return 0;
+}
+
+void cg__mm_stats(const struct cg__mm *mm, struct cg_stats *out)
+{
+	*out = mm->stats;
+}
+
+static int count_run(const struct cg__run *run, void *arg)
+{
+	struct cg__mm_counts *c = arg;
+	uint64_t pages = run->len >> CG_PAGE_SHIFT;
+
+	if (!(run->state & CG_ST_PRESENT))
+		return 0;
+	c->present += pages;
+	if (run->state & CG_ST_EXCL)
+		c->exclusive += pages;
+	else
+		c->shared += pages;
+	if (run->state & CG_ST_DIRTY)
+		c->dirty += pages;
+	if (run->state & CG_ST_WP)
+		c->wp += pages;
+	return 0;
+}
+
+void cg__mm_region_counts(const struct cg__region *r,
+			  struct cg__mm_counts *out)
+{
+	memset(out, 0, sizeof(*out));
+	cg__region_walk(r, r->start, r->len, count_run, out);
+	out->footprint = cg__region_footprint(r);
+}
+
+void cg__mm_counts(const struct cg__mm *mm, struct cg__mm_counts *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < mm->nregions; i++) {
+		struct cg__mm_counts one;
+
+		cg__mm_region_counts(mm->regions[i], &one);
+		out->present += one.present;
+		out->exclusive += one.exclusive;
+		out->shared += one.shared;
+		out->dirty += one.dirty;
+		out->wp += one.wp;
+		out->footprint += one.footprint;
+	}
+}

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One tracked address space: a userfaultfd, the regions registered through
+ * it and their page state, and the kernel's view of that process.  The
+ * daemon keeps one per client process; the embedded mode keeps one for its
+ * own process.  Not thread-safe: its owner serialises calls.
+ *
+ * Ground rules the code below relies on:
+ *  - Only populated pages are write-protected; a page the engine has not
+ *    seen populated is learned from pagemap when it matters (query, audit,
+ *    fork), because a first touch raises no event without markers.
+ *  - A WP fault on a maybe-shared page is resolved by unsharing the page
+ *    first, so that "exclusive" holds even if the write never comes.
+ *  - Handlers never touch the client's memory by load or store.
+ */
+#ifndef CG_MM_H
+#define CG_MM_H
+
+#include <linux/userfaultfd.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cowguard.h"
+#include "engine.h"
+
+struct cg__mm;
+
+/* Called with a child's uffd from a fork event; takes ownership of the fd. */
+typedef void (*cg__adopt_fn)(struct cg__mm *parent, struct cg__mm *child,
+			     void *arg);
+
+struct cg__limits {
+	uint64_t max_bytes;	/* registered bytes; 0 = unlimited */
+	uint32_t max_regions;	/* 0 = unlimited */
+};
+
+struct cg__mm {
+	int uffd;
+	pid_t pid;		/* 0 while unknown (an adopted child) */
+	int pagemap_fd;		/* -1 while unknown; owned */
+	int kpageflags_fd;	/* -1 without root; not owned */
+	bool pfn_visible;	/* pagemap shows page frame numbers; set by owner */
+	bool has_scan;		/* PAGEMAP_SCAN works */
+	uint64_t features;
+	struct cg__limits limits;
+
+	struct cg__region **regions;	/* sorted by start, disjoint */
+	size_t nregions, cap;
+	struct cg_stats stats;
+
+	/* Messages read while retrying an ioctl, handled before new ones. */
+	struct uffd_msg *backlog;
+	size_t nbacklog, backlog_cap;
+
+	cg__adopt_fn adopt;
+	void *adopt_arg;
+	uint8_t scratch[CG_PAGE_SIZE];	/* unshare reads land here */
+};
+
+/* Takes ownership of uffd and pagemap_fd (either may be -1). */
+int cg__mm_init(struct cg__mm *mm, int uffd, uint64_t features, pid_t pid,
+		int pagemap_fd, int kpageflags_fd);
+void cg__mm_destroy(struct cg__mm *mm);
+/* Learn the process of an adopted mm: takes ownership of pagemap_fd. */
+void cg__mm_set_process(struct cg__mm *mm, pid_t pid, int pagemap_fd);
+
+int cg__mm_register(struct cg__mm *mm, uint64_t addr, uint64_t len,
+		    unsigned flags);
+int cg__mm_unregister(struct cg__mm *mm, uint64_t addr, uint64_t len);
+int cg__mm_query(struct cg__mm *mm, uint64_t addr, struct cg_page_info *out);
+int cg__mm_audit(struct cg__mm *mm, uint64_t addr, uint64_t len,
+		 struct cg_audit_report *out);
+void cg__mm_stats(const struct cg__mm *mm, struct cg_stats *out);
+
+/*
+ * Read and handle every pending message.  Returns the number handled,
+ * 0 when none was pending, or -errno (the uffd is unusable).
+ */
+int cg__mm_service(struct cg__mm *mm);
+
+/* Before fork(): protect every page so that writes racing the fork are seen. */
+int cg__mm_fork_prepare(struct cg__mm *mm);
+/* After fork() in the parent, when no fork event will say so (embedded). */
+int cg__mm_fork_parent(struct cg__mm *mm);
+
+/* Page counts by state over all regions, for status. */
+struct cg__mm_counts {
+	uint64_t present, exclusive, shared, dirty, wp;
+	uint64_t footprint;	/* bytes of engine state */
+};
+void cg__mm_counts(const struct cg__mm *mm, struct cg__mm_counts *out);
+void cg__mm_region_counts(const struct cg__region *r,
+			  struct cg__mm_counts *out);
+
+/* Internal to lib/: the region covering addr, or NULL. */
+struct cg__region *cg__mm_find(const struct cg__mm *mm, uint64_t addr);
+
+#endif

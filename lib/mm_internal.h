@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/* What the files implementing struct cg__mm share with each other. */
+#ifndef CG_MM_INTERNAL_H
+#define CG_MM_INTERNAL_H
+
+#include "mm.h"
+
+int cg__mm_insert(struct cg__mm *mm, struct cg__region *r);
+void cg__mm_remove(struct cg__mm *mm, struct cg__region *r);
+
+/*
+ * The uffd ioctls, retried while an unread event makes them fail with
+ * EAGAIN: pending messages are read into the backlog and handled later.
+ */
+int cg__mm_ioctl_register(struct cg__mm *mm, uint64_t start, uint64_t len);
+int cg__mm_ioctl_unregister(struct cg__mm *mm, uint64_t start, uint64_t len);
+int cg__mm_ioctl_wp(struct cg__mm *mm, uint64_t start, uint64_t len,
+		    bool protect);
+
+/*
+ * Learn from pagemap the pages of [start, start+len) in r that the engine
+ * has not seen populated.  With history_unknown (registration) every page is
+ * re-read and pages mapped once are unshared, so that "exclusive" is true
+ * even if a fork before registration left them COW-protected.  Learned
+ * pages that may be shared are write-protected so their next write is seen.
+ */
+int cg__mm_learn(struct cg__mm *mm, struct cg__region *r, uint64_t start,
+		 uint64_t len, bool history_unknown);
+
+/* Write-protect the present, unprotected pages of r. */
+int cg__mm_protect_present(struct cg__mm *mm, struct cg__region *r);
+
+/* Learn every region, then write-protect all present pages. */
+int cg__mm_learn_and_protect_all(struct cg__mm *mm);
+
+/*
+ * Unshare: make the pages at the n addresses exclusive to the process, the
+ * way the kernel does for a read-only pin: read one byte range of each with
+ * process_vm_readv, which takes FOLL_PIN and so unshares (kernel 5.19+)
+ * without raising a write fault.  Returns 0 or -errno.
+ */
+int cg__unshare(struct cg__mm *mm, const uint64_t *addrs, size_t n);
+
+#endif

@@ -1,0 +1,227 @@
+// SPDX-License-Identifier: MIT
+/* Reading a process's VMAs and page tables through /proc. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "compat.h"
+#include "procfs.h"
+
+static int proc_open(pid_t pid, const char *what, int flags)
+{
+	char path[64];
+	int fd;
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, what);
+	else
+		snprintf(path, sizeof(path), "/proc/self/%s", what);
+	fd = open(path, flags | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+static bool thp_always(void)
+{
+	char buf[64] = "";
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "re");
+
+	if (!f)
+		return false;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = 0;
+	fclose(f);
+	return strstr(buf, "[always]") != NULL;
+}
+
+/* One VMA's facts, accumulated while reading its smaps block. */
+struct vma {
+	uint64_t start, end;
+	bool private, anon, hugetlb, hg, nh;
+	unsigned page_kb;
+};
+
+static int vma_kind(const struct vma *v, uint64_t addr, uint64_t len,
+		    struct cg__vma_kind *k)
+{
+	if (!v->private || (!v->anon && !v->hugetlb))
+		return -EINVAL;
+	if (v->hugetlb) {
+		k->kind = CG_RK_HUGETLB;
+		k->unit_shift = v->page_kb == 1048576 ? 30 : 21;
+		if ((addr | len) & ((1ULL << k->unit_shift) - 1))
+			return -EINVAL;
+		return 0;
+	}
+	k->kind = CG_RK_4K;
+	k->unit_shift = CG_PAGE_SHIFT;
+	if ((v->hg || (thp_always() && !v->nh)) &&
+	    !((addr | len) & (CG_PMD_SIZE - 1)))
+		k->kind = CG_RK_THP;
+	return 0;
+}
+
+/* Fold one finished VMA into the answer; *next is where coverage continues. */
+static int vma_fold(const struct vma *v, uint64_t addr, uint64_t len,
+		    uint64_t *next, bool *seen, struct cg__vma_kind *out)
+{
+	struct cg__vma_kind k;
+	int ret;
+
+	if (v->end <= *next || v->start >= addr + len)
+		return 0;
+	if (v->start > *next)
+		return -ENOMEM;
+	ret = vma_kind(v, addr, len, &k);
+	if (ret)
+		return ret;
+	if (*seen && (k.kind != out->kind || k.unit_shift != out->unit_shift))
+		return -EINVAL;
+	*out = k;
+	*seen = true;
+	*next = v->end;
+	return 0;
+}
+
+static void vma_header(struct vma *v, const char *line)
+{
+	char perms[8] = "";
+	unsigned long long ino = 0;
+	char path[256] = "";
+
+	memset(v, 0, sizeof(*v));
+	sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s %*s %*s %llu %255[^\n]",
+	       &v->start, &v->end, perms, &ino, path);
+	v->private = perms[3] == 'p';
+	v->anon = ino == 0;
+	v->page_kb = 4;
+}
+
+static void vma_flags(struct vma *v, const char *flags)
+{
+	v->hugetlb = strstr(flags, " ht") != NULL;
+	v->hg = strstr(flags, " hg") != NULL;
+	v->nh = strstr(flags, " nh") != NULL;
+}
+
+int cg__vma_probe(pid_t pid, uint64_t addr, uint64_t len,
+		  struct cg__vma_kind *out)
+{
+	uint64_t next = addr;
+	bool seen = false;
+	struct vma v = { 0 };
+	char line[512];
+	int fd, ret = 0;
+	FILE *f;
+
+	fd = proc_open(pid, "smaps", O_RDONLY);
+	if (fd < 0)
+		return fd;
+	f = fdopen(fd, "re");
+	if (!f) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (!ret && next < addr + len && fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "KernelPageSize:", 15) == 0) {
+			sscanf(line + 15, "%u", &v.page_kb);
+		} else if (strncmp(line, "VmFlags:", 8) == 0) {
+			vma_flags(&v, line + 8);
+			ret = vma_fold(&v, addr, len, &next, &seen, out);
+		} else if ((line[0] >= '0' && line[0] <= '9') ||
+			   (line[0] >= 'a' && line[0] <= 'f')) {
+			/* A VMA header: keys are capitalised, addresses not. */
+			vma_header(&v, line);
+		}
+	}
+	fclose(f);
+	if (!ret && next < addr + len)
+		ret = -ENOMEM;
+	return ret;
+}
+
+int cg__pagemap_open(pid_t pid)
+{
+	return proc_open(pid, "pagemap", O_RDONLY);
+}
+
+int cg__pagemap_read(int fd, uint64_t addr, size_t n, uint64_t *out)
+{
+	size_t want = n * sizeof(*out), got = 0;
+	off_t off = (off_t)(addr >> CG_PAGE_SHIFT) * (off_t)sizeof(*out);
+
+	while (got < want) {
+		ssize_t r = pread(fd, (char *)out + got, want - got,
+				  off + (off_t)got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ESRCH;	/* the process is gone */
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+int cg__kpageflags_read(int fd, uint64_t pfn, uint64_t *out)
+{
+	ssize_t r = pread(fd, out, sizeof(*out), (off_t)(pfn * sizeof(*out)));
+
+	if (r < 0)
+		return -errno;
+	return r == sizeof(*out) ? 0 : -EIO;
+}
+
+static int scan(int fd, uint64_t start, uint64_t len, struct page_region *vec,
+		size_t nvec)
+{
+	struct pm_scan_arg arg = {
+		.size = sizeof(arg),
+		.start = start,
+		.end = start + len,
+		.vec = (uint64_t)(uintptr_t)vec,
+		.vec_len = nvec,
+		.category_mask = PAGE_IS_HUGE,
+		.return_mask = PAGE_IS_HUGE,
+	};
+	int ret = ioctl(fd, PAGEMAP_SCAN, &arg);
+
+	return ret < 0 ? -errno : ret;
+}
+
+bool cg__pagemap_scan_works(int fd)
+{
+	struct page_region vec[1];
+	/* Any mapped address will do: our own stack. */
+	uint64_t here = (uint64_t)(uintptr_t)vec & ~(CG_PAGE_SIZE - 1);
+
+	return scan(fd, here, CG_PAGE_SIZE, vec, 1) >= 0;
+}
+
+int cg__pmd_mapped(int fd, uint64_t start, uint64_t len, uint64_t *mask)
+{
+	struct page_region vec[64];
+	int n;
+
+	*mask = 0;
+	if (len > 64 * CG_PMD_SIZE)
+		return -EINVAL;
+	n = scan(fd, start, len, vec, 64);
+	if (n == -ENOTTY || n == -EINVAL)
+		return -EOPNOTSUPP;
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n; i++) {
+		/* PAGE_IS_HUGE is set for a THP only while one PMD maps it. */
+		for (uint64_t a = vec[i].start; a < vec[i].end; a += CG_PMD_SIZE)
+			if (!(a & (CG_PMD_SIZE - 1)) && a + CG_PMD_SIZE <= vec[i].end)
+				*mask |= 1ULL << ((a - start) >> CG_PMD_SHIFT);
+	}
+	return 0;
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/* What /proc says about a process's memory: VMAs, page tables, page flags. */
+#ifndef CG_PROCFS_H
+#define CG_PROCFS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "engine.h"
+
+struct cg__vma_kind {
+	enum cg__rkind kind;
+	unsigned unit_shift;	/* 12, 21 or 30 */
+};
+
+/*
+ * Classify [addr, addr+len) of process pid (0 = self) from its smaps.
+ * Returns 0, -ENOMEM (a hole), -EINVAL (not private anonymous, or VMAs of
+ * different kinds), or the error of opening smaps.
+ */
+int cg__vma_probe(pid_t pid, uint64_t addr, uint64_t len,
+		  struct cg__vma_kind *out);
+
+/* Open /proc/PID/pagemap (pid 0: self).  Returns an fd or -errno. */
+int cg__pagemap_open(pid_t pid);
+
+/* Read n pagemap entries from addr.  Returns 0 or -errno. */
+int cg__pagemap_read(int fd, uint64_t addr, size_t n, uint64_t *out);
+
+/* Read one /proc/kpageflags entry.  Returns 0 or -errno. */
+int cg__kpageflags_read(int fd, uint64_t pfn, uint64_t *out);
+
+/*
+ * Whether PAGEMAP_SCAN works on fd.  Then cg__pmd_mapped() reports for each
+ * 2 MiB chunk of [start, start+len) (2 MiB aligned) whether it is mapped by
+ * one PMD: bit i of *mask (up to 64 chunks).  Returns 0 or -errno
+ * (-EOPNOTSUPP without PAGEMAP_SCAN).
+ */
+bool cg__pagemap_scan_works(int fd);
+int cg__pmd_mapped(int fd, uint64_t start, uint64_t len, uint64_t *mask);
+
+#endif

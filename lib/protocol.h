@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The wire protocol between libcowguard and cowguardd: fixed-size packets
+ * on a SOCK_SEQPACKET Unix socket, so a packet is one message and an fd
+ * rides with the packet that needs it.  Both ends are built from this
+ * header; the major version guards every layout below.
+ */
+#ifndef CG_PROTOCOL_H
+#define CG_PROTOCOL_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cowguard.h"
+
+#define CG_PROTO_MAGIC 0x43475244u	/* "CGRD" */
+#define CG_PROTO_MAJOR 1
+#define CG_PROTO_MINOR 0
+
+/* The operations, their names, and whether a packet carries an fd. */
+#define CG_OP_MAP(X)                                                          \
+	X(HELLO, "hello")		/* client: its uffd, un-negotiated */ \
+	X(CHILD_HELLO, "child-hello")	/* forked child: which one am I */   \
+	X(CTL_HELLO, "ctl-hello")	/* cowguardctl: no uffd */           \
+	X(REGISTER, "register")                                               \
+	X(UNREGISTER, "unregister")                                           \
+	X(QUERY, "query")                                                     \
+	X(AUDIT, "audit")                                                     \
+	X(STATS, "stats")                                                     \
+	X(FORK_PREPARE, "fork-prepare")                                       \
+	X(STATUS, "status")		/* ctl: clients and regions */       \
+	X(AUDIT_PID, "audit-pid")	/* ctl: audit every region */
+
+enum cg__op {
+	CG_OP_NONE = 0,
+#define X(name, str) CG_OP_##name,
+	CG_OP_MAP(X)
+#undef X
+	CG_OP_MAX
+};
+
+const char *cg__op_name(unsigned op);
+
+struct cg__req {
+	uint32_t magic;
+	uint16_t op;
+	uint16_t major;
+	uint16_t minor;
+	uint16_t pad;
+	uint32_t flags;
+	uint64_t addr;
+	uint64_t len;
+	int64_t pid;		/* AUDIT_PID: whose; CHILD_HELLO: the parent */
+};
+
+/* Per-client and per-region records, streamed by STATUS and AUDIT_PID. */
+struct cg__status_client {
+	int64_t pid;		/* 0: an adopted child not yet identified */
+	int64_t parent_pid;	/* the client it was forked from, or 0 */
+	uint32_t uid;
+	uint32_t nregions;
+	uint64_t features;
+	struct cg_stats stats;
+	uint64_t present, exclusive, shared, dirty, wp, footprint;
+};
+
+struct cg__status_region {
+	int64_t pid;
+	uint64_t start, len;
+	uint32_t kind;		/* enum cg_page_kind of its units */
+	uint32_t pad;
+	uint64_t present, exclusive, shared, dirty, wp;
+	struct cg_audit_report audit;	/* AUDIT_PID only */
+};
+
+enum cg__rec {
+	CG_REC_END = 0,		/* last packet of a reply */
+	CG_REC_CLIENT,
+	CG_REC_REGION,
+};
+
+struct cg__rep {
+	uint32_t magic;
+	uint16_t op;
+	uint16_t major;
+	uint16_t minor;
+	uint16_t rec;		/* enum cg__rec for streamed replies */
+	int32_t status;		/* 0 or -errno */
+	union {
+		uint64_t features;		/* HELLO */
+		struct cg_page_info page;	/* QUERY */
+		struct cg_audit_report audit;	/* AUDIT */
+		struct cg_stats stats;		/* STATS */
+		struct cg__status_client client;
+		struct cg__status_region region;
+	} u;
+};
+
+/* Send one packet, with fd (>= 0) attached.  Returns 0 or -errno. */
+int cg__send(int sock, const void *buf, size_t len, int fd);
+
+/*
+ * Receive one packet of exactly len bytes; *fd gets an attached fd or -1
+ * (fd may be NULL: any fd received is closed).  Returns 0, -ECONNRESET at
+ * end of stream, -EPROTO on a packet of another size, or -errno.
+ */
+int cg__recv(int sock, void *buf, size_t len, int *fd);
+
+void cg__req_init(struct cg__req *req, enum cg__op op);
+void cg__rep_init(struct cg__rep *rep, const struct cg__req *req);
+
+#endif

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: MIT
+/* cg_strerror: what an errno means when cowguard returns it. */
+#include <errno.h>
+#include <string.h>
+
+#include "cowguard.h"
+
+#define CG_ERRNO_MAP(X)                                                        \
+	X(EINVAL, "invalid argument: zero length, unaligned range, unknown "  \
+		  "flags, or memory that is not private anonymous of one kind")\
+	X(EOVERFLOW, "range wraps around the end of the address space")       \
+	X(ENOMEM, "range is not (entirely) mapped, or out of memory")         \
+	X(EEXIST, "range overlaps a registered region")                       \
+	X(ENOENT, "no registered region there")                               \
+	X(EDQUOT, "per-client limit on regions or registered bytes reached")  \
+	X(EPERM, "no full userfaultfd for this process: run as root, or join "\
+		 "the 'cowguard' group that may open /dev/userfaultfd")       \
+	X(ENOSYS, "kernel lacks userfaultfd write-protect")                   \
+	X(ECONNREFUSED, "cowguardd is not running on that socket")            \
+	X(EACCES, "refused: the socket's server is neither root nor you, or " \
+		  "the daemon does not let you see that process")             \
+	X(ENOTCONN, "connection to cowguardd lost: its page state is gone "   \
+		    "and the memory is no longer tracked")                    \
+	X(EPROTO, "protocol error between libcowguard and cowguardd")         \
+	X(EPROTONOSUPPORT, "cowguardd speaks another protocol major version") \
+	X(ETIMEDOUT, "cowguardd did not answer in time")                      \
+	X(ESRCH, "the tracked process is gone or not yet identified")
+
+const char *cg_strerror(int err)
+{
+	const char *s;
+
+	switch (-err) {
+	case 0:
+		return "success";
+#define X(code, text)                                                          \
+	case code:                                                             \
+		return text;
+		CG_ERRNO_MAP(X)
+#undef X
+	}
+	s = err < 0 ? strerrordesc_np(-err) : NULL;
+	return s ? s : "unknown error";
+}

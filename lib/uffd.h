@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/* userfaultfd: creation, feature negotiation and the ioctls we use. */
+#ifndef CG_UFFD_H
+#define CG_UFFD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "compat.h"
+
+/* What cowguard asks for; only PAGEFAULT_FLAG_WP is indispensable. */
+#define CG_UFFD_WANTED                                                        \
+	(UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_EVENT_FORK |           \
+	 UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |               \
+	 UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_WP_HUGETLBFS_SHMEM |         \
+	 UFFD_FEATURE_THREAD_ID)
+
+/*
+ * A full (not user-mode-only) userfaultfd, non-blocking and close-on-exec:
+ * the syscall first, then /dev/userfaultfd.  Returns an fd, or -EPERM when
+ * neither is allowed: a user-mode-only uffd would turn the kernel's own
+ * accesses to protected memory (read(2), MADV_POPULATE_WRITE) into EFAULT.
+ */
+int cg__uffd_create(void);
+
+/*
+ * Negotiate on a fresh uffd: the wanted features the kernel has.  Without
+ * CAP_SYS_PTRACE the kernel refuses EVENT_FORK (EPERM); without fork events
+ * is then tried.  Returns 0 and *got, or -errno (-ENOSYS: no WP at all).
+ */
+int cg__uffd_api(int fd, uint64_t wanted, uint64_t *got);
+
+/* Whether fd is a userfaultfd (its fdinfo says so). */
+bool cg__is_uffd(int fd);
+
+int cg__uffd_register(int fd, uint64_t start, uint64_t len);
+int cg__uffd_unregister(int fd, uint64_t start, uint64_t len);
+
+/* Set or clear write protection; clearing wakes the faulting threads. */
+int cg__uffd_wp(int fd, uint64_t start, uint64_t len, bool protect);
+
+#endif

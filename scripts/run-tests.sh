@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# run-tests.sh DIR - run every test binary in DIR, each under a hard timeout.
+#
+# Each binary is a Check suite: its "NN%: Checks: N, Failures: N, Errors: N"
+# lines are added up.  A test case that skips prints one line starting with
+# "SKIP:" (and the reason) and returns; it is counted as skipped, not passed.
+# A binary that exits 77 is skipped whole.  A binary that crashes, times out,
+# or exits non-zero without a failed check (a sanitizer report at exit, say)
+# counts as one more failure.
+#
+# Environment:
+#   CG_TEST_FILTER   run only binaries whose name contains this string
+#   CG_TEST_TIMEOUT  seconds per binary (default 300)
+#   CG_BUILDDIR      exported to the tests: the build tree (default: DIR/..)
+#
+# The last line printed is "N passed, N failed" (", N skipped" when any).
+# Exit status is non-zero when any binary failed or timed out, or none ran.
+set -euo pipefail
+
+dir=${1:?usage: run-tests.sh DIR}
+timeout_s=${CG_TEST_TIMEOUT:-300}
+filter=${CG_TEST_FILTER:-}
+
+if [ ! -d "$dir" ]; then
+	echo "run-tests: no such directory: $dir" >&2
+	exit 1
+fi
+CG_BUILDDIR=${CG_BUILDDIR:-$(cd "$dir/.." && pwd)}
+export CG_BUILDDIR
+
+logdir=$(mktemp -d)
+trap 'rm -rf "$logdir"' EXIT
+
+dmesg_before=
+if dmesg >/dev/null 2>&1; then
+	dmesg_before=$(dmesg | wc -l)
+fi
+
+passed=0 failed=0 skipped=0 ran=0
+bad=()
+
+for bin in "$dir"/*; do
+	[[ -f $bin && -x $bin ]] || continue
+	name=$(basename "$bin")
+	if [ -n "$filter" ] && [[ "$name" != *"$filter"* ]]; then
+		continue
+	fi
+	ran=$((ran + 1))
+	log="$logdir/$name.log"
+
+	echo "=== $name"
+	start=$SECONDS
+	set +e
+	timeout -k 10 "$timeout_s" "$bin" </dev/null 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	set -e
+	secs=$((SECONDS - start))
+
+	checks=0 fails=0
+	while read -r c f e; do
+		checks=$((checks + c))
+		fails=$((fails + f + e))
+	done < <(sed -nE 's/^[0-9]+%: Checks: ([0-9]+), Failures: ([0-9]+), Errors: ([0-9]+).*/\1 \2 \3/p' "$log")
+	skips=$(grep -c '^SKIP:' "$log" || true)
+
+	if [ "$rc" -eq 77 ]; then
+		[ "$skips" -gt 0 ] || skips=1
+		skipped=$((skipped + skips))
+		echo "=== $name: skipped (${secs}s)"
+		continue
+	fi
+
+	if [ "$checks" -eq 0 ] && [ "$skips" -eq 0 ] && [ "$rc" -eq 0 ]; then
+		ok=1		# exited 0 without a Check summary: one test
+	else
+		ok=$((checks - fails - skips))
+		[ "$ok" -ge 0 ] || ok=0
+	fi
+	passed=$((passed + ok))
+	failed=$((failed + fails))
+	skipped=$((skipped + skips))
+
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+		failed=$((failed + 1))
+		bad+=("$name (timed out after ${timeout_s}s)")
+		echo "=== $name: TIMED OUT after ${timeout_s}s"
+	elif [ "$rc" -ne 0 ]; then
+		[ "$fails" -gt 0 ] || failed=$((failed + 1))
+		bad+=("$name (exit $rc)")
+		echo "=== $name: FAILED, exit $rc (${secs}s)"
+	else
+		echo "=== $name: ok (${secs}s)"
+	fi
+done
+
+if [ -n "$dmesg_before" ]; then
+	if dmesg | tail -n "+$((dmesg_before + 1))" | grep -E 'BUG:|WARNING:|Oops|general protection' >"$logdir/dmesg"; then
+		echo "run-tests: the kernel logged during the run:"
+		cat "$logdir/dmesg"
+	fi
+fi
+
+status=0
+if [ "$ran" -eq 0 ]; then
+	echo "run-tests: no test binaries in $dir${filter:+ matching \"$filter\"}" >&2
+	status=1
+fi
+if [ "${#bad[@]}" -gt 0 ]; then
+	echo "run-tests: failed binaries:"
+	printf '  %s\n' "${bad[@]}"
+	status=1
+fi
+
+if [ "$skipped" -gt 0 ]; then
+	echo "$passed passed, $failed failed, $skipped skipped"
+else
+	echo "$passed passed, $failed failed"
+fi
+exit "$status"

@@ -91,6 +91,23 @@ static int do_child_hello(struct conn *c, const struct cg__req *req)
 	return reply_status(c, req, 0);
 }
 
+static void log_registered(struct conn *c, const struct cg__req *req, int status)
+{
+	struct cg__region *r = cg__mm_find(&c->tracked->mm, req->addr);
+	struct cg__mm_counts n;
+
+	if (status || !r) {
+		conn_log(7, c, "register %#llx+%#llx: %s", (unsigned long long)req->addr,
+			 (unsigned long long)req->len, cg_strerror(status));
+		return;
+	}
+	cg__mm_region_counts(r, &n);
+	conn_log(7, c, "registered %#llx+%#llx (%s): %llu pages present, "
+		 "%llu exclusive", (unsigned long long)req->addr,
+		 (unsigned long long)req->len, cg__rkind_name(r),
+		 (unsigned long long)n.present, (unsigned long long)n.exclusive);
+}
+
 static int do_range(struct conn *c, const struct cg__req *req)
 {
 	struct cg__mm *mm = &c->tracked->mm;
@@ -100,6 +117,7 @@ static int do_range(struct conn *c, const struct cg__req *req)
 	switch (req->op) {
 	case CG_OP_REGISTER:
 		rep.status = cg__mm_register(mm, req->addr, req->len, req->flags);
+		log_registered(c, req, rep.status);
 		break;
 	case CG_OP_UNREGISTER:
 		rep.status = cg__mm_unregister(mm, req->addr, req->len);

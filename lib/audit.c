@@ -24,10 +24,14 @@ enum verdict { V_SHARED, V_EXCLUSIVE, V_UNKNOWABLE };
 struct audit_ctx {
 	struct cg__mm *mm;
 	struct cg_audit_report *rep;
+	bool gigantic;		/* auditing a 1 GiB hugetlb region */
 };
 
-static enum verdict by_mapcount(uint64_t pme, bool engine_excl)
+static enum verdict by_mapcount(uint64_t pme, bool engine_excl, bool gigantic)
 {
+	/* Measured on 6.18: bit 56 is 0 for every 1 GiB hugetlb page. */
+	if (gigantic)
+		return V_UNKNOWABLE;
 	if (!(pme & PM_MMAP_EXCLUSIVE))
 		return V_SHARED;
 	return engine_excl ? V_EXCLUSIVE : V_UNKNOWABLE;
@@ -40,7 +44,7 @@ static enum verdict kernel_verdict(struct audit_ctx *a, uint64_t pme,
 
 	if (a->rep->truth != CG_TRUTH_KPAGEFLAGS || !pfn ||
 	    cg__kpageflags_read(a->mm->kpageflags_fd, pfn, &kpf))
-		return by_mapcount(pme, engine_excl);
+		return by_mapcount(pme, engine_excl, a->gigantic);
 	if (kpf & (1ULL << KPF_ZERO_PAGE_BIT))
 		return V_SHARED;
 	if ((kpf & (1ULL << KPF_THP_BIT)) && !pmd_mapped) {
@@ -109,8 +113,9 @@ static int audit_chunk(struct audit_ctx *a, struct cg__region *r, uint64_t lo,
 static int audit_region(struct audit_ctx *a, struct cg__region *r,
 			uint64_t start, uint64_t end)
 {
-	int ret = cg__mm_learn(a->mm, r, start, end - start, false);
+	int ret = cg__mm_learn(a->mm, r, start, end - start, CG_LEARN_NEW);
 
+	a->gigantic = r->kind == CG_RK_HUGETLB && r->unit_shift == CG_PUD_SHIFT;
 	while (!ret && start < end) {
 		uint64_t hi = (start & ~(CG_PMD_SIZE - 1)) + CG_PMD_SIZE;
 
@@ -123,7 +128,7 @@ static int audit_region(struct audit_ctx *a, struct cg__region *r,
 int cg__mm_audit(struct cg__mm *mm, uint64_t addr, uint64_t len,
 		 struct cg_audit_report *out)
 {
-	struct audit_ctx a = { mm, out };
+	struct audit_ctx a = { .mm = mm, .rep = out };
 	uint64_t end = addr + len;
 	int ret = 0;
 

@@ -29,7 +29,8 @@ static int dial(const char *path)
 		ret = connect(sock, (struct sockaddr *)&sa, sizeof(sa));
 	while (ret < 0 && errno == EINTR);
 	if (ret < 0) {
-		ret = -errno;
+		/* No socket file is no daemon, as much as a refused connect. */
+		ret = errno == ENOENT ? -ECONNREFUSED : -errno;
 		close(sock);
 		return ret;
 	}

@@ -280,6 +280,13 @@ int cg__region_walk(const struct cg__region *r, uint64_t start, uint64_t len,
 	return ret;
 }
 
+const char *cg__rkind_name(const struct cg__region *r)
+{
+	if (r->kind == CG_RK_HUGETLB)
+		return r->unit_shift == CG_PUD_SHIFT ? "hugetlb 1 GiB" : "hugetlb 2 MiB";
+	return r->kind == CG_RK_THP ? "THP" : "4 KiB";
+}
+
 size_t cg__region_footprint(const struct cg__region *r)
 {
 	size_t bytes = sizeof(*r) + r->nchunks * sizeof(*r->chunks);

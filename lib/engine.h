@@ -94,6 +94,9 @@ void cg__region_unit(const struct cg__region *r, uint64_t addr,
 int cg__region_walk(const struct cg__region *r, uint64_t start, uint64_t len,
 		    cg__run_fn fn, void *arg);
 
+/* "4 KiB", "THP", "hugetlb 2 MiB" or "hugetlb 1 GiB". */
+const char *cg__rkind_name(const struct cg__region *r);
+
 /* Bytes of state kept for r, for quotas and the memory benchmark. */
 size_t cg__region_footprint(const struct cg__region *r);
 

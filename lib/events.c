@@ -53,7 +53,7 @@ static int resolve_flush(struct cg__mm *mm, struct resolution *res)
 		for (i++; i < res->n && res->v[i].start <= end; i++)
 			if (res->v[i].start + res->v[i].len > end)
 				end = res->v[i].start + res->v[i].len;
-		ret = cg__mm_ioctl_wp(mm, start, end - start, false);
+		ret = cg__mm_ioctl_wp(mm, start, end - start, CG_LEARN_NEW);
 		/* The range may have been unmapped since the fault was raised. */
 		if (ret == -ENOENT || ret == -EFAULT)
 			ret = 0;
@@ -138,7 +138,7 @@ static int mark_shared(struct cg__mm *mm)
 	for (size_t i = 0; i < mm->nregions && !ret; i++) {
 		struct cg__region *r = mm->regions[i];
 
-		ret = cg__mm_learn(mm, r, r->start, r->len, false);
+		ret = cg__mm_learn(mm, r, r->start, r->len, CG_LEARN_NEW);
 		if (ret)
 			break;
 		mm->stats.pages_shared_by_fork += count_present(r);

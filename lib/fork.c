@@ -84,7 +84,8 @@ int cg__embedded_fork_child(struct cg__embedded **ep)
 	*ep = NULL;
 	ret = cg__embedded_open(&e);
 	for (size_t i = 0; !ret && i < n; i++)
-		ret = cg__mm_register(&e->mm, ranges[2 * i], ranges[2 * i + 1], 0);
+		ret = cg__mm_register_as(&e->mm, ranges[2 * i], ranges[2 * i + 1],
+					 CG_LEARN_INHERITED);
 	free(ranges);
 	if (ret && e) {
 		cg__embedded_close(e);

@@ -7,7 +7,9 @@
  * A page we never saw populated that pagemap maps once (bit 56) is a fresh
  * anonymous page: forks are followed, so it cannot carry COW history.  One
  * mapped more than once, or the zero page, may be shared.  At registration
- * the history is unknown, so pages mapped once are unshared to make it so.
+ * the history is unknown, so every populated page is unshared, the way a
+ * read-only pin would: afterwards only the zero page can still be shared.
+ * A child re-registering after fork knows its history: all shared.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -18,10 +20,17 @@
 
 #define CHUNK_PAGES (CG_PMD_SIZE >> CG_PAGE_SHIFT)
 
+struct unit {
+	uint64_t addr, len;
+};
+
 /* Per-call scratch: what the chunk walk decided. */
 struct learned {
 	uint64_t unshare[CHUNK_PAGES];
 	size_t nunshare;
+	struct unit recheck[CHUNK_PAGES];
+	size_t nrecheck;
+	bool hugetlb_room;	/* the pool can take a copy of every unit */
 	uint64_t protect_start, protect_len;	/* one pending run */
 };
 
@@ -63,32 +72,91 @@ static int protect_flush(struct cg__mm *mm, struct learned *l)
 	return ret;
 }
 
-/* Decide one unit (a page, or a whole huge page) from its pagemap entry. */
+/*
+ * Whether unsharing hugetlb units at registration is safe: with the pool
+ * short, unsharing a shared private hugetlb page takes the page from the
+ * other process, which then dies of SIGBUS or reads zeros.  Safe when no
+ * page is shared (unsharing then reuses), or when the pool can copy all.
+ */
+static bool hugetlb_room(const struct cg__mm *mm, const struct cg__region *r)
+{
+	struct cg__vma_kind k;
+
+	/* Nothing shared (smaps can tell; bit 56 cannot for 1 GiB): no copy. */
+	if (!cg__vma_probe(mm->pid, r->start, r->len, &k) && !k.shared_hugetlb_kb)
+		return true;
+	return cg__hugetlb_spare(r->unit_shift) >= (long)(r->len >> r->unit_shift);
+}
+
+/* Queue a unit for write protection and return its new state. */
+static unsigned protected(struct cg__mm *mm, struct learned *l, uint64_t addr,
+			  uint64_t size, unsigned state)
+{
+	return protect_add(mm, l, addr, size) ? state : state | CG_ST_WP;
+}
+
+/*
+ * Decide one unit (a page, or a whole huge page) from its pagemap entry.
+ * Hugetlb has no zero page, so a hugetlb page we did not see appear is a
+ * fresh one: bit 56 is not trusted there (it reads 0 for every 1 GiB page
+ * on 6.18, mapped once or not).
+ */
 static int learn_unit(struct cg__mm *mm, struct cg__region *r,
 		      struct learned *l, uint64_t addr, uint64_t size,
-		      uint64_t pme, bool history_unknown)
+		      uint64_t pme, enum cg__learn mode)
 {
 	unsigned st = cg__region_get(r, addr);
-	bool excl = pme & PM_MMAP_EXCLUSIVE;
+	bool hugetlb = r->kind == CG_RK_HUGETLB;
+	bool once = pme & PM_MMAP_EXCLUSIVE;
 	unsigned next;
 
-	if ((st & CG_ST_PRESENT) && !history_unknown)
+	if ((st & CG_ST_PRESENT) && mode == CG_LEARN_NEW)
 		return 0;
 	if (!kernel_present(pme))
-		return history_unknown ? cg__region_update(r, addr, size, CG_ST_ALL, 0)
-				       : 0;
-	next = CG_ST_PRESENT | (excl ? CG_ST_EXCL : 0);
-	/* Populated after registration by a write: dirty. */
-	if (!history_unknown && excl)
-		next |= CG_ST_DIRTY;
-	if (excl && history_unknown)
+		return mode == CG_LEARN_NEW ? 0
+			: cg__region_update(r, addr, size, CG_ST_ALL, 0);
+	switch (mode) {
+	case CG_LEARN_NEW:
+		/* Populated after registration by a write: exclusive, dirty. */
+		if (hugetlb || once)
+			next = CG_ST_PRESENT | CG_ST_EXCL | CG_ST_DIRTY;
+		else
+			next = protected(mm, l, addr, size, CG_ST_PRESENT);
+		break;
+	case CG_LEARN_REGISTER:
+		if (hugetlb && !once && !l->hugetlb_room) {
+			next = protected(mm, l, addr, size, CG_ST_PRESENT);
+			break;
+		}
+		/* Unshare whatever it is; only the zero page stays shared. */
 		l->unshare[l->nunshare++] = addr;
-	if (history_unknown || !excl) {
-		next |= CG_ST_WP;
-		if (protect_add(mm, l, addr, size))
-			next &= ~CG_ST_WP;
+		if (!once && !hugetlb)
+			l->recheck[l->nrecheck++] = (struct unit){ addr, size };
+		next = protected(mm, l, addr, size, CG_ST_PRESENT | CG_ST_EXCL);
+		break;
+	case CG_LEARN_INHERITED:
+	default:
+		next = protected(mm, l, addr, size, CG_ST_PRESENT);
+		break;
 	}
 	return cg__region_update(r, addr, size, CG_ST_ALL, next);
+}
+
+/* After unsharing: what is still not mapped once is the zero page. */
+static int recheck(struct cg__mm *mm, struct cg__region *r, struct learned *l)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < l->nrecheck && !ret; i++) {
+		uint64_t pme;
+
+		ret = cg__pagemap_read(mm->pagemap_fd, l->recheck[i].addr, 1, &pme);
+		if (!ret && !(pme & PM_MMAP_EXCLUSIVE))
+			ret = cg__region_update(r, l->recheck[i].addr,
+						l->recheck[i].len, CG_ST_EXCL, 0);
+	}
+	l->nrecheck = 0;
+	return ret;
 }
 
 /* The PMD-mapped THP chunks among [cs, cs+2M), from PAGEMAP_SCAN. */
@@ -105,7 +173,7 @@ static bool chunk_pmd_mapped(struct cg__mm *mm, const struct cg__region *r,
 
 static int learn_chunk(struct cg__mm *mm, struct cg__region *r,
 		       struct learned *l, uint64_t lo, uint64_t hi,
-		       bool history_unknown)
+		       enum cg__learn mode)
 {
 	uint64_t pme[CHUNK_PAGES];
 	uint64_t unit = 1ULL << r->unit_shift;
@@ -123,22 +191,23 @@ static int learn_chunk(struct cg__mm *mm, struct cg__region *r,
 					  huge ? cg__region_get(r, lo) : 0);
 		if (ret)
 			return ret;
-		if (huge)
-			history_unknown = true;	/* collapsed behind our back */
+		/* Collapsed behind our back: its history is not ours. */
+		if (huge && mode == CG_LEARN_NEW)
+			mode = CG_LEARN_REGISTER;
 	}
 	if (r->kind == CG_RK_HUGETLB || huge) {
 		if (huge)
 			unit = CG_PMD_SIZE;
-		return learn_unit(mm, r, l, lo, unit, pme[0], history_unknown);
+		return learn_unit(mm, r, l, lo, unit, pme[0], mode);
 	}
 	for (size_t i = 0; i < n && !ret; i++)
 		ret = learn_unit(mm, r, l, lo + (i << CG_PAGE_SHIFT),
-				 CG_PAGE_SIZE, pme[i], history_unknown);
+				 CG_PAGE_SIZE, pme[i], mode);
 	return ret;
 }
 
 int cg__mm_learn(struct cg__mm *mm, struct cg__region *r, uint64_t start,
-		 uint64_t len, bool history_unknown)
+		 uint64_t len, enum cg__learn mode)
 {
 	uint64_t step = r->kind == CG_RK_HUGETLB ? 1ULL << r->unit_shift
 						  : CG_PMD_SIZE;
@@ -155,18 +224,22 @@ int cg__mm_learn(struct cg__mm *mm, struct cg__region *r, uint64_t start,
 		start = r->start;
 	if (end > r->start + r->len)
 		end = r->start + r->len;
+	l->hugetlb_room = r->kind == CG_RK_HUGETLB && mode == CG_LEARN_REGISTER &&
+			  hugetlb_room(mm, r);
 	while (start < end && !ret) {
 		uint64_t hi = (start & ~(step - 1)) + step;
 
 		if (hi > end)
 			hi = end;
-		if (history_unknown ||
+		if (mode != CG_LEARN_NEW ||
 		    cg__region_walk(r, start, hi - start, any_unseen, NULL))
-			ret = learn_chunk(mm, r, l, start, hi, history_unknown);
+			ret = learn_chunk(mm, r, l, start, hi, mode);
 		if (!ret && l->nunshare) {
 			ret = cg__unshare(mm, l->unshare, l->nunshare);
 			l->nunshare = 0;
 		}
+		if (!ret && l->nrecheck)
+			ret = recheck(mm, r, l);
 		start = hi;
 	}
 	if (!ret)
@@ -200,7 +273,7 @@ int cg__mm_learn_and_protect_all(struct cg__mm *mm)
 	for (size_t i = 0; i < mm->nregions && !ret; i++) {
 		struct cg__region *r = mm->regions[i];
 
-		ret = cg__mm_learn(mm, r, r->start, r->len, false);
+		ret = cg__mm_learn(mm, r, r->start, r->len, CG_LEARN_NEW);
 		if (!ret)
 			ret = cg__mm_protect_present(mm, r);
 	}

@@ -134,12 +134,19 @@ static int check_range(const struct cg__mm *mm, uint64_t addr, uint64_t len)
 int cg__mm_register(struct cg__mm *mm, uint64_t addr, uint64_t len,
 		    unsigned flags)
 {
+	if (flags)
+		return -EINVAL;
+	/* Pages populated before registration have a history we did not see. */
+	return cg__mm_register_as(mm, addr, len, CG_LEARN_REGISTER);
+}
+
+int cg__mm_register_as(struct cg__mm *mm, uint64_t addr, uint64_t len,
+		       enum cg__learn mode)
+{
 	struct cg__vma_kind kind;
 	struct cg__region *r;
 	int ret;
 
-	if (flags)
-		return -EINVAL;
 	ret = check_range(mm, addr, len);
 	if (ret)
 		return ret;
@@ -155,8 +162,7 @@ int cg__mm_register(struct cg__mm *mm, uint64_t addr, uint64_t len,
 	ret = cg__mm_insert(mm, r);
 	if (ret)
 		goto err_unregister;
-	/* Pages populated before registration have a history we did not see. */
-	ret = cg__mm_learn(mm, r, addr, len, true);
+	ret = cg__mm_learn(mm, r, addr, len, mode);
 	if (ret)
 		goto err_remove;
 	return 0;
@@ -209,7 +215,7 @@ int cg__mm_query(struct cg__mm *mm, uint64_t addr, struct cg_page_info *out)
 		return -ENOENT;
 	addr &= ~(CG_PAGE_SIZE - 1);
 	cg__region_unit(r, addr, &ustart, &ulen);
-	ret = cg__mm_learn(mm, r, ustart, ulen, false);
+	ret = cg__mm_learn(mm, r, ustart, ulen, CG_LEARN_NEW);
 	if (ret)
 		return ret;
 	cg__region_unit(r, addr, &ustart, &ulen);

@@ -17,15 +17,24 @@ int cg__mm_ioctl_unregister(struct cg__mm *mm, uint64_t start, uint64_t len);
 int cg__mm_ioctl_wp(struct cg__mm *mm, uint64_t start, uint64_t len,
 		    bool protect);
 
+/* What a learning pass may assume about the pages it reads. */
+enum cg__learn {
+	CG_LEARN_NEW,		/* only pages the engine has not seen populated */
+	CG_LEARN_REGISTER,	/* every page, history unknown: unshare them */
+	CG_LEARN_INHERITED,	/* every page, all shared with our parent */
+};
+
 /*
- * Learn from pagemap the pages of [start, start+len) in r that the engine
- * has not seen populated.  With history_unknown (registration) every page is
- * re-read and pages mapped once are unshared, so that "exclusive" is true
- * even if a fork before registration left them COW-protected.  Learned
- * pages that may be shared are write-protected so their next write is seen.
+ * Learn from pagemap the pages of [start, start+len) in r, as mode says.
+ * Learned pages that may be shared are write-protected so that their next
+ * write is seen; at registration every populated page is.
  */
 int cg__mm_learn(struct cg__mm *mm, struct cg__region *r, uint64_t start,
-		 uint64_t len, bool history_unknown);
+		 uint64_t len, enum cg__learn mode);
+
+/* Register a range with the given learning mode (see cg__mm_register). */
+int cg__mm_register_as(struct cg__mm *mm, uint64_t addr, uint64_t len,
+		       enum cg__learn mode);
 
 /* Write-protect the present, unprotected pages of r. */
 int cg__mm_protect_present(struct cg__mm *mm, struct cg__region *r);

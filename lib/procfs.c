@@ -43,6 +43,7 @@ struct vma {
 	uint64_t start, end;
 	bool private, anon, hugetlb, hg, nh;
 	unsigned page_kb;
+	uint64_t shared_hugetlb_kb;
 };
 
 static int vma_kind(const struct vma *v, uint64_t addr, uint64_t len,
@@ -81,6 +82,7 @@ static int vma_fold(const struct vma *v, uint64_t addr, uint64_t len,
 		return ret;
 	if (*seen && (k.kind != out->kind || k.unit_shift != out->unit_shift))
 		return -EINVAL;
+	k.shared_hugetlb_kb = v->shared_hugetlb_kb + (*seen ? out->shared_hugetlb_kb : 0);
 	*out = k;
 	*seen = true;
 	*next = v->end;
@@ -129,6 +131,8 @@ int cg__vma_probe(pid_t pid, uint64_t addr, uint64_t len,
 	while (!ret && next < addr + len && fgets(line, sizeof(line), f)) {
 		if (strncmp(line, "KernelPageSize:", 15) == 0) {
 			sscanf(line + 15, "%u", &v.page_kb);
+		} else if (strncmp(line, "Shared_Hugetlb:", 15) == 0) {
+			sscanf(line + 15, "%" SCNu64, &v.shared_hugetlb_kb);
 		} else if (strncmp(line, "VmFlags:", 8) == 0) {
 			vma_flags(&v, line + 8);
 			ret = vma_fold(&v, addr, len, &next, &seen, out);
@@ -142,6 +146,33 @@ int cg__vma_probe(pid_t pid, uint64_t addr, uint64_t len,
 	if (!ret && next < addr + len)
 		ret = -ENOMEM;
 	return ret;
+}
+
+static long hugetlb_counter(unsigned shift, const char *name)
+{
+	char path[96];
+	long v = -ENOENT;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%llukB/%s",
+		 (1ULL << shift) >> 10, name);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -EIO;
+	fclose(f);
+	return v;
+}
+
+long cg__hugetlb_spare(unsigned shift)
+{
+	long free_pages = hugetlb_counter(shift, "free_hugepages");
+	long resv = hugetlb_counter(shift, "resv_hugepages");
+
+	if (free_pages < 0 || resv < 0)
+		return free_pages < 0 ? free_pages : resv;
+	return free_pages > resv ? free_pages - resv : 0;
 }
 
 int cg__pagemap_open(pid_t pid)

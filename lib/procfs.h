@@ -13,6 +13,8 @@
 struct cg__vma_kind {
 	enum cg__rkind kind;
 	unsigned unit_shift;	/* 12, 21 or 30 */
+	/* Shared_Hugetlb of the VMAs: 0 means no hugetlb page is shared. */
+	uint64_t shared_hugetlb_kb;
 };
 
 /*
@@ -22,6 +24,12 @@ struct cg__vma_kind {
  */
 int cg__vma_probe(pid_t pid, uint64_t addr, uint64_t len,
 		  struct cg__vma_kind *out);
+
+/*
+ * Huge pages of 1 << shift bytes that an unreservered allocation (a COW
+ * copy) can take: free_hugepages less resv_hugepages.  -errno on error.
+ */
+long cg__hugetlb_spare(unsigned shift);
 
 /* Open /proc/PID/pagemap (pid 0: self).  Returns an fd or -errno. */
 int cg__pagemap_open(pid_t pid);

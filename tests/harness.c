@@ -1,0 +1,418 @@
+// SPDX-License-Identifier: MIT
+/* The shared test harness: modes, memory kinds, kernel truth, a daemon. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "procfs.h"
+
+#ifndef MAP_HUGE_2MB
+#define MAP_HUGE_2MB (21 << MAP_HUGE_SHIFT)
+#endif
+#ifndef MAP_HUGE_1GB
+#define MAP_HUGE_1GB (30 << MAP_HUGE_SHIFT)
+#endif
+
+#define NR_2M "/proc/sys/vm/nr_hugepages"
+#define NR_1G "/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages"
+#define WANT_2M 64	/* 128 MiB: room for a parent and an unshared copy */
+#define WANT_1G 3
+
+static char tmpdir[64];
+static char sock_path[128];
+static pid_t daemon_pid;
+static long saved_2m = -1, saved_1g = -1;
+static pid_t main_pid;
+
+static long read_long(const char *path);
+
+const char *h_mode_name(int mode)
+{
+	return mode == H_DAEMON ? "daemon" : "embedded";
+}
+
+const char *h_kind_name(enum h_kind kind)
+{
+	static const char *const names[] = { "4 KiB", "THP", "hugetlb 2 MiB",
+					     "hugetlb 1 GiB" };
+
+	return names[kind];
+}
+
+void h_skip(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("SKIP: ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+}
+
+const char *h_socket(void)
+{
+	return sock_path;
+}
+
+pid_t h_daemon_pid(void)
+{
+	return daemon_pid;
+}
+
+struct cg *h_open(int mode)
+{
+	struct cg_options o = {
+		.mode = mode == H_DAEMON ? CG_MODE_DAEMON : CG_MODE_EMBEDDED,
+		.socket_path = sock_path[0] ? sock_path : NULL,
+	};
+	struct cg *cg = NULL;
+	int ret = cg_open(&o, &cg);
+
+	ck_assert_msg(ret == 0, "cg_open(%s): %s", h_mode_name(mode),
+		      cg_strerror(ret));
+	ck_assert_int_eq(cg_mode(cg), o.mode);
+	return cg;
+}
+
+size_t h_page_size(enum h_kind kind)
+{
+	switch (kind) {
+	case H_4K:
+		return 4 * KIB;
+	case H_THP:
+	case H_HUGETLB_2M:
+		return 2 * MIB;
+	case H_HUGETLB_1G:
+		return GIB;
+	}
+	return 4 * KIB;
+}
+
+static void *map_aligned(size_t len, size_t align)
+{
+	char *p = mmap(NULL, len + align, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *q;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	q = (char *)(((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1));
+	if (q > p)
+		munmap(p, (size_t)(q - p));
+	munmap(q + len, (size_t)(p + align - q));
+	return q;
+}
+
+static void *map_hugetlb(size_t len, int size_flag, const char *what)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | size_flag, -1, 0);
+
+	if (p == MAP_FAILED) {
+		h_skip("no %s hugetlb pages to be had (%s); run as root so the "
+		       "harness can raise the pool", what, strerror(errno));
+		return NULL;
+	}
+	return p;
+}
+
+void *h_map(enum h_kind kind, size_t len, int fill)
+{
+	void *p = NULL;
+
+	switch (kind) {
+	case H_4K:
+		p = map_aligned(len, 4 * KIB);
+		if (p)
+			madvise(p, len, MADV_NOHUGEPAGE);
+		break;
+	case H_THP:
+		p = map_aligned(len, 2 * MIB);
+		if (p && madvise(p, len, MADV_HUGEPAGE)) {
+			h_skip("THP unavailable: madvise(MADV_HUGEPAGE): %s",
+			       strerror(errno));
+			munmap(p, len);
+			return NULL;
+		}
+		break;
+	case H_HUGETLB_2M:
+		return (p = map_hugetlb(len, MAP_HUGE_2MB, "2 MiB")) && fill >= 0
+			       ? memset(p, fill, len)
+			       : p;
+	case H_HUGETLB_1G:
+		return (p = map_hugetlb(len, MAP_HUGE_1GB, "1 GiB")) && fill >= 0
+			       ? memset(p, fill, len)
+			       : p;
+	}
+	ck_assert_msg(p != NULL, "mmap of %zu bytes failed", len);
+	if (fill >= 0)
+		memset(p, fill, len);
+	if (kind == H_THP && fill >= 0 && !h_kpage(p).present) {
+		h_skip("THP memory did not populate");
+		return NULL;
+	}
+	return p;
+}
+
+struct cg_audit_report h_audit_clean(struct cg *cg, void *addr, size_t len)
+{
+	struct cg_audit_report a;
+	int ret = cg_audit(cg, addr, len, &a);
+
+	ck_assert_msg(ret == 0, "cg_audit: %s", cg_strerror(ret));
+	ck_assert_msg(a.unsafe == 0 && a.conservative == 0,
+		      "audit (truth %d): %llu pages, %llu present, %llu exact, "
+		      "%llu unsafe, %llu conservative, %llu unknowable",
+		      a.truth, (unsigned long long)a.pages,
+		      (unsigned long long)a.present, (unsigned long long)a.exact,
+		      (unsigned long long)a.unsafe,
+		      (unsigned long long)a.conservative,
+		      (unsigned long long)a.unknowable);
+	return a;
+}
+
+struct h_kpage h_kpage(const void *addr)
+{
+	struct h_kpage k = { .anon_exclusive = -1 };
+	uint64_t pme = 0, flags = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+
+	ck_assert(fd >= 0);
+	ck_assert(pread(fd, &pme, 8, (off_t)((uintptr_t)addr / 4096) * 8) == 8);
+	close(fd);
+	k.present = pme >> 63 & 1;
+	k.mapped_once = pme >> 56 & 1;
+	k.uffd_wp = pme >> 57 & 1;
+	k.pfn = pme & ((1ULL << 55) - 1);
+	if (!k.present || !k.pfn)
+		return k;
+	fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && pread(fd, &flags, 8, (off_t)(k.pfn * 8)) == 8)
+		k.anon_exclusive = (flags >> 12 & 1) && (flags >> 34 & 1);
+	if (fd >= 0)
+		close(fd);
+	return k;
+}
+
+pid_t h_fork(int (*fn)(void *arg), void *arg)
+{
+	pid_t pid = fork();
+
+	ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0)
+		_exit(fn(arg));
+	return pid;
+}
+
+int h_wait(pid_t pid)
+{
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+void h_timeout(TCase *tc, double seconds)
+{
+	/* Check scales this by CK_TIMEOUT_MULTIPLIER itself. */
+	tcase_set_timeout(tc, seconds);
+}
+
+static bool connectable(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	bool ok;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+pid_t h_daemon_start(const char *path)
+{
+	const char *dir = getenv("CG_BUILDDIR");
+	char bin[256], log[256];
+	struct timespec pause = { 0, 10 * 1000 * 1000 };
+	pid_t pid;
+
+	snprintf(bin, sizeof(bin), "%s/cowguardd", dir ? dir : "build");
+	snprintf(log, sizeof(log), "%s.log", path);
+	pid = fork();
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+		if (fd >= 0)
+			dup2(fd, 2);
+		execl(bin, bin, "--verbose", "--socket", path, (char *)NULL);
+		fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
+		_exit(127);
+	}
+	if (pid < 0)
+		return -1;
+	for (int i = 0; i < 500; i++) {
+		if (connectable(path))
+			return pid;
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			break;
+		nanosleep(&pause, NULL);
+	}
+	fprintf(stderr, "harness: cowguardd (%s) did not come up; see %s\n", bin,
+		log);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return -1;
+}
+
+void h_daemon_stop(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+}
+
+static long read_long(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static void write_long(const char *path, long v)
+{
+	FILE *f = fopen(path, "we");
+
+	if (f) {
+		fprintf(f, "%ld\n", v);
+		fclose(f);
+	}
+}
+
+bool h_hugetlb_room(enum h_kind kind, unsigned long n)
+{
+	struct timespec pause = { 0, 20 * 1000 * 1000 };
+	unsigned shift = kind == H_HUGETLB_1G ? 30 : 21;
+	long spare = -1;
+
+	if (kind != H_HUGETLB_2M && kind != H_HUGETLB_1G)
+		return true;
+	for (int i = 0; i < 100; i++) {
+		/* A copy takes an unreserved page: free less reserved. */
+		spare = cg__hugetlb_spare(shift);
+		if (spare >= (long)n)
+			return true;
+		nanosleep(&pause, NULL);
+	}
+	h_skip("%s: %ld spare huge pages, %lu needed", h_kind_name(kind),
+	       spare, n);
+	return false;
+}
+
+static void restore_hugetlb(void)
+{
+	if (saved_2m >= 0)
+		write_long(NR_2M, saved_2m);
+	if (saved_1g >= 0)
+		write_long(NR_1G, saved_1g);
+	saved_2m = saved_1g = -1;
+}
+
+static void cleanup(void)
+{
+	/* Check forks every test, and the forked tests run atexit too. */
+	if (getpid() != main_pid)
+		return;
+	h_daemon_stop(daemon_pid);
+	daemon_pid = 0;
+	restore_hugetlb();
+	if (tmpdir[0] && getenv("CG_TEST_KEEP")) {
+		fprintf(stderr, "harness: kept %s (CG_TEST_KEEP)\n", tmpdir);
+		tmpdir[0] = 0;
+	}
+	if (tmpdir[0]) {
+		char cmd[128];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+		if (system(cmd))
+			fprintf(stderr, "harness: could not remove %s\n", tmpdir);
+		tmpdir[0] = 0;
+	}
+}
+
+static void on_signal(int sig)
+{
+	cleanup();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void reserve_hugetlb(void)
+{
+	if (geteuid() != 0)
+		return;
+	saved_2m = read_long(NR_2M);
+	saved_1g = read_long(NR_1G);
+	if (saved_2m >= 0 && saved_2m < WANT_2M)
+		write_long(NR_2M, WANT_2M);
+	if (saved_1g >= 0 && saved_1g < WANT_1G)
+		write_long(NR_1G, WANT_1G);
+}
+
+int h_main(Suite *s, unsigned needs)
+{
+	SRunner *sr;
+	int failed;
+
+	main_pid = getpid();
+	atexit(cleanup);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	if (needs & H_NEED_HUGETLB)
+		reserve_hugetlb();
+	if (needs & H_NEED_DAEMON) {
+		snprintf(tmpdir, sizeof(tmpdir), "/tmp/cgtest.XXXXXX");
+		/* No ck_assert here: Check reports only from inside a test. */
+		if (!mkdtemp(tmpdir)) {
+			perror("harness: mkdtemp");
+			return 1;
+		}
+		chmod(tmpdir, 0755);
+		snprintf(sock_path, sizeof(sock_path), "%s/cowguardd.sock", tmpdir);
+		daemon_pid = h_daemon_start(sock_path);
+		if (daemon_pid < 0)
+			return 1;
+	}
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	cleanup();
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared test harness.  Each test binary is one Check suite about one
+ * behaviour.  Tests that apply to both modes are loop tests: _i is the
+ * mode (H_DAEMON or H_EMBEDDED); h_main() starts a private cowguardd for
+ * the daemon half and stops it at the end.
+ *
+ * Rules (see ../shared/KERNEL-FACTS.md, "Test-harness traps"):
+ *  - a skipped case calls h_skip("why") and returns; Check has no skip.
+ *  - a process a test forks must _exit() and never call ck_assert.
+ *  - hugetlb pools are set by h_main() when asked and restored at exit.
+ */
+#ifndef CG_TEST_HARNESS_H
+#define CG_TEST_HARNESS_H
+
+#include <check.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cowguard.h"
+
+#define H_DAEMON 0
+#define H_EMBEDDED 1
+/* Add fn once per mode: _i is H_DAEMON or H_EMBEDDED. */
+#define h_add_modes(tc, fn) tcase_add_loop_test(tc, fn, 0, 2)
+
+#define KIB 1024ULL
+#define MIB (1024 * KIB)
+#define GIB (1024 * MIB)
+
+enum h_kind { H_4K, H_THP, H_HUGETLB_2M, H_HUGETLB_1G };
+/* Add fn once per page kind: _i is an enum h_kind. */
+#define h_add_kinds(tc, fn) tcase_add_loop_test(tc, fn, 0, 4)
+
+/* Add fn once per mode and kind: _i encodes both, see H_MODE and H_KIND. */
+#define h_add_modes_kinds(tc, fn) tcase_add_loop_test(tc, fn, 0, 8)
+#define H_MODE(i) ((i) / 4)
+#define H_KIND(i) ((enum h_kind)((i) % 4))
+
+const char *h_mode_name(int mode);
+const char *h_kind_name(enum h_kind kind);
+
+/* Print "SKIP: <test>: why" once; the caller returns. */
+void h_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Open a handle in the given mode; fails the test if that is impossible. */
+struct cg *h_open(int mode);
+
+/*
+ * Map len bytes of private anonymous memory of a kind, aligned to its page
+ * size, and fill it with byte fill (populating it).  Returns NULL, after
+ * h_skip(), when the kind cannot be had (no hugetlb pool, THP off).
+ */
+void *h_map(enum h_kind kind, size_t len, int fill);
+size_t h_page_size(enum h_kind kind);
+
+/*
+ * Whether n free huge pages of kind can be had, waiting up to 2 s for
+ * pages an earlier test freed (gigantic pages are freed lazily).  A fork
+ * test needs a spare page per shared one: with the pool short, the kernel
+ * takes the child's page when the parent writes (the child reads zeros or
+ * dies of SIGBUS).  Prints the skip reason and returns false otherwise.
+ */
+bool h_hugetlb_room(enum h_kind kind, unsigned long n);
+
+/* Audit and assert zero unsafe and zero conservative pages; returns it. */
+struct cg_audit_report h_audit_clean(struct cg *cg, void *addr, size_t len);
+
+/* The kernel's view of one of our pages. */
+struct h_kpage {
+	bool present;
+	bool mapped_once;	/* pagemap bit 56 */
+	bool uffd_wp;		/* pagemap bit 57 */
+	uint64_t pfn;		/* 0 without root */
+	int anon_exclusive;	/* kpageflags bit 34: 0, 1, or -1 unknown */
+};
+struct h_kpage h_kpage(const void *addr);
+
+/* Start a child that runs fn(arg) then _exit()s with its return value. */
+pid_t h_fork(int (*fn)(void *arg), void *arg);
+/* Wait for a child; returns its exit status, or 128+signal. */
+int h_wait(pid_t pid);
+
+/* The path of the test daemon's socket, and its pid (daemon half only). */
+const char *h_socket(void);
+pid_t h_daemon_pid(void);
+/* Start a second daemon on another socket; h_daemon_stop() ends it. */
+pid_t h_daemon_start(const char *socket_path);
+void h_daemon_stop(pid_t pid);
+
+/* Per-TCase timeout, scaled by CK_TIMEOUT_MULTIPLIER like Check's own. */
+void h_timeout(TCase *tc, double seconds);
+
+/* What a suite needs before it runs. */
+#define H_NEED_DAEMON (1 << 0)
+#define H_NEED_HUGETLB (1 << 1)	/* reserve 2 MiB and 1 GiB pages, restore */
+
+/* Run the suite; returns the process exit status. */
+int h_main(Suite *s, unsigned needs);
+
+#endif

@@ -38,8 +38,9 @@ int caps_drop(void)
 	cap_t caps;
 	int ret = 0;
 
+	/* Under systemd the bounding set may be trimmed already. */
 	for (cap_value_t v = 0; v <= CAP_LAST_CAP; v++)
-		if (!kept(v) && cap_drop_bound(v) && errno != EINVAL)
+		if (!kept(v) && cap_get_bound(v) > 0 && cap_drop_bound(v))
 			return -errno;
 	caps = cap_init();
 	if (!caps)

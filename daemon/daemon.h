@@ -29,7 +29,7 @@ struct tracked {
 	uv_poll_t poll;
 	struct cg__mm mm;
 	uid_t uid;
-	pid_t parent_pid;		/* set while an adopted child is unnamed */
+	pid_t parent_pid;		/* an adopted child's parent, or 0 */
 	struct conn *conn;		/* NULL until a child says hello */
 	struct server *srv;
 	struct tracked *next;

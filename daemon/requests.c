@@ -83,8 +83,8 @@ static int do_child_hello(struct conn *c, const struct cg__req *req)
 	if (pagemap < 0)
 		return reply_status(c, req, pagemap);
 	cg__mm_set_process(&t->mm, c->cred.pid, pagemap);
+	/* parent_pid stays: STATUS reports whom a named child came from. */
 	t->conn = c;
-	t->parent_pid = 0;
 	c->tracked = t;
 	c->kind = CONN_APP;
 	conn_log(7, c, "named as a child of %lld", (long long)req->pid);
@@ -135,6 +135,7 @@ static int do_range(struct conn *c, const struct cg__req *req)
 		rep.status = cg__mm_fork_prepare(mm);
 		break;
 	}
+	cg__mm_service_backlog(mm);
 	return reply(c, &rep);
 }
 
@@ -239,6 +240,7 @@ static int do_audit_pid(struct conn *c, const struct cg__req *req)
 	for (size_t i = 0; i < t->mm.nregions; i++)
 		if (send_region(c, req, t, t->mm.regions[i], true))
 			return -1;
+	cg__mm_service_backlog(&t->mm);
 	return send_end(c, req, 0);
 }
 

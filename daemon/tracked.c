@@ -69,6 +69,8 @@ static void adopt(struct cg__mm *parent, struct cg__mm *child, void *arg)
 		tracked_close(t);
 		return;
 	}
+	/* Protecting the child may have read its messages: handle them. */
+	cg__mm_service_backlog(&t->mm);
 	log_debug("pid %d forked: adopted its child's uffd", (int)parent->pid);
 }
 

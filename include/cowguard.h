@@ -4,6 +4,7 @@
  *
  * Every function returns 0 (or a count) on success and a negative errno on
  * failure, like liburing.  Handles are opaque.  A failed call changes nothing.
+ * A NULL handle or a NULL output pointer gives -EINVAL.
  */
 #ifndef COWGUARD_H
 #define COWGUARD_H
@@ -44,9 +45,11 @@ struct cg_options {
 /*
  * cg_open - start tracking this process's memory.
  * @opts may be NULL (CG_MODE_AUTO, default socket).  On success *out is a
- * handle for cg_close().  Returns 0, -ECONNREFUSED/-ENOENT when
- * CG_MODE_DAEMON finds no daemon, -EPERM when no full userfaultfd can be had,
- * -ENOSYS when the kernel lacks userfaultfd write-protect.  Since 0.1.
+ * handle for cg_close().  Returns 0, -EINVAL (NULL @out, mode out of
+ * range), -ECONNREFUSED when CG_MODE_DAEMON finds no daemon listening (or no
+ * socket file), -ENAMETOOLONG (socket path too long), -EACCES (the socket's
+ * owner is neither root nor the caller), -EPERM when no full userfaultfd can
+ * be had, -ENOSYS when the kernel lacks userfaultfd write-protect.  Since 0.1.
  */
 CG_EXPORT int cg_open(const struct cg_options *opts, struct cg **out);
 
@@ -127,7 +130,8 @@ struct cg_audit_report {
 /*
  * cg_audit - compare the engine's state of [@addr, @addr+@len) with the
  * kernel's.  The range must lie within registered regions.  "Zero mismatches"
- * means unsafe == 0 and conservative == 0.  Returns 0, -EINVAL, -ENOENT.
+ * means unsafe == 0 and conservative == 0.  Returns 0, -EINVAL (zero
+ * length, unaligned), -EOVERFLOW (range wraps), -ENOENT (not all registered).
  * Since 0.1.
  */
 CG_EXPORT int cg_audit(struct cg *cg, void *addr, size_t len, struct cg_audit_report *out);

@@ -21,12 +21,17 @@ struct cg__embedded {
 int cg__embedded_open(struct cg__embedded **out);
 void cg__embedded_close(struct cg__embedded *e);
 
-/* Run fn on the mm with the lock held; returns fn's result. */
+/*
+ * Run call on the mm with the lock held; returns its result.  Messages the
+ * call read while retrying an ioctl (faults among them, whose threads wait)
+ * are handled before the lock goes: the uffd will not poll readable for them.
+ */
 #define CG__EMBEDDED_CALL(e, call)                                            \
 	({                                                                    \
 		int __ret;                                                    \
 		pthread_mutex_lock(&(e)->lock);                               \
 		__ret = (e)->error ? (e)->error : (call);                     \
+		cg__mm_service_backlog(&(e)->mm);                             \
 		pthread_mutex_unlock(&(e)->lock);                             \
 		__ret;                                                        \
 	})

@@ -107,17 +107,24 @@ static int chunk_diverge(struct cg__region *r, struct cg__chunk *c)
 	return 0;
 }
 
-/* Drop the nibble array again once every page agrees. */
-static void chunk_try_collapse(struct cg__region *r, struct cg__chunk *c)
+/*
+ * Drop the nibble array again once every page of the region in the chunk
+ * agrees.  Pages of a chunk outside the region (one starting or ending
+ * mid-chunk) are never updated: they must not keep it diverged.
+ */
+static void chunk_try_collapse(struct cg__region *r, struct cg__chunk *c,
+			       uint64_t cs)
 {
-	uint8_t first = c->pages[0];
+	uint64_t ce = cs + chunk_size(r);
+	uint64_t lo = cs > r->start ? cs : r->start;
+	uint64_t hi = ce < r->start + r->len ? ce : r->start + r->len;
+	size_t i = (lo - cs) >> CG_PAGE_SHIFT, end = (hi - cs) >> CG_PAGE_SHIFT;
+	unsigned first = nibble_get(c->pages, i);
 
-	if ((first & 0xf) != (first >> 4))
-		return;
-	for (size_t i = 1; i < nibble_bytes(r); i++)
-		if (c->pages[i] != first)
+	for (i++; i < end; i++)
+		if (nibble_get(c->pages, i) != first)
 			return;
-	c->state = first & 0xf;
+	c->state = (uint8_t)first;
 	free(c->pages);
 	c->pages = NULL;
 }
@@ -176,7 +183,7 @@ int cg__region_update(struct cg__region *r, uint64_t start, uint64_t len,
 				nibble_put(c->pages, i,
 					   (nibble_get(c->pages, i) & ~clear) | set);
 			}
-			chunk_try_collapse(r, c);
+			chunk_try_collapse(r, c, cs);
 		}
 		start = stop;
 	}
@@ -305,16 +312,27 @@ struct copy_ctx {
 static int copy_run(const struct cg__run *run, void *arg)
 {
 	struct copy_ctx *cc = arg;
-	uint64_t to = run->start + cc->delta;
+	uint64_t to = run->start + cc->delta, end = to + run->len;
+	uint64_t lo = ALIGN_UP(to, CG_PMD_SIZE), hi = ALIGN_DOWN(end, CG_PMD_SIZE);
+	int ret = 0;
 
-	if (run->huge && cc->dst->kind == CG_RK_THP &&
-	    !(to & (CG_PMD_SIZE - 1)) && run->len >= CG_PMD_SIZE) {
-		for (uint64_t off = 0; off + CG_PMD_SIZE <= run->len;
-		     off += CG_PMD_SIZE)
-			cg__region_set_huge(cc->dst, to + off, true, run->state);
-		return 0;
-	}
-	return cg__region_update(cc->dst, to, run->len, CG_ST_ALL, run->state);
+	/*
+	 * A run may join whole PMD-mapped chunks to a part of one cut by the
+	 * range.  Only whole chunks landing on whole chunks (the move keeps
+	 * the 2 MiB offset) stay PMD-mapped; the kernel splits the rest, and
+	 * their state is copied page by page, not dropped.
+	 */
+	if (!run->huge || cc->dst->kind != CG_RK_THP ||
+	    (cc->delta & (CG_PMD_SIZE - 1)) || lo >= hi)
+		return cg__region_update(cc->dst, to, run->len, CG_ST_ALL,
+					 run->state);
+	if (to < lo)
+		ret = cg__region_update(cc->dst, to, lo - to, CG_ST_ALL, run->state);
+	for (uint64_t a = lo; !ret && a < hi; a += CG_PMD_SIZE)
+		ret = cg__region_set_huge(cc->dst, a, true, run->state);
+	if (!ret && hi < end)
+		ret = cg__region_update(cc->dst, hi, end - hi, CG_ST_ALL, run->state);
+	return ret;
 }
 
 struct cg__region *cg__region_extract(const struct cg__region *r, uint64_t src,

@@ -274,9 +274,18 @@ static int handle_remove(struct cg__mm *mm, const struct uffd_msg *msg)
 	mm->stats.removals++;
 	for (size_t i = 0; i < mm->nregions && !ret; i++) {
 		struct cg__region *r = mm->regions[i];
+		uint64_t splits = r->splits;
 
+		/*
+		 * MADV_FREE raises this event too and leaves the pages mapped
+		 * until reclaim: keep what we knew of them (exclusive, dirty)
+		 * for learning, should they be seen again (lib/learn.c).
+		 */
 		if (r->start < end && r->start + r->len > start)
-			ret = cg__region_update(r, start, end - start, CG_ST_ALL, 0);
+			ret = cg__region_update(r, start, end - start,
+						CG_ST_PRESENT | CG_ST_WP, 0);
+		/* Removing part of a PMD-mapped THP splits it: followed. */
+		mm->stats.thp_splits += r->splits - splits;
 	}
 	return ret;
 }
@@ -351,10 +360,14 @@ int cg__mm_service(struct cg__mm *mm)
 	struct uffd_msg msgs[BATCH];
 	int handled = 0;
 
-	for (int b = 0; b < BATCHES_PER_SERVICE; b++) {
-		ssize_t n = next_batch(mm, msgs);
+	/* The limit is on reads; the backlog must always be emptied. */
+	for (int b = 0; b < BATCHES_PER_SERVICE || mm->nbacklog;) {
+		ssize_t n;
 		int ret;
 
+		if (!mm->nbacklog)
+			b++;
+		n = next_batch(mm, msgs);
 		if (n <= 0)
 			return n < 0 ? (int)n : handled;
 		ret = handle_batch(mm, msgs, (size_t)n);
@@ -363,6 +376,12 @@ int cg__mm_service(struct cg__mm *mm)
 		handled += (int)n;
 	}
 	return handled;
+}
+
+void cg__mm_service_backlog(struct cg__mm *mm)
+{
+	while (mm->nbacklog && cg__mm_service(mm) > 0)
+		;
 }
 
 int cg__mm_fork_prepare(struct cg__mm *mm)

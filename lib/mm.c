@@ -225,9 +225,10 @@ int cg__mm_query(struct cg__mm *mm, uint64_t addr, struct cg_page_info *out)
 	out->size = ulen;
 	out->kind = page_kind(r, addr);
 	out->present = !!(st & CG_ST_PRESENT);
-	out->exclusive = !!(st & CG_ST_EXCL);
-	out->dirty = !!(st & CG_ST_DIRTY);
-	out->wp = !!(st & CG_ST_WP);
+	/* A removed page keeps its history for learning, not for callers. */
+	out->exclusive = out->present && (st & CG_ST_EXCL);
+	out->dirty = out->present && (st & CG_ST_DIRTY);
+	out->wp = out->present && (st & CG_ST_WP);
 	return 0;
 }
 

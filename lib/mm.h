@@ -80,6 +80,14 @@ void cg__mm_stats(const struct cg__mm *mm, struct cg_stats *out);
  */
 int cg__mm_service(struct cg__mm *mm);
 
+/*
+ * Handle the messages an operation read into the backlog while retrying an
+ * ioctl.  Every caller of a cg__mm_* operation calls this after it: those
+ * messages no longer make the uffd readable, and a fault among them has a
+ * thread waiting.
+ */
+void cg__mm_service_backlog(struct cg__mm *mm);
+
 /* Before fork(): protect every page so that writes racing the fork are seen. */
 int cg__mm_fork_prepare(struct cg__mm *mm);
 /* After fork() in the parent, when no fork event will say so (embedded). */

@@ -17,8 +17,15 @@
 int cg__unshare(struct cg__mm *mm, const uint64_t *addrs, size_t n)
 {
 	struct iovec local[BATCH], remote[BATCH];
-	pid_t pid = mm->pid ? mm->pid : getpid();
+	pid_t pid = mm->pid;
 
+	/*
+	 * pid 0 is an adopted child not yet identified, not us: reading our
+	 * own memory there fails (EFAULT) and its fault would never be woken.
+	 * Its write will break COW itself once the fault is resolved.
+	 */
+	if (!pid)
+		return -ESRCH;
 	while (n) {
 		size_t k = n < BATCH ? n : BATCH;
 		ssize_t got;

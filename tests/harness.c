@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* The shared test harness: modes, memory kinds, kernel truth, a daemon. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "harness.h"
 #include "procfs.h"
 
@@ -208,6 +210,33 @@ struct h_kpage h_kpage(const void *addr)
 	return k;
 }
 
+int h_vma_flag(const void *addr, const char *flag)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	uintptr_t a = (uintptr_t)addr;
+	char line[512], want[8];
+	bool inside = false;
+	int found = -1;
+
+	ck_assert(f != NULL);
+	snprintf(want, sizeof(want), " %s", flag);
+	while (found < 0 && fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		if (strncmp(line, "VmFlags:", 8) == 0 && inside) {
+			char *hit = strstr(line + 8, want);
+
+			found = hit && (hit[strlen(want)] == ' ' ||
+					hit[strlen(want)] == '\n');
+		} else if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 &&
+			   strchr(line, '-') < strchr(line, ' ')) {
+			inside = a >= lo && a < hi;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
 pid_t h_fork(int (*fn)(void *arg), void *arg)
 {
 	pid_t pid = fork();
@@ -228,6 +257,123 @@ int h_wait(pid_t pid)
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return WEXITSTATUS(status);
+}
+
+struct waiter_arg {
+	int rd;
+	const volatile char *check;
+	char expect;
+};
+
+static int waiter_main(void *arg)
+{
+	struct waiter_arg *w = arg;
+	char go;
+
+	if (read(w->rd, &go, 1) != 1)
+		return 2;
+	return !w->check || *w->check == w->expect ? 0 : 3;
+}
+
+struct h_waiter h_fork_waiting(const volatile char *check, char expect)
+{
+	struct waiter_arg arg = { .check = check, .expect = expect };
+	struct h_waiter w;
+	int fds[2];
+
+	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+	arg.rd = fds[0];
+	w.pid = h_fork(waiter_main, &arg);
+	w.go = fds[1];
+	close(fds[0]);
+	return w;
+}
+
+int h_release(struct h_waiter *w)
+{
+	int status;
+
+	ck_assert_int_eq(write(w->go, "g", 1), 1);
+	close(w->go);
+	status = h_wait(w->pid);
+	w->pid = -1;
+	return status;
+}
+
+int h_pmd_mapped(const void *addr)
+{
+	uint64_t chunk = (uintptr_t)addr & ~(2 * MIB - 1), mask = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	int ret;
+
+	ck_assert(fd >= 0);
+	ret = cg__pmd_mapped(fd, chunk, 2 * MIB, &mask);
+	close(fd);
+	return ret ? -1 : (int)(mask & 1);
+}
+
+struct cg_page_info *h_states(struct cg *cg, const void *addr, size_t len)
+{
+	struct cg_page_info *v = calloc(len / 4096, sizeof(*v));
+
+	ck_assert(v != NULL);
+	for (size_t i = 0; i < len / 4096; i++) {
+		int ret = cg_query(cg, (const char *)addr + i * 4096, &v[i]);
+
+		ck_assert_msg(ret == 0, "cg_query(%p): %s",
+			      (const char *)addr + i * 4096, cg_strerror(ret));
+	}
+	return v;
+}
+
+void h_assert_states(struct cg *cg, const struct cg_page_info *was,
+		     const void *now, size_t len, const char *what)
+{
+	int pmd = -1;
+
+	for (size_t i = 0; i < len / 4096; i++) {
+		const char *p = (const char *)now + i * 4096;
+		const struct cg_page_info *b = &was[i];
+		struct cg_page_info q;
+		struct h_kpage k = h_kpage(p);
+		int ret = cg_query(cg, p, &q);
+
+		ck_assert_msg(ret == 0, "%s: cg_query(page %zu): %s", what, i,
+			      cg_strerror(ret));
+		ck_assert_msg(q.present == b->present && q.exclusive == b->exclusive &&
+			      q.dirty == b->dirty && q.wp == b->wp,
+			      "%s: page %zu was present %d exclusive %d dirty %d wp %d, "
+			      "is %d %d %d %d (kernel: present %d exclusive %d wp %d)",
+			      what, i, b->present, b->exclusive, b->dirty, b->wp,
+			      q.present, q.exclusive, q.dirty, q.wp, k.present,
+			      k.anon_exclusive, k.uffd_wp);
+		ck_assert_msg(q.addr <= (uintptr_t)p && (uintptr_t)p < q.addr + q.size,
+			      "%s: page %zu at %p reported in unit %#llx+%#llx", what,
+			      i, p, (unsigned long long)q.addr,
+			      (unsigned long long)q.size);
+		if (q.present)
+			ck_assert_msg(k.present, "%s: page %zu present for the "
+				      "engine, not in pagemap", what, i);
+		if (q.present && q.wp)
+			ck_assert_msg(k.uffd_wp, "%s: page %zu write-protected for "
+				      "the engine, no uffd-wp bit in pagemap "
+				      "(its writes go unseen)", what, i);
+		if (b->kind != CG_PAGE_THP && b->kind != CG_PAGE_THP_PTE) {
+			ck_assert_msg(q.kind == b->kind && q.size == b->size,
+				      "%s: page %zu was kind %d size %#llx, is %d "
+				      "%#llx", what, i, b->kind,
+				      (unsigned long long)b->size, q.kind,
+				      (unsigned long long)q.size);
+			continue;
+		}
+		if (i == 0 || ((uintptr_t)p & (2 * MIB - 1)) == 0)
+			pmd = h_pmd_mapped(p);
+		if (pmd >= 0)
+			ck_assert_msg(q.kind == (pmd ? CG_PAGE_THP : CG_PAGE_THP_PTE),
+				      "%s: page %zu is kind %d for the engine, "
+				      "%s for the kernel", what, i, q.kind,
+				      pmd ? "PMD-mapped" : "PTE-mapped");
+	}
 }
 
 void h_timeout(TCase *tc, double seconds)
@@ -284,12 +430,93 @@ pid_t h_daemon_start(const char *path)
 	return -1;
 }
 
-void h_daemon_stop(pid_t pid)
+int h_daemon_stop(pid_t pid)
 {
+	int status = 0;
+
 	if (pid <= 0)
-		return;
+		return 0;
 	kill(pid, SIGTERM);
-	waitpid(pid, NULL, 0);
+	if (waitpid(pid, &status, 0) < 0)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static struct cg__client status_ctl = { .sock = -1 };
+
+int h_status_client(pid_t pid, struct cg__status_client *out)
+{
+	struct cg__req req;
+	struct cg__rep rep;
+	int ret, found = 0;
+
+	if (status_ctl.sock < 0) {
+		ret = cg__client_open_ctl(&status_ctl, sock_path);
+		if (ret)
+			return ret;
+	}
+	cg__req_init(&req, CG_OP_STATUS);
+	ret = cg__client_call(&status_ctl, &req, &rep);
+	while (!ret && rep.rec != CG_REC_END) {
+		if (rep.rec == CG_REC_CLIENT && rep.u.client.pid == pid) {
+			found = 1;
+			if (out)
+				*out = rep.u.client;
+		}
+		ret = cg__client_next(&status_ctl, &rep);
+	}
+	if (ret) {
+		cg__client_close(&status_ctl);
+		return ret;
+	}
+	return rep.status ? rep.status : found;
+}
+
+bool h_status_gone(pid_t pid, int ms)
+{
+	struct timespec pause = { 0, 10 * 1000 * 1000 };
+
+	for (int waited = 0; waited <= ms; waited += 10) {
+		if (h_status_client(pid, NULL) == 0)
+			return true;
+		nanosleep(&pause, NULL);
+	}
+	return false;
+}
+
+int h_fd_count(pid_t pid)
+{
+	char path[64];
+	struct dirent *d;
+	DIR *dir;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return -errno;
+	while ((d = readdir(dir)))
+		if (d->d_name[0] != '.')
+			n++;
+	closedir(dir);
+	return n;
+}
+
+/* A daemon that ended badly (a sanitizer report, a crash) fails the suite. */
+static int stop_suite_daemon(void)
+{
+	char cmd[256];
+	int status = h_daemon_stop(daemon_pid);
+
+	daemon_pid = 0;
+	if (status == 0)
+		return 0;
+	fprintf(stderr, "harness: cowguardd exited with status %d; its log:\n",
+		status);
+	snprintf(cmd, sizeof(cmd), "cat '%s.log' >&2", sock_path);
+	if (system(cmd))
+		fprintf(stderr, "harness: no log\n");
+	return 1;
 }
 
 static long read_long(const char *path)
@@ -413,6 +640,7 @@ int h_main(Suite *s, unsigned needs)
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	failed += stop_suite_daemon();
 	cleanup();
 	return failed ? 1 : 0;
 }

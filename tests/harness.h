@@ -78,17 +78,77 @@ struct h_kpage {
 };
 struct h_kpage h_kpage(const void *addr);
 
+/*
+ * Whether the VMA containing addr has the two-letter smaps VmFlags flag
+ * (for example "uw": registered for userfaultfd write-protect): 1 or 0,
+ * or -1 when no VMA contains addr.
+ */
+int h_vma_flag(const void *addr, const char *flag);
+
 /* Start a child that runs fn(arg) then _exit()s with its return value. */
 pid_t h_fork(int (*fn)(void *arg), void *arg);
 /* Wait for a child; returns its exit status, or 128+signal. */
 int h_wait(pid_t pid);
 
+/*
+ * A child that keeps its copy of our memory (so pages stay COW-shared)
+ * until h_release().  Released, it checks that *check (unless NULL) still
+ * reads expect and _exit()s 0, or 3 when it reads something else.
+ */
+struct h_waiter {
+	pid_t pid;
+	int go;		/* write end of the child's pipe */
+};
+struct h_waiter h_fork_waiting(const volatile char *check, char expect);
+/* Let the child go and reap it; returns its status as h_wait() does. */
+int h_release(struct h_waiter *w);
+
+/*
+ * Whether the 2 MiB chunk containing addr is mapped by one PMD, from
+ * PAGEMAP_SCAN: 1 or 0, or -1 when PAGEMAP_SCAN is unavailable.
+ */
+int h_pmd_mapped(const void *addr);
+
+/*
+ * The engine's view of every 4 KiB page of [addr, addr+len): a calloc'd
+ * array of len / 4096 entries (cg_query of each page) for the caller to free.
+ */
+struct cg_page_info *h_states(struct cg *cg, const void *addr, size_t len);
+/*
+ * Assert that the pages now at [now, now+len) have the states that were
+ * taken at was (h_states: present, exclusive, dirty, wp), that the unit
+ * each query reports contains the page, and that the engine agrees with
+ * the kernel where the kernel is certain: a present page is present in
+ * pagemap, a page the engine calls write-protected has the uffd-wp bit, a
+ * THP page is CG_PAGE_THP exactly when one PMD maps it.  what names the
+ * step in failure messages.
+ */
+void h_assert_states(struct cg *cg, const struct cg_page_info *was,
+		     const void *now, size_t len, const char *what);
+
 /* The path of the test daemon's socket, and its pid (daemon half only). */
 const char *h_socket(void);
 pid_t h_daemon_pid(void);
-/* Start a second daemon on another socket; h_daemon_stop() ends it. */
+/*
+ * Start a second daemon on another socket.  h_daemon_stop() ends it with
+ * SIGTERM and returns its exit status (128 + signal if killed).
+ */
 pid_t h_daemon_start(const char *socket_path);
-void h_daemon_stop(pid_t pid);
+int h_daemon_stop(pid_t pid);
+
+/*
+ * The test daemon's STATUS record of the client with this pid (0: an
+ * unnamed child).  Asked over a cowguardctl connection that the harness
+ * opens on first use and keeps open, so that the daemon's fd count is the
+ * same before and after.  Returns 1 listed (*out filled unless NULL),
+ * 0 not listed, or -errno.
+ */
+struct cg__status_client;
+int h_status_client(pid_t pid, struct cg__status_client *out);
+/* Whether pid's record leaves the daemon's STATUS within ms milliseconds. */
+bool h_status_gone(pid_t pid, int ms);
+/* The number of open fds of a process, or -errno. */
+int h_fd_count(pid_t pid);
 
 /* Per-TCase timeout, scaled by CK_TIMEOUT_MULTIPLIER like Check's own. */
 void h_timeout(TCase *tc, double seconds);

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: MIT
+/*
+ * MADV_FREE raises the same UFFD_EVENT_REMOVE as MADV_DONTNEED, but frees
+ * nothing at once: the pages stay mapped, with their data, their uffd-wp
+ * bits and their COW history, until reclaim takes them.  The engine must
+ * not mistake such a page, seen again, for a fresh one.
+ *
+ * Bugs these catch: a REMOVE event taken as "these pages are new from now
+ * on", so a page still COW-shared with (or inherited from) a child that
+ * has exited, mapped once again, is learned as exclusive while the kernel
+ * says it is not (unsafe: its next write would go unshared and unseen), an
+ * exclusive clean page is called dirty, or a protected one unprotected.
+ * Hugetlb is left out: MADV_FREE does not apply to it (EINVAL).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#ifndef MADV_FREE
+#define MADV_FREE 8
+#endif
+
+/* Modes × 4 KiB, THP. */
+#define NKINDS 2
+#define MODE(i) ((i) / NKINDS)
+#define KIND(i) ((enum h_kind)((i) % NKINDS))
+
+static int exit_at_once(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+/* Audit clean, and every page the engine calls present is present. */
+static void audit(struct cg *cg, void *addr, size_t len)
+{
+	struct cg_audit_report a = h_audit_clean(cg, addr, len);
+
+	ck_assert_msg(a.presence == 0, "audit: %llu presence mismatches",
+		      (unsigned long long)a.presence);
+}
+
+/*
+ * Two units (4 KiB kind: 32 pages; THP: two chunks), optionally shared
+ * with a child that has already exited (mapped once again, still not
+ * exclusive), one page written (exclusive, dirty); then MADV_FREE on the
+ * first unit and on half of the second: every page keeps its state.
+ */
+static void free_keeps_state(int mode, enum h_kind kind, bool forked)
+{
+	size_t unit = kind == H_4K ? 16 * 4096 : 2 * MIB, len = 2 * unit;
+	char *p = h_map(kind, len, 'A');
+	struct cg_page_info *was;
+	struct cg_stats before, after;
+	struct cg *cg;
+
+	if (!p)
+		return;
+	cg = h_open(mode);
+	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
+	if (forked)
+		ck_assert_int_eq(h_wait(h_fork(exit_at_once, NULL)), 0);
+	p[unit + 3 * 4096] = 'B';
+	was = h_states(cg, p, len);
+	ck_assert(was[0].exclusive == !forked && !was[0].dirty && was[0].wp);
+	ck_assert(was[(unit + 3 * 4096) / 4096].exclusive);
+	ck_assert_int_eq(cg_stats(cg, &before), 0);
+
+	ck_assert_int_eq(madvise(p, unit, MADV_FREE), 0);
+	ck_assert_int_eq(madvise(p + unit, unit / 2, MADV_FREE), 0);
+
+	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_uint_eq(after.removals, before.removals + 2);
+	/* Not freed yet: the data is there, and so is the engine's state. */
+	ck_assert_int_eq(p[5 * 4096], 'A');
+	h_assert_states(cg, was, p, len, "after MADV_FREE");
+	audit(cg, p, len);
+
+	/* A write to a maybe-shared page is still seen and unshared. */
+	ck_assert_int_eq(cg_stats(cg, &before), 0);
+	p[5 * 4096] = 'C';
+	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	if (forked)
+		ck_assert_uint_eq(after.wp_faults, before.wp_faults + 1);
+	{
+		struct cg_page_info info;
+
+		ck_assert_int_eq(cg_query(cg, p + 5 * 4096, &info), 0);
+		ck_assert(info.present && info.exclusive && info.dirty);
+	}
+	audit(cg, p, len);
+
+	cg_close(cg);
+	munmap(p, len);
+	free(was);
+}
+
+START_TEST(madv_free_of_exclusive_pages_keeps_their_state)
+{
+	free_keeps_state(MODE(_i), KIND(_i), false);
+}
+END_TEST
+
+START_TEST(madv_free_of_pages_a_dead_child_shared_keeps_them_maybe_shared)
+{
+	free_keeps_state(MODE(_i), KIND(_i), true);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("MADV_FREE keeps page state");
+	TCase *tc = tcase_create("free");
+
+	h_timeout(tc, 30);
+	tcase_add_loop_test(tc, madv_free_of_exclusive_pages_keeps_their_state,
+			    0, 2 * NKINDS);
+	tcase_add_loop_test(tc, madv_free_of_pages_a_dead_child_shared_keeps_them_maybe_shared,
+			    0, 2 * NKINDS);
+	suite_add_tcase(s, tc);
+	return h_main(s, H_NEED_DAEMON);
+}

@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: MIT
+/*
+ * mremap() of a registered region moves its page state with it: the pages
+ * at the new address have the states the old ones had (present, exclusive
+ * or maybe-shared, dirty, write-protected), the old address is no longer
+ * tracked, and a write at the new address is seen.
+ *
+ * Bugs these catch: a REMAP event dropped or applied to the wrong range
+ * (state left at the old address, the new one untracked: a write to a
+ * maybe-shared page there goes unseen or is called exclusive without an
+ * unshare); state shifted by the offset between the two addresses' 2 MiB
+ * grids; the remainder of a partial move lost or misplaced; a PMD-mapped
+ * THP chunk cut by the move still called PMD-mapped, or one moved whole
+ * called split.  1 GiB hugetlb is left out: moving it needs a 1 GiB aligned
+ * hole and the COW copies need more gigantic pages than the pool has.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+/* Modes × the three kinds mremap is meaningful for here. */
+#define NKINDS 3
+#define MODE(i) ((i) / NKINDS)
+#define KIND(i) ((enum h_kind)((i) % NKINDS))
+
+/* Four quarters: 4 KiB kind 1 MiB each, huge kinds one 2 MiB unit each. */
+static size_t quarter(enum h_kind kind)
+{
+	return kind == H_4K ? MIB : 2 * MIB;
+}
+
+/*
+ * An empty hole of len bytes, aligned to 2 MiB plus skew, for MREMAP_FIXED.
+ * The hole is PROT_NONE and unregistered: replacing it raises no event.
+ */
+static char *hole(size_t len, size_t skew)
+{
+	size_t span = len + 4 * MIB;
+	char *p = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *q;
+
+	ck_assert(p != MAP_FAILED);
+	q = (char *)(((uintptr_t)p + 2 * MIB - 1) & ~(uintptr_t)(2 * MIB - 1)) + skew;
+	if (q > p)
+		munmap(p, (size_t)(q - p));
+	munmap(q + len, (size_t)(p + span - (q + len)));
+	return q;
+}
+
+/*
+ * Register 4 quarters filled with 'A', then give them different histories
+ * (copies: how many units the test's writes after the fork copy in all):
+ *   quarters 0 and 1: one page each written before the fork (dirty, then
+ *   shared; a THP chunk is dirtied whole, so two chunks agree: one run of
+ *   state across the 2 MiB boundary, which a partial move cuts);
+ *   quarter 2: one page written after the fork (copied: exclusive, dirty);
+ *   quarter 3: untouched since registration, then shared by fork.
+ * The child keeps everything shared until released; it checks that the
+ * parent's post-fork write did not reach it.
+ */
+static char *setup(struct cg *cg, enum h_kind kind, size_t len,
+		   struct h_waiter *child, size_t copies)
+{
+	size_t q = quarter(kind), small = kind == H_HUGETLB_2M ? 0 : 4096;
+	char *p = h_map(kind, len, 'A');
+	struct cg_page_info info;
+
+	if (!p)
+		return NULL;
+	/* The post-fork writes copy a unit each, the parent owning the pool. */
+	if (!h_hugetlb_room(kind, copies)) {
+		munmap(p, len);
+		return NULL;
+	}
+	if (kind == H_THP && h_pmd_mapped(p) != 1) {
+		h_skip("THP region is not PMD-mapped (PAGEMAP_SCAN %d)",
+		       h_pmd_mapped(p));
+		munmap(p, len);
+		return NULL;
+	}
+	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
+	p[7 * small] = 'B';
+	p[q + 7 * small] = 'B';
+	*child = h_fork_waiting(&p[2 * q + 5 * small], 'A');
+	p[2 * q + 5 * small] = 'B';
+
+	/* The histories must differ, or the comparisons prove little. */
+	ck_assert_int_eq(cg_query(cg, p + q + 7 * small, &info), 0);
+	ck_assert(info.present && !info.exclusive && info.dirty && info.wp);
+	ck_assert_int_eq(cg_query(cg, p + 2 * q + 5 * small, &info), 0);
+	ck_assert(info.present && info.exclusive && info.dirty);
+	ck_assert_int_eq(cg_query(cg, p + 3 * q, &info), 0);
+	ck_assert(info.present && !info.exclusive && !info.dirty && info.wp);
+	return p;
+}
+
+static void finish(struct cg *cg, struct h_waiter *child)
+{
+	ck_assert_int_eq(h_release(child), 0);
+	cg_close(cg);
+}
+
+/* Audit clean, and every page the engine calls present is present. */
+static void audit(struct cg *cg, void *addr, size_t len)
+{
+	struct cg_audit_report a = h_audit_clean(cg, addr, len);
+
+	ck_assert_msg(a.presence == 0, "audit: %llu presence mismatches",
+		      (unsigned long long)a.presence);
+	ck_assert_uint_gt(a.exact, 0);
+}
+
+/* A write to a maybe-shared page is seen: a fault, then exclusive, dirty. */
+static void write_is_seen(struct cg *cg, char *page)
+{
+	struct cg_stats before, after;
+	struct cg_page_info info;
+
+	ck_assert_int_eq(cg_query(cg, page, &info), 0);
+	ck_assert_msg(info.present && !info.exclusive && info.wp,
+		      "before the write: present %d exclusive %d wp %d",
+		      info.present, info.exclusive, info.wp);
+	ck_assert_int_eq(cg_stats(cg, &before), 0);
+	*page = 'C';
+	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_uint_eq(after.wp_faults, before.wp_faults + 1);
+	ck_assert_int_eq(cg_query(cg, page, &info), 0);
+	ck_assert_msg(info.present && info.exclusive && info.dirty,
+		      "after the write: present %d exclusive %d dirty %d "
+		      "(kernel exclusive %d)", info.present, info.exclusive,
+		      info.dirty, h_kpage(page).anon_exclusive);
+	ck_assert_int_ne(h_kpage(page).anon_exclusive, 0);	/* -1: no root */
+}
+
+START_TEST(mremap_of_a_whole_region_moves_every_page_state_to_the_new_address)
+{
+	enum h_kind kind = KIND(_i);
+	size_t q = quarter(kind), len = 4 * q;
+	/* Off the 2 MiB grid for 4 KiB pages: the state must not shift. */
+	size_t skew = kind == H_4K ? MIB + 3 * 4096 : 0;
+	struct cg *cg = h_open(MODE(_i));
+	struct cg_page_info *was, info;
+	struct cg_stats before, after;
+	struct h_waiter child;
+	char *p = setup(cg, kind, len, &child, 2), *to, *got;
+
+	if (!p) {
+		cg_close(cg);
+		return;
+	}
+	to = hole(len, skew);
+	was = h_states(cg, p, len);
+	ck_assert_int_eq(cg_stats(cg, &before), 0);
+
+	got = mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+	ck_assert_msg(got == to, "mremap: %s", strerror(errno));
+
+	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_uint_eq(after.remaps, before.remaps + 1);
+	ck_assert_uint_eq(after.regions, 1);
+	ck_assert_uint_eq(after.registered_bytes, len);
+	ck_assert_int_eq(cg_query(cg, p, &info), -ENOENT);
+	ck_assert_int_eq(cg_query(cg, p + len / 2, &info), -ENOENT);
+	ck_assert_int_eq(cg_query(cg, p + len - 4096, &info), -ENOENT);
+	h_assert_states(cg, was, to, len, "after the move");
+	audit(cg, to, len);
+
+	write_is_seen(cg, to + 3 * q + 9 * 4096);
+	audit(cg, to, len);
+	ck_assert_int_eq(to[2 * q + 5 * (kind == H_HUGETLB_2M ? 0 : 4096)], 'B');
+
+	finish(cg, &child);
+	munmap(to, len);
+	free(was);
+}
+END_TEST
+
+START_TEST(mremap_of_a_middle_part_moves_its_state_and_leaves_the_rest_in_place)
+{
+	enum h_kind kind = KIND(_i);
+	size_t q = quarter(kind), len = 4 * q;
+	/*
+	 * Quarters 1 and 2, shifted by half a THP (cutting two PMD-mapped
+	 * chunks: the kernel splits them) or by 3 pages; hugetlb moves whole.
+	 */
+	size_t shift = kind == H_THP ? MIB : kind == H_4K ? 3 * 4096 : 0;
+	size_t from = q + shift, n = 2 * q;
+	struct cg *cg = h_open(MODE(_i));
+	struct cg_page_info *was, info;
+	struct cg_stats before, after;
+	struct h_waiter child;
+	char *p = setup(cg, kind, len, &child, 3), *to, *got;
+
+	if (!p) {
+		cg_close(cg);
+		return;
+	}
+	/* The same offset in 2 MiB as the source, so whole PMDs can move. */
+	to = hole(n, from & (2 * MIB - 1));
+	was = h_states(cg, p, len);
+	ck_assert_int_eq(cg_stats(cg, &before), 0);
+
+	got = mremap(p + from, n, n, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+	ck_assert_msg(got == to, "mremap: %s", strerror(errno));
+
+	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_uint_eq(after.remaps, before.remaps + 1);
+	ck_assert_uint_eq(after.regions, 3);
+	ck_assert_uint_eq(after.registered_bytes, len);
+	ck_assert_int_eq(cg_query(cg, p + from, &info), -ENOENT);
+	ck_assert_int_eq(cg_query(cg, p + from + n - 4096, &info), -ENOENT);
+	h_assert_states(cg, was, p, from, "the part left before the hole");
+	h_assert_states(cg, was + (from + n) / 4096, p + from + n, len - from - n,
+			"the part left after the hole");
+	h_assert_states(cg, was + from / 4096, to, n, "the moved part");
+	audit(cg, p, from);
+	audit(cg, p + from + n, len - from - n);
+	audit(cg, to, n);
+
+	/* Both the moved part and what stayed are still followed. */
+	write_is_seen(cg, to + 9 * 4096);
+	write_is_seen(cg, p + 11 * 4096);
+	audit(cg, p, from);
+	audit(cg, to, n);
+
+	finish(cg, &child);
+	munmap(p, len);
+	munmap(to, n);
+	free(was);
+}
+END_TEST
+
+START_TEST(mremap_of_a_thp_region_off_the_2mib_grid_splits_it_and_keeps_the_state)
+{
+	size_t q = quarter(H_THP), len = 4 * q;
+	struct cg *cg = h_open(_i);
+	struct cg_page_info *was, info;
+	struct cg_stats before, after;
+	struct h_waiter child;
+	char *p = setup(cg, H_THP, len, &child, 2), *to, *got;
+
+	if (!p) {
+		cg_close(cg);
+		return;
+	}
+	/* No PMD can land on a PMD: the kernel splits every one it moves. */
+	to = hole(len, MIB);
+	was = h_states(cg, p, len);
+	ck_assert_int_eq(cg_stats(cg, &before), 0);
+
+	got = mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+	ck_assert_msg(got == to, "mremap: %s", strerror(errno));
+
+	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_uint_eq(after.remaps, before.remaps + 1);
+	ck_assert_int_eq(cg_query(cg, p, &info), -ENOENT);
+	for (size_t off = 0; off < len; off += 2 * MIB)
+		ck_assert_int_eq(h_pmd_mapped(to + off), 0);
+	h_assert_states(cg, was, to, len, "after the move off the grid");
+	ck_assert_int_eq(cg_query(cg, to + 3 * q, &info), 0);
+	ck_assert_int_eq(info.kind, CG_PAGE_THP_PTE);
+	audit(cg, to, len);
+
+	write_is_seen(cg, to + 3 * q + 9 * 4096);
+	audit(cg, to, len);
+
+	finish(cg, &child);
+	munmap(to, len);
+	free(was);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("mremap moves page state");
+	TCase *tc = tcase_create("mremap");
+
+	h_timeout(tc, 30);
+	tcase_add_loop_test(tc, mremap_of_a_whole_region_moves_every_page_state_to_the_new_address,
+			    0, 2 * NKINDS);
+	tcase_add_loop_test(tc, mremap_of_a_middle_part_moves_its_state_and_leaves_the_rest_in_place,
+			    0, 2 * NKINDS);
+	h_add_modes(tc, mremap_of_a_thp_region_off_the_2mib_grid_splits_it_and_keeps_the_state);
+	suite_add_tcase(s, tc);
+	return h_main(s, H_NEED_DAEMON | H_NEED_HUGETLB);
+}

@@ -112,6 +112,9 @@ static void check_child_report(const struct child_report *r, int mode)
 		      "child's audit: %llu unsafe, %llu conservative",
 		      (unsigned long long)r->audit.unsafe,
 		      (unsigned long long)r->audit.conservative);
+	/* As root the child is judged by PageAnonExclusive, like its parent. */
+	if (geteuid() == 0)
+		ck_assert_int_eq(r->audit.truth, CG_TRUTH_KPAGEFLAGS);
 }
 
 START_TEST(a_child_write_is_serviced_and_makes_the_page_exclusive_in_the_child_only)

@@ -55,8 +55,8 @@ endif
 OBJDIR := $(BUILDDIR)/obj
 
 LIB_SRCS    := $(wildcard lib/*.c)
-DAEMON_SRCS := $(filter-out daemon/cowguardctl.c,$(wildcard daemon/*.c))
-CTL_SRCS    := $(wildcard daemon/cowguardctl.c)
+DAEMON_SRCS := $(filter-out daemon/cowguardctl.c daemon/ctl-%.c,$(wildcard daemon/*.c))
+CTL_SRCS    := $(wildcard daemon/cowguardctl.c daemon/ctl-*.c)
 EXAMPLE_SRCS := $(wildcard examples/*.c)
 BENCH_SRCS  := $(wildcard bench/*.c)
 TEST_SRCS   := $(wildcard tests/test-*.c)

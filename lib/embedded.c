@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -65,6 +66,8 @@ static int spin(struct cg__embedded *e)
 			return ret;
 		if (ret > 0)
 			until = now_ns() + SPIN_NS;
+		else
+			sched_yield();	/* the writer may share our CPU */
 	}
 	return 0;
 }

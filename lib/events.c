@@ -9,6 +9,7 @@
  * is applied unshares that page instead of trusting pre-fork state.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -184,6 +185,11 @@ static int handle_fork(struct cg__mm *mm, const struct uffd_msg *msg)
 	int ret;
 
 	mm->stats.fork_events++;
+	/*
+	 * The child's uffd takes the flags its parent's was created with, not
+	 * ones set later by fcntl: make sure a read never blocks our loop.
+	 */
+	fcntl(ufd, F_SETFL, fcntl(ufd, F_GETFL) | O_NONBLOCK);
 	ret = mark_shared(mm);
 	/* The child's page tables kept the uffd-wp bits the parent had. */
 	child = ret ? NULL : clone_child(mm, ufd);

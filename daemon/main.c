@@ -27,6 +27,7 @@ static void usage(FILE *out)
 		"                           suffixes K M G T)\n"
 		"      --max-children N     unnamed forked children per client "
 		"(default 64)\n"
+		"      --max-pins N         pins per client (default 4096)\n"
 		"  -v, --verbose            log every connection and fork\n"
 		"  -h, --help               this text\n"
 		"  -V, --version            the version\n",
@@ -56,7 +57,8 @@ static int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-enum { OPT_MAX_CLIENTS = 256, OPT_MAX_REGIONS, OPT_MAX_BYTES, OPT_MAX_CHILDREN };
+enum { OPT_MAX_CLIENTS = 256, OPT_MAX_REGIONS, OPT_MAX_BYTES, OPT_MAX_CHILDREN,
+       OPT_MAX_PINS };
 
 static int parse_args(int argc, char **argv, struct options *opt)
 {
@@ -66,6 +68,7 @@ static int parse_args(int argc, char **argv, struct options *opt)
 		{ "max-regions", required_argument, NULL, OPT_MAX_REGIONS },
 		{ "max-bytes", required_argument, NULL, OPT_MAX_BYTES },
 		{ "max-children", required_argument, NULL, OPT_MAX_CHILDREN },
+		{ "max-pins", required_argument, NULL, OPT_MAX_PINS },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -93,6 +96,7 @@ static int parse_args(int argc, char **argv, struct options *opt)
 		case OPT_MAX_REGIONS:
 		case OPT_MAX_BYTES:
 		case OPT_MAX_CHILDREN:
+		case OPT_MAX_PINS:
 			if (parse_size(optarg, &n) || !n) {
 				fprintf(stderr, "cowguardd: bad number '%s'\n", optarg);
 				return -EINVAL;
@@ -103,6 +107,8 @@ static int parse_args(int argc, char **argv, struct options *opt)
 				opt->limits.max_regions = (uint32_t)n;
 			else if (c == OPT_MAX_BYTES)
 				opt->limits.max_bytes = n;
+			else if (c == OPT_MAX_PINS)
+				opt->limits.max_pins = (uint32_t)n;
 			else
 				opt->max_children = (unsigned)n;
 			break;
@@ -158,7 +164,8 @@ int main(int argc, char **argv)
 	struct server srv = {
 		.opt = {
 			.socket_path = CG_DEFAULT_SOCKET,
-			.limits = { .max_bytes = 1ULL << 40, .max_regions = 4096 },
+			.limits = { .max_bytes = 1ULL << 40, .max_regions = 4096,
+				    .max_pins = 4096 },
 			.max_conns = 1024,
 			.max_children = 64,
 		},

@@ -9,9 +9,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
+#include "pin.h"
 #include "uffd.h"
 
 static int reply(struct conn *c, struct cg__rep *rep)
@@ -109,6 +111,37 @@ static void log_registered(struct conn *c, const struct cg__req *req, int status
 		 (unsigned long long)n.present, (unsigned long long)n.exclusive);
 }
 
+static int do_pin(struct conn *c, const struct cg__req *req,
+		  struct cg__rep *rep)
+{
+	struct cg__pin_result res;
+	char name[CG_CONSUMER_LEN];
+	int ret;
+
+	memcpy(name, req->name, sizeof(name));
+	name[sizeof(name) - 1] = 0;
+	ret = cg__mm_pin(&c->tracked->mm, req->addr, req->len, req->flags, name,
+			 &res);
+	rep->u.pinned.id = res.id;
+	rep->u.pinned.bad_addr = res.bad_addr;
+	return ret;
+}
+
+static int do_unpin(struct conn *c, const struct cg__req *req,
+		    struct cg__rep *rep)
+{
+	struct cg__pin_result res;
+	int ret = cg__mm_unpin(&c->tracked->mm, req->id, &res);
+
+	rep->u.pinned.id = req->id;
+	rep->u.pinned.bad_addr = res.bad_addr;
+	if (ret == -ENOTRECOVERABLE)
+		conn_log(4, c, "pin %llu violated: the page at %#llx was replaced "
+			 "while pinned", (unsigned long long)req->id,
+			 (unsigned long long)res.bad_addr);
+	return ret;
+}
+
 static int do_range(struct conn *c, const struct cg__req *req)
 {
 	struct cg__mm *mm = &c->tracked->mm;
@@ -134,6 +167,12 @@ static int do_range(struct conn *c, const struct cg__req *req)
 		break;
 	case CG_OP_FORK_PREPARE:
 		rep.status = cg__mm_fork_prepare(mm);
+		break;
+	case CG_OP_PIN:
+		rep.status = do_pin(c, req, &rep);
+		break;
+	case CG_OP_UNPIN:
+		rep.status = do_unpin(c, req, &rep);
 		break;
 	}
 	cg__mm_service_backlog(mm);
@@ -245,6 +284,36 @@ static int do_audit_pid(struct conn *c, const struct cg__req *req)
 	return send_end(c, req, 0);
 }
 
+static int do_pins(struct conn *c, const struct cg__req *req)
+{
+	struct tracked *t = tracked_find_pid(c->srv, (pid_t)req->pid);
+	struct timespec now;
+	struct cg__rep rep;
+
+	if (!t)
+		return send_end(c, req, -ESRCH);
+	if (!may_see(c, t))
+		return send_end(c, req, -EACCES);
+	clock_gettime(CLOCK_BOOTTIME, &now);
+	for (size_t i = 0; i < t->mm.npins; i++) {
+		const struct cg__pin *p = t->mm.pins[i];
+		uint64_t ms = (uint64_t)now.tv_sec * 1000 +
+			      (uint64_t)now.tv_nsec / 1000000;
+
+		cg__rep_init(&rep, req);
+		rep.rec = CG_REC_PIN;
+		rep.u.pin = (struct cg__status_pin){
+			.pid = t->mm.pid, .id = p->id, .start = p->start,
+			.len = p->len, .flags = p->flags,
+			.age_ms = ms - p->created_ms,
+		};
+		memcpy(rep.u.pin.consumer, p->consumer, sizeof(rep.u.pin.consumer));
+		if (reply(c, &rep))
+			return -1;
+	}
+	return send_end(c, req, 0);
+}
+
 /* What each kind of connection may ask. */
 static bool allowed(const struct conn *c, unsigned op)
 {
@@ -255,6 +324,7 @@ static bool allowed(const struct conn *c, unsigned op)
 		return c->kind == CONN_NEW;
 	case CG_OP_STATUS:
 	case CG_OP_AUDIT_PID:
+	case CG_OP_PINS:
 		return c->kind == CONN_CTL || c->kind == CONN_APP;
 	default:
 		return c->kind == CONN_APP && c->tracked;
@@ -294,6 +364,8 @@ int request_dispatch(struct conn *c, const struct cg__req *req, int fd)
 		return do_status(c, req);
 	case CG_OP_AUDIT_PID:
 		return do_audit_pid(c, req);
+	case CG_OP_PINS:
+		return do_pins(c, req);
 	default:
 		return do_range(c, req);
 	}

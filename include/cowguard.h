@@ -149,7 +149,57 @@ struct cg_stats {
 	uint64_t mismatches;		/* unsafe + conservative, over all audits */
 	uint64_t regions;		/* currently registered */
 	uint64_t registered_bytes;
+	uint64_t pins;			/* currently held */
+	uint64_t pin_violations;	/* unpins that found a page replaced */
+	uint64_t unshare_copies;	/* pages a pin had copied to unshare */
+	uint64_t unshare_reuses;	/* maybe-shared pages found ours alone */
 };
+
+/*
+ * Pins: a range handed to a consumer that reads (or writes) it behind the
+ * page tables' back (DMA, a pipe holding page references).
+ */
+struct cg_pin;
+
+enum {
+	CG_PIN_RO = 1 << 0,	/* the consumer reads: unshare, keep content */
+	CG_PIN_RW = 1 << 1,	/* the consumer may write too */
+	/*
+	 * The consumer holds a kernel FOLL_PIN on the pages for as long as
+	 * the pin lasts (io_uring fixed buffers, RDMA memory regions): fork()
+	 * then copies them for the child and leaves ours in place.  Without
+	 * it (vmsplice, MSG_ZEROCOPY: plain page references) cowguard marks
+	 * the range MADV_DONTFORK while pinned, so a child never shares it:
+	 * a child touching it gets SIGSEGV, as with rdma-core's fork support.
+	 */
+	CG_PIN_FOLL_PIN = 1 << 2,
+};
+
+/*
+ * cg_pin - prepare [@addr, @addr+@len) for a consumer.  Every page ends up
+ * populated and exclusive to this process (unshared if it may have been
+ * shared: COW after fork, KSM, or state unknown), with its content kept
+ * and its write protection in place, so that a later write here reuses the
+ * page the consumer holds.  @flags: CG_PIN_RO or CG_PIN_RW, optionally
+ * CG_PIN_FOLL_PIN.  The range must lie within registered regions.
+ * On success *out is the pin, for cg_unpin().  Returns 0, -EINVAL (flags,
+ * alignment, zero length), -EOVERFLOW, -ENOENT (not registered), -EDQUOT
+ * (pin quota), -ENOMEM (the hugetlb pool cannot take the copies: unsharing
+ * would take the page from another process), -EAGAIN (the range kept
+ * changing under us: retry).  Since 0.1.
+ */
+CG_EXPORT int cg_pin(struct cg *cg, void *addr, size_t len, unsigned flags,
+		     struct cg_pin **out);
+
+/*
+ * cg_unpin - the consumer is done: drop the pin and check it.  Returns 0
+ * when every page is still the exclusive page that was pinned (and, where
+ * page frames can be read, the same frame); -ENOTRECOVERABLE when one was
+ * replaced (the consumer may have read stale data; logged and counted in
+ * cg_stats.pin_violations); -ENOTCONN when the daemon went away.  The pin
+ * is freed in every case.  Since 0.1.
+ */
+CG_EXPORT int cg_unpin(struct cg_pin *pin);
 
 /* cg_stats - this client's counters.  Returns 0 or -errno.  Since 0.1. */
 CG_EXPORT int cg_stats(struct cg *cg, struct cg_stats *out);

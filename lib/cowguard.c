@@ -50,8 +50,10 @@ int cg_open(const struct cg_options *opts, struct cg **out)
 		return -ENOMEM;
 	cg->cli.sock = -1;
 	pthread_mutex_init(&cg->lock, NULL);
+	pthread_mutex_init(&cg->pins_lock, NULL);
 	ret = open_mode(cg, opts);
 	if (ret) {
+		pthread_mutex_destroy(&cg->pins_lock);
 		pthread_mutex_destroy(&cg->lock);
 		free(cg);
 		return ret;
@@ -66,6 +68,14 @@ void cg_close(struct cg *cg)
 	if (!cg)
 		return;
 	cg__handles_del(cg);
+	/* Outstanding pins go unchecked: their state goes with the handle. */
+	while (cg->pins) {
+		struct cg_pin *p = cg->pins;
+
+		cg->pins = p->next;
+		free(p);
+	}
+	pthread_mutex_destroy(&cg->pins_lock);
 	/* The daemon unregisters everything when the connection closes. */
 	cg__client_close(&cg->cli);
 	cg__embedded_close(cg->emb);
@@ -85,8 +95,7 @@ uint64_t cg_features(const struct cg *cg)
 	return cg->mode == CG_MODE_DAEMON ? cg->cli.features : cg->emb->mm.features;
 }
 
-/* One daemon round trip; fills rep on success. */
-static int call(struct cg *cg, struct cg__req *req, struct cg__rep *rep)
+int cg__call(struct cg *cg, struct cg__req *req, struct cg__rep *rep)
 {
 	int ret;
 
@@ -107,7 +116,7 @@ static int daemon_range_op(struct cg *cg, enum cg__op op, const void *addr,
 	req.addr = (uint64_t)(uintptr_t)addr;
 	req.len = len;
 	req.flags = flags;
-	return call(cg, &req, rep);
+	return cg__call(cg, &req, rep);
 }
 
 int cg_register(struct cg *cg, void *addr, size_t len, unsigned flags)

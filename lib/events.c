@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "mm_internal.h"
+#include "pin.h"
 #include "procfs.h"
 
 #define BATCH 64
@@ -23,6 +24,9 @@
 struct range {
 	uint64_t start, len;
 };
+
+static int cut(struct cg__mm *mm, uint64_t start, uint64_t len, uint64_t dst,
+	       bool keep);
 
 /* Ranges to unprotect (and so wake) once the batch is decided. */
 struct resolution {
@@ -97,6 +101,7 @@ static int handle_fault(struct cg__mm *mm, const struct uffd_msg *msg,
 	if (ret)
 		return ret;
 	st = cg__region_get(r, addr);
+	cg__mm_pin_fault(mm, addr);
 	if (!(st & CG_ST_EXCL)) {
 		ret = cg__unshare(mm, &addr, 1);
 		if (ret && ret != -ESRCH)
@@ -117,33 +122,60 @@ static int handle_fault(struct cg__mm *mm, const struct uffd_msg *msg,
 	return 0;
 }
 
-static uint64_t count_present(const struct cg__region *r)
+/* The first pin of mm starting at or after addr and ending after it. */
+static const struct cg__pin *next_pin(const struct cg__mm *mm, uint64_t addr,
+				      uint64_t end)
 {
-	struct cg__runs runs;
-	uint64_t pages = 0;
+	const struct cg__pin *best = NULL;
 
-	if (cg__region_collect(r, r->start, r->len, CG_ST_PRESENT,
-			       CG_ST_PRESENT, &runs))
-		return 0;
-	for (size_t i = 0; i < runs.n; i++)
-		pages += runs.v[i].len >> CG_PAGE_SHIFT;
-	cg__runs_free(&runs);
-	return pages;
+	for (size_t i = 0; i < mm->npins; i++) {
+		const struct cg__pin *p = mm->pins[i];
+
+		if (p->start + p->len > addr && p->start < end &&
+		    (!best || p->start < best->start))
+			best = p;
+	}
+	return best;
 }
 
-/* After a fork every populated page may be shared, on both sides. */
+/* Shared by fork: [start, end) of r, which no pin covers. */
+static int share_range(struct cg__mm *mm, struct cg__region *r, uint64_t start,
+		       uint64_t end)
+{
+	struct cg__runs runs;
+	int ret;
+
+	if (start >= end)
+		return 0;
+	ret = cg__region_collect(r, start, end - start, CG_ST_PRESENT,
+				 CG_ST_PRESENT, &runs);
+	for (size_t i = 0; !ret && i < runs.n; i++)
+		mm->stats.pages_shared_by_fork += runs.v[i].len >> CG_PAGE_SHIFT;
+	cg__runs_free(&runs);
+	return ret ? ret : cg__region_update(r, start, end - start, CG_ST_EXCL, 0);
+}
+
+/*
+ * After a fork every populated page may be shared, on both sides, except
+ * pinned ones: a pin's consumer holds a FOLL_PIN (fork copies those pages
+ * for the child) or its range is MADV_DONTFORK (the child gets none).
+ */
 static int mark_shared(struct cg__mm *mm)
 {
 	int ret = 0;
 
 	for (size_t i = 0; i < mm->nregions && !ret; i++) {
 		struct cg__region *r = mm->regions[i];
+		uint64_t a = r->start, end = r->start + r->len;
+		const struct cg__pin *p;
 
 		ret = cg__mm_learn(mm, r, r->start, r->len, CG_LEARN_NEW);
-		if (ret)
-			break;
-		mm->stats.pages_shared_by_fork += count_present(r);
-		ret = cg__region_update(r, r->start, r->len, CG_ST_EXCL, 0);
+		while (!ret && a < end) {
+			p = next_pin(mm, a, end);
+			ret = share_range(mm, r, a, p && p->start < end ? p->start
+								      : end);
+			a = p ? p->start + p->len : end;
+		}
 	}
 	return ret;
 }
@@ -193,6 +225,10 @@ static int handle_fork(struct cg__mm *mm, const struct uffd_msg *msg)
 	ret = mark_shared(mm);
 	/* The child's page tables kept the uffd-wp bits the parent had. */
 	child = ret ? NULL : clone_child(mm, ufd);
+	/* A child has no mapping of what was MADV_DONTFORK while pinned. */
+	for (size_t i = 0; child && i < mm->npins; i++)
+		if (!(mm->pins[i]->flags & CG_PIN_FOLL_PIN))
+			cut(child, mm->pins[i]->start, mm->pins[i]->len, 0, false);
 	if (!child) {
 		/* Closing the child's uffd unregisters it: nothing is lost. */
 		close(ufd);

@@ -16,6 +16,7 @@
 
 #include "handle.h"
 #include "mm_internal.h"
+#include "pin.h"
 
 static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -61,20 +62,63 @@ int cg__embedded_fork_parent(struct cg__embedded *e)
 	return CG__EMBEDDED_CALL(e, cg__mm_fork_parent(&e->mm));
 }
 
+/* The start of the first MADV_DONTFORK pin in [a, end), or end. */
+static uint64_t next_dontfork(const struct cg__mm *mm, uint64_t a, uint64_t end,
+			      uint64_t *pin_end)
+{
+	uint64_t best = end;
+
+	for (size_t i = 0; i < mm->npins; i++) {
+		const struct cg__pin *p = mm->pins[i];
+
+		if (!(p->flags & CG_PIN_FOLL_PIN) && p->start < best &&
+		    p->start + p->len > a) {
+			best = p->start > a ? p->start : a;
+			*pin_end = p->start + p->len;
+		}
+	}
+	return best;
+}
+
+/*
+ * What a child can re-register: our regions less the MADV_DONTFORK pinned
+ * ranges, which the child does not map.  Pairs of start, length.
+ */
+static uint64_t *child_ranges(const struct cg__mm *mm, size_t *n)
+{
+	size_t cap = 2 * (mm->nregions + mm->npins) + 2;
+	uint64_t *v = malloc(cap * sizeof(*v));
+
+	*n = 0;
+	for (size_t i = 0; v && i < mm->nregions; i++) {
+		uint64_t a = mm->regions[i]->start;
+		uint64_t end = a + mm->regions[i]->len;
+
+		while (a < end) {
+			uint64_t pin_end = end;
+			uint64_t stop = next_dontfork(mm, a, end, &pin_end);
+
+			if (stop > a && *n + 2 <= cap) {
+				v[(*n)++] = a;
+				v[(*n)++] = stop - a;
+			}
+			a = stop < end ? pin_end : end;
+		}
+	}
+	*n /= 2;
+	return v;
+}
+
 int cg__embedded_fork_child(struct cg__embedded **ep)
 {
 	struct cg__embedded *old = *ep, *e;
 	struct cg__mm *mm = &old->mm;
-	size_t n = mm->nregions;
-	uint64_t *ranges = malloc((n ? n : 1) * 2 * sizeof(*ranges));
+	size_t n;
+	uint64_t *ranges = child_ranges(mm, &n);
 	int ret;
 
 	if (!ranges)
 		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		ranges[2 * i] = mm->regions[i]->start;
-		ranges[2 * i + 1] = mm->regions[i]->len;
-	}
 	/* The handler thread does not exist here; its lock may look held. */
 	cg__mm_destroy(mm);
 	close(old->wake_fd);

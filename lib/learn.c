@@ -100,7 +100,7 @@ static bool hugetlb_room(const struct cg__mm *mm, const struct cg__region *r)
  * 1 GiB page is counted as Shared_Hugetlb in about 1 forked child of 5
  * (measured; its PageAnonExclusive is 1).
  */
-static bool kernel_exclusive(const struct cg__mm *mm, uint64_t pme)
+bool cg__kernel_exclusive(const struct cg__mm *mm, uint64_t pme)
 {
 	uint64_t pfn = pme & PM_PFN_MASK, kpf;
 
@@ -158,7 +158,7 @@ static int learn_unit(struct cg__mm *mm, struct cg__region *r,
 	case CG_LEARN_REGISTER:
 		/* An exclusive page is reused, not copied: no room needed. */
 		if (hugetlb && !once && !l->hugetlb_room &&
-		    !kernel_exclusive(mm, pme)) {
+		    !cg__kernel_exclusive(mm, pme)) {
 			next = protected(mm, l, addr, size, CG_ST_PRESENT);
 			break;
 		}

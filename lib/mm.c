@@ -7,6 +7,7 @@
 
 #include "mm.h"
 #include "mm_internal.h"
+#include "pin.h"
 #include "procfs.h"
 #include "uffd.h"
 
@@ -36,6 +37,7 @@ void cg__mm_destroy(struct cg__mm *mm)
 	for (size_t i = 0; i < mm->nregions; i++)
 		cg__region_free(mm->regions[i]);
 	free(mm->regions);
+	cg__mm_pins_free(mm);
 	for (size_t i = 0; i < mm->nbacklog; i++)
 		if (mm->backlog[i].event == UFFD_EVENT_FORK)
 			close((int)mm->backlog[i].arg.fork.ufd);
@@ -229,6 +231,7 @@ int cg__mm_query(struct cg__mm *mm, uint64_t addr, struct cg_page_info *out)
 	out->exclusive = out->present && (st & CG_ST_EXCL);
 	out->dirty = out->present && (st & CG_ST_DIRTY);
 	out->wp = out->present && (st & CG_ST_WP);
+	out->pins = cg__mm_pin_count(mm, addr);
 	return 0;
 }
 

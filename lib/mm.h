@@ -26,6 +26,7 @@
 #include "engine.h"
 
 struct cg__mm;
+struct cg__pin;
 
 /* Called with a child's uffd from a fork event; takes ownership of the fd. */
 typedef void (*cg__adopt_fn)(struct cg__mm *parent, struct cg__mm *child,
@@ -34,6 +35,7 @@ typedef void (*cg__adopt_fn)(struct cg__mm *parent, struct cg__mm *child,
 struct cg__limits {
 	uint64_t max_bytes;	/* registered bytes; 0 = unlimited */
 	uint32_t max_regions;	/* 0 = unlimited */
+	uint32_t max_pins;	/* 0 = unlimited */
 };
 
 struct cg__mm {
@@ -48,6 +50,9 @@ struct cg__mm {
 
 	struct cg__region **regions;	/* sorted by start, disjoint */
 	size_t nregions, cap;
+	struct cg__pin **pins;		/* lib/pin.c */
+	size_t npins, pins_cap;
+	uint64_t next_pin_id;
 	struct cg_stats stats;
 
 	/* Messages read while retrying an ioctl, handled before new ones. */

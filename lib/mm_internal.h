@@ -32,6 +32,12 @@ enum cg__learn {
 int cg__mm_learn(struct cg__mm *mm, struct cg__region *r, uint64_t start,
 		 uint64_t len, enum cg__learn mode);
 
+/*
+ * Whether the kernel says the page of this pagemap entry is
+ * PageAnonExclusive: false when that cannot be read (no root, no PFN).
+ */
+bool cg__kernel_exclusive(const struct cg__mm *mm, uint64_t pme);
+
 /* Register a range with the given learning mode (see cg__mm_register). */
 int cg__mm_register_as(struct cg__mm *mm, uint64_t addr, uint64_t len,
 		       enum cg__learn mode);

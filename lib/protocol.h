@@ -28,8 +28,11 @@
 	X(AUDIT, "audit")                                                     \
 	X(STATS, "stats")                                                     \
 	X(FORK_PREPARE, "fork-prepare")                                       \
+	X(PIN, "pin")                                                         \
+	X(UNPIN, "unpin")                                                     \
 	X(STATUS, "status")		/* ctl: clients and regions */       \
-	X(AUDIT_PID, "audit-pid")	/* ctl: audit every region */
+	X(AUDIT_PID, "audit-pid")	/* ctl: audit every region */        \
+	X(PINS, "pins")			/* ctl: a client's pins */
 
 enum cg__op {
 	CG_OP_NONE = 0,
@@ -50,7 +53,9 @@ struct cg__req {
 	uint32_t flags;
 	uint64_t addr;
 	uint64_t len;
-	int64_t pid;		/* AUDIT_PID: whose; CHILD_HELLO: the parent */
+	int64_t pid;		/* AUDIT_PID, PINS: whose; CHILD_HELLO: the parent */
+	uint64_t id;		/* UNPIN: which pin */
+	char name[16];		/* PIN: the consumer, NUL-padded */
 };
 
 /* Per-client and per-region records, streamed by STATUS and AUDIT_PID. */
@@ -73,10 +78,20 @@ struct cg__status_region {
 	struct cg_audit_report audit;	/* AUDIT_PID only */
 };
 
+struct cg__status_pin {
+	int64_t pid;
+	uint64_t id, start, len;
+	uint32_t flags;		/* CG_PIN_* */
+	uint32_t pad;
+	uint64_t age_ms;
+	char consumer[16];
+};
+
 enum cg__rec {
 	CG_REC_END = 0,		/* last packet of a reply */
 	CG_REC_CLIENT,
 	CG_REC_REGION,
+	CG_REC_PIN,
 };
 
 struct cg__rep {
@@ -93,6 +108,11 @@ struct cg__rep {
 		struct cg_stats stats;		/* STATS */
 		struct cg__status_client client;
 		struct cg__status_region region;
+		struct cg__status_pin pin;
+		struct {
+			uint64_t id;
+			uint64_t bad_addr;	/* UNPIN: the replaced page */
+		} pinned;			/* PIN, UNPIN */
 	} u;
 };
 

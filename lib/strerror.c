@@ -24,7 +24,9 @@
 	X(EPROTO, "protocol error between libcowguard and cowguardd")         \
 	X(EPROTONOSUPPORT, "cowguardd speaks another protocol major version") \
 	X(ETIMEDOUT, "cowguardd did not answer in time")                      \
-	X(ESRCH, "the tracked process is gone or not yet identified")
+	X(ESRCH, "the tracked process is gone or not yet identified")        \
+	X(ENOTRECOVERABLE, "a pinned page was replaced while pinned: the "    \
+			   "consumer may have read stale data")
 
 const char *cg_strerror(int err)
 {

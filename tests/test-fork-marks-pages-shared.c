@@ -76,10 +76,12 @@ START_TEST(fork_marks_populated_pages_shared_and_a_write_makes_one_exclusive)
 
 		ck_assert_int_eq(cg_audit(cg, p, len, &a), 0);
 		ck_assert_uint_eq(a.unsafe, 0);
+		ck_assert_int_eq(write(fds[1], "g", 1), 1);
+		status = h_wait(pid);
+		/* 4: the child lost its page to the same 1 GiB pool race. */
+		ck_assert_msg(status == 0 || status == 4, "child exited %d", status);
 		h_skip("kernel copied the 1 GiB page at fork instead of sharing "
 		       "it (%llu conservative)", (unsigned long long)a.conservative);
-		ck_assert_int_eq(write(fds[1], "g", 1), 1);
-		ck_assert_int_eq(h_wait(pid), 0);
 		cg_close(cg);
 		munmap(p, len);
 		return;

@@ -1,0 +1,461 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Pinning: the user-space counterpart of the kernel's FAULT_FLAG_UNSHARE.
+ *
+ * Before a range goes to a consumer, every page that may be shared is made
+ * exclusive with its content kept and its write protection left in place,
+ * so that a later write in this process reuses the page the consumer holds
+ * instead of replacing it.  The unshare is a read-only FOLL_PIN
+ * (process_vm_readv, see unshare.c): the kernel copies a page still shared
+ * and reuses one we turn out to map alone.  A PMD-mapped THP still shared
+ * is split, as the kernel's own unshare does: copying it whole would need
+ * its range empty between zap and move, and a concurrent write there would
+ * be lost.  A hugetlb page is copied at its own size, but only when the
+ * pool can take the copy: short of it, the kernel would take the page from
+ * the other process instead.
+ *
+ * Unpinning checks what the kernel's unpin_user_pages() checks: every page
+ * still exclusive, and still the frame that was pinned where frames can be
+ * read.  A write fault on a pinned page that the kernel maps shared means a
+ * fork shared it behind our back: the pin is marked violated there.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "compat.h"
+#include "mm_internal.h"
+#include "pin.h"
+#include "procfs.h"
+
+#define PIN_FLAGS (CG_PIN_RO | CG_PIN_RW | CG_PIN_FOLL_PIN)
+#define BATCH 512
+
+/* A unit of a pinned range: a 4 KiB page, or a whole hugetlb page. */
+struct unit {
+	uint64_t addr;
+	uint64_t pme;
+	unsigned shift;
+};
+
+struct units {
+	struct unit *v;
+	size_t n, cap;
+};
+
+static uint64_t boottime_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static bool covered(const struct cg__mm *mm, uint64_t start, uint64_t len)
+{
+	for (uint64_t a = start; a < start + len;) {
+		const struct cg__region *r = cg__mm_find(mm, a);
+
+		if (!r)
+			return false;
+		a = r->start + r->len;
+	}
+	return true;
+}
+
+static int units_add(struct units *u, uint64_t addr, unsigned shift)
+{
+	if (u->n == u->cap) {
+		size_t cap = u->cap ? u->cap * 2 : 256;
+		struct unit *v = realloc(u->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		u->v = v;
+		u->cap = cap;
+	}
+	u->v[u->n++] = (struct unit){ addr, 0, shift };
+	return 0;
+}
+
+/* Hugetlb pages whole, everything else (THP included) by 4 KiB page. */
+static int collect_units(const struct cg__mm *mm, uint64_t start, uint64_t len,
+			 struct units *u)
+{
+	int ret = 0;
+
+	for (uint64_t a = start; a < start + len && !ret;) {
+		const struct cg__region *r = cg__mm_find(mm, a);
+		unsigned shift;
+
+		if (!r)
+			return -ENOENT;	/* unmapped since it was pinned */
+		shift = r->kind == CG_RK_HUGETLB ? r->unit_shift : CG_PAGE_SHIFT;
+		a &= ~((1ULL << shift) - 1);
+		ret = units_add(u, a, shift);
+		a += 1ULL << shift;
+	}
+	return ret;
+}
+
+/* Read the pagemap entry of every unit, in batches of contiguous pages. */
+static int read_units(const struct cg__mm *mm, struct units *u)
+{
+	uint64_t pme[BATCH];
+	size_t i = 0;
+
+	while (i < u->n) {
+		size_t k = 1;
+		int ret;
+
+		while (i + k < u->n && k < BATCH && u->v[i + k].shift == CG_PAGE_SHIFT &&
+		       u->v[i].shift == CG_PAGE_SHIFT &&
+		       u->v[i + k].addr == u->v[i].addr + k * CG_PAGE_SIZE)
+			k++;
+		ret = cg__pagemap_read(mm->pagemap_fd, u->v[i].addr, k, pme);
+		if (ret)
+			return ret;
+		for (size_t j = 0; j < k; j++)
+			u->v[i + j].pme = pme[j];
+		i += k;
+	}
+	return 0;
+}
+
+/* Exclusive in the kernel's eyes, as far as pagemap can say. */
+static bool mapped_alone(const struct unit *u)
+{
+	/* Bit 56 reads 0 for every 1 GiB page on 6.18: unshare vouches. */
+	return (u->pme & PM_PRESENT) &&
+	       (u->shift == CG_PUD_SHIFT || (u->pme & PM_MMAP_EXCLUSIVE));
+}
+
+static uint64_t pfn_of(const struct unit *u)
+{
+	return u->pme & PM_PFN_MASK;
+}
+
+/* The units that are not exclusive yet; -EAGAIN on a hole. */
+static int plan_unshare(struct cg__mm *mm, const struct units *u,
+			uint64_t *todo, size_t *ntodo, unsigned long *huge_copies,
+			uint64_t *bad)
+{
+	*ntodo = 0;
+	for (size_t i = 0; i < u->n; i++) {
+		const struct unit *x = &u->v[i];
+		const struct cg__region *r = cg__mm_find(mm, x->addr);
+
+		if (!(x->pme & PM_PRESENT)) {
+			*bad = x->addr;
+			return -EAGAIN;
+		}
+		if (cg__region_get(r, x->addr) & CG_ST_EXCL)
+			continue;
+		todo[(*ntodo)++] = x->addr;
+		/* An exclusive hugetlb page is reused; a shared one copied. */
+		if (x->shift == CG_PUD_SHIFT && !cg__kernel_exclusive(mm, x->pme))
+			huge_copies[1]++;	/* bit 56 cannot tell: count it */
+		else if (x->shift == CG_PMD_SHIFT && !mapped_alone(x))
+			huge_copies[0]++;
+	}
+	return 0;
+}
+
+static int pool_check(const unsigned long *huge_copies)
+{
+	if (huge_copies[0] && cg__hugetlb_spare(CG_PMD_SHIFT) < (long)huge_copies[0])
+		return -ENOMEM;
+	if (huge_copies[1] && cg__hugetlb_spare(CG_PUD_SHIFT) < (long)huge_copies[1])
+		return -ENOMEM;
+	return 0;
+}
+
+/* Count copies and reuses by comparing frames (or bit 56) before and after. */
+static void count_unshares(struct cg__mm *mm, const struct unit *before,
+			   const struct unit *after, const struct cg__region *r)
+{
+	uint64_t pages = 1ULL << (after->shift - CG_PAGE_SHIFT);
+
+	if (cg__region_get(r, after->addr) & CG_ST_EXCL)
+		return;
+	if (pfn_of(before) ? pfn_of(before) != pfn_of(after) : !mapped_alone(before))
+		mm->stats.unshare_copies += pages;
+	else
+		mm->stats.unshare_reuses += pages;
+	mm->stats.pages_made_exclusive += pages;
+}
+
+/* After unsharing: every unit exclusive, or the first that is not. */
+static int verify_and_mark(struct cg__mm *mm, const struct units *before,
+			   struct units *after, unsigned flags, uint64_t *bad)
+{
+	unsigned set = CG_ST_PRESENT | CG_ST_EXCL |
+		       (flags & CG_PIN_RW ? CG_ST_DIRTY : 0);
+	int ret = read_units(mm, after);
+
+	for (size_t i = 0; !ret && i < after->n; i++)
+		if (!mapped_alone(&after->v[i])) {
+			/* The zero page, or a race with a fork: let it retry. */
+			*bad = after->v[i].addr;
+			return -EAGAIN;
+		}
+	for (size_t i = 0; !ret && i < after->n; i++) {
+		struct cg__region *r = cg__mm_find(mm, after->v[i].addr);
+
+		count_unshares(mm, &before->v[i], &after->v[i], r);
+		ret = cg__region_update(r, after->v[i].addr,
+					1ULL << after->v[i].shift, 0, set);
+	}
+	return ret;
+}
+
+/* A THP unshared while shared was split by the kernel: follow it. */
+static void sync_thp_chunks(struct cg__mm *mm, uint64_t start, uint64_t len)
+{
+	for (uint64_t c = start & ~(CG_PMD_SIZE - 1); c < start + len;
+	     c += CG_PMD_SIZE) {
+		struct cg__region *r = cg__mm_find(mm, c < start ? start : c);
+		uint64_t mask;
+
+		if (!r || r->kind != CG_RK_THP || !cg__region_is_huge(r, c))
+			continue;
+		if (mm->has_scan &&
+		    !cg__pmd_mapped(mm->pagemap_fd, c, CG_PMD_SIZE, &mask) &&
+		    (mask & 1))
+			continue;
+		cg__region_set_huge(r, c, false, 0);
+		mm->stats.thp_splits++;
+	}
+}
+
+static struct cg__pin *record(struct cg__mm *mm, uint64_t start, uint64_t len,
+			      unsigned flags, const char *consumer,
+			      const struct units *u)
+{
+	struct cg__pin *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->id = ++mm->next_pin_id;
+	p->start = start;
+	p->len = len;
+	p->flags = flags;
+	strncpy(p->consumer, consumer ? consumer : "application",
+		sizeof(p->consumer) - 1);
+	p->created_ms = boottime_ms();
+	if (mm->pfn_visible && u->n) {
+		p->frames = malloc(u->n * sizeof(*p->frames));
+		if (!p->frames) {
+			free(p);
+			return NULL;
+		}
+		for (size_t i = 0; i < u->n; i++)
+			p->frames[i] = pfn_of(&u->v[i]);
+		p->nframes = u->n;
+	}
+	return p;
+}
+
+static int pins_add(struct cg__mm *mm, struct cg__pin *p)
+{
+	if (mm->npins == mm->pins_cap) {
+		size_t cap = mm->pins_cap ? mm->pins_cap * 2 : 8;
+		struct cg__pin **v = realloc(mm->pins, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		mm->pins = v;
+		mm->pins_cap = cap;
+	}
+	mm->pins[mm->npins++] = p;
+	mm->stats.pins = mm->npins;
+	return 0;
+}
+
+static int check_pin_args(const struct cg__mm *mm, uint64_t start,
+			  uint64_t len, unsigned flags)
+{
+	if ((flags & ~PIN_FLAGS) || !(flags & (CG_PIN_RO | CG_PIN_RW)) ||
+	    (flags & CG_PIN_RO && flags & CG_PIN_RW))
+		return -EINVAL;
+	if (!len || (start | len) & (CG_PAGE_SIZE - 1))
+		return -EINVAL;
+	if (start + len < start)
+		return -EOVERFLOW;
+	if (!covered(mm, start, len))
+		return -ENOENT;
+	if (mm->limits.max_pins && mm->npins >= mm->limits.max_pins)
+		return -EDQUOT;
+	return mm->pagemap_fd < 0 ? -ESRCH : 0;
+}
+
+static int unshare_and_record(struct cg__mm *mm, uint64_t start, uint64_t len,
+			      unsigned flags, const char *consumer,
+			      struct units *before, struct cg__pin_result *res)
+{
+	struct units after = { 0 };
+	unsigned long huge_copies[2] = { 0, 0 };
+	uint64_t *todo = malloc(before->n * sizeof(*todo));
+	struct cg__pin *p = NULL;
+	size_t ntodo;
+	int ret;
+
+	if (!todo)
+		return -ENOMEM;
+	ret = plan_unshare(mm, before, todo, &ntodo, huge_copies, &res->bad_addr);
+	if (!ret)
+		ret = pool_check(huge_copies);
+	if (!ret && ntodo)
+		ret = cg__unshare(mm, todo, ntodo);
+	free(todo);
+	if (!ret)
+		ret = collect_units(mm, start, len, &after);
+	if (!ret)
+		ret = verify_and_mark(mm, before, &after, flags, &res->bad_addr);
+	if (!ret)
+		sync_thp_chunks(mm, start, len);
+	if (!ret) {
+		p = record(mm, start, len, flags, consumer, &after);
+		ret = p ? pins_add(mm, p) : -ENOMEM;
+	}
+	if (ret && p) {
+		free(p->frames);
+		free(p);
+	} else if (!ret) {
+		res->id = p->id;
+	}
+	free(after.v);
+	return ret;
+}
+
+int cg__mm_pin(struct cg__mm *mm, uint64_t start, uint64_t len, unsigned flags,
+	       const char *consumer, struct cg__pin_result *res)
+{
+	struct units before = { 0 };
+	int ret = check_pin_args(mm, start, len, flags);
+
+	memset(res, 0, sizeof(*res));
+	for (uint64_t a = start; !ret && a < start + len;) {
+		struct cg__region *r = cg__mm_find(mm, a);
+		uint64_t end = r->start + r->len < start + len ? r->start + r->len
+							       : start + len;
+
+		ret = cg__mm_learn(mm, r, a, end - a, CG_LEARN_NEW);
+		a = end;
+	}
+	if (!ret)
+		ret = collect_units(mm, start, len, &before);
+	if (!ret)
+		ret = read_units(mm, &before);
+	if (!ret)
+		ret = unshare_and_record(mm, start, len, flags, consumer, &before,
+					 res);
+	free(before.v);
+	return ret;
+}
+
+static ssize_t pin_index(const struct cg__mm *mm, uint64_t id)
+{
+	for (size_t i = 0; i < mm->npins; i++)
+		if (mm->pins[i]->id == id)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* The first unit of p that was replaced or shared, or 0. */
+static uint64_t first_violation(struct cg__mm *mm, const struct cg__pin *p)
+{
+	struct units u = { 0 };
+	uint64_t bad = 0;
+
+	if (collect_units(mm, p->start, p->len, &u) || read_units(mm, &u)) {
+		bad = p->start;	/* cannot vouch for it */
+		goto out;
+	}
+	for (size_t i = 0; i < u.n && !bad; i++) {
+		const struct cg__region *r = cg__mm_find(mm, u.v[i].addr);
+		bool same = !p->frames || i >= p->nframes ||
+			    p->frames[i] == pfn_of(&u.v[i]);
+
+		if (!r || !(cg__region_get(r, u.v[i].addr) & CG_ST_EXCL) ||
+		    !mapped_alone(&u.v[i]) || !same)
+			bad = u.v[i].addr;
+	}
+	if (!bad)
+		bad = p->violated;
+out:
+	free(u.v);
+	return bad;
+}
+
+int cg__mm_unpin(struct cg__mm *mm, uint64_t id, struct cg__pin_result *res)
+{
+	ssize_t i = pin_index(mm, id);
+	struct cg__pin *p;
+
+	memset(res, 0, sizeof(*res));
+	if (i < 0)
+		return -ENOENT;
+	p = mm->pins[i];
+	res->id = id;
+	res->bad_addr = mm->pagemap_fd >= 0 ? first_violation(mm, p) : 0;
+	mm->pins[i] = mm->pins[--mm->npins];
+	mm->stats.pins = mm->npins;
+	free(p->frames);
+	free(p);
+	if (!res->bad_addr)
+		return 0;
+	mm->stats.pin_violations++;
+	return -ENOTRECOVERABLE;
+}
+
+void cg__mm_pin_fault(struct cg__mm *mm, uint64_t addr)
+{
+	uint64_t pme;
+
+	if (!mm->npins || !cg__mm_pinned(mm, addr, CG_PAGE_SIZE) ||
+	    mm->pagemap_fd < 0 ||
+	    cg__pagemap_read(mm->pagemap_fd, addr, 1, &pme))
+		return;
+	/* Mapped shared while pinned: this write will replace the page. */
+	if ((pme & PM_PRESENT) && !(pme & PM_MMAP_EXCLUSIVE))
+		for (size_t i = 0; i < mm->npins; i++) {
+			struct cg__pin *p = mm->pins[i];
+
+			if (addr >= p->start && addr - p->start < p->len &&
+			    !p->violated)
+				p->violated = addr;
+		}
+}
+
+uint32_t cg__mm_pin_count(const struct cg__mm *mm, uint64_t addr)
+{
+	uint32_t n = 0;
+
+	for (size_t i = 0; i < mm->npins; i++)
+		if (addr >= mm->pins[i]->start &&
+		    addr - mm->pins[i]->start < mm->pins[i]->len)
+			n++;
+	return n;
+}
+
+bool cg__mm_pinned(const struct cg__mm *mm, uint64_t start, uint64_t len)
+{
+	for (size_t i = 0; i < mm->npins; i++)
+		if (mm->pins[i]->start < start + len &&
+		    start < mm->pins[i]->start + mm->pins[i]->len)
+			return true;
+	return false;
+}
+
+void cg__mm_pins_free(struct cg__mm *mm)
+{
+	for (size_t i = 0; i < mm->npins; i++) {
+		free(mm->pins[i]->frames);
+		free(mm->pins[i]);
+	}
+	free(mm->pins);
+	mm->pins = NULL;
+	mm->npins = mm->pins_cap = 0;
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Pins: ranges handed to a consumer that reads (or writes) them by DMA or
+ * by page reference.  Kept per tracked mm, O(pins) memory.
+ */
+#ifndef CG_PIN_H
+#define CG_PIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mm.h"
+
+#define CG_CONSUMER_LEN 16
+
+struct cg__pin {
+	uint64_t id;
+	uint64_t start, len;
+	unsigned flags;			/* CG_PIN_* */
+	char consumer[CG_CONSUMER_LEN];
+	uint64_t created_ms;		/* CLOCK_BOOTTIME */
+	uint64_t unit;			/* bytes per frames[] entry */
+	uint64_t *frames;		/* frame of each unit, or NULL (no PFNs) */
+	size_t nframes;
+	uint64_t violated;		/* a page seen replaced, or 0 */
+};
+
+/* What pinning did, for counters and the caller. */
+struct cg__pin_result {
+	uint64_t id;
+	uint64_t bad_addr;		/* the page that failed, on error */
+};
+
+/*
+ * Pin [start, start+len): make every page exclusive (unsharing the
+ * maybe-shared ones, as a read-only FOLL_PIN would) and record the pin.
+ * Every page must be populated already (the library populates).  Returns 0,
+ * -ENOENT (not all registered), -EINVAL (flags), -EDQUOT (pin quota),
+ * -ENOMEM (the hugetlb pool cannot take the copies), -EAGAIN with
+ * res->bad_addr (a page is not populated, or is the zero page: populate it
+ * and retry).
+ */
+int cg__mm_pin(struct cg__mm *mm, uint64_t start, uint64_t len, unsigned flags,
+	       const char *consumer, struct cg__pin_result *res);
+
+/*
+ * Drop pin id and check it: every page still exclusive and, where frames
+ * were recorded, still the same frame.  Returns 0, -ENOENT (no such pin) or
+ * -ENOTRECOVERABLE with res->bad_addr: the consumer may have read a stale
+ * page.  The pin is dropped in every case but -ENOENT.
+ */
+int cg__mm_unpin(struct cg__mm *mm, uint64_t id, struct cg__pin_result *res);
+
+/*
+ * A write fault at addr is about to be resolved: if a pin covers it and the
+ * kernel maps the page shared (a fork we did not follow), the write will
+ * replace the pinned page: remember the violation for the unpin.
+ */
+void cg__mm_pin_fault(struct cg__mm *mm, uint64_t addr);
+
+/* Pins covering the page at addr. */
+uint32_t cg__mm_pin_count(const struct cg__mm *mm, uint64_t addr);
+
+/* Whether a pin covers any of [start, start+len). */
+bool cg__mm_pinned(const struct cg__mm *mm, uint64_t start, uint64_t len);
+
+void cg__mm_pins_free(struct cg__mm *mm);
+
+#endif

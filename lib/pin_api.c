@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: MIT
+/*
+ * cg_pin() and cg_unpin(), in either mode.  The parts that must run in the
+ * application's own process run here: populating holes (a read-only pin of
+ * a hole would map the shared zero page; MADV_POPULATE_WRITE gives a page
+ * of our own without writing a byte, so it races with nobody) and
+ * MADV_DONTFORK for consumers that hold plain page references.  Unsharing
+ * and the records are the engine's (lib/pin.c), here or in cowguardd.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "compat.h"
+#include "handle.h"
+#include "pin.h"
+#include "procfs.h"
+
+#define TRIES 3
+
+/* Populate the pages of [addr, addr+len) that pagemap shows absent. */
+static int populate_holes(uint64_t addr, uint64_t len)
+{
+	int fd = cg__pagemap_open(0);
+	uint64_t pme[512];
+	int ret = 0;
+
+	if (fd < 0)
+		return fd;
+	for (uint64_t a = addr; a < addr + len && !ret;) {
+		size_t n = (addr + len - a) >> CG_PAGE_SHIFT;
+
+		n = n < 512 ? n : 512;
+		ret = cg__pagemap_read(fd, a, n, pme);
+		for (size_t i = 0; !ret && i < n;) {
+			size_t j = i;
+
+			while (j < n && !(pme[j] & (PM_PRESENT | PM_SWAPPED)))
+				j++;
+			if (j > i && madvise((void *)(uintptr_t)(a + (i << CG_PAGE_SHIFT)),
+					     (j - i) << CG_PAGE_SHIFT,
+					     MADV_POPULATE_WRITE))
+				ret = -errno;
+			i = j > i ? j : i + 1;
+		}
+		a += n << CG_PAGE_SHIFT;
+	}
+	close(fd);
+	return ret == -ENOMEM ? -ENOENT : ret;
+}
+
+static int engine_pin(struct cg *cg, uint64_t addr, uint64_t len, unsigned flags,
+		      const char *consumer, struct cg__pin_result *res)
+{
+	struct cg__req req;
+	struct cg__rep rep;
+	int ret;
+
+	if (cg->mode == CG_MODE_EMBEDDED)
+		return CG__EMBEDDED_CALL(cg->emb, cg__mm_pin(&cg->emb->mm, addr, len,
+							 flags, consumer, res));
+	cg__req_init(&req, CG_OP_PIN);
+	req.addr = addr;
+	req.len = len;
+	req.flags = flags;
+	strncpy(req.name, consumer, sizeof(req.name) - 1);
+	ret = cg__call(cg, &req, &rep);
+	res->id = rep.u.pinned.id;
+	res->bad_addr = rep.u.pinned.bad_addr;
+	return ret;
+}
+
+static int engine_unpin(struct cg *cg, uint64_t id, struct cg__pin_result *res)
+{
+	struct cg__req req;
+	struct cg__rep rep;
+	int ret;
+
+	if (cg->mode == CG_MODE_EMBEDDED)
+		return CG__EMBEDDED_CALL(cg->emb, cg__mm_unpin(&cg->emb->mm, id, res));
+	cg__req_init(&req, CG_OP_UNPIN);
+	req.id = id;
+	ret = cg__call(cg, &req, &rep);
+	res->bad_addr = rep.u.pinned.bad_addr;
+	return ret;
+}
+
+/* Undo MADV_DONTFORK where no other such pin of ours still covers. */
+static void dofork_uncovered(struct cg *cg, uint64_t addr, uint64_t len)
+{
+	for (uint64_t a = addr; a < addr + len; a += CG_PAGE_SIZE) {
+		bool kept = false;
+
+		for (struct cg_pin *p = cg->pins; p && !kept; p = p->next)
+			kept = !(p->flags & CG_PIN_FOLL_PIN) && a >= p->addr &&
+			       a - p->addr < p->len;
+		if (!kept)
+			madvise((void *)(uintptr_t)a, CG_PAGE_SIZE, MADV_DOFORK);
+	}
+}
+
+static int check_args(struct cg *cg, uint64_t addr, size_t len, unsigned flags,
+		      struct cg_pin **out)
+{
+	if (!cg || !out || !len || (addr | len) & (CG_PAGE_SIZE - 1))
+		return -EINVAL;
+	if (!(flags & (CG_PIN_RO | CG_PIN_RW)) ||
+	    (flags & ~(unsigned)(CG_PIN_RO | CG_PIN_RW | CG_PIN_FOLL_PIN)))
+		return -EINVAL;
+	return addr + len < addr ? -EOVERFLOW : 0;
+}
+
+/* Pin, populating any page the engine found absent or the zero page. */
+static int pin_retrying(struct cg *cg, uint64_t addr, uint64_t len,
+			unsigned flags, const char *consumer,
+			struct cg__pin_result *res)
+{
+	int ret = populate_holes(addr, len);
+
+	for (int i = 0; !ret || ret == -EAGAIN; i++) {
+		ret = engine_pin(cg, addr, len, flags, consumer, res);
+		if (ret != -EAGAIN || i == TRIES)
+			break;
+		/* A write fault turns the zero page into a page of our own. */
+		if (madvise((void *)(uintptr_t)(res->bad_addr & ~(CG_PAGE_SIZE - 1)),
+			    CG_PAGE_SIZE, MADV_POPULATE_WRITE))
+			return -errno;
+	}
+	return ret;
+}
+
+int cg__pin(struct cg *cg, void *addr, size_t len, unsigned flags,
+	    const char *consumer, struct cg_pin **out)
+{
+	uint64_t a = (uintptr_t)addr;
+	struct cg__pin_result res;
+	struct cg_pin *pin;
+	int ret = check_args(cg, a, len, flags, out);
+
+	if (ret)
+		return ret;
+	pin = calloc(1, sizeof(*pin));
+	if (!pin)
+		return -ENOMEM;
+	*pin = (struct cg_pin){ .cg = cg, .addr = a, .len = len, .flags = flags };
+	pthread_mutex_lock(&cg->pins_lock);
+	/* Before the pages become exclusive, so no fork can share them after. */
+	if (!(flags & CG_PIN_FOLL_PIN) && madvise(addr, len, MADV_DONTFORK))
+		ret = errno == ENOMEM ? -ENOENT : -errno;
+	if (!ret)
+		ret = pin_retrying(cg, a, len, flags, consumer, &res);
+	if (ret && !(flags & CG_PIN_FOLL_PIN))
+		dofork_uncovered(cg, a, len);
+	if (!ret) {
+		pin->id = res.id;
+		pin->next = cg->pins;
+		cg->pins = pin;
+		*out = pin;
+	}
+	pthread_mutex_unlock(&cg->pins_lock);
+	if (ret)
+		free(pin);
+	return ret;
+}
+
+int cg_pin(struct cg *cg, void *addr, size_t len, unsigned flags,
+	   struct cg_pin **out)
+{
+	return cg__pin(cg, addr, len, flags, "application", out);
+}
+
+int cg_unpin(struct cg_pin *pin)
+{
+	struct cg__pin_result res = { 0 };
+	struct cg *cg;
+	int ret;
+
+	if (!pin)
+		return -EINVAL;
+	cg = pin->cg;
+	ret = engine_unpin(cg, pin->id, &res);
+	pthread_mutex_lock(&cg->pins_lock);
+	for (struct cg_pin **p = &cg->pins; *p; p = &(*p)->next)
+		if (*p == pin) {
+			*p = pin->next;
+			break;
+		}
+	if (!(pin->flags & CG_PIN_FOLL_PIN))
+		dofork_uncovered(cg, pin->addr, pin->len);
+	pthread_mutex_unlock(&cg->pins_lock);
+	/* Loud, like the kernel's unpin check: the consumer read stale data. */
+	if (ret == -ENOTRECOVERABLE)
+		fprintf(stderr, "cowguard: pin %#llx+%#llx violated: the page at "
+			"%#llx was replaced while pinned\n",
+			(unsigned long long)pin->addr, (unsigned long long)pin->len,
+			(unsigned long long)res.bad_addr);
+	free(pin);
+	return ret;
+}

@@ -181,9 +181,10 @@ enum {
  * shared: COW after fork, KSM, or state unknown), with its content kept
  * and its write protection in place, so that a later write here reuses the
  * page the consumer holds.  @flags: CG_PIN_RO or CG_PIN_RW, optionally
- * CG_PIN_FOLL_PIN.  The range must lie within registered regions.
+ * CG_PIN_FOLL_PIN.  The range must lie within registered regions, and
+ * not cut a hugetlb page.
  * On success *out is the pin, for cg_unpin().  Returns 0, -EINVAL (flags,
- * alignment, zero length), -EOVERFLOW, -ENOENT (not registered), -EDQUOT
+ * alignment, zero length, a hugetlb page cut), -EOVERFLOW, -ENOENT (not registered), -EDQUOT
  * (pin quota), -ENOMEM (the hugetlb pool cannot take the copies: unsharing
  * would take the page from another process), -EAGAIN (the range kept
  * changing under us: retry).  Since 0.1.

@@ -64,6 +64,20 @@ static bool covered(const struct cg__mm *mm, uint64_t start, uint64_t len)
 	return true;
 }
 
+/* Hugetlb pages are pinned whole: the range must not cut one. */
+static bool hugetlb_aligned(const struct cg__mm *mm, uint64_t start,
+			    uint64_t len)
+{
+	const struct cg__region *first = cg__mm_find(mm, start);
+	const struct cg__region *last = cg__mm_find(mm, start + len - 1);
+
+	if (first->kind == CG_RK_HUGETLB &&
+	    start & ((1ULL << first->unit_shift) - 1))
+		return false;
+	return last->kind != CG_RK_HUGETLB ||
+	       !((start + len) & ((1ULL << last->unit_shift) - 1));
+}
+
 static int units_add(struct units *u, uint64_t addr, unsigned shift)
 {
 	if (u->n == u->cap) {
@@ -150,7 +164,8 @@ static int plan_unshare(struct cg__mm *mm, const struct units *u,
 			*bad = x->addr;
 			return -EAGAIN;
 		}
-		if (cg__region_get(r, x->addr) & CG_ST_EXCL)
+		/* Trust, but verify: the kernel must map it alone too. */
+		if ((cg__region_get(r, x->addr) & CG_ST_EXCL) && mapped_alone(x))
 			continue;
 		todo[(*ntodo)++] = x->addr;
 		/* An exclusive hugetlb page is reused; a shared one copied. */
@@ -200,12 +215,16 @@ static int verify_and_mark(struct cg__mm *mm, const struct units *before,
 			*bad = after->v[i].addr;
 			return -EAGAIN;
 		}
+	if (!ret && after->n != before->n)
+		return -EAGAIN;	/* the regions changed under us */
 	for (size_t i = 0; !ret && i < after->n; i++) {
 		struct cg__region *r = cg__mm_find(mm, after->v[i].addr);
+		uint64_t ustart, ulen;
 
 		count_unshares(mm, &before->v[i], &after->v[i], r);
-		ret = cg__region_update(r, after->v[i].addr,
-					1ULL << after->v[i].shift, 0, set);
+		/* A THP still PMD-mapped was reused whole: mark it whole. */
+		cg__region_unit(r, after->v[i].addr, &ustart, &ulen);
+		ret = cg__region_update(r, ustart, ulen, 0, set);
 	}
 	return ret;
 }
@@ -285,6 +304,8 @@ static int check_pin_args(const struct cg__mm *mm, uint64_t start,
 		return -EOVERFLOW;
 	if (!covered(mm, start, len))
 		return -ENOENT;
+	if (!hugetlb_aligned(mm, start, len))
+		return -EINVAL;
 	if (mm->limits.max_pins && mm->npins >= mm->limits.max_pins)
 		return -EDQUOT;
 	return mm->pagemap_fd < 0 ? -ESRCH : 0;
@@ -311,10 +332,11 @@ static int unshare_and_record(struct cg__mm *mm, uint64_t start, uint64_t len,
 	free(todo);
 	if (!ret)
 		ret = collect_units(mm, start, len, &after);
-	if (!ret)
-		ret = verify_and_mark(mm, before, &after, flags, &res->bad_addr);
+	/* Follow the kernel's splits first, so marking does not split more. */
 	if (!ret)
 		sync_thp_chunks(mm, start, len);
+	if (!ret)
+		ret = verify_and_mark(mm, before, &after, flags, &res->bad_addr);
 	if (!ret) {
 		p = record(mm, start, len, flags, consumer, &after);
 		ret = p ? pins_add(mm, p) : -ENOMEM;

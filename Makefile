@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 #
 # cowguard build.  `make` builds the library, the daemon and the examples;
-# `make check` installs missing packages, builds everything and runs the tests.
+# `make check` installs missing packages, builds everything and runs the tests
+# (as root, then as a user in the cowguard group); `make check-root`: root only.
 # `make V=1` shows the full commands.
 
 VERSION    := 0.1.0
@@ -54,7 +55,12 @@ endif
 
 OBJDIR := $(BUILDDIR)/obj
 
-LIB_SRCS    := $(wildcard lib/*.c)
+# lib/verbs.c is libcowguard-verbs, a library of its own: only its users
+# need libibverbs.  Likewise lib/uring.c is libcowguard-uring: only its
+# users need liburing.
+VERBS_SRCS  := $(wildcard lib/verbs.c)
+URING_SRCS  := $(wildcard lib/uring.c)
+LIB_SRCS    := $(filter-out $(VERBS_SRCS) $(URING_SRCS),$(wildcard lib/*.c))
 DAEMON_SRCS := $(filter-out daemon/cowguardctl.c daemon/ctl-%.c,$(wildcard daemon/*.c))
 CTL_SRCS    := $(wildcard daemon/cowguardctl.c daemon/ctl-*.c)
 EXAMPLE_SRCS := $(wildcard examples/*.c)
@@ -65,19 +71,33 @@ HARNESS_SRCS := $(wildcard tests/harness.c)
 objs = $(patsubst %.c,$(OBJDIR)/%.o,$(1))
 
 LIB_OBJS     := $(call objs,$(LIB_SRCS))
+VERBS_OBJS   := $(call objs,$(VERBS_SRCS))
+URING_OBJS   := $(call objs,$(URING_SRCS))
 DAEMON_OBJS  := $(call objs,$(DAEMON_SRCS))
 CTL_OBJS     := $(call objs,$(CTL_SRCS))
 EXAMPLE_OBJS := $(call objs,$(EXAMPLE_SRCS))
 BENCH_OBJS   := $(call objs,$(BENCH_SRCS))
 TEST_OBJS    := $(call objs,$(TEST_SRCS))
 HARNESS_OBJS := $(call objs,$(HARNESS_SRCS))
-ALL_OBJS     := $(LIB_OBJS) $(DAEMON_OBJS) $(CTL_OBJS) $(EXAMPLE_OBJS) \
+ALL_OBJS     := $(LIB_OBJS) $(VERBS_OBJS) $(URING_OBJS) $(DAEMON_OBJS) $(CTL_OBJS) $(EXAMPLE_OBJS) \
 		$(BENCH_OBJS) $(TEST_OBJS) $(HARNESS_OBJS)
 
 SHARED_LIB := $(BUILDDIR)/libcowguard.so.$(VERSION)
 SONAME     := libcowguard.so.$(SOVERSION)
 STATIC_LIB := $(BUILDDIR)/libcowguard.a
 LIB_LINKS  := $(BUILDDIR)/$(SONAME) $(BUILDDIR)/libcowguard.so
+
+VERBS_SHARED := $(BUILDDIR)/libcowguard-verbs.so.$(VERSION)
+VERBS_SONAME := libcowguard-verbs.so.$(SOVERSION)
+VERBS_STATIC := $(BUILDDIR)/libcowguard-verbs.a
+VERBS_LIBS   := $(if $(VERBS_SRCS),$(VERBS_SHARED) $(BUILDDIR)/$(VERBS_SONAME) \
+		$(BUILDDIR)/libcowguard-verbs.so $(VERBS_STATIC))
+
+URING_SHARED := $(BUILDDIR)/libcowguard-uring.so.$(VERSION)
+URING_SONAME := libcowguard-uring.so.$(SOVERSION)
+URING_STATIC := $(BUILDDIR)/libcowguard-uring.a
+URING_LIBS   := $(if $(URING_SRCS),$(URING_SHARED) $(BUILDDIR)/$(URING_SONAME) \
+		$(BUILDDIR)/libcowguard-uring.so $(URING_STATIC))
 
 DAEMON   := $(if $(DAEMON_SRCS),$(BUILDDIR)/cowguardd)
 CTL      := $(if $(CTL_SRCS),$(BUILDDIR)/cowguardctl)
@@ -87,12 +107,12 @@ TESTS    := $(patsubst tests/%.c,$(BUILDDIR)/tests/%,$(TEST_SRCS))
 
 # ---- targets -----------------------------------------------------------------
 
-.PHONY: all lib daemon examples benches tests build-all check check-asan bench demo \
+.PHONY: all lib daemon examples benches tests build-all check check-root check-asan bench demo \
 	install uninstall clean deps
 
 all: lib daemon examples
 
-lib: $(SHARED_LIB) $(LIB_LINKS) $(STATIC_LIB)
+lib: $(SHARED_LIB) $(LIB_LINKS) $(STATIC_LIB) $(VERBS_LIBS) $(URING_LIBS)
 daemon: $(DAEMON) $(CTL)
 examples: $(EXAMPLES)
 benches: $(BENCHES)
@@ -105,7 +125,24 @@ build-all: all tests benches
 deps:
 	@bash scripts/install-deps.sh
 
+# Two lanes: every suite as root, then again as a user in the cowguard group
+# against one root cowguardd (scripts/run-unprivileged.sh; skipped, and says
+# so, when not root).  Each lane prints its own summary line; the last line
+# adds both up, and the exit status is non-zero if either lane failed.
+TALLY = $(BUILDDIR)/check.tally
+
 check: deps
+	@$(MAKE) --no-print-directory build-all
+	@rm -f $(TALLY); status=0; \
+	 CG_TEST_LANE=root CG_TEST_TALLY=$(TALLY) \
+		bash scripts/run-tests.sh $(BUILDDIR)/tests || status=1; \
+	 CG_TEST_TALLY=$(TALLY) \
+		bash scripts/run-unprivileged.sh $(BUILDDIR)/tests || status=1; \
+	 bash scripts/run-tests.sh --total $(TALLY) root unprivileged || status=1; \
+	 rm -f $(TALLY); exit $$status
+
+# The root lane alone.
+check-root: deps
 	@$(MAKE) --no-print-directory build-all
 	@bash scripts/run-tests.sh $(BUILDDIR)/tests
 
@@ -131,7 +168,7 @@ demo: deps
 # ---- compiling ---------------------------------------------------------------
 
 # One set of position-independent objects serves both libraries.
-$(LIB_OBJS): XCFLAGS := -fPIC
+$(LIB_OBJS) $(VERBS_OBJS) $(URING_OBJS): XCFLAGS := -fPIC
 $(DAEMON_OBJS) $(CTL_OBJS): XCFLAGS = $(UV_CFLAGS)
 $(TEST_OBJS) $(HARNESS_OBJS): XCFLAGS = -Itests $(CHECK_CFLAGS)
 
@@ -165,6 +202,39 @@ $(STATIC_LIB): $(LIB_OBJS)
 	@rm -f $@
 	$(call msg,AR,$@)$(AR) rcs $@ $^
 
+# libcowguard-verbs calls cg__pin, which libcowguard.so exports for it alone
+# (COWGUARD_PRIVATE in lib/libcowguard.map).
+$(VERBS_SHARED): $(VERBS_OBJS) lib/libcowguard-verbs.map $(SHARED_LIB)
+	$(call msg,LD,$@)$(CC) -shared -Wl,-soname,$(VERBS_SONAME) \
+		-Wl,--version-script=lib/libcowguard-verbs.map -Wl,-z,defs \
+		$(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $(VERBS_OBJS) $(SHARED_LIB) -libverbs
+
+$(BUILDDIR)/$(VERBS_SONAME): $(VERBS_SHARED)
+	$(call msg,LN,$@)ln -sfn $(notdir $<) $@
+
+$(BUILDDIR)/libcowguard-verbs.so: $(BUILDDIR)/$(VERBS_SONAME)
+	$(call msg,LN,$@)ln -sfn $(notdir $<) $@
+
+$(VERBS_STATIC): $(VERBS_OBJS)
+	@rm -f $@
+	$(call msg,AR,$@)$(AR) rcs $@ $^
+
+# libcowguard-uring likewise (cg__pin), and liburing (io_uring_register_buffers).
+$(URING_SHARED): $(URING_OBJS) lib/libcowguard-uring.map $(SHARED_LIB)
+	$(call msg,LD,$@)$(CC) -shared -Wl,-soname,$(URING_SONAME) \
+		-Wl,--version-script=lib/libcowguard-uring.map -Wl,-z,defs \
+		$(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $(URING_OBJS) $(SHARED_LIB) -luring
+
+$(BUILDDIR)/$(URING_SONAME): $(URING_SHARED)
+	$(call msg,LN,$@)ln -sfn $(notdir $<) $@
+
+$(BUILDDIR)/libcowguard-uring.so: $(BUILDDIR)/$(URING_SONAME)
+	$(call msg,LN,$@)ln -sfn $(notdir $<) $@
+
+$(URING_STATIC): $(URING_OBJS)
+	@rm -f $@
+	$(call msg,AR,$@)$(AR) rcs $@ $^
+
 $(BUILDDIR)/cowguardd: $(DAEMON_OBJS) $(STATIC_LIB)
 	$(call msg,LD,$@)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ \
 		$(UV_LIBS) -lcap -lpthread
@@ -172,8 +242,15 @@ $(BUILDDIR)/cowguardd: $(DAEMON_OBJS) $(STATIC_LIB)
 $(BUILDDIR)/cowguardctl: $(CTL_OBJS) $(STATIC_LIB)
 	$(call msg,LD,$@)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ -lpthread
 
-# Examples and benchmarks: -luring when the name says uring, -libverbs for verbs.
-extra_libs = $(if $(findstring uring,$(1)),-luring) $(if $(findstring verbs,$(1)),-libverbs)
+# Examples, benchmarks and tests: libcowguard-uring (then libcowguard again,
+# which it calls) and -luring when the name says uring; libcowguard-verbs
+# and -libverbs when it says verbs.
+extra_libs = $(if $(findstring uring,$(1)),$(URING_STATIC) $(STATIC_LIB) -luring) \
+	     $(if $(findstring verbs,$(1)),$(VERBS_STATIC) $(STATIC_LIB) -libverbs)
+# (filter takes one % only: pick the programs whose name contains $(1).)
+named = $(foreach t,$(2),$(if $(findstring $(1),$(notdir $(t))),$(t)))
+$(call named,verbs,$(EXAMPLES) $(BENCHES) $(TESTS)): $(VERBS_STATIC)
+$(call named,uring,$(EXAMPLES) $(BENCHES) $(TESTS)): $(URING_STATIC)
 
 $(BUILDDIR)/examples/%: $(OBJDIR)/examples/%.o $(STATIC_LIB)
 	@mkdir -p $(@D)
@@ -188,7 +265,7 @@ $(BUILDDIR)/bench/%: $(OBJDIR)/bench/%.o $(STATIC_LIB)
 $(BUILDDIR)/tests/%: $(OBJDIR)/tests/%.o $(HARNESS_OBJS) $(STATIC_LIB)
 	@mkdir -p $(@D)
 	$(call msg,LD,$@)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ \
-		$(CHECK_LIBS) -lpthread -luring
+		$(call extra_libs,$*) $(CHECK_LIBS) -lpthread -luring
 
 # ---- installing --------------------------------------------------------------
 
@@ -215,6 +292,18 @@ install: all
 	@mkdir -p $(GENDIR)
 	$(SUBST) cowguard.pc.in > $(GENDIR)/cowguard.pc
 	$(INSTALL) -D -m 644 $(GENDIR)/cowguard.pc $(DESTDIR)$(PKGCONFIGDIR)/cowguard.pc
+	$(if $(VERBS_SRCS),$(INSTALL) -D -m 755 $(VERBS_SHARED) $(DESTDIR)$(LIBDIR)/$(notdir $(VERBS_SHARED)))
+	$(if $(VERBS_SRCS),ln -sfn $(notdir $(VERBS_SHARED)) $(DESTDIR)$(LIBDIR)/$(VERBS_SONAME))
+	$(if $(VERBS_SRCS),ln -sfn $(VERBS_SONAME) $(DESTDIR)$(LIBDIR)/libcowguard-verbs.so)
+	$(if $(VERBS_SRCS),$(INSTALL) -D -m 644 $(VERBS_STATIC) $(DESTDIR)$(LIBDIR)/libcowguard-verbs.a)
+	$(if $(VERBS_SRCS),$(SUBST) cowguard-verbs.pc.in > $(GENDIR)/cowguard-verbs.pc)
+	$(if $(VERBS_SRCS),$(INSTALL) -D -m 644 $(GENDIR)/cowguard-verbs.pc $(DESTDIR)$(PKGCONFIGDIR)/cowguard-verbs.pc)
+	$(if $(URING_SRCS),$(INSTALL) -D -m 755 $(URING_SHARED) $(DESTDIR)$(LIBDIR)/$(notdir $(URING_SHARED)))
+	$(if $(URING_SRCS),ln -sfn $(notdir $(URING_SHARED)) $(DESTDIR)$(LIBDIR)/$(URING_SONAME))
+	$(if $(URING_SRCS),ln -sfn $(URING_SONAME) $(DESTDIR)$(LIBDIR)/libcowguard-uring.so)
+	$(if $(URING_SRCS),$(INSTALL) -D -m 644 $(URING_STATIC) $(DESTDIR)$(LIBDIR)/libcowguard-uring.a)
+	$(if $(URING_SRCS),$(SUBST) cowguard-uring.pc.in > $(GENDIR)/cowguard-uring.pc)
+	$(if $(URING_SRCS),$(INSTALL) -D -m 644 $(GENDIR)/cowguard-uring.pc $(DESTDIR)$(PKGCONFIGDIR)/cowguard-uring.pc)
 	$(if $(DAEMON),$(INSTALL) -D -m 755 $(DAEMON) $(DESTDIR)$(SBINDIR)/cowguardd)
 	$(if $(CTL),$(INSTALL) -D -m 755 $(CTL) $(DESTDIR)$(BINDIR)/cowguardctl)
 	for u in $(UNITS); do \
@@ -233,6 +322,12 @@ uninstall:
 	      $(DESTDIR)$(LIBDIR)/$(notdir $(SHARED_LIB)) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	      $(DESTDIR)$(LIBDIR)/libcowguard.so $(DESTDIR)$(LIBDIR)/libcowguard.a \
 	      $(DESTDIR)$(PKGCONFIGDIR)/cowguard.pc \
+	      $(DESTDIR)$(LIBDIR)/$(notdir $(VERBS_SHARED)) $(DESTDIR)$(LIBDIR)/$(VERBS_SONAME) \
+	      $(DESTDIR)$(LIBDIR)/libcowguard-verbs.so $(DESTDIR)$(LIBDIR)/libcowguard-verbs.a \
+	      $(DESTDIR)$(PKGCONFIGDIR)/cowguard-verbs.pc \
+	      $(DESTDIR)$(LIBDIR)/$(notdir $(URING_SHARED)) $(DESTDIR)$(LIBDIR)/$(URING_SONAME) \
+	      $(DESTDIR)$(LIBDIR)/libcowguard-uring.so $(DESTDIR)$(LIBDIR)/libcowguard-uring.a \
+	      $(DESTDIR)$(PKGCONFIGDIR)/cowguard-uring.pc \
 	      $(DESTDIR)$(SBINDIR)/cowguardd $(DESTDIR)$(BINDIR)/cowguardctl \
 	      $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(notdir $(UNITS))) \
 	      $(DESTDIR)$(TMPFILESDIR)/cowguard.conf $(DESTDIR)$(SYSUSERSDIR)/cowguard.conf \

@@ -37,7 +37,7 @@ void conn_close(struct conn *c)
 static void on_readable(uv_poll_t *h, int status, int events)
 {
 	struct conn *c = h->data;
-	struct cg__req req;
+	struct cg__req req = { 0 };
 	int fd, ret;
 
 	(void)events;
@@ -53,6 +53,12 @@ static void on_readable(uv_poll_t *h, int status, int events)
 		conn_close(c);
 		return;
 	}
+	/* Another major's packet: its header is enough to say so and refuse. */
+	if (ret == -EPROTONOSUPPORT) {
+		request_dispatch(c, &req, -1);
+		conn_close(c);
+		return;
+	}
 	if (ret) {
 		conn_log(4, c, "dropped: unreadable request (%s)", cg_strerror(ret));
 		conn_close(c);
@@ -64,7 +70,11 @@ static void on_readable(uv_poll_t *h, int status, int events)
 
 static int conn_setup(struct conn *c)
 {
-	/* Replies go out blocking, but a client that stops reading is dropped. */
+	/*
+	 * A client that stops reading is dropped.  libuv makes the socket
+	 * non-blocking, so requests.c waits for room itself; this bounds
+	 * the wait should the socket ever block.
+	 */
 	struct timeval tv = { .tv_sec = 1 };
 	socklen_t len = sizeof(c->cred);
 

@@ -4,8 +4,10 @@
  *
  *   cowguardctl [--socket PATH] [--json] status
  *   cowguardctl [--socket PATH] [--json] audit PID
+ *   cowguardctl [--socket PATH] [--json] pins PID
  *
- * A reply is collected whole (clients, each with its regions), then printed
+ * A reply is collected whole (clients, each with its regions; or a
+ * client's pins), then printed
  * by one of two formatters: aligned tables for people, or one JSON object.
  * Exit status: 0 success (audit: zero unsafe and zero conservative pages),
  * 1 audit not clean, 2 usage, connection or daemon error.
@@ -47,6 +49,19 @@ const char *ctl_truth_name(enum cg_truth truth)
 		return "mapcount";
 	}
 	return "none";
+}
+
+const char *ctl_pin_mode(uint32_t flags, bool json)
+{
+	if (flags & CG_PIN_RW)
+		return json ? "rw" : "RW";
+	return json ? "ro" : "RO";
+}
+
+/* With a kernel pin fork copies the pages; without, they are DONTFORK. */
+const char *ctl_pin_fork(uint32_t flags)
+{
+	return flags & CG_PIN_FOLL_PIN ? "foll_pin" : "dontfork";
 }
 
 /* UFFD_FEATURE_* by bit number, as far as Linux 6.8 (MOVE). */
@@ -101,11 +116,26 @@ static int add_region(struct ctl_reply *out, const struct cg__rep *rep)
 	return 0;
 }
 
+static int add_pin(struct ctl_reply *out, const struct cg__status_pin *p)
+{
+	struct cg__status_pin *v = grow(out->pins, &out->pins_cap, out->npins,
+					sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	out->pins = v;
+	v[out->npins] = *p;
+	/* The daemon NUL-pads the name; make sure it ends. */
+	v[out->npins++].consumer[sizeof(p->consumer) - 1] = 0;
+	return 0;
+}
+
 static void reply_free(struct ctl_reply *r)
 {
 	for (size_t i = 0; i < r->n; i++)
 		free(r->clients[i].regions);
 	free(r->clients);
+	free(r->pins);
 }
 
 /* One packet of the stream; returns 1 at its end (*status: the op's). */
@@ -122,6 +152,8 @@ static int take(struct ctl_reply *out, const struct cg__rep *rep,
 		return add_client(out, &rep->u.client);
 	case CG_REC_REGION:
 		return add_region(out, rep);
+	case CG_REC_PIN:
+		return add_pin(out, &rep->u.pin);
 	}
 	return -EPROTO;
 }
@@ -204,6 +236,15 @@ static int show_audit(const struct ctl_reply *r, const struct ctl_opts *o)
 	return clean ? EXIT_CLEAN : EXIT_UNCLEAN;
 }
 
+static int show_pins(const struct ctl_reply *r, const struct ctl_opts *o)
+{
+	if (o->json)
+		json_pins(r, o);
+	else
+		text_pins(r, o);
+	return EXIT_CLEAN;
+}
+
 static int run(const struct ctl_opts *o)
 {
 	struct cg__client cli = { .sock = -1 };
@@ -221,17 +262,21 @@ static int run(const struct ctl_opts *o)
 	ret = fetch(&cli, o, &reply);
 	cg__client_close(&cli);
 	if (ret) {
-		if (o->op == CG_OP_AUDIT_PID && ret == -ESRCH)
-			snprintf(what, sizeof(what), "audit: pid %d is not a client "
-				 "of cowguardd", (int)o->pid);
+		if (o->op != CG_OP_STATUS && ret == -ESRCH)
+			snprintf(what, sizeof(what), "%s: pid %d is not a client "
+				 "of cowguardd", o->op == CG_OP_PINS ? "pins"
+				 : "audit", (int)o->pid);
 		else if (o->op == CG_OP_AUDIT_PID)
 			snprintf(what, sizeof(what), "audit of pid %d", (int)o->pid);
+		else if (o->op == CG_OP_PINS)
+			snprintf(what, sizeof(what), "pins of pid %d", (int)o->pid);
 		else
 			snprintf(what, sizeof(what), "status");
 		err(what, ret);
 		code = EXIT_ERROR;
 	} else {
 		code = o->op == CG_OP_STATUS ? show_status(&reply, o)
+		       : o->op == CG_OP_PINS ? show_pins(&reply, o)
 					     : show_audit(&reply, o);
 	}
 	reply_free(&reply);
@@ -247,11 +292,16 @@ static void usage(FILE *out)
 	fprintf(out,
 		"Usage: cowguardctl [OPTION]... status\n"
 		"       cowguardctl [OPTION]... audit PID\n"
+		"       cowguardctl [OPTION]... pins PID\n"
 		"Show what cowguardd tracks, or audit a client's page state\n"
 		"against the kernel's.\n\n"
 		"  status      every client you may see: regions, page counts by\n"
 		"              state, counters, engine memory\n"
-		"  audit PID   compare each region of client PID with the kernel\n\n"
+		"  audit PID   compare each region of client PID with the kernel\n"
+		"  pins PID    the pins client PID holds: range, size, mode (RO,\n"
+		"              RW), how fork treats them (foll_pin: the consumer\n"
+		"              holds a kernel pin; dontfork: MADV_DONTFORK),\n"
+		"              consumer, age\n\n"
 		"  -s, --socket PATH   the daemon's socket (default $COWGUARD_SOCKET,\n"
 		"                      else %s)\n"
 		"  -j, --json          one JSON object instead of tables\n"
@@ -282,8 +332,8 @@ static int parse_command(int argc, char **argv, struct ctl_opts *o)
 		o->op = CG_OP_STATUS;
 		return 0;
 	}
-	if (argc == 2 && !strcmp(argv[0], "audit")) {
-		o->op = CG_OP_AUDIT_PID;
+	if (argc == 2 && (!strcmp(argv[0], "audit") || !strcmp(argv[0], "pins"))) {
+		o->op = argv[0][0] == 'a' ? CG_OP_AUDIT_PID : CG_OP_PINS;
 		if (parse_pid(argv[1], &o->pid)) {
 			fprintf(stderr, "cowguardctl: not a pid: '%s'\n", argv[1]);
 			return -EINVAL;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* cowguardctl: status and audit as one JSON object. */
+/* cowguardctl: status, audit and pins as one JSON object. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -194,5 +194,31 @@ void json_audit(const struct ctl_client *cl,
 	json_audit_report(&w, total);
 	jw_close(&w, '}');
 	jw_bool(&w, "clean", clean);
+	jw_close(&w, '}');
+}
+
+void json_pins(const struct ctl_reply *r, const struct ctl_opts *o)
+{
+	struct jw w = { 0 };
+
+	jw_open(&w, NULL, '{');
+	jw_pid(&w, "pid", o->pid);
+	jw_open(&w, "pins", '[');
+	for (size_t i = 0; i < r->npins; i++) {
+		const struct cg__status_pin *p = &r->pins[i];
+
+		jw_open(&w, NULL, '{');
+		jw_u64(&w, "id", p->id);
+		jw_addr(&w, "start", p->start);
+		jw_addr(&w, "end", p->start + p->len);
+		jw_u64(&w, "size", p->len);
+		jw_str(&w, "mode", ctl_pin_mode(p->flags, true));
+		jw_str(&w, "fork", ctl_pin_fork(p->flags));
+		jw_bool(&w, "foll_pin", p->flags & CG_PIN_FOLL_PIN);
+		jw_str(&w, "consumer", p->consumer);
+		jw_u64(&w, "age_ms", p->age_ms);
+		jw_close(&w, '}');
+	}
+	jw_close(&w, ']');
 	jw_close(&w, '}');
 }

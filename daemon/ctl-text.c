@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* cowguardctl: status and audit as aligned tables. */
+/* cowguardctl: status, audit and pins as aligned tables. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -153,4 +153,42 @@ void text_audit(const struct ctl_client *cl,
 	printf("\n%s: %" PRIu64 " unsafe, %" PRIu64 " conservative, %" PRIu64
 	       " unknowable\n", clean ? "clean" : "NOT CLEAN", total->unsafe,
 	       total->conservative, total->unknowable);
+}
+
+#define PINS_COLS "  %6s  %-31s %10s %-4s %-8s  %-15s %10s\n"
+
+static void text_age(uint64_t ms, char *buf, size_t len)
+{
+	if (ms < 60 * 1000)
+		snprintf(buf, len, "%" PRIu64 ".%03" PRIu64 " s", ms / 1000,
+			 ms % 1000);
+	else if (ms < 3600 * 1000)
+		snprintf(buf, len, "%" PRIu64 " min %02" PRIu64 " s",
+			 ms / 60000, ms / 1000 % 60);
+	else
+		snprintf(buf, len, "%" PRIu64 " h %02" PRIu64 " min",
+			 ms / 3600000, ms / 60000 % 60);
+}
+
+void text_pins(const struct ctl_reply *r, const struct ctl_opts *o)
+{
+	char range[40], size[32], age[32], id[24];
+
+	printf("client %d: %zu pin%s\n", (int)o->pid, r->npins,
+	       r->npins == 1 ? "" : "s");
+	if (!r->npins)
+		return;
+	printf(PINS_COLS, "ID", "RANGE", "SIZE", "MODE", "FORK", "CONSUMER",
+	       "AGE");
+	for (size_t i = 0; i < r->npins; i++) {
+		const struct cg__status_pin *p = &r->pins[i];
+
+		snprintf(id, sizeof(id), "%" PRIu64, p->id);
+		snprintf(range, sizeof(range), "0x%" PRIx64 "-0x%" PRIx64,
+			 p->start, p->start + p->len);
+		text_age(p->age_ms, age, sizeof(age));
+		printf(PINS_COLS, id, range, human_size(p->len, size, sizeof(size)),
+		       ctl_pin_mode(p->flags, false), ctl_pin_fork(p->flags),
+		       p->consumer, age);
+	}
 }

@@ -86,8 +86,17 @@ struct tracked *tracked_new(struct server *srv, int uffd, uint64_t features,
 			    pid_t pid, uid_t uid);
 void tracked_close(struct tracked *t);
 struct tracked *tracked_find_pid(struct server *srv, pid_t pid);
-struct tracked *tracked_claim_child(struct server *srv, pid_t parent,
-				    uid_t uid);
+
+/* adopt.c: which adopted uffd a forked child's connection may claim. */
+/*
+ * The unnamed child of parent whose uffd is c's peer's own, proven (see
+ * adopt.c); the reason for a refusal is logged.  pagemap is the peer's.
+ * Returns 0 and *out, -ESRCH (none is), -EPERM (not that parent's child),
+ * -EBUSY (several, and nothing to tell them apart by).
+ */
+int adopt_claim(struct conn *c, pid_t parent, int pagemap, struct tracked **out);
+/* Release the unnamed children of parent whose process exited or exec'd. */
+void adopt_reap(struct server *srv, pid_t parent);
 
 /* requests.c */
 int request_dispatch(struct conn *c, const struct cg__req *req, int fd);

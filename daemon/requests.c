@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,9 +17,30 @@
 #include "pin.h"
 #include "uffd.h"
 
+/* A client that stops reading a streamed reply is dropped after this. */
+#define REPLY_TIMEOUT_MS 1000
+
+/*
+ * libuv made the socket non-blocking (SO_SNDTIMEO does not apply): when a
+ * long STATUS stream fills it, wait for the client to read, a while.
+ */
+static int send_waiting(int sock, const struct cg__rep *rep)
+{
+	struct pollfd p = { .fd = sock, .events = POLLOUT };
+	int ret;
+
+	while ((ret = cg__send(sock, rep, sizeof(*rep), -1)) == -EAGAIN) {
+		int n = poll(&p, 1, REPLY_TIMEOUT_MS);
+
+		if (n == 0 || (n < 0 && errno != EINTR))
+			break;
+	}
+	return ret;
+}
+
 static int reply(struct conn *c, struct cg__rep *rep)
 {
-	int ret = cg__send(c->sock, rep, sizeof(*rep), -1);
+	int ret = send_waiting(c->sock, rep);
 
 	if (ret)
 		conn_log(4, c, "dropped: cannot reply (%s)", cg_strerror(ret));
@@ -72,18 +94,21 @@ static int do_hello(struct conn *c, const struct cg__req *req, int fd)
 
 static int do_child_hello(struct conn *c, const struct cg__req *req)
 {
-	struct tracked *t = tracked_claim_child(c->srv, (pid_t)req->pid,
-						c->cred.uid);
-	int pagemap;
+	struct tracked *t;
+	int pagemap, ret;
 
-	if (!t) {
-		conn_log(4, c, "child of %lld: no adopted uffd to claim",
-			 (long long)req->pid);
-		return reply_status(c, req, -ESRCH);
-	}
 	pagemap = open_pagemap_privileged(c->cred.pid);
-	if (pagemap < 0)
+	if (pagemap < 0) {
+		conn_log(4, c, "refused as a child of %lld: its pagemap: %s",
+			 (long long)req->pid, cg_strerror(pagemap));
 		return reply_status(c, req, pagemap);
+	}
+	/* Which adopted uffd is the peer's own, proven: daemon/adopt.c. */
+	ret = adopt_claim(c, (pid_t)req->pid, pagemap, &t);
+	if (ret) {
+		close(pagemap);
+		return reply_status(c, req, ret);
+	}
 	cg__mm_set_process(&t->mm, c->cred.pid, pagemap);
 	t->mm.pfn_visible = c->srv->kpageflags_fd >= 0;
 	/* parent_pid stays: STATUS reports whom a named child came from. */

@@ -3,7 +3,9 @@
  * Tracked address spaces: the uffds cowguardd services.  A client's own
  * lives as long as its connection.  A child's arrives in a fork event with
  * no pid; it is served at once (its faults must not wait) and named when the
- * child connects and says hello, or dropped with its parent's connection.
+ * child connects and says hello (daemon/adopt.c proves which uffd is its
+ * own), or dropped with its parent's connection, or when its process exits
+ * or execs unnamed (noticed at the parent's next fork).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -64,6 +66,8 @@ static void adopt(struct cg__mm *parent, struct cg__mm *child, void *arg)
 	struct tracked *pt = arg, *t;
 	unsigned n;
 
+	/* Unnamed children that exited or exec'd count no more. */
+	adopt_reap(pt->srv, parent->pid);
 	count_children(pt->srv, parent->pid, &n);
 	if (n >= pt->srv->opt.max_children) {
 		log_warn("pid %d: more than %u unnamed children, not tracking "
@@ -175,17 +179,4 @@ struct tracked *tracked_find_pid(struct server *srv, pid_t pid)
 		if (t->mm.pid == pid && !t->closing)
 			return t;
 	return NULL;
-}
-
-/* The oldest unnamed child of parent: fork events arrive in order. */
-struct tracked *tracked_claim_child(struct server *srv, pid_t parent,
-				    uid_t uid)
-{
-	struct tracked *found = NULL;
-
-	for (struct tracked *t = srv->tracked; t; t = t->next)
-		if (!t->conn && !t->mm.pid && t->parent_pid == parent &&
-		    t->uid == uid && !t->closing)
-			found = t;	/* the list is newest first */
-	return found;
 }

@@ -47,9 +47,13 @@ struct cg_options {
  * @opts may be NULL (CG_MODE_AUTO, default socket).  On success *out is a
  * handle for cg_close().  Returns 0, -EINVAL (NULL @out, mode out of
  * range), -ECONNREFUSED when CG_MODE_DAEMON finds no daemon listening (or no
- * socket file), -ENAMETOOLONG (socket path too long), -EACCES (the socket's
- * owner is neither root nor the caller), -EPERM when no full userfaultfd can
- * be had, -ENOSYS when the kernel lacks userfaultfd write-protect.  Since 0.1.
+ * socket file), -ENAMETOOLONG (socket path too long), -EACCES (the process
+ * serving the socket is neither root, nor the caller's user, nor the user
+ * $COWGUARD_DAEMON_USER names, by name or uid: nothing was sent to it),
+ * -EPERM when no full userfaultfd can be had (neither the syscall nor
+ * /dev/userfaultfd: join the group "cowguard"; in both modes, since the
+ * client creates the uffd), -ENOSYS when the kernel lacks userfaultfd
+ * write-protect.  Since 0.1.
  */
 CG_EXPORT int cg_open(const struct cg_options *opts, struct cg **out);
 
@@ -59,7 +63,32 @@ CG_EXPORT int cg_open(const struct cg_options *opts, struct cg **out);
  */
 CG_EXPORT void cg_close(struct cg *cg);
 
-/* cg_mode - the mode the handle runs in: CG_MODE_DAEMON or CG_MODE_EMBEDDED. */
+/*
+ * When the daemon goes away (killed, crashed, restarted by systemd) a
+ * daemon-mode handle is "lost".  Nothing blocks and no data is lost: the
+ * kernel releases the uffd the daemon held, wakes every faulting thread and
+ * drops the write protection, so the memory runs on untracked.  The page
+ * state is gone with the daemon.  The next call on the handle (or the call
+ * that finds the connection gone) tries once to come back:
+ *  - the daemon is back on the socket: a new connection and uffd, and every
+ *    region registered through the handle (as far as it is still mapped as
+ *    registered) is registered again.  Its pages start as at cg_register():
+ *    history unknown, so populated pages are unshared and protected.  Then
+ *    the call proceeds.  Statistics and pins start afresh.
+ *  - it is not: a handle opened with CG_MODE_AUTO goes on embedded (cg_mode
+ *    says so) with the same regions, as above, and the call proceeds.  One
+ *    opened with CG_MODE_DAEMON returns -ENOTCONN ("page state unknown")
+ *    from cg_register, cg_query, cg_audit and cg_stats, and tries again at
+ *    its next call; cg_unregister of a region it had still succeeds.
+ * A call in flight when the daemon dies returns -ENOTCONN.  A fork() while
+ * lost follows nothing: parent and child each come back at their next
+ * call, the child as a client of its own.  Since 0.1.
+ */
+
+/*
+ * cg_mode - the mode the handle runs in: CG_MODE_DAEMON or CG_MODE_EMBEDDED
+ * (a CG_MODE_AUTO handle goes embedded when its daemon does not come back).
+ */
 CG_EXPORT enum cg_mode cg_mode(const struct cg *cg);
 
 /*
@@ -103,7 +132,9 @@ struct cg_page_info {
 
 /*
  * cg_query - the emulated state of the page containing @addr.
- * Returns 0 or -ENOENT when @addr is not in a registered region.  Since 0.1.
+ * Returns 0, -ENOENT when @addr is not in a registered region, or -ENOTCONN
+ * (CG_MODE_DAEMON, daemon gone and not back: the state is unknown; see
+ * "When the daemon goes away" above).  Since 0.1.
  */
 CG_EXPORT int cg_query(struct cg *cg, const void *addr, struct cg_page_info *out);
 
@@ -131,8 +162,8 @@ struct cg_audit_report {
  * cg_audit - compare the engine's state of [@addr, @addr+@len) with the
  * kernel's.  The range must lie within registered regions.  "Zero mismatches"
  * means unsafe == 0 and conservative == 0.  Returns 0, -EINVAL (zero
- * length, unaligned), -EOVERFLOW (range wraps), -ENOENT (not all registered).
- * Since 0.1.
+ * length, unaligned), -EOVERFLOW (range wraps), -ENOENT (not all registered),
+ * -ENOTCONN (as cg_query).  Since 0.1.
  */
 CG_EXPORT int cg_audit(struct cg *cg, void *addr, size_t len, struct cg_audit_report *out);
 

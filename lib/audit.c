@@ -27,24 +27,25 @@ struct audit_ctx {
 	bool gigantic;		/* auditing a 1 GiB hugetlb region */
 };
 
-static enum verdict by_mapcount(uint64_t pme, bool engine_excl, bool gigantic)
+static enum verdict by_mapcount(uint64_t pme, bool gigantic)
 {
 	/* Measured on 6.18: bit 56 is 0 for every 1 GiB hugetlb page. */
 	if (gigantic)
 		return V_UNKNOWABLE;
 	if (!(pme & PM_MMAP_EXCLUSIVE))
 		return V_SHARED;
-	return engine_excl ? V_EXCLUSIVE : V_UNKNOWABLE;
+	/* Mapped once: after a fork whose child exited, still COW-shared. */
+	return V_UNKNOWABLE;
 }
 
 static enum verdict kernel_verdict(struct audit_ctx *a, uint64_t pme,
-				   bool pmd_mapped, bool engine_excl)
+				   bool pmd_mapped)
 {
 	uint64_t pfn = pme & PM_PFN_MASK, kpf;
 
 	if (a->rep->truth != CG_TRUTH_KPAGEFLAGS || !pfn ||
 	    cg__kpageflags_read(a->mm->kpageflags_fd, pfn, &kpf))
-		return by_mapcount(pme, engine_excl, a->gigantic);
+		return by_mapcount(pme, a->gigantic);
 	if (kpf & (1ULL << KPF_ZERO_PAGE_BIT))
 		return V_SHARED;
 	if ((kpf & (1ULL << KPF_THP_BIT)) && !pmd_mapped) {
@@ -77,7 +78,7 @@ static void audit_page(struct audit_ctx *a, unsigned st, uint64_t pme,
 	rep->present++;
 	if (!engine_present)
 		rep->presence++;
-	v = kernel_verdict(a, pme, pmd_mapped, engine_excl);
+	v = kernel_verdict(a, pme, pmd_mapped);
 	if (v == V_UNKNOWABLE) {
 		rep->unknowable++;
 		return;

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
 /* Talking to cowguardd: connect, hand over the uffd, request and reply. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pwd.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -37,17 +40,39 @@ static int dial(const char *path)
 	return sock;
 }
 
-/* Hand our memory only to root or to ourselves. */
-static int check_server(int sock)
+/* $COWGUARD_DAEMON_USER: a uid in decimal or a user name; -1 for none. */
+static uid_t daemon_user(void)
+{
+	const char *s = secure_getenv("COWGUARD_DAEMON_USER");
+	struct passwd pw, *found = NULL;
+	char buf[4096], *end;
+	unsigned long long v;
+
+	if (!s || !*s)
+		return (uid_t)-1;
+	if (isdigit((unsigned char)*s)) {
+		errno = 0;
+		v = strtoull(s, &end, 10);
+		if (!errno && !*end && v < (uid_t)-1)
+			return (uid_t)v;
+	}
+	if (getpwnam_r(s, &pw, buf, sizeof(buf), &found) || !found)
+		return (uid_t)-1;
+	return pw.pw_uid;
+}
+
+/* Hand our memory only to root, to ourselves, or to the daemon's user. */
+static int check_server(int sock, uid_t daemon_uid)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 
 	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len))
 		return -errno;
-	if (cred.uid != 0 && cred.uid != geteuid())
-		return -EACCES;
-	return 0;
+	if (cred.uid == 0 || cred.uid == geteuid() ||
+	    (daemon_uid != (uid_t)-1 && cred.uid == daemon_uid))
+		return 0;
+	return -EACCES;
 }
 
 static int wait_readable(int sock)
@@ -88,10 +113,12 @@ static int connect_checked(struct cg__client *c, const char *path)
 	if (strlen(path) >= sizeof(c->path))
 		return -ENAMETOOLONG;
 	memcpy(c->path, path, strlen(path) + 1);
+	/* Resolved now: a forked child checks again without NSS. */
+	c->daemon_uid = daemon_user();
 	c->sock = dial(path);
 	if (c->sock < 0)
 		return c->sock;
-	ret = check_server(c->sock);
+	ret = check_server(c->sock, c->daemon_uid);
 	if (ret) {
 		close(c->sock);
 		c->sock = -1;
@@ -191,7 +218,7 @@ int cg__client_child(struct cg__client *c, pid_t parent)
 		return sock;
 	}
 	/* dup3 drops our share of the parent's connection in one step. */
-	ret = check_server(sock);
+	ret = check_server(sock, c->daemon_uid);
 	if (!ret && dup3(sock, c->sock, O_CLOEXEC) < 0)
 		ret = -errno;
 	if (ret) {

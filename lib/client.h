@@ -4,6 +4,7 @@
 #define CG_CLIENT_H
 
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/un.h>
 
 #include "protocol.h"
@@ -12,15 +13,25 @@ struct cg__client {
 	int sock;
 	uint64_t features;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	/* The server may be root, us, or this uid ((uid_t)-1: nobody else). */
+	uid_t daemon_uid;
 };
 
 /*
+ * Whom a client trusts with its uffd: the server's SO_PEERCRED uid (the
+ * process that listened on the socket; under systemd socket activation,
+ * PID 1) must be 0, our effective uid, or the user $COWGUARD_DAEMON_USER
+ * names (a user name, or a uid in decimal) for a cowguardd run as a
+ * service user.  The variable is read with secure_getenv() (a set-user-ID
+ * program ignores it) when connecting; one that names no user adds no one.
+ * Otherwise the connection is closed before any uffd is created or sent.
+ *
  * Connect to the daemon at path and hand it a fresh, un-negotiated uffd;
  * the daemon negotiates it (it may have CAP_SYS_PTRACE, which EVENT_FORK
  * needs) and becomes its only holder: we close our copy, so that if the
  * daemon dies the kernel releases the uffd and wakes every blocked fault.
  * Returns 0 or -errno (-ECONNREFUSED/-ENOENT: no daemon; -EACCES: the
- * socket is not served by root or by our own user).
+ * socket is served by a user we do not trust, see above).
  */
 int cg__client_open(struct cg__client *c, const char *path);
 void cg__client_close(struct cg__client *c);

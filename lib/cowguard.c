@@ -21,6 +21,8 @@ static int open_mode(struct cg *cg, const struct cg_options *opts)
 	enum cg_mode want = opts ? opts->mode : CG_MODE_AUTO;
 	int ret = -ECONNREFUSED;
 
+	cg->want = want;
+
 	if (want == CG_MODE_DAEMON || want == CG_MODE_AUTO) {
 		ret = cg__client_open(&cg->cli, socket_path(opts));
 		if (!ret) {
@@ -79,20 +81,22 @@ void cg_close(struct cg *cg)
 	/* The daemon unregisters everything when the connection closes. */
 	cg__client_close(&cg->cli);
 	cg__embedded_close(cg->emb);
+	free(cg->ranges);
 	pthread_mutex_destroy(&cg->lock);
 	free(cg);
 }
 
 enum cg_mode cg_mode(const struct cg *cg)
 {
-	return cg ? cg->mode : CG_MODE_AUTO;
+	/* CG_MODE_AUTO goes embedded when the daemon is not back (reconnect.c). */
+	return cg ? __atomic_load_n(&cg->mode, __ATOMIC_ACQUIRE) : CG_MODE_AUTO;
 }
 
 uint64_t cg_features(const struct cg *cg)
 {
 	if (!cg)
 		return 0;
-	return cg->mode == CG_MODE_DAEMON ? cg->cli.features : cg->emb->mm.features;
+	return cg_mode(cg) == CG_MODE_DAEMON ? cg->cli.features : cg->emb->mm.features;
 }
 
 int cg__call(struct cg *cg, struct cg__req *req, struct cg__rep *rep)
@@ -100,9 +104,7 @@ int cg__call(struct cg *cg, struct cg__req *req, struct cg__rep *rep)
 	int ret;
 
 	pthread_mutex_lock(&cg->lock);
-	ret = cg->broken ? cg->broken : cg__client_call(&cg->cli, req, rep);
-	if (ret == -ENOTCONN)
-		cg->broken = ret;
+	ret = cg->broken ? cg->broken : cg__call_locked(cg, req, rep);
 	pthread_mutex_unlock(&cg->lock);
 	return ret ? ret : rep->status;
 }
@@ -125,7 +127,7 @@ int cg_register(struct cg *cg, void *addr, size_t len, unsigned flags)
 
 	if (!cg)
 		return -EINVAL;
-	if (cg->mode == CG_MODE_EMBEDDED)
+	if (cg_mode(cg) == CG_MODE_EMBEDDED)
 		return CG__EMBEDDED_CALL(cg->emb,
 			cg__mm_register(&cg->emb->mm, (uintptr_t)addr, len, flags));
 	return daemon_range_op(cg, CG_OP_REGISTER, addr, len, flags, &rep);
@@ -137,7 +139,7 @@ int cg_unregister(struct cg *cg, void *addr, size_t len)
 
 	if (!cg)
 		return -EINVAL;
-	if (cg->mode == CG_MODE_EMBEDDED)
+	if (cg_mode(cg) == CG_MODE_EMBEDDED)
 		return CG__EMBEDDED_CALL(cg->emb,
 			cg__mm_unregister(&cg->emb->mm, (uintptr_t)addr, len));
 	return daemon_range_op(cg, CG_OP_UNREGISTER, addr, len, 0, &rep);
@@ -150,7 +152,7 @@ int cg_query(struct cg *cg, const void *addr, struct cg_page_info *out)
 
 	if (!cg || !out)
 		return -EINVAL;
-	if (cg->mode == CG_MODE_EMBEDDED)
+	if (cg_mode(cg) == CG_MODE_EMBEDDED)
 		return CG__EMBEDDED_CALL(cg->emb,
 			cg__mm_query(&cg->emb->mm, (uintptr_t)addr, out));
 	ret = daemon_range_op(cg, CG_OP_QUERY, addr, 0, 0, &rep);
@@ -166,7 +168,7 @@ int cg_audit(struct cg *cg, void *addr, size_t len, struct cg_audit_report *out)
 
 	if (!cg || !out)
 		return -EINVAL;
-	if (cg->mode == CG_MODE_EMBEDDED)
+	if (cg_mode(cg) == CG_MODE_EMBEDDED)
 		return CG__EMBEDDED_CALL(cg->emb,
 			cg__mm_audit(&cg->emb->mm, (uintptr_t)addr, len, out));
 	ret = daemon_range_op(cg, CG_OP_AUDIT, addr, len, 0, &rep);
@@ -182,7 +184,7 @@ int cg_stats(struct cg *cg, struct cg_stats *out)
 
 	if (!cg || !out)
 		return -EINVAL;
-	if (cg->mode == CG_MODE_EMBEDDED)
+	if (cg_mode(cg) == CG_MODE_EMBEDDED)
 		return CG__EMBEDDED_CALL(cg->emb,
 			(cg__mm_stats(&cg->emb->mm, out), 0));
 	ret = daemon_range_op(cg, CG_OP_STATS, NULL, 0, 0, &rep);

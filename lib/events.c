@@ -314,6 +314,7 @@ static int handle_remove(struct cg__mm *mm, const struct uffd_msg *msg)
 	int ret = 0;
 
 	mm->stats.removals++;
+	cg__mm_pin_removed(mm, start, end - start);
 	for (size_t i = 0; i < mm->nregions && !ret; i++) {
 		struct cg__region *r = mm->regions[i];
 		uint64_t splits = r->splits;

@@ -4,17 +4,28 @@
 #define CG_HANDLE_H
 
 #include <pthread.h>
+#include <stdbool.h>
 
 #include "client.h"
 #include "cowguard.h"
 #include "embedded.h"
 
 struct cg {
+	/*
+	 * DAEMON may become EMBEDDED once, under lock, by an atomic store after
+	 * emb is set (lib/reconnect.c); read it with cg_mode().  A call that
+	 * saw DAEMON just before is served embedded by cg__call_locked().
+	 */
 	enum cg_mode mode;
 	pthread_mutex_t lock;		/* one request at a time on the socket */
 	struct cg__embedded *emb;	/* CG_MODE_EMBEDDED */
 	struct cg__client cli;		/* CG_MODE_DAEMON */
 	int broken;			/* why the handle is unusable, or 0 */
+	/* Daemon restarts (lib/reconnect.c), under lock: */
+	enum cg_mode want;		/* as opened: AUTO may go embedded */
+	bool lost;			/* connection gone: the next call reconnects */
+	uint64_t *ranges;		/* start, len of each region registered */
+	size_t nranges, ranges_cap;
 	pthread_mutex_t pins_lock;	/* guards pins */
 	struct cg_pin *pins;		/* ours, for MADV_DONTFORK bookkeeping */
 	struct cg *next;		/* every open handle, for fork() */
@@ -30,12 +41,23 @@ struct cg_pin {
 
 /*
  * cg_pin() with the consumer named (for cowguardctl pins): the io_uring,
- * splice and verbs wrappers use it.  lib/pin_api.c.
+ * splice and verbs wrappers use it.  lib/pin_api.c.  Exported from
+ * libcowguard.so in the COWGUARD_PRIVATE node (lib/libcowguard.map) for
+ * libcowguard-verbs and libcowguard-uring of the same version, and for
+ * nothing else.
  */
-int cg__pin(struct cg *cg, void *addr, size_t len, unsigned flags,
+CG_EXPORT int cg__pin(struct cg *cg, void *addr, size_t len, unsigned flags,
 	    const char *consumer, struct cg_pin **out);
 /* One daemon round trip for the handle; 0, -errno, or the op's status. */
 int cg__call(struct cg *cg, struct cg__req *req, struct cg__rep *rep);
+
+/*
+ * lib/reconnect.c, with cg->lock held.  cg__call_locked: the round trip,
+ * coming back first if the connection was lost (see there); 0 with
+ * rep->status, or -errno.  cg__mark_lost: the connection is gone.
+ */
+int cg__call_locked(struct cg *cg, struct cg__req *req, struct cg__rep *rep);
+void cg__mark_lost(struct cg *cg);
 
 /* fork() support over every open handle: lib/fork.c. */
 void cg__handles_add(struct cg *cg);

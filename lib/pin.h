@@ -58,6 +58,15 @@ int cg__mm_unpin(struct cg__mm *mm, uint64_t id, struct cg__pin_result *res);
  */
 void cg__mm_pin_fault(struct cg__mm *mm, uint64_t addr);
 
+/*
+ * [start, start+len) was dropped (UFFD_EVENT_REMOVE: MADV_DONTNEED,
+ * MADV_REMOVE, or MADV_FREE, which the event does not tell apart): the next
+ * touch of a pinned page there maps a new one while the consumer keeps the
+ * old, and nothing else shows it without page frames.  Remember the
+ * violation for the unpin.
+ */
+void cg__mm_pin_removed(struct cg__mm *mm, uint64_t start, uint64_t len);
+
 /* Pins covering the page at addr. */
 uint32_t cg__mm_pin_count(const struct cg__mm *mm, uint64_t addr);
 

@@ -89,17 +89,26 @@ static int engine_unpin(struct cg *cg, uint64_t id, struct cg__pin_result *res)
 	return ret;
 }
 
-/* Undo MADV_DONTFORK where no other such pin of ours still covers. */
+/*
+ * Undo MADV_DONTFORK where no other such pin of ours still covers, one call
+ * per uncovered run: hugetlb VMAs refuse (EINVAL) a 4 KiB madvise inside a
+ * huge page, so page by page would leave a hugetlb range MADV_DONTFORK.
+ */
 static void dofork_uncovered(struct cg *cg, uint64_t addr, uint64_t len)
 {
-	for (uint64_t a = addr; a < addr + len; a += CG_PAGE_SIZE) {
-		bool kept = false;
+	uint64_t run = addr;
+
+	for (uint64_t a = addr; a <= addr + len; a += CG_PAGE_SIZE) {
+		bool kept = a == addr + len;	/* the end closes the last run */
 
 		for (struct cg_pin *p = cg->pins; p && !kept; p = p->next)
 			kept = !(p->flags & CG_PIN_FOLL_PIN) && a >= p->addr &&
 			       a - p->addr < p->len;
 		if (!kept)
-			madvise((void *)(uintptr_t)a, CG_PAGE_SIZE, MADV_DOFORK);
+			continue;
+		if (a > run)
+			madvise((void *)(uintptr_t)run, a - run, MADV_DOFORK);
+		run = a + CG_PAGE_SIZE;
 	}
 }
 

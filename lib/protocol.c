@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* Packets and fd passing over the daemon's SOCK_SEQPACKET socket. */
 #include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -72,6 +74,19 @@ static void take_fds(struct msghdr *msg, int *fd)
 	}
 }
 
+/*
+ * A packet of another size may be of another major version, whose layouts
+ * differ: every version begins with magic, op and major (the first 8 bytes
+ * of struct cg__req and struct cg__rep), so that much can always be told.
+ */
+static bool foreign_major(const void *buf, ssize_t n)
+{
+	const struct cg__req *h = buf;
+
+	return n >= (ssize_t)offsetof(struct cg__req, minor) &&
+	       h->magic == CG_PROTO_MAGIC && h->major != CG_PROTO_MAJOR;
+}
+
 int cg__recv(int sock, void *buf, size_t len, int *fd)
 {
 	union {
@@ -102,7 +117,7 @@ int cg__recv(int sock, void *buf, size_t len, int *fd)
 			close(*fd);
 			*fd = -1;
 		}
-		return -EPROTO;
+		return foreign_major(buf, n) ? -EPROTONOSUPPORT : -EPROTO;
 	}
 	return 0;
 }

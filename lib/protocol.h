@@ -122,7 +122,9 @@ int cg__send(int sock, const void *buf, size_t len, int fd);
 /*
  * Receive one packet of exactly len bytes; *fd gets an attached fd or -1
  * (fd may be NULL: any fd received is closed).  Returns 0, -ECONNRESET at
- * end of stream, -EPROTO on a packet of another size, or -errno.
+ * end of stream, -EPROTO on a packet of another size, -EPROTONOSUPPORT on
+ * one of another size whose header names another major version (buf then
+ * holds that header), or -errno.
  */
 int cg__recv(int sock, void *buf, size_t len, int *fd);
 

@@ -13,14 +13,17 @@
 	X(EEXIST, "range overlaps a registered region")                       \
 	X(ENOENT, "no registered region there")                               \
 	X(EDQUOT, "per-client limit on regions or registered bytes reached")  \
-	X(EPERM, "no full userfaultfd for this process: run as root, or join "\
-		 "the 'cowguard' group that may open /dev/userfaultfd")       \
+	X(EPERM, "no full userfaultfd for this process: userfaultfd(2) needs "\
+		 "CAP_SYS_PTRACE and /dev/userfaultfd is not open to you; "   \
+		 "join the group 'cowguard' (cowguard's install makes the "   \
+		 "device root:cowguard 0660) and log in again, or run as root")\
 	X(ENOSYS, "kernel lacks userfaultfd write-protect")                   \
 	X(ECONNREFUSED, "cowguardd is not running on that socket")            \
-	X(EACCES, "refused: the socket's server is neither root nor you, or " \
-		  "the daemon does not let you see that process")             \
-	X(ENOTCONN, "connection to cowguardd lost: its page state is gone "   \
-		    "and the memory is no longer tracked")                    \
+	X(EACCES, "refused: the socket's server is neither root, nor you, "   \
+		  "nor the user $COWGUARD_DAEMON_USER names; or the daemon "  \
+		  "does not let you see that process")                        \
+	X(ENOTCONN, "cowguardd went away and is not back: page state unknown, "\
+		    "memory untracked until the next call reconnects")        \
 	X(EPROTO, "protocol error between libcowguard and cowguardd")         \
 	X(EPROTONOSUPPORT, "cowguardd speaks another protocol major version") \
 	X(ETIMEDOUT, "cowguardd did not answer in time")                      \

@@ -12,17 +12,26 @@
 
 int cg__uffd_create(void)
 {
+	/* Never UFFD_USER_MODE_ONLY, which the kernel would always grant. */
 	int flags = O_CLOEXEC | O_NONBLOCK;
 	int fd = (int)syscall(SYS_userfaultfd, flags);
-	int dev;
+	int sys_err, dev;
 
 	if (fd >= 0)
 		return fd;
-	if (errno != EPERM && errno != ENOSYS)
-		return -errno;
+	sys_err = errno;
+	if (sys_err != EPERM && sys_err != ENOSYS)
+		return -sys_err;
 	dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-	if (dev < 0)
-		return errno == ENOENT ? -ENOSYS : -EPERM;
+	if (dev < 0) {
+		/* Not in the group that may open it (see cg_strerror). */
+		if (errno == EACCES || errno == EPERM)
+			return -EPERM;
+		/* No device (before 6.1): the syscall's answer stands. */
+		if (errno == ENOENT || errno == ENODEV || errno == ENXIO)
+			return -sys_err;
+		return -errno;
+	}
 	fd = ioctl(dev, USERFAULTFD_IOC_NEW, flags);
 	fd = fd < 0 ? -errno : fd;
 	close(dev);

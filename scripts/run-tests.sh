@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: MIT
 #
 # run-tests.sh DIR - run every test binary in DIR, each under a hard timeout.
+# run-tests.sh --total TALLY LANE... - add up the lanes recorded in TALLY.
 #
 # Each binary is a Check suite: its "NN%: Checks: N, Failures: N, Errors: N"
 # lines are added up.  A test case that skips prints one line starting with
@@ -14,12 +15,52 @@
 #   CG_TEST_FILTER   run only binaries whose name contains this string
 #   CG_TEST_TIMEOUT  seconds per binary (default 300)
 #   CG_BUILDDIR      exported to the tests: the build tree (default: DIR/..)
+#   CG_TEST_RUN_AS   a command that runs each binary, its arguments split on
+#                    spaces (scripts/run-unprivileged.sh: setpriv ...)
+#   CG_TEST_LANE     a name for this run: the summary line starts "NAME lane: "
+#   CG_TEST_TALLY    a file to which "LANE PASSED FAILED SKIPPED STATUS" is
+#                    appended at the end, for --total
 #
 # The last line printed is "N passed, N failed" (", N skipped" when any).
 # Exit status is non-zero when any binary failed or timed out, or none ran.
+#
+# With --total, the last line adds up every line of TALLY of each lane named
+# (a lane's script may add a line of its own: a failure outside the tests);
+# a lane that recorded nothing (its script died first) counts as one
+# failure.  Exit status is non-zero when any recorded status was.
 set -euo pipefail
 
+counts() {
+	local s="$1 passed, $2 failed"
+
+	[ "$3" -gt 0 ] && s="$s, $3 skipped"
+	echo "$s"
+}
+
+if [ "${1:-}" = --total ]; then
+	tally=${2:?usage: run-tests.sh --total TALLY LANE...}
+	shift 2
+	passed=0 failed=0 skipped=0 status=0
+	for lane in "$@"; do
+		lines=$(grep -s "^$lane " "$tally") || true
+		if [ -z "$lines" ]; then
+			echo "run-tests: the $lane lane recorded no result"
+			failed=$((failed + 1)) status=1
+			continue
+		fi
+		while read -r _ p f s rc; do
+			passed=$((passed + p)) failed=$((failed + f))
+			skipped=$((skipped + s))
+			[ "$rc" -eq 0 ] || status=1
+		done <<<"$lines"
+	done
+	counts "$passed" "$failed" "$skipped"
+	exit "$status"
+fi
+
 dir=${1:?usage: run-tests.sh DIR}
+lane=${CG_TEST_LANE:-}
+read -r -a run_as <<<"${CG_TEST_RUN_AS:-}"
 timeout_s=${CG_TEST_TIMEOUT:-300}
 filter=${CG_TEST_FILTER:-}
 
@@ -53,7 +94,7 @@ for bin in "$dir"/*; do
 	echo "=== $name"
 	start=$SECONDS
 	set +e
-	timeout -k 10 "$timeout_s" "$bin" </dev/null 2>&1 | tee "$log"
+	timeout -k 10 "$timeout_s" "${run_as[@]}" "$bin" </dev/null 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
 	set -e
 	secs=$((SECONDS - start))
@@ -113,9 +154,8 @@ if [ "${#bad[@]}" -gt 0 ]; then
 	status=1
 fi
 
-if [ "$skipped" -gt 0 ]; then
-	echo "$passed passed, $failed failed, $skipped skipped"
-else
-	echo "$passed passed, $failed failed"
+if [ -n "${CG_TEST_TALLY:-}" ]; then
+	echo "${lane:-tests} $passed $failed $skipped $status" >>"$CG_TEST_TALLY"
 fi
+echo "${lane:+$lane lane: }$(counts "$passed" "$failed" "$skipped")"
 exit "$status"

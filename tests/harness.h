@@ -126,14 +126,34 @@ struct cg_page_info *h_states(struct cg *cg, const void *addr, size_t len);
 void h_assert_states(struct cg *cg, const struct cg_page_info *was,
 		     const void *now, size_t len, const char *what);
 
-/* The path of the test daemon's socket, and its pid (daemon half only). */
+/*
+ * The path of the test daemon's socket, and its pid (daemon half only).
+ * With CG_TEST_DAEMON_SOCKET set (the unprivileged lane,
+ * scripts/run-unprivileged.sh) h_main() starts no daemon: h_socket() is
+ * that socket, served by a root cowguardd the lane started, and
+ * h_daemon_pid() is 0.
+ */
 const char *h_socket(void);
 pid_t h_daemon_pid(void);
+
+/*
+ * For a case that needs what the unprivileged lane cannot give.  Each
+ * returns true when the need is met; otherwise it prints "SKIP: needs
+ * root: what" or "SKIP: needs its own daemon: what" and returns false,
+ * and the caller returns.  h_have_own_daemon() means: the suite's daemon
+ * is this binary's child (its pid, fds and log are ours, it may be
+ * stopped or killed) and h_daemon_start() may be used.
+ */
+bool h_have_root(const char *what);
+bool h_have_own_daemon(const char *what);
 /*
  * Start a second daemon on another socket.  h_daemon_stop() ends it with
  * SIGTERM and returns its exit status (128 + signal if killed).
  */
 pid_t h_daemon_start(const char *socket_path);
+/* The same with one more option and its value (opt NULL: none). */
+pid_t h_daemon_start_opt(const char *socket_path, const char *opt,
+			 const char *val);
 int h_daemon_stop(pid_t pid);
 
 /*
@@ -147,6 +167,14 @@ struct cg__status_client;
 int h_status_client(pid_t pid, struct cg__status_client *out);
 /* Whether pid's record leaves the daemon's STATUS within ms milliseconds. */
 bool h_status_gone(pid_t pid, int ms);
+/*
+ * The test daemon's record of pin number n (0: the first) of the client
+ * with this pid, as `cowguardctl pins` lists them (consumer, range, mode).
+ * Asked over a fresh cowguardctl connection.  Returns 1 listed (*out
+ * filled unless NULL), 0 not listed, or -errno.
+ */
+struct cg__status_pin;
+int h_daemon_pin(pid_t pid, unsigned n, struct cg__status_pin *out);
 /* The number of open fds of a process, or -errno. */
 int h_fd_count(pid_t pid);
 

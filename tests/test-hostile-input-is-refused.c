@@ -1,0 +1,697 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Whatever a local process sends the daemon, the daemon refuses what is
+ * not the protocol, says why in its log, releases what came with it, and
+ * goes on serving everyone else: a client registered before each attack
+ * keeps having its writes serviced and audits clean after it.  The client
+ * side refuses a server of another major version just as clearly.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "harness.h"
+#include "protocol.h"
+#include "uffd.h"
+
+#define VICTIM_LEN (16 * 4096)
+#define FLOOD 2000
+#define REFUSED 1		/* closed without a reply */
+
+static void sleep_ms(int ms)
+{
+	struct timespec t = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&t, NULL);
+}
+
+/* ---- the bystander --------------------------------------------------- */
+
+struct victim {
+	struct cg *cg;
+	volatile char *p;
+	long log_at;		/* the daemon log's size before the attack */
+	int fds;		/* the daemon's fds before the attack, or -1 */
+};
+
+static long log_size(void)
+{
+	char path[256];
+	FILE *f;
+	long n = -1;
+
+	snprintf(path, sizeof(path), "%s.log", h_socket());
+	f = fopen(path, "re");
+	if (f && !fseek(f, 0, SEEK_END))
+		n = ftell(f);
+	if (f)
+		fclose(f);
+	return n;
+}
+
+static void victim_track(struct victim *v)
+{
+	v->cg = h_open(H_DAEMON);
+	ck_assert_int_eq(cg_register(v->cg, (void *)v->p, VICTIM_LEN, 0), 0);
+	/* The harness's STATUS connection counts in the daemon's fds. */
+	ck_assert_int_eq(h_status_client(getpid(), NULL), 1);
+	v->fds = h_daemon_pid() > 0 ? h_fd_count(h_daemon_pid()) : -1;
+	v->log_at = h_daemon_pid() > 0 ? log_size() : -1;
+}
+
+static void victim_open(struct victim *v)
+{
+	v->p = h_map(H_4K, VICTIM_LEN, 'V');
+	victim_track(v);
+}
+
+/*
+ * The reason must reach the daemon's log (ours only: a lane's shared
+ * daemon logs elsewhere), its fds come back to where they were, and the
+ * bystander is served as before.
+ */
+static void victim_unaffected(struct victim *v, const char *reason)
+{
+	struct cg_page_info info;
+	struct cg_stats st;
+	int fds = v->fds;
+
+	for (int ms = 0; v->fds >= 0 && ms < 2000; ms += 10) {
+		fds = h_fd_count(h_daemon_pid());
+		if (fds == v->fds)
+			break;
+		sleep_ms(10);
+	}
+	ck_assert_msg(fds == v->fds, "daemon fds: %d before, %d after", v->fds,
+		      fds);
+	if (v->log_at >= 0) {
+		char path[256], *text = NULL;
+		size_t cap = 0;
+		bool found = false;
+
+		snprintf(path, sizeof(path), "%s.log", h_socket());
+		for (int ms = 0; !found && ms < 2000; ms += 10) {
+			FILE *f = fopen(path, "re");
+			ssize_t n;
+
+			ck_assert(f != NULL);
+			fseek(f, v->log_at, SEEK_SET);
+			n = getdelim(&text, &cap, 0, f);
+			fclose(f);
+			found = n > 0 && strstr(text, reason);
+			if (!found)
+				sleep_ms(10);
+		}
+		ck_assert_msg(found, "the daemon logged no \"%s\" after the attack; "
+			      "it logged: %s", reason, text ? text : "(nothing)");
+		free(text);
+	}
+	v->p[4096] = 'W';
+	ck_assert_int_eq(cg_query(v->cg, (const void *)(v->p + 4096), &info), 0);
+	ck_assert(info.present && info.exclusive && info.dirty);
+	ck_assert_int_eq(cg_stats(v->cg, &st), 0);
+	ck_assert_uint_ge(st.wp_faults, 1);
+	h_audit_clean(v->cg, (void *)v->p, VICTIM_LEN);
+	cg_close(v->cg);
+	munmap((void *)v->p, VICTIM_LEN);
+}
+
+/* ---- a raw peer ------------------------------------------------------ */
+
+static int raw_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(s, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	ck_assert_msg(connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0,
+		      "connect: %s", strerror(errno));
+	return s;
+}
+
+/*
+ * What the daemon did with the connection: the status of its reply (it
+ * then hangs up), or REFUSED when it hung up without one.
+ */
+static int answer(int s)
+{
+	struct pollfd p = { .fd = s, .events = POLLIN };
+	struct cg__rep rep;
+	int ret, status;
+
+	ck_assert_int_eq(poll(&p, 1, 5000), 1);
+	ret = cg__recv(s, &rep, sizeof(rep), NULL);
+	if (ret == -ECONNRESET) {
+		close(s);
+		return REFUSED;
+	}
+	ck_assert_msg(ret == 0, "reading the reply: %s", strerror(-ret));
+	ck_assert_uint_eq(rep.magic, CG_PROTO_MAGIC);
+	status = rep.status;
+	/* And then nothing more: the connection is dropped. */
+	ck_assert_int_eq(poll(&p, 1, 5000), 1);
+	ck_assert_int_eq(cg__recv(s, &rep, sizeof(rep), NULL), -ECONNRESET);
+	close(s);
+	return status;
+}
+
+static int send_bytes(int s, const void *buf, size_t len, int fd)
+{
+	return cg__send(s, buf, len, fd);
+}
+
+static int hello_with(int fd)
+{
+	struct cg__req req;
+	int s = raw_connect(h_socket());
+
+	cg__req_init(&req, CG_OP_HELLO);
+	ck_assert_int_eq(send_bytes(s, &req, sizeof(req), fd), 0);
+	return answer(s);
+}
+
+/* ---- the cases ------------------------------------------------------- */
+
+START_TEST(a_hello_that_carries_a_pipe_instead_of_a_uffd_is_refused)
+{
+	struct victim v;
+	int fds[2];
+
+	victim_open(&v);
+	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+	ck_assert_int_eq(hello_with(fds[0]), -EBADF);
+	close(fds[0]);
+	close(fds[1]);
+	victim_unaffected(&v, "refused: hello without a userfaultfd");
+}
+END_TEST
+
+START_TEST(a_hello_that_carries_an_eventfd_is_refused)
+{
+	struct victim v;
+	int efd;
+
+	victim_open(&v);
+	efd = eventfd(0, EFD_CLOEXEC);
+	ck_assert_int_ge(efd, 0);
+	ck_assert_int_eq(hello_with(efd), -EBADF);
+	close(efd);
+	victim_unaffected(&v, "refused: hello without a userfaultfd");
+}
+END_TEST
+
+START_TEST(a_hello_with_no_fd_is_refused)
+{
+	struct victim v;
+
+	victim_open(&v);
+	ck_assert_int_eq(hello_with(-1), -EBADF);
+	victim_unaffected(&v, "refused: hello without a userfaultfd");
+}
+END_TEST
+
+START_TEST(garbage_bytes_are_refused)
+{
+	struct victim v;
+	unsigned char junk[sizeof(struct cg__req)];
+	int s;
+
+	victim_open(&v);
+	srand(42);
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (unsigned char)rand();
+	junk[0] = 'x';		/* never the magic */
+	s = raw_connect(h_socket());
+	ck_assert_int_eq(send_bytes(s, junk, sizeof(junk), -1), 0);
+	ck_assert_int_eq(answer(s), REFUSED);
+	victim_unaffected(&v, "dropped: not the cowguard protocol");
+}
+END_TEST
+
+START_TEST(a_truncated_packet_is_refused)
+{
+	struct victim v;
+	struct cg__req req;
+	int s;
+
+	victim_open(&v);
+	cg__req_init(&req, CG_OP_HELLO);
+	s = raw_connect(h_socket());
+	ck_assert_int_eq(send_bytes(s, &req, sizeof(req) / 2, -1), 0);
+	ck_assert_int_eq(answer(s), REFUSED);
+	victim_unaffected(&v, "dropped: unreadable request");
+}
+END_TEST
+
+START_TEST(a_packet_of_the_wrong_size_is_refused)
+{
+	struct victim v;
+	char big[sizeof(struct cg__req) + 32];
+	struct cg__req req;
+	int s;
+
+	victim_open(&v);
+	cg__req_init(&req, CG_OP_HELLO);
+	memset(big, 0, sizeof(big));
+	memcpy(big, &req, sizeof(req));
+	s = raw_connect(h_socket());
+	ck_assert_int_eq(send_bytes(s, big, sizeof(big), -1), 0);
+	ck_assert_int_eq(answer(s), REFUSED);
+	victim_unaffected(&v, "dropped: unreadable request");
+}
+END_TEST
+
+START_TEST(an_unknown_major_version_is_refused_whatever_its_size)
+{
+	struct victim v;
+	char other[sizeof(struct cg__req) + 64];
+	struct cg__req req;
+	int s;
+
+	victim_open(&v);
+	cg__req_init(&req, CG_OP_HELLO);
+	req.major = 99;
+	s = raw_connect(h_socket());
+	ck_assert_int_eq(send_bytes(s, &req, sizeof(req), -1), 0);
+	ck_assert_int_eq(answer(s), -EPROTONOSUPPORT);
+	/* A version 99 packet need not be our size. */
+	memset(other, 0, sizeof(other));
+	memcpy(other, &req, sizeof(req));
+	s = raw_connect(h_socket());
+	ck_assert_int_eq(send_bytes(s, other, sizeof(other), -1), 0);
+	ck_assert_int_eq(answer(s), -EPROTONOSUPPORT);
+	victim_unaffected(&v, "dropped: protocol 99.0, we speak");
+}
+END_TEST
+
+START_TEST(a_request_before_hello_is_refused)
+{
+	struct victim v;
+	struct cg__req req;
+	int s;
+
+	victim_open(&v);
+	cg__req_init(&req, CG_OP_REGISTER);
+	req.addr = (uintptr_t)v.p;
+	req.len = VICTIM_LEN;
+	s = raw_connect(h_socket());
+	ck_assert_int_eq(send_bytes(s, &req, sizeof(req), -1), 0);
+	ck_assert_int_eq(answer(s), -EPERM);
+	victim_unaffected(&v, "dropped: register not allowed here");
+}
+END_TEST
+
+START_TEST(a_second_hello_is_refused)
+{
+	struct victim v;
+	struct cg__client c = { .sock = -1 };
+	struct cg__req req;
+	int uffd;
+
+	victim_open(&v);
+	ck_assert_int_eq(cg__client_open(&c, h_socket()), 0);
+	uffd = cg__uffd_create();
+	ck_assert_int_ge(uffd, 0);
+	cg__req_init(&req, CG_OP_HELLO);
+	ck_assert_int_eq(send_bytes(c.sock, &req, sizeof(req), uffd), 0);
+	close(uffd);
+	ck_assert_int_eq(answer(c.sock), -EPERM);
+	victim_unaffected(&v, "dropped: hello not allowed here");
+}
+END_TEST
+
+/* ---- claims on another process's uffd --------------------------------- */
+
+/*
+ * A process forked before any registration (so no uffd of its own waits)
+ * that says CHILD_HELLO for a parent when told to.  As a grandchild it is
+ * forked only then, by the child, so that its parent is not the test.
+ */
+struct claimer {
+	pid_t pid;
+	int go, result;		/* go: test -> claimer; result: back */
+};
+
+static int claim(pid_t parent, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct cg__req req;
+	struct cg__rep rep;
+	int s, status = -EIO;
+
+	s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (s >= 0 && !connect(s, (struct sockaddr *)&sa, sizeof(sa))) {
+		cg__req_init(&req, CG_OP_CHILD_HELLO);
+		req.pid = parent;
+		if (!cg__send(s, &req, sizeof(req), -1) &&
+		    !cg__recv(s, &rep, sizeof(rep), NULL))
+			status = rep.status;
+	}
+	if (s >= 0)
+		close(s);
+	return status;
+}
+
+static int claim_main(int go_rd, int result_wr, pid_t parent, bool grandchild)
+{
+	int status;
+	pid_t pid;
+	char go;
+
+	if (read(go_rd, &go, 1) != 1)
+		return 2;
+	if (!grandchild) {
+		status = claim(parent, h_socket());
+	} else if ((pid = fork()) == 0) {
+		status = claim(parent, h_socket());
+		_exit(write(result_wr, &status, sizeof(status)) == sizeof(status)
+			      ? 0 : 3);
+	} else {
+		return pid > 0 && h_wait(pid) == 0 && read(go_rd, &go, 1) == 1
+			       ? 0 : 5;
+	}
+	if (write(result_wr, &status, sizeof(status)) != sizeof(status))
+		return 3;
+	return read(go_rd, &go, 1) == 1 ? 0 : 4;
+}
+
+/*
+ * Start it after the victim's memory is mapped and populated (so that it
+ * maps the same pages) and before it is registered; it claims to be the
+ * test's child.
+ */
+static struct claimer claimer_start(bool grandchild)
+{
+	struct claimer c;
+	pid_t parent = getpid();
+	int go[2], res[2];
+
+	ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(res, O_CLOEXEC), 0);
+	c.pid = fork();
+	ck_assert_int_ge(c.pid, 0);
+	if (c.pid == 0)
+		_exit(claim_main(go[0], res[1], parent, grandchild));
+	close(go[0]);
+	close(res[1]);
+	c.go = go[1];
+	c.result = res[0];
+	return c;
+}
+
+static int claimer_claim(struct claimer *c)
+{
+	struct pollfd p = { .fd = c->result, .events = POLLIN };
+	int status = -ETIMEDOUT;
+
+	ck_assert_int_eq(write(c->go, "g", 1), 1);
+	if (poll(&p, 1, 5000) == 1)
+		ck_assert_int_eq(read(c->result, &status, sizeof(status)),
+				 sizeof(status));
+	return status;
+}
+
+static void claimer_end(struct claimer *c)
+{
+	ck_assert_int_eq(write(c->go, "g", 1), 1);
+	ck_assert_int_eq(h_wait(c->pid), 0);
+	close(c->go);
+	close(c->result);
+}
+
+/* A raw child of the victim that never says hello: an unnamed uffd waits. */
+static pid_t silent_child(int *go_wr)
+{
+	int go[2];
+	char b;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
+	pid = _Fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(read(go[0], &b, 1) == 1 ? 0 : 2);
+	close(go[0]);
+	*go_wr = go[1];
+	return pid;
+}
+
+/*
+ * A real child of the client, forked before the client registered
+ * anything (same pages, no uffd of its own), claims to be the fork that
+ * produced the silent child's uffd.  Its ppid is right; its memory is not
+ * the one that uffd covers.
+ */
+START_TEST(a_child_claiming_a_sibling_s_uffd_is_refused)
+{
+	struct cg__status_client sc;
+	struct claimer c;
+	struct victim v;
+	int silent_go;
+	pid_t silent;
+
+	v.p = h_map(H_4K, VICTIM_LEN, 'V');
+	c = claimer_start(false);
+	victim_track(&v);
+	silent = silent_child(&silent_go);
+	ck_assert_int_eq(h_status_client(0, &sc), 1);
+	ck_assert_int_eq(sc.parent_pid, getpid());
+	ck_assert_int_eq(claimer_claim(&c), -ESRCH);
+	/* The silent child's uffd is still unnamed, still waiting. */
+	ck_assert_int_eq(h_status_client(c.pid, NULL), 0);
+	ck_assert_int_eq(h_status_client(0, NULL), 1);
+	claimer_end(&c);
+	ck_assert_int_eq(write(silent_go, "g", 1), 1);
+	ck_assert_int_eq(h_wait(silent), 0);
+	close(silent_go);
+	v.fds = -1;	/* the silent child's uffd goes at our next fork or close */
+	victim_unaffected(&v, "none of 1 adopted uffds is its own");
+}
+END_TEST
+
+/* A process that is no child of the client claims one of its uffds. */
+START_TEST(a_process_that_is_not_the_child_is_refused)
+{
+	struct claimer c;
+	struct victim v;
+	int silent_go;
+	pid_t silent;
+
+	v.p = h_map(H_4K, VICTIM_LEN, 'V');
+	c = claimer_start(true);
+	victim_track(&v);
+	silent = silent_child(&silent_go);
+	ck_assert_int_eq(claimer_claim(&c), -EPERM);
+	ck_assert_int_eq(h_status_client(0, NULL), 1);
+	claimer_end(&c);
+	ck_assert_int_eq(write(silent_go, "g", 1), 1);
+	ck_assert_int_eq(h_wait(silent), 0);
+	close(silent_go);
+	v.fds = -1;
+	victim_unaffected(&v, "and no adopted uffd is proven its own");
+}
+END_TEST
+
+/* Forked before the victim even mapped its memory: nothing of it to claim. */
+START_TEST(a_child_that_maps_none_of_the_memory_is_refused)
+{
+	struct claimer c = claimer_start(false);
+	struct victim v;
+	int silent_go;
+	pid_t silent;
+
+	victim_open(&v);
+	silent = silent_child(&silent_go);
+	ck_assert_int_eq(claimer_claim(&c), -ESRCH);
+	ck_assert_int_eq(h_status_client(0, NULL), 1);
+	claimer_end(&c);
+	ck_assert_int_eq(write(silent_go, "g", 1), 1);
+	ck_assert_int_eq(h_wait(silent), 0);
+	close(silent_go);
+	v.fds = -1;
+	victim_unaffected(&v, "0 adopted uffds match its memory");
+}
+END_TEST
+
+/* ---- the client against a server of another major ---------------------- */
+
+struct fake {
+	int listen_fd;
+	size_t reply_size;	/* bytes of the reply packet */
+};
+
+static void *fake_server(void *arg)
+{
+	struct fake *f = arg;
+	char buf[512];
+	struct cg__rep *rep = (struct cg__rep *)buf;
+	struct cg__req req;
+	int s = accept4(f->listen_fd, NULL, NULL, SOCK_CLOEXEC), fd;
+
+	if (s < 0)
+		return NULL;
+	if (!cg__recv(s, &req, sizeof(req), &fd)) {
+		memset(buf, 0, sizeof(buf));
+		cg__rep_init(rep, &req);
+		rep->major = CG_PROTO_MAJOR + 1;
+		cg__send(s, buf, f->reply_size, -1);
+		if (fd >= 0)
+			close(fd);
+	}
+	sleep_ms(100);
+	close(s);
+	return NULL;
+}
+
+START_TEST(the_client_refuses_a_server_of_another_major_version)
+{
+	static const size_t sizes[] = { sizeof(struct cg__rep), 300, 16 };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char dir[] = "/tmp/cgfake.XXXXXX";
+
+	ck_assert(mkdtemp(dir) != NULL);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/fake.sock", dir);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(*sizes); i++) {
+		struct fake f = { .reply_size = sizes[i] };
+		struct cg_options o = { CG_MODE_DAEMON, sa.sun_path };
+		struct cg *cg = NULL;
+		pthread_t t;
+		int ret;
+
+		f.listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+		unlink(sa.sun_path);
+		ck_assert_int_eq(bind(f.listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		ck_assert_int_eq(listen(f.listen_fd, 4), 0);
+		ck_assert_int_eq(pthread_create(&t, NULL, fake_server, &f), 0);
+		ret = cg_open(&o, &cg);
+		pthread_join(t, NULL);
+		close(f.listen_fd);
+		ck_assert_msg(ret == -EPROTONOSUPPORT, "a %zu-byte reply of major "
+			      "%d: cg_open gave %d (%s)", sizes[i],
+			      CG_PROTO_MAJOR + 1, ret, cg_strerror(ret));
+	}
+	unlink(sa.sun_path);
+	rmdir(dir);
+}
+END_TEST
+
+/* ---- a flood --------------------------------------------------------- */
+
+static int *flood_open(int n)
+{
+	int *s = malloc((size_t)n * sizeof(*s));
+	struct rlimit rl;
+
+	ck_assert(s != NULL);
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	for (int i = 0; i < n; i++)
+		s[i] = raw_connect(h_socket());
+	return s;
+}
+
+/* How many of the flood's connections the daemon hung up on. */
+static int flood_refused(const int *s, int n)
+{
+	int refused = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct pollfd p = { .fd = s[i], .events = POLLIN };
+
+		refused += poll(&p, 1, 0) == 1 && (p.revents & POLLHUP);
+	}
+	return refused;
+}
+
+START_TEST(a_flood_of_connections_is_refused_beyond_the_limit)
+{
+	struct cg_page_info info;
+	struct victim v;
+	struct rlimit rl;
+	int *s, refused = 0;
+	struct timespec t0, t1;
+	struct cg *late;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_max < FLOOD + 100) {
+		h_skip("RLIMIT_NOFILE hard limit %llu: cannot hold %d connections",
+		       (unsigned long long)rl.rlim_max, FLOOD);
+		return;
+	}
+	victim_open(&v);
+	s = flood_open(FLOOD);
+	/* The daemon answers the bystander at once, flood or not. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	v.p[0] = 'F';
+	ck_assert_int_eq(cg_query(v.cg, (const void *)v.p, &info), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ck_assert_msg(t1.tv_sec - t0.tv_sec < 2, "the bystander waited %ld s",
+		      (long)(t1.tv_sec - t0.tv_sec));
+	ck_assert(info.dirty);
+	/* Beyond --max-clients (1024 by default), connections are refused. */
+	for (int ms = 0; ms < 5000; ms += 20) {
+		refused = flood_refused(s, FLOOD);
+		if (refused >= FLOOD - 1024)
+			break;
+		sleep_ms(20);
+	}
+	if (h_daemon_pid() > 0)
+		ck_assert_msg(refused >= FLOOD - 1024, "%d of %d flood connections "
+			      "refused", refused, FLOOD);
+	ck_assert_msg(refused < FLOOD, "every connection was refused");
+	for (int i = 0; i < FLOOD; i++)
+		close(s[i]);
+	free(s);
+	/* Room again: a new client works. */
+	for (int ms = 0; ms < 5000; ms += 20) {
+		struct cg_options o = { CG_MODE_DAEMON, h_socket() };
+
+		late = NULL;
+		if (!cg_open(&o, &late))
+			break;
+		sleep_ms(20);
+	}
+	ck_assert_msg(late != NULL, "no client could connect after the flood");
+	cg_close(late);
+	victim_unaffected(&v, "refusing a connection: 1024 connections already");
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("hostile input is refused");
+	TCase *tc = tcase_create("hostile");
+
+	h_timeout(tc, 30);
+	tcase_add_test(tc, a_hello_that_carries_a_pipe_instead_of_a_uffd_is_refused);
+	tcase_add_test(tc, a_hello_that_carries_an_eventfd_is_refused);
+	tcase_add_test(tc, a_hello_with_no_fd_is_refused);
+	tcase_add_test(tc, garbage_bytes_are_refused);
+	tcase_add_test(tc, a_truncated_packet_is_refused);
+	tcase_add_test(tc, a_packet_of_the_wrong_size_is_refused);
+	tcase_add_test(tc, an_unknown_major_version_is_refused_whatever_its_size);
+	tcase_add_test(tc, a_request_before_hello_is_refused);
+	tcase_add_test(tc, a_second_hello_is_refused);
+	tcase_add_test(tc, a_child_claiming_a_sibling_s_uffd_is_refused);
+	tcase_add_test(tc, a_process_that_is_not_the_child_is_refused);
+	tcase_add_test(tc, a_child_that_maps_none_of_the_memory_is_refused);
+	tcase_add_test(tc, the_client_refuses_a_server_of_another_major_version);
+	tcase_add_test(tc, a_flood_of_connections_is_refused_beyond_the_limit);
+	suite_add_tcase(s, tc);
+	return h_main(s, H_NEED_DAEMON);
+}

@@ -136,71 +136,17 @@ static void log_registered(struct conn *c, const struct cg__req *req, int status
 		 (unsigned long long)n.present, (unsigned long long)n.exclusive);
 }
 
-static int do_pin(struct conn *c, const struct cg__req *req,
-		  struct cg__rep *rep)
-{
-	struct cg__pin_result res;
-	char name[CG_CONSUMER_LEN];
-	int ret;
-
-	memcpy(name, req->name, sizeof(name));
-	name[sizeof(name) - 1] = 0;
-	ret = cg__mm_pin(&c->tracked->mm, req->addr, req->len, req->flags, name,
-			 &res);
-	rep->u.pinned.id = res.id;
-	rep->u.pinned.bad_addr = res.bad_addr;
-	return ret;
-}
-
-static int do_unpin(struct conn *c, const struct cg__req *req,
-		    struct cg__rep *rep)
-{
-	struct cg__pin_result res;
-	int ret = cg__mm_unpin(&c->tracked->mm, req->id, &res);
-
-	rep->u.pinned.id = req->id;
-	rep->u.pinned.bad_addr = res.bad_addr;
-	if (ret == -ENOTRECOVERABLE)
-		conn_log(4, c, "pin %llu violated: the page at %#llx was replaced "
-			 "while pinned", (unsigned long long)req->id,
-			 (unsigned long long)res.bad_addr);
-	return ret;
-}
-
 static int do_range(struct conn *c, const struct cg__req *req)
 {
-	struct cg__mm *mm = &c->tracked->mm;
 	struct cg__rep rep;
 
-	cg__rep_init(&rep, req);
-	switch (req->op) {
-	case CG_OP_REGISTER:
-		rep.status = cg__mm_register(mm, req->addr, req->len, req->flags);
+	cg__mm_dispatch(&c->tracked->mm, req, &rep);
+	if (req->op == CG_OP_REGISTER)
 		log_registered(c, req, rep.status);
-		break;
-	case CG_OP_UNREGISTER:
-		rep.status = cg__mm_unregister(mm, req->addr, req->len);
-		break;
-	case CG_OP_QUERY:
-		rep.status = cg__mm_query(mm, req->addr, &rep.u.page);
-		break;
-	case CG_OP_AUDIT:
-		rep.status = cg__mm_audit(mm, req->addr, req->len, &rep.u.audit);
-		break;
-	case CG_OP_STATS:
-		cg__mm_stats(mm, &rep.u.stats);
-		break;
-	case CG_OP_FORK_PREPARE:
-		rep.status = cg__mm_fork_prepare(mm);
-		break;
-	case CG_OP_PIN:
-		rep.status = do_pin(c, req, &rep);
-		break;
-	case CG_OP_UNPIN:
-		rep.status = do_unpin(c, req, &rep);
-		break;
-	}
-	cg__mm_service_backlog(mm);
+	if (req->op == CG_OP_UNPIN && rep.status == -ENOTRECOVERABLE)
+		conn_log(4, c, "pin %llu violated: the page at %#llx was replaced "
+			 "while pinned", (unsigned long long)req->id,
+			 (unsigned long long)rep.u.pinned.bad_addr);
 	return reply(c, &rep);
 }
 

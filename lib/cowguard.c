@@ -109,8 +109,9 @@ int cg__call(struct cg *cg, struct cg__req *req, struct cg__rep *rep)
 	return ret ? ret : rep->status;
 }
 
-static int daemon_range_op(struct cg *cg, enum cg__op op, const void *addr,
-			   uint64_t len, unsigned flags, struct cg__rep *rep)
+/* One request, served by the daemon or in-process as the handle says. */
+static int range_op(struct cg *cg, enum cg__op op, const void *addr,
+		    uint64_t len, unsigned flags, struct cg__rep *rep)
 {
 	struct cg__req req;
 
@@ -127,10 +128,7 @@ int cg_register(struct cg *cg, void *addr, size_t len, unsigned flags)
 
 	if (!cg)
 		return -EINVAL;
-	if (cg_mode(cg) == CG_MODE_EMBEDDED)
-		return CG__EMBEDDED_CALL(cg->emb,
-			cg__mm_register(&cg->emb->mm, (uintptr_t)addr, len, flags));
-	return daemon_range_op(cg, CG_OP_REGISTER, addr, len, flags, &rep);
+	return range_op(cg, CG_OP_REGISTER, addr, len, flags, &rep);
 }
 
 int cg_unregister(struct cg *cg, void *addr, size_t len)
@@ -139,10 +137,7 @@ int cg_unregister(struct cg *cg, void *addr, size_t len)
 
 	if (!cg)
 		return -EINVAL;
-	if (cg_mode(cg) == CG_MODE_EMBEDDED)
-		return CG__EMBEDDED_CALL(cg->emb,
-			cg__mm_unregister(&cg->emb->mm, (uintptr_t)addr, len));
-	return daemon_range_op(cg, CG_OP_UNREGISTER, addr, len, 0, &rep);
+	return range_op(cg, CG_OP_UNREGISTER, addr, len, 0, &rep);
 }
 
 int cg_query(struct cg *cg, const void *addr, struct cg_page_info *out)
@@ -152,10 +147,7 @@ int cg_query(struct cg *cg, const void *addr, struct cg_page_info *out)
 
 	if (!cg || !out)
 		return -EINVAL;
-	if (cg_mode(cg) == CG_MODE_EMBEDDED)
-		return CG__EMBEDDED_CALL(cg->emb,
-			cg__mm_query(&cg->emb->mm, (uintptr_t)addr, out));
-	ret = daemon_range_op(cg, CG_OP_QUERY, addr, 0, 0, &rep);
+	ret = range_op(cg, CG_OP_QUERY, addr, 0, 0, &rep);
 	if (!ret)
 		*out = rep.u.page;
 	return ret;
@@ -168,10 +160,7 @@ int cg_audit(struct cg *cg, void *addr, size_t len, struct cg_audit_report *out)
 
 	if (!cg || !out)
 		return -EINVAL;
-	if (cg_mode(cg) == CG_MODE_EMBEDDED)
-		return CG__EMBEDDED_CALL(cg->emb,
-			cg__mm_audit(&cg->emb->mm, (uintptr_t)addr, len, out));
-	ret = daemon_range_op(cg, CG_OP_AUDIT, addr, len, 0, &rep);
+	ret = range_op(cg, CG_OP_AUDIT, addr, len, 0, &rep);
 	if (!ret)
 		*out = rep.u.audit;
 	return ret;
@@ -184,10 +173,7 @@ int cg_stats(struct cg *cg, struct cg_stats *out)
 
 	if (!cg || !out)
 		return -EINVAL;
-	if (cg_mode(cg) == CG_MODE_EMBEDDED)
-		return CG__EMBEDDED_CALL(cg->emb,
-			(cg__mm_stats(&cg->emb->mm, out), 0));
-	ret = daemon_range_op(cg, CG_OP_STATS, NULL, 0, 0, &rep);
+	ret = range_op(cg, CG_OP_STATS, NULL, 0, 0, &rep);
 	if (!ret)
 		*out = rep.u.stats;
 	return ret;

@@ -107,6 +107,16 @@ void cg__mm_counts(const struct cg__mm *mm, struct cg__mm_counts *out);
 void cg__mm_region_counts(const struct cg__region *r,
 			  struct cg__mm_counts *out);
 
+/*
+ * Serve one request (REGISTER .. UNPIN) against mm: rep is filled, its
+ * status returned.  lib/dispatch.c; the daemon and the embedded mode both
+ * call it.
+ */
+struct cg__req;
+struct cg__rep;
+int cg__mm_dispatch(struct cg__mm *mm, const struct cg__req *req,
+		    struct cg__rep *rep);
+
 /* Internal to lib/: the region covering addr, or NULL. */
 struct cg__region *cg__mm_find(const struct cg__mm *mm, uint64_t addr);
 

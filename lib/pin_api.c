@@ -57,12 +57,9 @@ static int engine_pin(struct cg *cg, uint64_t addr, uint64_t len, unsigned flags
 		      const char *consumer, struct cg__pin_result *res)
 {
 	struct cg__req req;
-	struct cg__rep rep;
+	struct cg__rep rep = { 0 };	/* read even when the call failed */
 	int ret;
 
-	if (cg->mode == CG_MODE_EMBEDDED)
-		return CG__EMBEDDED_CALL(cg->emb, cg__mm_pin(&cg->emb->mm, addr, len,
-							 flags, consumer, res));
 	cg__req_init(&req, CG_OP_PIN);
 	req.addr = addr;
 	req.len = len;
@@ -77,11 +74,9 @@ static int engine_pin(struct cg *cg, uint64_t addr, uint64_t len, unsigned flags
 static int engine_unpin(struct cg *cg, uint64_t id, struct cg__pin_result *res)
 {
 	struct cg__req req;
-	struct cg__rep rep;
+	struct cg__rep rep = { 0 };	/* read even when the call failed */
 	int ret;
 
-	if (cg->mode == CG_MODE_EMBEDDED)
-		return CG__EMBEDDED_CALL(cg->emb, cg__mm_unpin(&cg->emb->mm, id, res));
 	cg__req_init(&req, CG_OP_UNPIN);
 	req.id = id;
 	ret = cg__call(cg, &req, &rep);

@@ -206,44 +206,10 @@ static int serve_embedded(struct cg *cg, const struct cg__req *req,
 			  struct cg__rep *rep)
 {
 	struct cg__embedded *e = cg->emb;
-	struct cg__mm *mm = &e->mm;
-	struct cg__pin_result res = { 0 };
 
+	/* A dead handler thread answers with its error, the request unrun. */
 	cg__rep_init(rep, req);
-	switch (req->op) {
-	case CG_OP_REGISTER:
-		rep->status = CG__EMBEDDED_CALL(e, cg__mm_register(mm, req->addr,
-								  req->len, req->flags));
-		break;
-	case CG_OP_UNREGISTER:
-		rep->status = CG__EMBEDDED_CALL(e, cg__mm_unregister(mm, req->addr,
-								    req->len));
-		break;
-	case CG_OP_QUERY:
-		rep->status = CG__EMBEDDED_CALL(e, cg__mm_query(mm, req->addr,
-							       &rep->u.page));
-		break;
-	case CG_OP_AUDIT:
-		rep->status = CG__EMBEDDED_CALL(e, cg__mm_audit(mm, req->addr,
-							       req->len, &rep->u.audit));
-		break;
-	case CG_OP_STATS:
-		rep->status = CG__EMBEDDED_CALL(e, (cg__mm_stats(mm, &rep->u.stats), 0));
-		break;
-	case CG_OP_PIN:
-		rep->status = CG__EMBEDDED_CALL(e, cg__mm_pin(mm, req->addr, req->len,
-							     req->flags, req->name, &res));
-		break;
-	case CG_OP_UNPIN:
-		rep->status = CG__EMBEDDED_CALL(e, cg__mm_unpin(mm, req->id, &res));
-		break;
-	default:
-		rep->status = -EOPNOTSUPP;
-	}
-	if (req->op == CG_OP_PIN || req->op == CG_OP_UNPIN) {
-		rep->u.pinned.id = res.id;
-		rep->u.pinned.bad_addr = res.bad_addr;
-	}
+	rep->status = CG__EMBEDDED_CALL(e, cg__mm_dispatch(&e->mm, req, rep));
 	return 0;
 }
 

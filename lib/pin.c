@@ -11,15 +11,15 @@
  * is split, as the kernel's own unshare does: copying it whole would need
  * its range empty between zap and move, and a concurrent write there would
  * be lost.  Measured (bench/unshare, 64 MiB, child alive, 2026-11-25):
- * split by this unshare 1.9-2.9 us per 4 KiB page (daemon, embedded),
+ * split by this unshare 1.7-2.6 us per 4 KiB page (daemon, embedded),
  * MADV_POPULATE_WRITE 2.1; copying each 2 MiB into a fresh scratch THP,
- * MADV_DONTNEED and UFFDIO_MOVE in one thread 0.89 (2.3x faster, and the
- * THP stays PMD-mapped).  Not taken: besides the lost-write window, the
- * daemon can neither zap nor move in another process, the move needs 6.8
- * (UFFD_FEATURE_MOVE) and clears uffd-wp, and the range costs twice its
- * memory meanwhile.  A hugetlb page is copied at its own size, but only
- * when the pool can take the copy: short of it, the kernel would take the
- * page from the other process instead.
+ * MADV_DONTNEED and UFFDIO_MOVE in one thread 0.95-1.0 (2.1x faster than
+ * MADV_POPULATE_WRITE, and the THP stays PMD-mapped).  Not taken: besides
+ * the lost-write window, the daemon can neither zap nor move in another
+ * process, the move needs 6.8 (UFFD_FEATURE_MOVE) and clears uffd-wp, and
+ * the range costs twice its memory meanwhile.  A hugetlb page is copied at
+ * its own size, but only when the pool can take the copy: short of it, the
+ * kernel would take the page from the other process instead.
  *
  * Unpinning checks what the kernel's unpin_user_pages() checks: every page
  * still exclusive, and still the frame that was pinned where frames can be

@@ -47,12 +47,12 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <sys/sysinfo.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "compat.h"
 #include "cowguard.h"
 #include "procfs.h"
@@ -61,7 +61,6 @@
 #define MAP_HUGE_2MB (21 << MAP_HUGE_SHIFT)
 #endif
 
-#define MIB (1024UL * 1024)
 #define PG 4096UL
 #define HUGE (2 * MIB)
 #define MAX_ROUNDS 100
@@ -110,14 +109,6 @@ struct config {
 static const char *daemon_socket;
 static int daemon_ok;	/* 1 answers, -1 does not, 0 not tried */
 static long saved_nr_2m = -1;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- the methods ---------------------------------------------------------- */
 
@@ -425,9 +416,9 @@ static int run_pass(const struct method *m, struct pass *ps, double *us)
 		ret = -EPROTO;
 		goto out_child;
 	}
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	ret = m->run(ps);
-	t1 = now_ns();
+	t1 = bench_now_ns();
 	*us = (double)(t1 - t0) / 1e3 / (double)(ps->len / PG);
 	if (ret) {
 		ps->why = m->cg_mode >= 0 ? cg_strerror(ret) : strerror(-ret);
@@ -466,26 +457,6 @@ out_unmap:
 }
 
 /* ---- setup ---------------------------------------------------------------- */
-
-static void warm_vm(size_t bytes)
-{
-	struct sysinfo si;
-	uint64_t t0 = now_ns();
-	void *p;
-
-	if (sysinfo(&si) == 0 && bytes > (size_t)si.freeram * si.mem_unit / 2)
-		bytes = (size_t)si.freeram * si.mem_unit / 2 / MIB * MIB;
-	if (!bytes)
-		return;
-	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return;
-	if (!madvise(p, bytes, MADV_POPULATE_WRITE))
-		printf("warm-up: %zu MiB touched and freed in %.2f s\n",
-		       bytes / MIB, (double)(now_ns() - t0) / 1e9);
-	munmap(p, bytes);
-}
 
 static long read_long(const char *path)
 {
@@ -560,29 +531,13 @@ static int odirect_file(size_t len, char *buf)
 
 /* ---- reporting ------------------------------------------------------------ */
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(struct result *r)
-{
-	qsort(r->us, (size_t)r->n, sizeof(r->us[0]), cmp_double);
-	return r->n % 2 ? r->us[r->n / 2]
-			: (r->us[r->n / 2 - 1] + r->us[r->n / 2]) / 2;
-}
-
 static void print_row(const char *label, double us, double lo, double hi,
 		      double ref)
 {
 	printf("  %-40s %9.3f %8.2f %9.3f %9.3f", label, us,
 	       us > 0 ? PG / (us * 1e3) : 0.0, lo, hi);
-	if (ref > 0)
-		printf(" %8.2fx\n", us / ref);
-	else
-		printf(" %9s\n", "-");
+	bench_print_ratio(us, ref);
+	putchar('\n');
 }
 
 static void verdict(const char *what, double x, double limit, const char *cmp)
@@ -602,7 +557,7 @@ static bool print_kind(enum kind kind, struct result *res, const char *note)
 
 	for (int i = 0; i < N_METHODS; i++)
 		if (res[i].state == ST_OK && res[i].n)
-			med[i] = median(&res[i]);
+			med[i] = bench_median(res[i].us, res[i].n);
 	ref = med[M_POPULATE];
 	printf("\n%s%s\n", kind_name[kind], note);
 	printf("  %-40s %9s %8s %9s %9s %9s\n", "method", "us/page", "GB/s",
@@ -685,19 +640,6 @@ static void usage(FILE *f, const char *argv0)
 		argv0);
 }
 
-static bool parse_size(const char *s, size_t max, size_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || v > max)
-		return false;
-	*out = (size_t)v;
-	return true;
-}
-
 static int parse_args(int argc, char **argv, struct config *cfg)
 {
 	static const struct option opts[] = {
@@ -716,11 +658,11 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 
 	while (ok && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == 'm')
-			ok = parse_size(optarg, 1 << 16, &mib) && mib && !(mib % 2);
+			ok = bench_parse_size(optarg, 1 << 16, &mib) && mib && !(mib % 2);
 		else if (c == 'r')
-			ok = parse_size(optarg, MAX_ROUNDS, &rounds) && rounds;
+			ok = bench_parse_size(optarg, MAX_ROUNDS, &rounds) && rounds;
 		else if (c == 'w')
-			ok = parse_size(optarg, 1 << 20, &warm);
+			ok = bench_parse_size(optarg, 1 << 20, &warm);
 		else if (c == 'q')
 			quick = true;
 		else if (c == 'o')
@@ -829,7 +771,7 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	daemon_socket = getenv("COWGUARD_SOCKET");
 	print_header(&cfg);
-	warm_vm(cfg.warm_mib * MIB);
+	bench_warm_vm(cfg.warm_mib * MIB, false);
 	raise_pool(cfg.mib * MIB);
 	buf = map_kind(K_4K, cfg.mib * MIB);
 	if (buf)

@@ -25,7 +25,7 @@
  * wp-fault` measures the same-CPU case alone.
  *
  * Build: cc -std=gnu11 -D_GNU_SOURCE -Ilib -Iinclude bench/wp-fault.c
- *        -lcowguard -pthread
+ *        bench/bench.c -lcowguard -pthread
  * Run (root, or with access to a full userfaultfd):
  *        wp-fault [--mib N] [--rounds R] [--warm-mib N] [--quick]
  */
@@ -45,15 +45,14 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <sys/sysinfo.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "compat.h"
 #include "cowguard.h"
 
-#define MIB (1024UL * 1024)
 #define UFFD_BATCH 64
 #define MAX_ROUNDS 1000
 
@@ -97,17 +96,9 @@ struct config {
 	int rounds;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static double us_per_page(uint64_t t0, const struct region *r)
 {
-	return (double)(now_ns() - t0) / 1e3 / (double)r->pages;
+	return (double)(bench_now_ns() - t0) / 1e3 / (double)r->pages;
 }
 
 static const char *errstr(int err)
@@ -144,7 +135,7 @@ static int region_map(struct region *r, size_t len)
 static double time_byte_writes(const struct region *r)
 {
 	volatile char *p = r->base;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	for (size_t i = 0; i < r->pages; i++)
 		p[i * r->pagesz] = 1;
@@ -154,7 +145,7 @@ static double time_byte_writes(const struct region *r)
 /* (a) The floor: no protection, nothing to see, a whole page written. */
 static int run_baseline(const struct region *r, struct sample *out)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	for (size_t i = 0; i < r->pages; i++) {
 		memset(r->base + i * r->pagesz, 1, r->pagesz);
@@ -448,37 +439,6 @@ static void run_pass(const struct method *m, struct result *res, size_t len)
 	}
 }
 
-/*
- * The host backs guest memory lazily (about 2.4 ms per 2 MiB on first
- * touch, KERNEL-FACTS "Warm the VM"); whichever method landed on such
- * memory first would pay for it.  All of it is held at once so that it is
- * fresh memory being touched, not the same freed pages recycled.  Capped at
- * half the free memory: a warm-up must not call the OOM killer.
- */
-static void warm_vm(size_t bytes)
-{
-	struct sysinfo si;
-	uint64_t t0 = now_ns();
-	void *p;
-
-	if (sysinfo(&si) == 0 && bytes > (size_t)si.freeram * si.mem_unit / 2)
-		bytes = (size_t)si.freeram * si.mem_unit / 2 / MIB * MIB;
-	if (bytes == 0)
-		return;
-	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED) {
-		printf("warm-up: mmap failed (%s), not warmed\n", strerror(errno));
-		return;
-	}
-	if (madvise(p, bytes, MADV_POPULATE_WRITE))
-		printf("warm-up: populate failed (%s)\n", strerror(errno));
-	else
-		printf("warm-up: %zu MiB touched and freed in %.2f s\n",
-		       bytes / MIB, (double)(now_ns() - t0) / 1e9);
-	munmap(p, bytes);
-}
-
 static void print_header(const struct config *cfg)
 {
 	struct utsname u;
@@ -499,30 +459,6 @@ static void print_header(const struct config *cfg)
 	       cfg->rounds);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Sorts the samples in place. */
-static double median(struct result *res)
-{
-	qsort(res->us, (size_t)res->n, sizeof(res->us[0]), cmp_double);
-	if (res->n % 2)
-		return res->us[res->n / 2];
-	return (res->us[res->n / 2 - 1] + res->us[res->n / 2]) / 2;
-}
-
-static void print_ratio(double x, double ref)
-{
-	if (ref > 0)
-		printf(" %8.2fx", x / ref);
-	else
-		printf(" %9s", "-");
-}
-
 static void print_table(struct result *res)
 {
 	static const char *const why[] = { [ST_SKIPPED] = "skipped",
@@ -531,7 +467,7 @@ static void print_table(struct result *res)
 
 	for (int i = 0; i < N_METHODS; i++)
 		if (res[i].state == ST_OK)
-			med[i] = median(&res[i]);
+			med[i] = bench_median(res[i].us, res[i].n);
 	printf("\n%-22s %9s %9s %9s %9s %9s %11s\n", "method", "us/page",
 	       "min", "max", "vs (c)", "vs (b)", "faults/pass");
 	for (int i = 0; i < N_METHODS; i++) {
@@ -542,8 +478,8 @@ static void print_table(struct result *res)
 		}
 		printf(" %9.3f %9.3f %9.3f", med[i], res[i].us[0],
 		       res[i].us[res[i].n - 1]);
-		print_ratio(med[i], med[M_UFFD]);
-		print_ratio(med[i], med[M_SIGSEGV]);
+		bench_print_ratio(med[i], med[M_UFFD]);
+		bench_print_ratio(med[i], med[M_SIGSEGV]);
 		if (res[i].faults < 0)
 			printf(" %11s\n", "?");
 		else
@@ -573,19 +509,6 @@ static void usage(FILE *f, const char *argv0)
 		argv0);
 }
 
-static bool parse_size(const char *s, size_t max, size_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || v > max)
-		return false;
-	*out = (size_t)v;
-	return true;
-}
-
 /*
  * Explicit options win over --quick whatever their order.  Returns 0, 1
  * after --help, 2 on a usage error.
@@ -606,11 +529,11 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == 'm')
-			ok = parse_size(optarg, 1 << 20, &mib) && mib > 0;
+			ok = bench_parse_size(optarg, 1 << 20, &mib) && mib > 0;
 		else if (c == 'r')
-			ok = parse_size(optarg, MAX_ROUNDS, &rounds) && rounds > 0;
+			ok = bench_parse_size(optarg, MAX_ROUNDS, &rounds) && rounds > 0;
 		else if (c == 'w')
-			ok = parse_size(optarg, 1 << 20, &warm);
+			ok = bench_parse_size(optarg, 1 << 20, &warm);
 		else if (c == 'q')
 			quick = true;
 		else if (c == 'h')
@@ -646,7 +569,7 @@ int main(int argc, char **argv)
 	/* Line-buffered: progress and skips show up in order when piped. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	print_header(&cfg);
-	warm_vm(cfg.warm_mib * MIB);
+	bench_warm_vm(cfg.warm_mib * MIB, true);
 	for (int round = 0; round < cfg.rounds; round++) {
 		for (int k = 0; k < N_METHODS; k++) {
 			int i = (round + k) % N_METHODS;

@@ -337,6 +337,28 @@ static int check_pin_args(const struct cg__mm *mm, uint64_t start,
 	return mm->pagemap_fd < 0 ? -ESRCH : 0;
 }
 
+/*
+ * Put back the uffd-wp bit the unshare dropped.  6.1 loses it when a
+ * read-only pin copies a shared hugetlb page (measured in the 6.1 guest:
+ * new frame, pagemap bit 57 clear; 4 KiB and THP pages keep it, and 6.18
+ * keeps it everywhere): the engine still calls the unit write-protected,
+ * and the next write would go unseen.  after's entries were just read.
+ */
+static int reprotect_dropped(struct cg__mm *mm, const struct units *after)
+{
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < after->n; i++) {
+		const struct unit *x = &after->v[i];
+		const struct cg__region *r = cg__mm_find(mm, x->addr);
+
+		if (r && (x->pme & PM_PRESENT) && !(x->pme & PM_UFFD_WP) &&
+		    (cg__region_get(r, x->addr) & CG_ST_WP))
+			ret = cg__mm_ioctl_wp(mm, x->addr, 1ULL << x->shift, true);
+	}
+	return ret;
+}
+
 static int unshare_and_record(struct cg__mm *mm, uint64_t start, uint64_t len,
 			      unsigned flags, const char *consumer,
 			      struct units *before, struct cg__pin_result *res)
@@ -371,6 +393,8 @@ static int unshare_and_record(struct cg__mm *mm, uint64_t start, uint64_t len,
 	if (!ret)
 		ret = verify_and_mark(mm, before, now, now == &after, flags,
 				      &res->bad_addr);
+	if (!ret && now == &after)
+		ret = reprotect_dropped(mm, now);
 	if (!ret) {
 		p = record(mm, start, len, flags, consumer, now);
 		ret = p ? pins_add(mm, p) : -ENOMEM;

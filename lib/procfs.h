@@ -37,7 +37,11 @@ int cg__pagemap_open(pid_t pid);
 /* Read n pagemap entries from addr.  Returns 0 or -errno. */
 int cg__pagemap_read(int fd, uint64_t addr, size_t n, uint64_t *out);
 
-/* Read one /proc/kpageflags entry.  Returns 0 or -errno. */
+/*
+ * Read one /proc/kpageflags entry: for a tail page of a hugetlb page, its
+ * head's (the flags of the whole huge page, as 6.18 reports them for every
+ * page; 6.1 reports each page's own).  Returns 0 or -errno.
+ */
 int cg__kpageflags_read(int fd, uint64_t pfn, uint64_t *out);
 
 /*

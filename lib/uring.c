@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "cowguard/uring.h"
 #include "engine.h"
@@ -67,6 +68,21 @@ static int pin_pages(struct cg *cg, const void *buf, size_t len, unsigned flags,
 	return ret;
 }
 
+/*
+ * Write-fault every page of [buf, buf+len) in (MADV_POPULATE_WRITE): each
+ * write-protected page raises its WP fault to the handler, which finds it
+ * exclusive (pinned) and unprotects it.  Best effort: the caller retries
+ * its kernel pin and reports that pin's error.
+ */
+static void prefault_write(const void *buf, size_t len)
+{
+	uintptr_t start = (uintptr_t)buf & ~(uintptr_t)(CG_PAGE_SIZE - 1);
+	uintptr_t end = ((uintptr_t)buf + len + CG_PAGE_SIZE - 1) &
+			~(uintptr_t)(CG_PAGE_SIZE - 1);
+
+	madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+}
+
 int cg_uring_register_buffers(struct cg *cg, struct io_uring *ring,
 			      const struct iovec *iov, unsigned nr,
 			      struct cg_uring_bufs **out)
@@ -90,6 +106,19 @@ int cg_uring_register_buffers(struct cg *cg, struct io_uring *ring,
 	if (ret)
 		goto err_unpin;
 	ret = io_uring_register_buffers(ring, iov, nr);
+	if (ret == -EFAULT) {
+		/*
+		 * 6.1's io_uring pins with pin_user_pages(), which cannot wait
+		 * for a userfaultfd: the write fault its FOLL_WRITE pin takes on
+		 * a write-protected page becomes EFAULT (measured in the 6.1
+		 * guest; 6.18 waits for our handler).  Take those write faults
+		 * first, through the handler, then let the kernel pin again.
+		 */
+		for (i = 0; i < nr; i++)
+			if (iov[i].iov_len)
+				prefault_write(iov[i].iov_base, iov[i].iov_len);
+		ret = io_uring_register_buffers(ring, iov, nr);
+	}
 	if (ret)
 		goto err_unpin;
 	*out = b;

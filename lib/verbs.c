@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "cowguard/verbs.h"
 #include "engine.h"
@@ -56,6 +57,19 @@ int cg_ibv_reg_mr(struct cg *cg, struct ibv_pd *pd, void *addr, size_t length,
 		goto err_free;
 	/* What the ibv_reg_mr() macro calls for access flags not constant. */
 	m->mr = ibv_reg_mr_iova2(pd, addr, length, a, (unsigned)access);
+	if (!m->mr && errno == EFAULT && flags) {
+		/*
+		 * 6.1's ib_umem_get() pins every MR for writing (FOLL_FORCE
+		 * for a read-only one), FOLL_LONGTERM, and such a pin cannot
+		 * wait for a userfaultfd: the write fault on a write-protected
+		 * page becomes EFAULT (measured in the 6.1 guest on rxe0, for
+		 * read-only and writable MRs alike; fine once unprotected).
+		 * Take those write faults first, through the handler (the
+		 * pages are ours alone now), and register again.
+		 */
+		madvise((void *)(uintptr_t)lo, hi - lo, MADV_POPULATE_WRITE);
+		m->mr = ibv_reg_mr_iova2(pd, addr, length, a, (unsigned)access);
+	}
 	if (!m->mr) {
 		ret = errno > 0 ? -errno : -EIO;
 		goto err_unpin;

@@ -65,7 +65,14 @@ size_t h_page_size(enum h_kind kind);
  */
 bool h_hugetlb_room(enum h_kind kind, unsigned long n);
 
-/* Audit and assert zero unsafe and zero conservative pages; returns it. */
+/*
+ * Audit and assert zero unsafe and zero conservative pages; returns it.
+ * One allowance, printed: on a kernel without PAGEMAP_SCAN (6.1),
+ * conservative pages in THP memory.  There the engine follows every THP
+ * as split, and a THP the kernel reused whole on a write or an unshare is
+ * exclusive beyond the 4 KiB page the engine marked (README, "Kernel
+ * features used").  Unsafe pages are never allowed.
+ */
 struct cg_audit_report h_audit_clean(struct cg *cg, void *addr, size_t len);
 
 /* The kernel's view of one of our pages. */
@@ -108,6 +115,13 @@ int h_release(struct h_waiter *w);
  * PAGEMAP_SCAN: 1 or 0, or -1 when PAGEMAP_SCAN is unavailable.
  */
 int h_pmd_mapped(const void *addr);
+/*
+ * Whether every 2 MiB chunk of [addr, addr+len) is mapped by one PMD.
+ * Otherwise prints why and returns false, and the caller skips: "SKIP:
+ * needs PAGEMAP_SCAN (6.7+) ..." on a kernel without it (the 6.1 lane),
+ * where nothing can tell a PMD-mapped THP.
+ */
+bool h_thp_pmd_mapped(const void *addr, size_t len);
 
 /*
  * The engine's view of every 4 KiB page of [addr, addr+len): a calloc'd
@@ -177,6 +191,26 @@ struct cg__status_pin;
 int h_daemon_pin(pid_t pid, unsigned n, struct cg__status_pin *out);
 /* The number of open fds of a process, or -errno. */
 int h_fd_count(pid_t pid);
+
+/*
+ * Run a shell command line (printf-style, at most 2047 characters) through
+ * popen() and collect what it writes to stdout (add 2>&1 for stderr), at
+ * most H_RUN_OUT_MAX - 1 bytes, NUL-terminated, and how it ended: its exit
+ * status, 128 + signal, or -1 when pclose() fails.  Fails the test when
+ * popen() does.  A struct h_run is large: allocate it.  h_ctl_path() is
+ * the build tree's cowguardctl ($CG_BUILDDIR, default "build").
+ * h_have_python() says whether python3 is there to check JSON with;
+ * otherwise it prints the skip reason and returns false.
+ */
+#define H_RUN_OUT_MAX (256 * 1024)
+struct h_run {
+	int status;			/* exit status, or 128+signal, or -1 */
+	char out[H_RUN_OUT_MAX];	/* what the command wrote to stdout */
+};
+void h_run_cmd(struct h_run *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+const char *h_ctl_path(void);
+bool h_have_python(void);
 
 /* Per-TCase timeout, scaled by CK_TIMEOUT_MULTIPLIER like Check's own. */
 void h_timeout(TCase *tc, double seconds);

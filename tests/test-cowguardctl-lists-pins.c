@@ -12,12 +12,10 @@
  * field missing or invalid JSON, and counters missing from status.
  */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,57 +24,7 @@
 #include "pin-util.h"
 
 #define LEN (16 * PG)
-#define OUT_MAX (256 * 1024)
-
-struct run {
-	int status;		/* exit status, or 128+signal, or -1 */
-	char out[OUT_MAX];	/* stdout and stderr */
-};
-
-/* Run a shell command line and collect what it prints. */
-static void run_cmd(struct run *r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void run_cmd(struct run *r, const char *fmt, ...)
-{
-	char cmd[2048];
-	size_t n = 0, got;
-	va_list ap;
-	FILE *f;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	f = popen(cmd, "r");
-	ck_assert_msg(f != NULL, "popen %s", cmd);
-	while (n < sizeof(r->out) - 1 &&
-	       (got = fread(r->out + n, 1, sizeof(r->out) - 1 - n, f)) > 0)
-		n += got;
-	r->out[n] = 0;
-	st = pclose(f);
-	r->status = st < 0 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st)
-						: 128 + WTERMSIG(st);
-}
-
-static const char *ctl_path(void)
-{
-	static char path[256];
-	const char *dir = getenv("CG_BUILDDIR");
-
-	snprintf(path, sizeof(path), "%s/cowguardctl", dir ? dir : "build");
-	return path;
-}
-
-static bool have_python(void)
-{
-	if (system("command -v python3 >/dev/null 2>&1") == 0)
-		return true;
-	h_skip("no python3 to check the JSON with");
-	return false;
-}
-
-static void assert_has(const struct run *r, const char *want)
+static void assert_has(const struct h_run *r, const char *want)
 {
 	ck_assert_msg(strstr(r->out, want), "no '%s' in:\n%s", want, r->out);
 }
@@ -116,13 +64,13 @@ static void teardown(struct fixture *f)
 
 START_TEST(text_pins_lists_each_pin_with_mode_fork_and_consumer)
 {
-	struct run *r = malloc(sizeof(*r));
+	struct h_run *r = malloc(sizeof(*r));
 	struct fixture f = { 0 };
 	char want[128];
 
 	ck_assert_ptr_nonnull(r);
 	setup(&f);
-	run_cmd(r, "%s --socket '%s' pins %d 2>&1", ctl_path(), h_socket(),
+	h_run_cmd(r, "%s --socket '%s' pins %d 2>&1", h_ctl_path(), h_socket(),
 		(int)getpid());
 	ck_assert_msg(r->status == 0, "status %d: %s", r->status, r->out);
 	snprintf(want, sizeof(want), "client %d: 2 pins", (int)getpid());
@@ -147,7 +95,7 @@ START_TEST(text_pins_lists_each_pin_with_mode_fork_and_consumer)
 	/* Released pins leave the list. */
 	ck_assert_int_eq(cg_unpin(f.ro), 0);
 	f.ro = NULL;
-	run_cmd(r, "%s --socket '%s' pins %d 2>&1", ctl_path(), h_socket(),
+	h_run_cmd(r, "%s --socket '%s' pins %d 2>&1", h_ctl_path(), h_socket(),
 		(int)getpid());
 	ck_assert_int_eq(r->status, 0);
 	snprintf(want, sizeof(want), "client %d: 1 pin\n", (int)getpid());
@@ -170,16 +118,16 @@ END_TEST
 START_TEST(json_pins_is_valid_json_with_every_field)
 {
 	struct timespec pause = { 0, 100 * 1000 * 1000 };
-	struct run *r = malloc(sizeof(*r));
+	struct h_run *r = malloc(sizeof(*r));
 	struct fixture f = { 0 };
 	char want[512];
 
 	ck_assert_ptr_nonnull(r);
 	setup(&f);
 	nanosleep(&pause, NULL);
-	if (have_python()) {
-		run_cmd(r, "%s --socket '%s' --json pins %d | python3 -c \""
-			PY_PINS "\" | sort 2>&1", ctl_path(), h_socket(),
+	if (h_have_python()) {
+		h_run_cmd(r, "%s --socket '%s' --json pins %d | python3 -c \""
+			PY_PINS "\" | sort 2>&1", h_ctl_path(), h_socket(),
 			(int)getpid(), (int)getpid(), 100);
 		snprintf(want, sizeof(want),
 			 "%s 16384 ro dontfork False vmsplice True int\n"
@@ -187,15 +135,15 @@ START_TEST(json_pins_is_valid_json_with_every_field)
 			 f.ro_range, f.rw_range);
 		ck_assert_msg(r->status == 0, "status %d: %s", r->status, r->out);
 		ck_assert_str_eq(r->out, want);
-		run_cmd(r, "%s --socket '%s' --json pins %d >/dev/null", ctl_path(),
+		h_run_cmd(r, "%s --socket '%s' --json pins %d >/dev/null", h_ctl_path(),
 			h_socket(), (int)getpid());
 		ck_assert_int_eq(r->status, 0);
 	}
 	teardown(&f);
-	if (have_python()) {
-		run_cmd(r, "%s --socket '%s' --json pins %d 2>/dev/null | python3 -c \"import "
+	if (h_have_python()) {
+		h_run_cmd(r, "%s --socket '%s' --json pins %d 2>/dev/null | python3 -c \"import "
 			"json,sys; print(json.load(sys.stdin)['pins'])\" 2>&1",
-			ctl_path(), h_socket(), (int)getpid());
+			h_ctl_path(), h_socket(), (int)getpid());
 		/* The handle is closed: not a client any more, or no pins. */
 		ck_assert_msg(r->status != 0 || !strcmp(r->out, "[]\n"),
 			      "pins after close: %s", r->out);
@@ -206,16 +154,16 @@ END_TEST
 
 START_TEST(pins_of_a_process_that_is_not_a_client_fails_and_says_so)
 {
-	struct run *r = malloc(sizeof(*r));
+	struct h_run *r = malloc(sizeof(*r));
 
 	ck_assert_ptr_nonnull(r);
-	run_cmd(r, "%s --socket '%s' pins %d 2>&1", ctl_path(), h_socket(),
+	h_run_cmd(r, "%s --socket '%s' pins %d 2>&1", h_ctl_path(), h_socket(),
 		(int)getppid());
 	ck_assert_int_eq(r->status, 2);
 	assert_has(r, "is not a client of cowguardd");
-	run_cmd(r, "%s --socket '%s' pins 2>&1", ctl_path(), h_socket());
+	h_run_cmd(r, "%s --socket '%s' pins 2>&1", h_ctl_path(), h_socket());
 	ck_assert_int_eq(r->status, 2);
-	run_cmd(r, "%s --socket '%s' pins x 2>&1", ctl_path(), h_socket());
+	h_run_cmd(r, "%s --socket '%s' pins x 2>&1", h_ctl_path(), h_socket());
 	ck_assert_int_eq(r->status, 2);
 	free(r);
 }
@@ -229,7 +177,7 @@ END_TEST
 
 START_TEST(status_shows_the_pin_counters)
 {
-	struct run *r = malloc(sizeof(*r));
+	struct h_run *r = malloc(sizeof(*r));
 	struct fixture f = { 0 };
 	struct h_waiter w;
 	struct cg_stats s;
@@ -247,13 +195,13 @@ START_TEST(status_shows_the_pin_counters)
 	ck_assert_uint_eq(s.pins, 1);
 	ck_assert_uint_eq(s.unshare_copies, 4);
 
-	run_cmd(r, "%s --socket '%s' status 2>&1", ctl_path(), h_socket());
+	h_run_cmd(r, "%s --socket '%s' status 2>&1", h_ctl_path(), h_socket());
 	ck_assert_msg(r->status == 0, "status %d: %s", r->status, r->out);
 	assert_has(r, "pin_violations");
 	assert_has(r, "unshare_reuses");
-	if (have_python()) {
-		run_cmd(r, "%s --socket '%s' --json status | python3 -c \""
-			PY_STATS "\" 2>&1", ctl_path(), h_socket(), (int)getpid());
+	if (h_have_python()) {
+		h_run_cmd(r, "%s --socket '%s' --json status | python3 -c \""
+			PY_STATS "\" 2>&1", h_ctl_path(), h_socket(), (int)getpid());
 		snprintf(want, sizeof(want), "%llu %llu %llu %llu\n",
 			 (unsigned long long)s.pins,
 			 (unsigned long long)s.pin_violations,

@@ -6,59 +6,15 @@
  * client fails with a message that says so.
  */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
 
 #define LEN (4 * MIB)
-#define OUT_MAX (256 * 1024)
-
-struct run {
-	int status;		/* exit status, or 128+signal, or -1 */
-	char out[OUT_MAX];	/* stdout and stderr */
-};
-
-/* Run a shell command line and collect what it prints. */
-static void run_cmd(struct run *r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void run_cmd(struct run *r, const char *fmt, ...)
-{
-	char cmd[1024];
-	size_t n = 0, got;
-	va_list ap;
-	FILE *f;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	f = popen(cmd, "r");
-	ck_assert_msg(f != NULL, "popen %s", cmd);
-	while (n < sizeof(r->out) - 1 &&
-	       (got = fread(r->out + n, 1, sizeof(r->out) - 1 - n, f)) > 0)
-		n += got;
-	r->out[n] = 0;
-	st = pclose(f);
-	r->status = st < 0 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st)
-						: 128 + WTERMSIG(st);
-}
-
-static const char *ctl_path(void)
-{
-	static char path[256];
-	const char *dir = getenv("CG_BUILDDIR");
-
-	snprintf(path, sizeof(path), "%s/cowguardctl", dir ? dir : "build");
-	return path;
-}
-
 static char *map_and_register(struct cg **cg)
 {
 	char *p = h_map(H_4K, LEN, 'A');
@@ -66,14 +22,6 @@ static char *map_and_register(struct cg **cg)
 	*cg = h_open(H_DAEMON);
 	ck_assert_int_eq(cg_register(*cg, p, LEN, 0), 0);
 	return p;
-}
-
-static bool have_python(void)
-{
-	if (system("command -v python3 >/dev/null 2>&1") == 0)
-		return true;
-	h_skip("no python3 to check the JSON with");
-	return false;
 }
 
 /*
@@ -90,13 +38,13 @@ START_TEST(json_status_is_valid_json_listing_this_process_and_its_region)
 	struct cg *cg;
 	char *p = map_and_register(&cg);
 	char want[128];
-	struct run *r = malloc(sizeof(*r));
+	struct h_run *r = malloc(sizeof(*r));
 
 	ck_assert_ptr_nonnull(r);
-	if (!have_python())
+	if (!h_have_python())
 		goto out;
-	run_cmd(r, "%s --socket '%s' --json status | python3 -c \"" PY_REGIONS
-		"\" 2>&1", ctl_path(), h_socket(), (int)getpid());
+	h_run_cmd(r, "%s --socket '%s' --json status | python3 -c \"" PY_REGIONS
+		"\" 2>&1", h_ctl_path(), h_socket(), (int)getpid());
 	snprintf(want, sizeof(want), "%#" PRIxPTR "-%#" PRIxPTR " 4k %llu\n",
 		 (uintptr_t)p, (uintptr_t)(p + LEN), (unsigned long long)LEN);
 	ck_assert_msg(r->status == 0, "cowguardctl --json status | python3: "
@@ -104,7 +52,7 @@ START_TEST(json_status_is_valid_json_listing_this_process_and_its_region)
 	ck_assert_str_eq(r->out, want);
 
 	/* The pipeline hides cowguardctl's status: check it alone. */
-	run_cmd(r, "%s --socket '%s' --json status >/dev/null", ctl_path(),
+	h_run_cmd(r, "%s --socket '%s' --json status >/dev/null", h_ctl_path(),
 		h_socket());
 	ck_assert_int_eq(r->status, 0);
 out:
@@ -119,10 +67,10 @@ START_TEST(text_status_shows_this_process_and_its_region)
 	struct cg *cg;
 	char *p = map_and_register(&cg);
 	char want[128];
-	struct run *r = malloc(sizeof(*r));
+	struct h_run *r = malloc(sizeof(*r));
 
 	ck_assert_ptr_nonnull(r);
-	run_cmd(r, "%s --socket '%s' status 2>&1", ctl_path(), h_socket());
+	h_run_cmd(r, "%s --socket '%s' status 2>&1", h_ctl_path(), h_socket());
 	ck_assert_msg(r->status == 0, "status %d: %s", r->status, r->out);
 	snprintf(want, sizeof(want), "client %d ", (int)getpid());
 	ck_assert_msg(strstr(r->out, want), "no '%s' in:\n%s", want, r->out);
@@ -139,20 +87,20 @@ START_TEST(audit_of_a_clean_client_exits_zero)
 {
 	struct cg *cg;
 	char *p = map_and_register(&cg);
-	struct run *r = malloc(sizeof(*r));
+	struct h_run *r = malloc(sizeof(*r));
 
 	ck_assert_ptr_nonnull(r);
 	p[0] = 'B';	/* a serviced write, for something to agree on */
-	run_cmd(r, "%s --socket '%s' audit %d 2>&1", ctl_path(), h_socket(),
+	h_run_cmd(r, "%s --socket '%s' audit %d 2>&1", h_ctl_path(), h_socket(),
 		(int)getpid());
 	ck_assert_msg(r->status == 0, "audit: status %d:\n%s", r->status, r->out);
 	ck_assert_msg(strstr(r->out, "clean: 0 unsafe, 0 conservative"),
 		      "no verdict in:\n%s", r->out);
-	if (have_python()) {
-		run_cmd(r, "%s --socket '%s' --json audit %d | python3 -c "
+	if (h_have_python()) {
+		h_run_cmd(r, "%s --socket '%s' --json audit %d | python3 -c "
 			"\"import json,sys; d=json.load(sys.stdin); "
 			"print(d['clean'], d['total']['pages'])\" 2>&1",
-			ctl_path(), h_socket(), (int)getpid());
+			h_ctl_path(), h_socket(), (int)getpid());
 		ck_assert_msg(r->status == 0, "%s", r->out);
 		ck_assert_str_eq(r->out, "True 1024\n");
 	}
@@ -164,16 +112,16 @@ END_TEST
 
 START_TEST(audit_of_a_process_that_is_not_a_client_fails_and_says_so)
 {
-	struct run *r = malloc(sizeof(*r));
+	struct h_run *r = malloc(sizeof(*r));
 
 	ck_assert_ptr_nonnull(r);
 	/* Check's runner, our parent, never connects. */
-	run_cmd(r, "%s --socket '%s' audit %d 2>&1", ctl_path(), h_socket(),
+	h_run_cmd(r, "%s --socket '%s' audit %d 2>&1", h_ctl_path(), h_socket(),
 		(int)getppid());
 	ck_assert_int_ne(r->status, 0);
 	ck_assert_msg(strstr(r->out, "is not a client of cowguardd"),
 		      "unclear message: %s", r->out);
-	run_cmd(r, "%s --socket '%s' audit nonsense 2>&1", ctl_path(), h_socket());
+	h_run_cmd(r, "%s --socket '%s' audit nonsense 2>&1", h_ctl_path(), h_socket());
 	ck_assert_int_eq(r->status, 2);
 	free(r);
 }

@@ -76,9 +76,7 @@ static char *setup(struct cg *cg, enum h_kind kind, size_t len,
 		munmap(p, len);
 		return NULL;
 	}
-	if (kind == H_THP && h_pmd_mapped(p) != 1) {
-		h_skip("THP region is not PMD-mapped (PAGEMAP_SCAN %d)",
-		       h_pmd_mapped(p));
+	if (kind == H_THP && !h_thp_pmd_mapped(p, 2 * MIB)) {
 		munmap(p, len);
 		return NULL;
 	}

@@ -32,14 +32,10 @@ static char *setup(enum h_kind kind, size_t len, struct cg **cg, int mode)
 
 	if (!p)
 		return NULL;
-	if (kind == H_THP)
-		for (size_t off = 0; off < len; off += 2 * MIB)
-			if (h_pmd_mapped(p + off) != 1) {
-				h_skip("THP chunk not PMD-mapped (PAGEMAP_SCAN: %d)",
-				       h_pmd_mapped(p + off));
-				munmap(p, len);
-				return NULL;
-			}
+	if (kind == H_THP && !h_thp_pmd_mapped(p, len)) {
+		munmap(p, len);
+		return NULL;
+	}
 	*cg = h_open(mode);
 	ck_assert_int_eq(cg_register(*cg, p, len, 0), 0);
 	return p;

@@ -54,13 +54,7 @@ static int child_checks(void *arg)
 /* Chunks of a THP range mapped by one PMD, or skip. */
 static bool all_pmd_mapped(const char *p, size_t len)
 {
-	for (size_t off = 0; off < len; off += 2 * MIB)
-		if (h_pmd_mapped(p + off) != 1) {
-			h_skip("THP chunk %zu is not PMD-mapped (PAGEMAP_SCAN: %d)",
-			       (size_t)(off / (2 * MIB)), h_pmd_mapped(p + off));
-			return false;
-		}
-	return true;
+	return h_thp_pmd_mapped(p, len);
 }
 
 START_TEST(a_read_only_pin_unshares_every_shared_page_and_keeps_it_in_place)

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the benchmarks share: a clock, the VM warm-up, size options,
+ * medians and ratio columns.  bench/bench.c is no benchmark of its own:
+ * the Makefile links it into every bench/ program.
+ */
+#ifndef CG_BENCH_H
+#define CG_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MIB (1024UL * 1024)
+
+/* CLOCK_MONOTONIC, in nanoseconds. */
+uint64_t bench_now_ns(void);
+
+/*
+ * Touch bytes of fresh memory once, all of it held at once, then free it,
+ * so that no timed method pays for the host backing guest memory on first
+ * touch.  Capped at half the free memory; 0 does nothing.  Prints how long
+ * it took; with say_failures, also why it could not warm (else silent).
+ */
+void bench_warm_vm(size_t bytes, bool say_failures);
+
+/* A decimal number no greater than max into *out; false if s is not one. */
+bool bench_parse_size(const char *s, size_t max, size_t *out);
+
+/* The median of the n (> 0) samples in v, which it sorts in place. */
+double bench_median(double *v, int n);
+
+/* A ratio column: " %8.2fx" of x / ref, or "-" when ref is not positive. */
+void bench_print_ratio(double x, double ref);
+
+#endif

@@ -355,18 +355,47 @@ static int handle_event(struct cg__mm *mm, const struct uffd_msg *msg)
 	return 0;
 }
 
+/*
+ * A fault we could not follow: wake its thread anyway, and claim nothing
+ * for the page (maybe-shared, unprotected), so no write there is trusted.
+ */
+static void fault_failed(struct cg__mm *mm, const struct uffd_msg *msg,
+			 struct resolution *res)
+{
+	uint64_t addr = msg->arg.pagefault.address & ~(CG_PAGE_SIZE - 1);
+	struct cg__region *r = cg__mm_find(mm, addr);
+	uint64_t ustart = addr, ulen = CG_PAGE_SIZE;
+
+	if (r) {
+		cg__region_unit(r, addr, &ustart, &ulen);
+		cg__region_update(r, ustart, ulen, CG_ST_EXCL | CG_ST_WP, 0);
+	}
+	resolve_add(res, ustart, ulen);
+}
+
 static int handle_batch(struct cg__mm *mm, const struct uffd_msg *msgs,
 			size_t n)
 {
 	struct resolution res = { .n = 0 };
-	int ret = 0;
+	int ret = 0, r;
 
-	for (size_t i = 0; i < n && !ret; i++)
-		if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
-			ret = handle_event(mm, &msgs[i]);
-	for (size_t i = 0; i < n && !ret; i++)
-		if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
-			ret = handle_fault(mm, &msgs[i], &res);
+	/*
+	 * Every message is handled whatever failed before it: these were read
+	 * off the uffd, and a fault left unresolved is a thread blocked for
+	 * good.  The first error is returned.
+	 */
+	for (size_t i = 0; i < n; i++)
+		if (msgs[i].event != UFFD_EVENT_PAGEFAULT) {
+			r = handle_event(mm, &msgs[i]);
+			ret = ret ? ret : r;
+		}
+	for (size_t i = 0; i < n; i++)
+		if (msgs[i].event == UFFD_EVENT_PAGEFAULT) {
+			r = handle_fault(mm, &msgs[i], &res);
+			if (r)
+				fault_failed(mm, &msgs[i], &res);
+			ret = ret ? ret : r;
+		}
 	/* Always wake what was decided, even after an error. */
 	if (res.n) {
 		int wret = resolve_flush(mm, &res);
@@ -403,7 +432,12 @@ int cg__mm_service(struct cg__mm *mm)
 	struct uffd_msg msgs[BATCH];
 	int handled = 0;
 
-	/* The limit is on reads; the backlog must always be emptied. */
+	int first_err = 0;
+
+	/*
+	 * The limit is on reads; the backlog must always be emptied, and a
+	 * failed batch does not stop the next: the first error is returned.
+	 */
 	for (int b = 0; b < BATCHES_PER_SERVICE || mm->nbacklog;) {
 		ssize_t n;
 		int ret;
@@ -411,20 +445,23 @@ int cg__mm_service(struct cg__mm *mm)
 		if (!mm->nbacklog)
 			b++;
 		n = next_batch(mm, msgs);
+		if (n < 0 && !first_err)
+			first_err = (int)n;
 		if (n <= 0)
-			return n < 0 ? (int)n : handled;
+			break;
 		ret = handle_batch(mm, msgs, (size_t)n);
-		if (ret < 0)
-			return ret;
+		if (ret < 0 && !first_err)
+			first_err = ret;
 		handled += (int)n;
 	}
-	return handled;
+	return first_err ? first_err : handled;
 }
 
 void cg__mm_service_backlog(struct cg__mm *mm)
 {
-	while (mm->nbacklog && cg__mm_service(mm) > 0)
-		;
+	/* cg__mm_service() always empties the backlog, errors or not. */
+	if (mm->nbacklog)
+		cg__mm_service(mm);
 }
 
 int cg__mm_fork_prepare(struct cg__mm *mm)

@@ -93,7 +93,7 @@ static void audit_page(struct audit_ctx *a, unsigned st, uint64_t pme,
 static int audit_chunk(struct audit_ctx *a, struct cg__region *r, uint64_t lo,
 		       uint64_t hi)
 {
-	uint64_t pme[CHUNK_PAGES], mask = 0;
+	uint64_t pme[CHUNK_PAGES];
 	size_t n = (hi - lo) >> CG_PAGE_SHIFT;
 	bool pmd_mapped;
 	int ret;
@@ -101,10 +101,7 @@ static int audit_chunk(struct audit_ctx *a, struct cg__region *r, uint64_t lo,
 	ret = cg__pagemap_read(a->mm->pagemap_fd, lo, n, pme);
 	if (ret)
 		return ret;
-	if (r->kind == CG_RK_THP && a->mm->has_scan)
-		cg__pmd_mapped(a->mm->pagemap_fd, lo & ~(CG_PMD_SIZE - 1),
-			       CG_PMD_SIZE, &mask);
-	pmd_mapped = mask & 1;
+	pmd_mapped = r->kind == CG_RK_THP && cg__mm_pmd_mapped(a->mm, lo);
 	for (size_t i = 0; i < n; i++)
 		audit_page(a, cg__region_get(r, lo + (i << CG_PAGE_SHIFT)), pme[i],
 			   pmd_mapped);
@@ -137,13 +134,8 @@ int cg__mm_audit(struct cg__mm *mm, uint64_t addr, uint64_t len,
 		return -EINVAL;
 	if (end < addr)
 		return -EOVERFLOW;
-	for (uint64_t a0 = addr; a0 < end;) {
-		struct cg__region *r = cg__mm_find(mm, a0);
-
-		if (!r)
-			return -ENOENT;
-		a0 = r->start + r->len;
-	}
+	if (!cg__mm_covered(mm, addr, len))
+		return -ENOENT;
 	if (mm->pagemap_fd < 0)
 		return -ESRCH;
 	memset(out, 0, sizeof(*out));

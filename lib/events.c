@@ -67,21 +67,6 @@ static int resolve_flush(struct cg__mm *mm, struct resolution *res)
 	return ret;
 }
 
-/* Bring a THP chunk's PMD-or-PTE mapping in line with the kernel. */
-static int sync_thp(struct cg__mm *mm, struct cg__region *r, uint64_t addr)
-{
-	uint64_t cs = addr & ~(CG_PMD_SIZE - 1), mask;
-
-	if (r->kind != CG_RK_THP || !cg__region_is_huge(r, addr))
-		return 0;
-	/* Without PAGEMAP_SCAN a PMD mapping cannot be confirmed: assume split. */
-	if (mm->has_scan && !cg__pmd_mapped(mm->pagemap_fd, cs, CG_PMD_SIZE, &mask) &&
-	    (mask & 1))
-		return 0;
-	mm->stats.thp_splits++;
-	return cg__region_set_huge(r, addr, false, 0);
-}
-
 static int handle_fault(struct cg__mm *mm, const struct uffd_msg *msg,
 			struct resolution *res)
 {
@@ -97,7 +82,7 @@ static int handle_fault(struct cg__mm *mm, const struct uffd_msg *msg,
 		resolve_add(res, addr, CG_PAGE_SIZE);
 		return 0;
 	}
-	ret = sync_thp(mm, r, addr);
+	ret = cg__mm_follow_split(mm, r, addr);
 	if (ret)
 		return ret;
 	st = cg__region_get(r, addr);
@@ -107,7 +92,7 @@ static int handle_fault(struct cg__mm *mm, const struct uffd_msg *msg,
 		if (ret && ret != -ESRCH)
 			return ret;
 		/* Unsharing a shared PMD-mapped THP splits it: follow. */
-		ret = sync_thp(mm, r, addr);
+		ret = cg__mm_follow_split(mm, r, addr);
 		if (ret)
 			return ret;
 	}

@@ -193,18 +193,6 @@ static int recheck(struct cg__mm *mm, struct cg__region *r, struct learned *l)
 	return ret;
 }
 
-/* The PMD-mapped THP chunks among [cs, cs+2M), from PAGEMAP_SCAN. */
-static bool chunk_pmd_mapped(struct cg__mm *mm, const struct cg__region *r,
-			     uint64_t cs)
-{
-	uint64_t mask;
-
-	if (r->kind != CG_RK_THP || !mm->has_scan ||
-	    cg__pmd_mapped(mm->pagemap_fd, cs, CG_PMD_SIZE, &mask))
-		return false;
-	return mask & 1;
-}
-
 static int learn_chunk(struct cg__mm *mm, struct cg__region *r,
 		       struct learned *l, uint64_t lo, uint64_t hi,
 		       enum cg__learn mode)
@@ -212,7 +200,7 @@ static int learn_chunk(struct cg__mm *mm, struct cg__region *r,
 	uint64_t pme[CHUNK_PAGES];
 	uint64_t unit = 1ULL << r->unit_shift;
 	size_t n = (hi - lo) >> CG_PAGE_SHIFT;
-	bool huge = chunk_pmd_mapped(mm, r, lo & ~(CG_PMD_SIZE - 1));
+	bool huge = r->kind == CG_RK_THP && cg__mm_pmd_mapped(mm, lo);
 	int ret;
 
 	if (r->kind == CG_RK_HUGETLB || huge)

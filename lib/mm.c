@@ -77,6 +77,38 @@ struct cg__region *cg__mm_find(const struct cg__mm *mm, uint64_t addr)
 	return NULL;
 }
 
+bool cg__mm_covered(const struct cg__mm *mm, uint64_t addr, uint64_t len)
+{
+	for (uint64_t a = addr; a < addr + len;) {
+		const struct cg__region *r = cg__mm_find(mm, a);
+
+		if (!r)
+			return false;
+		a = r->start + r->len;
+	}
+	return true;
+}
+
+bool cg__mm_pmd_mapped(const struct cg__mm *mm, uint64_t addr)
+{
+	uint64_t mask;
+
+	/* Without PAGEMAP_SCAN a PMD mapping cannot be confirmed. */
+	return mm->has_scan &&
+	       !cg__pmd_mapped(mm->pagemap_fd, addr & ~(CG_PMD_SIZE - 1),
+			       CG_PMD_SIZE, &mask) &&
+	       (mask & 1);
+}
+
+int cg__mm_follow_split(struct cg__mm *mm, struct cg__region *r, uint64_t addr)
+{
+	if (r->kind != CG_RK_THP || !cg__region_is_huge(r, addr) ||
+	    cg__mm_pmd_mapped(mm, addr))
+		return 0;
+	mm->stats.thp_splits++;
+	return cg__region_set_huge(r, addr, false, 0);
+}
+
 static bool overlaps(const struct cg__mm *mm, uint64_t addr, uint64_t len)
 {
 	size_t i = lower_bound(mm, addr);

@@ -6,6 +6,22 @@
 #include "mm.h"
 
 int cg__mm_insert(struct cg__mm *mm, struct cg__region *r);
+
+/* Whether regions cover all of [addr, addr+len). */
+bool cg__mm_covered(const struct cg__mm *mm, uint64_t addr, uint64_t len);
+
+/*
+ * Whether the 2 MiB chunk around addr is mapped by one PMD, per
+ * PAGEMAP_SCAN: false without it (a PMD mapping cannot be confirmed).
+ */
+bool cg__mm_pmd_mapped(const struct cg__mm *mm, uint64_t addr);
+
+/*
+ * A THP chunk of r the engine holds PMD-mapped but the kernel no longer
+ * maps by one PMD (or cannot confirm it does) is followed down to 4 KiB
+ * pages and counted in thp_splits.  Returns 0 or -errno.
+ */
+int cg__mm_follow_split(struct cg__mm *mm, struct cg__region *r, uint64_t addr);
 void cg__mm_remove(struct cg__mm *mm, struct cg__region *r);
 
 /*

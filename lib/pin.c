@@ -59,18 +59,6 @@ static uint64_t boottime_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static bool covered(const struct cg__mm *mm, uint64_t start, uint64_t len)
-{
-	for (uint64_t a = start; a < start + len;) {
-		const struct cg__region *r = cg__mm_find(mm, a);
-
-		if (!r)
-			return false;
-		a = r->start + r->len;
-	}
-	return true;
-}
-
 /* Hugetlb pages are pinned whole: the range must not cut one. */
 static bool hugetlb_aligned(const struct cg__mm *mm, uint64_t start,
 			    uint64_t len)
@@ -261,16 +249,9 @@ static void sync_thp_chunks(struct cg__mm *mm, uint64_t start, uint64_t len)
 	for (uint64_t c = start & ~(CG_PMD_SIZE - 1); c < start + len;
 	     c += CG_PMD_SIZE) {
 		struct cg__region *r = cg__mm_find(mm, c < start ? start : c);
-		uint64_t mask;
 
-		if (!r || r->kind != CG_RK_THP || !cg__region_is_huge(r, c))
-			continue;
-		if (mm->has_scan &&
-		    !cg__pmd_mapped(mm->pagemap_fd, c, CG_PMD_SIZE, &mask) &&
-		    (mask & 1))
-			continue;
-		cg__region_set_huge(r, c, false, 0);
-		mm->stats.thp_splits++;
+		if (r)
+			cg__mm_follow_split(mm, r, c);
 	}
 }
 
@@ -328,7 +309,7 @@ static int check_pin_args(const struct cg__mm *mm, uint64_t start,
 		return -EINVAL;
 	if (start + len < start)
 		return -EOVERFLOW;
-	if (!covered(mm, start, len))
+	if (!cg__mm_covered(mm, start, len))
 		return -ENOENT;
 	if (!hugetlb_aligned(mm, start, len))
 		return -EINVAL;

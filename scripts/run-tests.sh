@@ -19,7 +19,8 @@
 #                    spaces (scripts/run-unprivileged.sh: setpriv ...)
 #   CG_TEST_LANE     a name for this run: the summary line starts "NAME lane: "
 #   CG_TEST_TALLY    a file to which "LANE PASSED FAILED SKIPPED STATUS" is
-#                    appended at the end, for --total
+#                    appended at the end, for --total (and the failed
+#                    binaries with their failed checks to TALLY.failures)
 #
 # The last line printed is "N passed, N failed" (", N skipped" when any).
 # Exit status is non-zero when any binary failed or timed out, or none ran.
@@ -27,7 +28,8 @@
 # With --total, the last line adds up every line of TALLY of each lane named
 # (a lane's script may add a line of its own: a failure outside the tests);
 # a lane that recorded nothing (its script died first) counts as one
-# failure.  Exit status is non-zero when any recorded status was.
+# failure.  The failed binaries of every lane are listed again just before
+# it.  Exit status is non-zero when any recorded status was.
 set -euo pipefail
 
 counts() {
@@ -54,6 +56,11 @@ if [ "${1:-}" = --total ]; then
 			[ "$rc" -eq 0 ] || status=1
 		done <<<"$lines"
 	done
+	if [ -s "$tally.failures" ]; then
+		echo "run-tests: failed, in all lanes:"
+		cat "$tally.failures"
+	fi
+	rm -f "$tally.failures"
 	counts "$passed" "$failed" "$skipped"
 	exit "$status"
 fi
@@ -149,8 +156,17 @@ if [ "$ran" -eq 0 ]; then
 	status=1
 fi
 if [ "${#bad[@]}" -gt 0 ]; then
+	# Repeated at the end, where a CI log's tail shows it: each failed
+	# binary with its failed checks (or its last lines, when none).
+	for entry in "${bad[@]}"; do
+		echo "  ${lane:+$lane lane: }$entry"
+		log="$logdir/${entry%% *}.log"
+		{ grep -E ':[FE]:' "$log" || tail -n 5 "$log"; } |
+			head -n 5 | cut -c1-400 | sed 's/^/    /'
+	done >"$logdir/failures"
 	echo "run-tests: failed binaries:"
-	printf '  %s\n' "${bad[@]}"
+	cat "$logdir/failures"
+	[ -n "${CG_TEST_TALLY:-}" ] && cat "$logdir/failures" >>"$CG_TEST_TALLY.failures"
 	status=1
 fi
 

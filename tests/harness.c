@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -125,6 +126,30 @@ size_t h_page_size(enum h_kind kind)
 		return GIB;
 	}
 	return 4 * KIB;
+}
+
+void h_stay_on_this_cpu(void)
+{
+	int cpu = sched_getcpu();
+	cpu_set_t set;
+
+	ck_assert_int_ge(cpu, 0);
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	ck_assert_int_eq(sched_setaffinity(0, sizeof(set), &set), 0);
+}
+
+void h_flush_lru_batch(void)
+{
+	/* More new pages than a batch holds (31): it fills and drains. */
+	size_t len = 64 * 4 * KIB;
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	ck_assert(p != MAP_FAILED);
+	for (size_t off = 0; off < len; off += 4 * KIB)
+		p[off] = 1;
+	munmap(p, len);
 }
 
 static void *map_aligned(size_t len, size_t align)

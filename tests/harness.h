@@ -57,6 +57,17 @@ void *h_map(enum h_kind kind, size_t len, int fill);
 size_t h_page_size(enum h_kind kind);
 
 /*
+ * A 4 KiB page faulted in lately sits in its CPU's LRU-add batch, which
+ * holds a reference to it: while it does, an unshare copies the page even
+ * when no one else maps it (the kernel's own FOLL_PIN unshare too), and
+ * only a drain on that CPU lets it be reused.  A test that wants reuse calls
+ * h_stay_on_this_cpu() before it faults the pages in, and
+ * h_flush_lru_batch() before it unshares them.
+ */
+void h_stay_on_this_cpu(void);
+void h_flush_lru_batch(void);
+
+/*
  * Whether n free huge pages of kind can be had, waiting up to 2 s for
  * pages an earlier test freed (gigantic pages are freed lazily).  A fork
  * test needs a spare page per shared one: with the pool short, the kernel

@@ -125,6 +125,7 @@ START_TEST(pinning_a_range_whose_child_has_exited_reuses_every_page)
 	uint64_t *was;
 	char *p;
 
+	h_stay_on_this_cpu();
 	p = setup(kind, len, &cg, H_MODE(_i));
 	if (!p)
 		return;
@@ -153,6 +154,7 @@ START_TEST(pinning_a_range_whose_child_has_exited_reuses_every_page)
 	/* Maybe-shared for the engine, mapped once in the kernel. */
 	ck_assert_int_eq(ph_query(cg, p).exclusive, 0);
 	was = frames(p, kind, len);
+	h_flush_lru_batch();
 	s0 = ph_stats(cg);
 	ret = cg_pin(cg, p, len, CG_PIN_RO, &pin);
 	if (ret == -ENOMEM && kind == H_HUGETLB_1G) {

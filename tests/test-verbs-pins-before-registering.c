@@ -28,6 +28,7 @@
 #include "harness.h"
 #include "pin-util.h"
 #include "protocol.h"
+#include "verbs-util.h"
 #include "verbs_internal.h"
 
 #define FAKE_LKEY 0x1234u
@@ -428,40 +429,6 @@ END_TEST
 
 /* ---- cases on a device (the QEMU soft-RoCE lane) --------------------------- */
 
-struct device {
-	struct ibv_device **list;
-	struct ibv_context *ctx;
-	struct ibv_pd *pd;
-};
-
-/* The first device's PD, or false after saying why there is none. */
-static bool device_open(struct device *d)
-{
-	int n = 0;
-
-	memset(d, 0, sizeof(*d));
-	d->list = ibv_get_device_list(&n);
-	if (!d->list || n == 0) {
-		if (d->list)
-			ibv_free_device_list(d->list);
-		h_skip("no RDMA device (ibv_get_device_list found none)");
-		return false;
-	}
-	d->ctx = ibv_open_device(d->list[0]);
-	ck_assert_msg(d->ctx != NULL, "ibv_open_device(%s): %s",
-		      ibv_get_device_name(d->list[0]), strerror(errno));
-	d->pd = ibv_alloc_pd(d->ctx);
-	ck_assert_msg(d->pd != NULL, "ibv_alloc_pd: %s", strerror(errno));
-	return true;
-}
-
-static void device_close(struct device *d)
-{
-	ibv_dealloc_pd(d->pd);
-	ibv_close_device(d->ctx);
-	ibv_free_device_list(d->list);
-}
-
 /*
  * Per mode, read-only then writable: fork, register the COW-shared buffer
  * on the device, every page exclusive in the kernel and the engine, and
@@ -475,10 +442,10 @@ START_TEST(on_a_device_an_mr_of_a_cow_shared_buffer_keeps_the_parents_pages)
 	static const int access[] = { IBV_ACCESS_REMOTE_READ,
 				      IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE };
 	size_t len = 64 * PG;
-	struct device d;
+	struct vu_device d;
 	struct cg *cg;
 
-	if (!device_open(&d))
+	if (!vu_open(&d))
 		return;
 	cg = h_open(_i);
 	for (size_t i = 0; i < 2; i++) {
@@ -513,7 +480,7 @@ START_TEST(on_a_device_an_mr_of_a_cow_shared_buffer_keeps_the_parents_pages)
 		munmap(p, len);
 	}
 	cg_close(cg);
-	device_close(&d);
+	vu_close(&d);
 }
 END_TEST
 

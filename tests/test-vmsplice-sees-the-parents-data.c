@@ -348,10 +348,22 @@ START_TEST(a_page_only_read_so_far_is_not_spliced_as_the_zero_page)
 	ck_assert_int_eq(pipe(fds), 0);
 	ck_assert_int_eq(p[0] + q[0], 0);	/* read: the zero page */
 
-	ck_assert_int_eq(vmsplice(fds[1], &(struct iovec){ q, PG }, 1, 0), (ssize_t)PG);
-	memset(q, 'B', PG);
-	ck_assert_msg(read_page(fds[0]) == 0, "without cowguard the pipe read the "
-		      "write, not the zero page");
+	/*
+	 * Mapped and not "mapped once": the zero page.  Some kernels never
+	 * map it (seen here: a VM booted with pvm_no_zero_page=1 gives a read
+	 * a page of its own); then there is nothing stale to show.
+	 */
+	if (h_kpage(q).present && !h_kpage(q).mapped_once) {
+		ck_assert_int_eq(vmsplice(fds[1], &(struct iovec){ q, PG }, 1, 0),
+				 (ssize_t)PG);
+		memset(q, 'B', PG);
+		ck_assert_msg(read_page(fds[0]) == 0, "without cowguard the pipe "
+			      "read the write, not the zero page");
+	} else {
+		h_skip("%s: a read mapped a page of its own, not the zero page "
+		       "(this kernel maps none): no control, cowguard still "
+		       "checked", h_kind_name(kind));
+	}
 
 	cg = h_open(_i / 2);
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);

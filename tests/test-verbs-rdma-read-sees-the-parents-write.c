@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A peer that reads a read-only memory region with RDMA READ sees what the
+ * application wrote there after a fork, not the page the child still has.
+ *
+ * The buffer is COW-shared with a child when it is registered; the parent
+ * then writes new data; a second queue pair on the same device (a loopback
+ * RC connection, as a remote peer would read) fetches the region.  Through
+ * cg_ibv_reg_mr() cowguard has made every page exclusive before the kernel
+ * pinned it, so the write lands in the pinned page and cg_ibv_dereg_mr()
+ * finds nothing replaced.
+ *
+ * The opposite case, a registration without cowguard that pins the shared
+ * page and lets the parent's write go to a copy, exists only on a kernel
+ * whose read-only long-term pin neither breaks COW nor unshares.  Debian's
+ * 6.1 pins every MR for writing (ib_umem_get: FOLL_WRITE | FOLL_FORCE
+ * until 6.2), which breaks COW at registration; 5.19 and later unshare a
+ * read-only FOLL_LONGTERM pin.  The second case registers without cowguard
+ * and shows the stale read where the kernel lets the page stay shared;
+ * where it does not, it shows that the kernel made every page exclusive
+ * itself, and skips saying so.  That is why the first case asserts
+ * cowguard's own counters: on these kernels it would pass without it.
+ *
+ * Needs an RDMA device: the QEMU soft-RoCE lane (rxe0) runs it, the host
+ * (no INFINIBAND) skips saying so.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cowguard/verbs.h>
+
+#include "harness.h"
+#include "pin-util.h"
+#include "verbs-util.h"
+
+#define NPAGES 64
+#define LEN (NPAGES * PG)
+
+/* Each page its own byte, so a page read from the wrong frame shows. */
+static void fill_new(char *p)
+{
+	for (size_t i = 0; i < NPAGES; i++)
+		memset(p + i * PG, 'a' + (int)(i % 26), PG);
+}
+
+/* A local buffer qp[1] may write into. */
+static char *map_target(struct vu_device *d, struct ibv_mr **mr)
+{
+	char *dst = mmap(NULL, LEN, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	ck_assert(dst != MAP_FAILED);
+	memset(dst, 0, LEN);
+	*mr = ibv_reg_mr(d->pd, dst, LEN, IBV_ACCESS_LOCAL_WRITE);
+	ck_assert_msg(*mr != NULL, "ibv_reg_mr(target): %s", strerror(errno));
+	return dst;
+}
+
+/* The first page whose content differs, or -1. */
+static long first_difference(const char *a, const char *b)
+{
+	for (size_t i = 0; i < NPAGES; i++)
+		if (memcmp(a + i * PG, b + i * PG, PG))
+			return (long)i;
+	return -1;
+}
+
+START_TEST(with_cowguard_an_rdma_read_after_the_parents_write_returns_it)
+{
+	struct cg_stats s0, s1;
+	struct vu_device d;
+	struct ibv_mr *dst_mr;
+	struct cg_mr *mr = NULL;
+	struct h_waiter w;
+	struct vu_loop l;
+	uint64_t pfn;
+	char *p, *dst;
+	struct cg *cg;
+	long diff;
+
+	if (!vu_open(&d))
+		return;
+	vu_loop_open(&d, &l);
+	dst = map_target(&d, &dst_mr);
+	p = h_map(H_4K, LEN, 'A');
+	cg = h_open(_i);
+	ck_assert_int_eq(cg_register(cg, p, LEN, 0), 0);
+	w = h_fork_waiting(p, 'A');
+	ck_assert_int_eq(ph_kernel_exclusive(p, H_4K), 0);
+
+	s0 = ph_stats(cg);
+	ck_assert_int_eq(cg_ibv_reg_mr(cg, d.pd, p, LEN, IBV_ACCESS_REMOTE_READ,
+				       &mr), 0);
+	s1 = ph_stats(cg);
+	/* cowguard's own doing, before the kernel pinned anything. */
+	ck_assert_uint_eq(s1.unshare_copies - s0.unshare_copies, NPAGES);
+	ck_assert_uint_eq(s1.pins - s0.pins, 1);
+	ph_for_each_page(off, H_4K, LEN)
+		ck_assert_int_eq(ph_kernel_exclusive(p + off, H_4K), 1);
+
+	pfn = ph_pfn(p);
+	fill_new(p);
+	ck_assert_uint_eq(ph_pfn(p), pfn);
+	vu_rdma_read(&l, dst, dst_mr->lkey, p, cg_ibv_mr(mr)->rkey, LEN);
+	diff = first_difference(dst, p);
+	ck_assert_msg(diff < 0, "RDMA READ: page %ld is not what the parent "
+		      "wrote (read '%c', wrote '%c')", diff, dst[diff * PG],
+		      p[diff * PG]);
+
+	ck_assert_int_eq(cg_ibv_dereg_mr(mr), 0);
+	ck_assert_uint_eq(ph_stats(cg).pin_violations, s0.pin_violations);
+	ck_assert_int_eq(h_release(&w), 0);	/* the child read 'A' */
+	h_audit_clean(cg, p, LEN);
+	cg_close(cg);
+	munmap(p, LEN);
+	ibv_dereg_mr(dst_mr);
+	munmap(dst, LEN);
+	vu_loop_close(&l);
+	vu_close(&d);
+}
+END_TEST
+
+/* How many pages of p the kernel says are exclusive to us now. */
+static size_t kernel_exclusive_pages(const char *p)
+{
+	size_t n = 0;
+
+	ph_for_each_page(off, H_4K, LEN)
+		n += ph_kernel_exclusive(p + off, H_4K) == 1;
+	return n;
+}
+
+START_TEST(without_cowguard_the_read_is_stale_unless_the_kernel_unshares)
+{
+	struct vu_device d;
+	struct ibv_mr *dst_mr, *mr;
+	struct h_waiter w;
+	struct vu_loop l;
+	char *p, *dst;
+	size_t exclusive;
+	long diff;
+
+	if (!vu_open(&d))
+		return;
+	vu_loop_open(&d, &l);
+	dst = map_target(&d, &dst_mr);
+	p = h_map(H_4K, LEN, 'A');
+	w = h_fork_waiting(p, 'A');
+	ck_assert_uint_eq(kernel_exclusive_pages(p), 0);
+
+	mr = ibv_reg_mr(d.pd, p, LEN, IBV_ACCESS_REMOTE_READ);
+	ck_assert_msg(mr != NULL, "ibv_reg_mr: %s", strerror(errno));
+	exclusive = kernel_exclusive_pages(p);
+	fill_new(p);
+	vu_rdma_read(&l, dst, dst_mr->lkey, p, mr->rkey, LEN);
+	diff = first_difference(dst, p);
+
+	if (exclusive == NPAGES) {
+		ck_assert_msg(diff < 0, "the kernel unshared, yet page %ld "
+			      "read stale", diff);
+		h_skip("no stale read to show: this kernel made all %d pages "
+		       "exclusive when it pinned the read-only MR (6.1: "
+		       "ib_umem_get pins FOLL_WRITE|FOLL_FORCE; 5.19+: "
+		       "read-only long-term pins unshare)", NPAGES);
+	} else {
+		/* The shared pages were pinned; the write went to copies. */
+		ck_assert_msg(diff >= 0 && dst[diff * PG] == 'A',
+			      "%zu of %d pages stayed shared, yet the read "
+			      "returned the parent's data", NPAGES - exclusive,
+			      NPAGES);
+	}
+	ck_assert_int_eq(ibv_dereg_mr(mr), 0);
+	ck_assert_int_eq(h_release(&w), 0);
+	munmap(p, LEN);
+	ibv_dereg_mr(dst_mr);
+	munmap(dst, LEN);
+	vu_loop_close(&l);
+	vu_close(&d);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("verbs RDMA READ sees the parent's write");
+	TCase *tc = tcase_create("rdma read");
+
+	h_timeout(tc, 60);
+	h_add_modes(tc, with_cowguard_an_rdma_read_after_the_parents_write_returns_it);
+	tcase_add_test(tc, without_cowguard_the_read_is_stale_unless_the_kernel_unshares);
+	suite_add_tcase(s, tc);
+	return h_main(s, H_NEED_DAEMON);
+}

@@ -50,7 +50,13 @@ if [ "${1:-}" = --total ]; then
 			failed=$((failed + 1)) status=1
 			continue
 		fi
-		while read -r _ p f s rc; do
+		while read -r _ p f s rc extra; do
+			if ! [[ "$p$f$s$rc" =~ ^[0-9]+$ ]] || [ -n "$extra" ]; then
+				echo "run-tests: the $lane lane's tally line is garbled:" \
+				     "$lane $p $f $s $rc $extra"
+				failed=$((failed + 1)) status=1
+				continue
+			fi
 			passed=$((passed + p)) failed=$((failed + f))
 			skipped=$((skipped + s))
 			[ "$rc" -eq 0 ] || status=1

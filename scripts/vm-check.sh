@@ -48,7 +48,7 @@ status=${PIPESTATUS[0]}
 summary=$(grep -E "^(${lane:+$lane lane: })[0-9]+ passed, [0-9]+ failed" "$log" | tail -n 1)
 if [ -n "$tally" ]; then
 	if [ -n "$summary" ]; then
-		read -r p f s < <(sed -E 's/^.*\b([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?.*$/\1 \2 \3/' <<<"$summary")
+		read -r p f s < <(sed -E 's/^.*\b([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?.*$/\1 \2 \4/' <<<"$summary")
 		echo "${lane:-vm} $p $f ${s:-0} $status" >>"$tally"
 		sed -n '/^run-tests: failed binaries:$/,$p' "$log" |
 			grep '^  ' >>"$tally.failures" || true

@@ -118,6 +118,8 @@ for bin in "$dir"/*; do
 		fails=$((fails + f + e))
 	done < <(sed -nE 's/^[0-9]+%: Checks: ([0-9]+), Failures: ([0-9]+), Errors: ([0-9]+).*/\1 \2 \3/p' "$log")
 	skips=$(grep -c '^SKIP:' "$log" || true)
+	grep '^SKIP:' "$log" | sort | uniq -c |
+		sed -E "s/^ *([0-9]+) SKIP: */  $name: \1x /" >>"$logdir/skips" || true
 
 	if [ "$rc" -eq 77 ]; then
 		[ "$skips" -gt 0 ] || skips=1
@@ -154,6 +156,12 @@ if [ -n "$dmesg_before" ]; then
 		echo "run-tests: the kernel logged during the run:"
 		cat "$logdir/dmesg"
 	fi
+fi
+
+# Which binaries skipped what, and why, in one place.
+if [ -s "$logdir/skips" ]; then
+	echo "run-tests: skipped${lane:+ in the $lane lane} (binary: times, reason):"
+	cut -c1-300 "$logdir/skips"
 fi
 
 status=0

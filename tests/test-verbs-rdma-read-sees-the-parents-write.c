@@ -46,45 +46,62 @@ static void fill_new(char *p)
 		memset(p + i * PG, 'a' + (int)(i % 26), PG);
 }
 
-/* A local buffer qp[1] may write into. */
-static char *map_target(struct vu_device *d, struct ibv_mr **mr)
-{
-	char *dst = mmap(NULL, LEN, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+/* The device, the loopback pair, and a local buffer qp[1] reads into. */
+struct rig {
+	struct vu_device d;
+	struct vu_loop l;
+	struct ibv_mr *dst_mr;
+	char *dst;
+};
 
-	ck_assert(dst != MAP_FAILED);
-	memset(dst, 0, LEN);
-	*mr = ibv_reg_mr(d->pd, dst, LEN, IBV_ACCESS_LOCAL_WRITE);
-	ck_assert_msg(*mr != NULL, "ibv_reg_mr(target): %s", strerror(errno));
-	return dst;
+static bool rig_open(struct rig *r)
+{
+	if (!vu_open(&r->d))
+		return false;
+	vu_loop_open(&r->d, &r->l);
+	r->dst = mmap(NULL, LEN, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert(r->dst != MAP_FAILED);
+	memset(r->dst, 0, LEN);
+	r->dst_mr = ibv_reg_mr(r->d.pd, r->dst, LEN, IBV_ACCESS_LOCAL_WRITE);
+	ck_assert_msg(r->dst_mr != NULL, "ibv_reg_mr(target): %s", strerror(errno));
+	return true;
 }
 
-/* The first page whose content differs, or -1. */
-static long first_difference(const char *a, const char *b)
+static void rig_close(struct rig *r)
 {
+	ibv_dereg_mr(r->dst_mr);
+	munmap(r->dst, LEN);
+	vu_loop_close(&r->l);
+	vu_close(&r->d);
+}
+
+/*
+ * RDMA READ the region at p (rkey) and compare with what p holds now:
+ * the first page that differs, or -1.
+ */
+static long read_back(struct rig *r, const char *p, uint32_t rkey)
+{
+	vu_rdma_read(&r->l, r->dst, r->dst_mr->lkey, p, rkey, LEN);
 	for (size_t i = 0; i < NPAGES; i++)
-		if (memcmp(a + i * PG, b + i * PG, PG))
+		if (memcmp(r->dst + i * PG, p + i * PG, PG))
 			return (long)i;
 	return -1;
 }
 
 START_TEST(with_cowguard_an_rdma_read_after_the_parents_write_returns_it)
 {
-	struct cg_stats s0, s1;
-	struct vu_device d;
-	struct ibv_mr *dst_mr;
 	struct cg_mr *mr = NULL;
+	struct cg_stats s0, s1;
 	struct h_waiter w;
-	struct vu_loop l;
-	uint64_t pfn;
-	char *p, *dst;
+	struct rig r;
 	struct cg *cg;
+	uint64_t pfn;
 	long diff;
+	char *p;
 
-	if (!vu_open(&d))
+	if (!rig_open(&r))
 		return;
-	vu_loop_open(&d, &l);
-	dst = map_target(&d, &dst_mr);
 	p = h_map(H_4K, LEN, 'A');
 	cg = h_open(_i);
 	ck_assert_int_eq(cg_register(cg, p, LEN, 0), 0);
@@ -92,7 +109,7 @@ START_TEST(with_cowguard_an_rdma_read_after_the_parents_write_returns_it)
 	ck_assert_int_eq(ph_kernel_exclusive(p, H_4K), 0);
 
 	s0 = ph_stats(cg);
-	ck_assert_int_eq(cg_ibv_reg_mr(cg, d.pd, p, LEN, IBV_ACCESS_REMOTE_READ,
+	ck_assert_int_eq(cg_ibv_reg_mr(cg, r.d.pd, p, LEN, IBV_ACCESS_REMOTE_READ,
 				       &mr), 0);
 	s1 = ph_stats(cg);
 	/* cowguard's own doing, before the kernel pinned anything. */
@@ -104,10 +121,9 @@ START_TEST(with_cowguard_an_rdma_read_after_the_parents_write_returns_it)
 	pfn = ph_pfn(p);
 	fill_new(p);
 	ck_assert_uint_eq(ph_pfn(p), pfn);
-	vu_rdma_read(&l, dst, dst_mr->lkey, p, cg_ibv_mr(mr)->rkey, LEN);
-	diff = first_difference(dst, p);
+	diff = read_back(&r, p, cg_ibv_mr(mr)->rkey);
 	ck_assert_msg(diff < 0, "RDMA READ: page %ld is not what the parent "
-		      "wrote (read '%c', wrote '%c')", diff, dst[diff * PG],
+		      "wrote (read '%c', wrote '%c')", diff, r.dst[diff * PG],
 		      p[diff * PG]);
 
 	ck_assert_int_eq(cg_ibv_dereg_mr(mr), 0);
@@ -116,10 +132,7 @@ START_TEST(with_cowguard_an_rdma_read_after_the_parents_write_returns_it)
 	h_audit_clean(cg, p, LEN);
 	cg_close(cg);
 	munmap(p, LEN);
-	ibv_dereg_mr(dst_mr);
-	munmap(dst, LEN);
-	vu_loop_close(&l);
-	vu_close(&d);
+	rig_close(&r);
 }
 END_TEST
 
@@ -135,28 +148,24 @@ static size_t kernel_exclusive_pages(const char *p)
 
 START_TEST(without_cowguard_the_read_is_stale_unless_the_kernel_unshares)
 {
-	struct vu_device d;
-	struct ibv_mr *dst_mr, *mr;
 	struct h_waiter w;
-	struct vu_loop l;
-	char *p, *dst;
 	size_t exclusive;
+	struct ibv_mr *mr;
+	struct rig r;
 	long diff;
+	char *p;
 
-	if (!vu_open(&d))
+	if (!rig_open(&r))
 		return;
-	vu_loop_open(&d, &l);
-	dst = map_target(&d, &dst_mr);
 	p = h_map(H_4K, LEN, 'A');
 	w = h_fork_waiting(p, 'A');
 	ck_assert_uint_eq(kernel_exclusive_pages(p), 0);
 
-	mr = ibv_reg_mr(d.pd, p, LEN, IBV_ACCESS_REMOTE_READ);
+	mr = ibv_reg_mr(r.d.pd, p, LEN, IBV_ACCESS_REMOTE_READ);
 	ck_assert_msg(mr != NULL, "ibv_reg_mr: %s", strerror(errno));
 	exclusive = kernel_exclusive_pages(p);
 	fill_new(p);
-	vu_rdma_read(&l, dst, dst_mr->lkey, p, mr->rkey, LEN);
-	diff = first_difference(dst, p);
+	diff = read_back(&r, p, mr->rkey);
 
 	if (exclusive == NPAGES) {
 		ck_assert_msg(diff < 0, "the kernel unshared, yet page %ld "
@@ -167,7 +176,7 @@ START_TEST(without_cowguard_the_read_is_stale_unless_the_kernel_unshares)
 		       "read-only long-term pins unshare)", NPAGES);
 	} else {
 		/* The shared pages were pinned; the write went to copies. */
-		ck_assert_msg(diff >= 0 && dst[diff * PG] == 'A',
+		ck_assert_msg(diff >= 0 && r.dst[diff * PG] == 'A',
 			      "%zu of %d pages stayed shared, yet the read "
 			      "returned the parent's data", NPAGES - exclusive,
 			      NPAGES);
@@ -175,10 +184,7 @@ START_TEST(without_cowguard_the_read_is_stale_unless_the_kernel_unshares)
 	ck_assert_int_eq(ibv_dereg_mr(mr), 0);
 	ck_assert_int_eq(h_release(&w), 0);
 	munmap(p, LEN);
-	ibv_dereg_mr(dst_mr);
-	munmap(dst, LEN);
-	vu_loop_close(&l);
-	vu_close(&d);
+	rig_close(&r);
 }
 END_TEST
 

@@ -30,7 +30,8 @@ struct learned {
 	size_t nunshare;
 	struct unit recheck[CHUNK_PAGES];
 	size_t nrecheck;
-	bool hugetlb_room;	/* the pool can take a copy of every unit */
+	bool hugetlb_none_shared;	/* smaps: no hugetlb page of r is */
+	bool hugetlb_room;	/* the pool can take a copy of this unit */
 	uint64_t protect_start, protect_len;	/* one pending run */
 };
 
@@ -78,20 +79,30 @@ static int protect_flush(struct cg__mm *mm, struct learned *l)
 	return ret;
 }
 
-/*
- * Whether unsharing hugetlb units at registration is safe: with the pool
- * short, unsharing a shared private hugetlb page takes the page from the
- * other process, which then dies of SIGBUS or reads zeros.  Safe when no
- * page is shared (unsharing then reuses), or when the pool can copy all.
- */
-static bool hugetlb_room(const struct cg__mm *mm, const struct cg__region *r)
+/* Nothing shared (smaps can tell; bit 56 cannot for 1 GiB): no copy. */
+static bool hugetlb_none_shared(const struct cg__mm *mm,
+				const struct cg__region *r)
 {
 	struct cg__vma_kind k;
 
-	/* Nothing shared (smaps can tell; bit 56 cannot for 1 GiB): no copy. */
-	if (!cg__vma_probe(mm->pid, r->start, r->len, &k) && !k.shared_hugetlb_kb)
-		return true;
-	return cg__hugetlb_spare(r->unit_shift) >= (long)(r->len >> r->unit_shift);
+	return !cg__vma_probe(mm->pid, r->start, r->len, &k) &&
+	       !k.shared_hugetlb_kb;
+}
+
+/*
+ * Whether unsharing the next hugetlb unit at registration is safe: with the
+ * pool short, unsharing a shared private hugetlb page takes the page from
+ * the other process, which then dies of SIGBUS or reads zeros.  Safe when
+ * no page is shared (unsharing then reuses), or when the pool has a page
+ * for this unit's copy.  Asked unit by unit, just before its unshare: a
+ * unit that turns out exclusive is reused and leaves the spare page for the
+ * next, so one spare page lets every exclusive unit be proven so (smaps
+ * sometimes counts a fresh private 1 GiB page as shared on 6.18, and
+ * without root nothing else tells).
+ */
+static bool hugetlb_room(const struct learned *l, const struct cg__region *r)
+{
+	return l->hugetlb_none_shared || cg__hugetlb_spare(r->unit_shift) >= 1;
 }
 
 /*
@@ -255,13 +266,16 @@ int cg__mm_learn(struct cg__mm *mm, struct cg__region *r, uint64_t start,
 		start = r->start;
 	if (end > r->start + r->len)
 		end = r->start + r->len;
-	l->hugetlb_room = r->kind == CG_RK_HUGETLB && mode == CG_LEARN_REGISTER &&
-			  hugetlb_room(mm, r);
+	l->hugetlb_none_shared = r->kind == CG_RK_HUGETLB &&
+				 mode == CG_LEARN_REGISTER &&
+				 hugetlb_none_shared(mm, r);
 	while (start < end && !ret) {
 		uint64_t hi = (start & ~(step - 1)) + step;
 
 		if (hi > end)
 			hi = end;
+		l->hugetlb_room = r->kind == CG_RK_HUGETLB &&
+				  mode == CG_LEARN_REGISTER && hugetlb_room(l, r);
 		if (mode != CG_LEARN_NEW ||
 		    cg__region_walk(r, start, hi - start, any_unseen, NULL))
 			ret = learn_chunk(mm, r, l, start, hi, mode);

@@ -172,9 +172,17 @@ static void *map_hugetlb(size_t len, int size_flag, const char *what)
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | size_flag, -1, 0);
 
+	if (p == MAP_FAILED && size_flag == MAP_HUGE_1GB &&
+	    access(NR_1G, F_OK)) {
+		h_skip("no %s hugetlb pages on this machine (no %s: the CPU "
+		       "lacks pdpe1gb, or the kernel gigantic pages)", what,
+		       NR_1G);
+		return NULL;
+	}
 	if (p == MAP_FAILED) {
-		h_skip("no %s hugetlb pages to be had (%s); run as root so the "
-		       "harness can raise the pool", what, strerror(errno));
+		h_skip("no %s hugetlb pages to be had (%s); %s", what,
+		       strerror(errno), geteuid() ? "run as root so the "
+		       "harness can raise the pool" : "the pool is short");
 		return NULL;
 	}
 	return p;

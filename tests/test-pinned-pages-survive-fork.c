@@ -84,12 +84,21 @@ static int child_main(void *arg)
 			return 23;
 	}
 	if (c->dontfork) {
+		unsigned char vec;
+
 		if (cg_query(c->cg, c->p, &q) != -ENOENT)
 			return 30;	/* tracks what it does not map */
+		/*
+		 * Mapped after all: the parent's page (31), or something the
+		 * child mapped since in the hole fork left (32: a thread's
+		 * stack, ASan's allocator; seen under ASan).
+		 */
+		if (mincore(c->p, PG, &vec) == 0)
+			return *(volatile char *)c->p == 'A' ? 31 : 32;
 		/* Die of it, even under ASan (which catches SIGSEGV). */
 		signal(SIGSEGV, SIG_DFL);
 		*(volatile char *)c->p;	/* SIGSEGV */
-		return 31;
+		return 33;
 	}
 	/* 6.18 loses a private 1 GiB page at fork now and then: see below. */
 	if (!present(c->p))
@@ -196,6 +205,10 @@ static void fork_while_pinned(int i, bool foll_pin)
 		ck_assert_msg(status == 0, "child exited %d (2x: the shared "
 			      "rest, 4x: its copy of the pinned range, 50: no "
 			      "page there)", status);
+	else if (status == 32)
+		printf("NOTE: %s: the child mapped something else where the "
+		       "pinned range was; not the parent's page\n",
+		       h_kind_name(kind));
 	else
 		ck_assert_msg(status == 128 + SIGSEGV, "child exited %d, not "
 			      "killed by SIGSEGV (3x: the pinned range; 2x: the "

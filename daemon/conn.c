@@ -8,10 +8,12 @@
 
 #include "daemon.h"
 
-static void on_conn_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
 	struct conn *c = h->data;
 
+	if (--c->open_handles)
+		return;
 	close(c->sock);
 	free(c);
 }
@@ -31,7 +33,24 @@ void conn_close(struct conn *c)
 	/* The client's state and its uffd go with its connection. */
 	if (c->tracked)
 		tracked_close(c->tracked);
-	uv_close((uv_handle_t *)&c->poll, on_conn_closed);
+	uv_close((uv_handle_t *)&c->poll, on_handle_closed);
+	uv_close((uv_handle_t *)&c->hello_timer, on_handle_closed);
+}
+
+/*
+ * A connection holds one of --max-clients slots from accept on: one that
+ * never says hello would hold it for good, and enough of them would lock
+ * every client out.
+ */
+static void on_hello_timeout(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+
+	if (c->kind != CONN_NEW)
+		return;
+	conn_log(4, c, "dropped: no hello within %u ms",
+		 c->srv->opt.hello_timeout_ms);
+	conn_close(c);
 }
 
 static void on_readable(uv_poll_t *h, int status, int events)
@@ -114,10 +133,15 @@ static void on_accept(uv_poll_t *h, int status, int events)
 		return;
 	}
 	c->poll.data = c;
+	uv_timer_init(srv->loop, &c->hello_timer);
+	c->hello_timer.data = c;
+	c->open_handles = 2;
 	c->next = srv->conns;
 	srv->conns = c;
 	srv->nconns++;
 	uv_poll_start(&c->poll, UV_READABLE | UV_DISCONNECT, on_readable);
+	uv_timer_start(&c->hello_timer, on_hello_timeout,
+		       srv->opt.hello_timeout_ms, 0);
 	conn_log(7, c, "connected");
 }
 

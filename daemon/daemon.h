@@ -16,6 +16,8 @@ struct server;
 /* A connection: an application, a forked child, or cowguardctl. */
 struct conn {
 	uv_poll_t poll;
+	uv_timer_t hello_timer;		/* drops a connection that never says hello */
+	int open_handles;		/* freed when both are closed */
 	int sock;
 	struct ucred cred;
 	enum { CONN_NEW, CONN_APP, CONN_CTL } kind;
@@ -40,6 +42,7 @@ struct options {
 	const char *socket_path;
 	struct cg__limits limits;
 	unsigned max_conns;
+	unsigned hello_timeout_ms;	/* from accept to hello */
 	unsigned max_children;		/* unnamed adopted children per parent */
 	bool verbose;
 };

@@ -22,6 +22,8 @@ static void usage(FILE *out)
 		"  -s, --socket PATH        listen on PATH (default %s, or the\n"
 		"                           socket systemd passes in)\n"
 		"      --max-clients N      connections at once (default 1024)\n"
+		"      --hello-timeout MS   drop a connection that has not said\n"
+		"                           hello within MS ms (default 10000)\n"
 		"      --max-regions N      regions per client (default 4096)\n"
 		"      --max-bytes BYTES    registered bytes per client (default 1T;\n"
 		"                           suffixes K M G T)\n"
@@ -58,7 +60,7 @@ static int parse_size(const char *s, uint64_t *out)
 }
 
 enum { OPT_MAX_CLIENTS = 256, OPT_MAX_REGIONS, OPT_MAX_BYTES, OPT_MAX_CHILDREN,
-       OPT_MAX_PINS };
+       OPT_MAX_PINS, OPT_HELLO_TIMEOUT };
 
 static int parse_args(int argc, char **argv, struct options *opt)
 {
@@ -69,6 +71,7 @@ static int parse_args(int argc, char **argv, struct options *opt)
 		{ "max-bytes", required_argument, NULL, OPT_MAX_BYTES },
 		{ "max-children", required_argument, NULL, OPT_MAX_CHILDREN },
 		{ "max-pins", required_argument, NULL, OPT_MAX_PINS },
+		{ "hello-timeout", required_argument, NULL, OPT_HELLO_TIMEOUT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -97,7 +100,9 @@ static int parse_args(int argc, char **argv, struct options *opt)
 		case OPT_MAX_BYTES:
 		case OPT_MAX_CHILDREN:
 		case OPT_MAX_PINS:
-			if (parse_size(optarg, &n) || !n) {
+		case OPT_HELLO_TIMEOUT:
+			if (parse_size(optarg, &n) || !n ||
+			    (c != OPT_MAX_BYTES && n > UINT32_MAX)) {
 				fprintf(stderr, "cowguardd: bad number '%s'\n", optarg);
 				return -EINVAL;
 			}
@@ -109,6 +114,8 @@ static int parse_args(int argc, char **argv, struct options *opt)
 				opt->limits.max_bytes = n;
 			else if (c == OPT_MAX_PINS)
 				opt->limits.max_pins = (uint32_t)n;
+			else if (c == OPT_HELLO_TIMEOUT)
+				opt->hello_timeout_ms = (unsigned)n;
 			else
 				opt->max_children = (unsigned)n;
 			break;
@@ -167,6 +174,7 @@ int main(int argc, char **argv)
 			.limits = { .max_bytes = 1ULL << 40, .max_regions = 4096,
 				    .max_pins = 4096 },
 			.max_conns = 1024,
+			.hello_timeout_ms = 10000,
 			.max_children = 64,
 		},
 	};

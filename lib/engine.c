@@ -199,13 +199,44 @@ int cg__region_set_huge(struct cg__region *r, uint64_t addr, bool huge,
 		return -EINVAL;
 	if (!huge) {
 		chunk_split(r, c);
+		c->remove_split = false;
 		return 0;
 	}
 	free(c->pages);
 	c->pages = NULL;
 	c->state = (uint8_t)state;
 	c->huge = true;
+	c->remove_split = false;
 	return 0;
+}
+
+int cg__region_removed(struct cg__region *r, uint64_t start, uint64_t len)
+{
+	uint64_t lo = start > r->start ? start : r->start;
+	uint64_t hi = start + len < r->start + r->len ? start + len : r->start + r->len;
+	struct cg__chunk *edge[2] = { NULL, NULL };
+	int ret;
+
+	if (lo >= hi)
+		return 0;
+	/* Only the first and last chunks can be covered in part. */
+	if (r->kind == CG_RK_THP) {
+		edge[0] = &r->chunks[chunk_index(r, lo)];
+		edge[1] = &r->chunks[chunk_index(r, hi - 1)];
+		for (int i = 0; i < 2; i++)
+			if (!edge[i]->huge)
+				edge[i] = NULL;
+	}
+	ret = cg__region_update(r, lo, hi - lo, CG_ST_PRESENT | CG_ST_WP, 0);
+	for (int i = 0; i < 2; i++)
+		if (edge[i] && !edge[i]->huge)
+			edge[i]->remove_split = true;
+	return ret;
+}
+
+bool cg__region_remove_split(const struct cg__region *r, uint64_t addr)
+{
+	return r->kind == CG_RK_THP && r->chunks[chunk_index(r, addr)].remove_split;
 }
 
 bool cg__region_is_huge(const struct cg__region *r, uint64_t addr)

@@ -40,6 +40,12 @@ enum cg__rkind {
 struct cg__chunk {
 	uint8_t state;		/* every page's state while pages == NULL */
 	bool huge;		/* THP chunk mapped by one PMD */
+	/*
+	 * Split by a REMOVE event of part of it.  The kernel may not have
+	 * split it: MADV_FREE leaves a THP it cannot split (an extra
+	 * reference) whole, mapped and untouched.
+	 */
+	bool remove_split;
 	uint8_t *pages;		/* nibble per 4 KiB page, or NULL */
 };
 
@@ -76,15 +82,30 @@ unsigned cg__region_get(const struct cg__region *r, uint64_t addr);
  * Clear then set state bits on every page of [start, start+len) clipped to r.
  * Hugetlb units are indivisible: touching part of one touches all of it.
  * A PMD-mapped THP chunk touched in part is split first, because the kernel
- * splits the PMD for any partial operation.  Returns 0 or -ENOMEM.
+ * splits the PMD for a partial operation (but see cg__region_removed()).
+ * Returns 0 or -ENOMEM.
  */
 int cg__region_update(struct cg__region *r, uint64_t start, uint64_t len,
 		      unsigned clear, unsigned set);
 
-/* Mark a THP chunk PMD-mapped (pages become one uniform state) or split. */
+/*
+ * Mark a THP chunk PMD-mapped (pages become one uniform state) or split, as
+ * the kernel was seen to map it (which settles cg__region_remove_split()).
+ */
 int cg__region_set_huge(struct cg__region *r, uint64_t addr, bool huge,
 			unsigned state);
 bool cg__region_is_huge(const struct cg__region *r, uint64_t addr);
+
+/*
+ * A REMOVE event (MADV_DONTNEED, MADV_FREE) of [start, start+len): its
+ * pages are no longer known present nor protected; what else we knew
+ * (exclusive, dirty) stays for learning.  A THP chunk removed in part is
+ * split and remembered so: MADV_FREE leaves a THP it cannot split whole,
+ * and cg__region_remove_split() tells learning that such a chunk, found
+ * PMD-mapped again, kept its history.  Returns 0 or -ENOMEM.
+ */
+int cg__region_removed(struct cg__region *r, uint64_t start, uint64_t len);
+bool cg__region_remove_split(const struct cg__region *r, uint64_t addr);
 
 /* The tracked unit around addr: a 4 KiB page, PMD-mapped THP or hugetlb page. */
 void cg__region_unit(const struct cg__region *r, uint64_t addr,

@@ -310,8 +310,7 @@ static int handle_remove(struct cg__mm *mm, const struct uffd_msg *msg)
 		 * for learning, should they be seen again (lib/learn.c).
 		 */
 		if (r->start < end && r->start + r->len > start)
-			ret = cg__region_update(r, start, end - start,
-						CG_ST_PRESENT | CG_ST_WP, 0);
+			ret = cg__region_removed(r, start, end - start);
 		/* Removing part of a PMD-mapped THP splits it: followed. */
 		mm->stats.thp_splits += r->splits - splits;
 	}

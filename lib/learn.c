@@ -204,6 +204,44 @@ static int recheck(struct cg__mm *mm, struct cg__region *r, struct learned *l)
 	return ret;
 }
 
+struct merged {
+	unsigned all, any;	/* the AND and the OR of the pages' states */
+};
+
+static int merge_run(const struct cg__run *run, void *arg)
+{
+	struct merged *m = arg;
+
+	m->all &= run->state;
+	m->any |= run->state;
+	return 0;
+}
+
+/*
+ * A chunk a REMOVE event split, found PMD-mapped: MADV_FREE gave up on a
+ * THP it could not split, and nothing happened to it (or khugepaged has
+ * since collapsed it, which it does only over pages all present and none
+ * protected).  Its pages kept their history: exclusive if all were; dirty
+ * if any was, or if the PMD is not protected (a write needs no fault);
+ * present and protected as the PMD is.
+ */
+static int unsplit(struct cg__mm *mm, struct cg__region *r, uint64_t addr,
+		   uint64_t pme)
+{
+	uint64_t chunk = addr & ~(CG_PMD_SIZE - 1);
+	struct merged m = { CG_ST_ALL, 0 };
+	bool wp = pme & PM_UFFD_WP;
+
+	cg__region_walk(r, chunk, CG_PMD_SIZE, merge_run, &m);
+	if (mm->stats.thp_splits)
+		mm->stats.thp_splits--;	/* counted at the event: it was not */
+	return cg__region_set_huge(r, chunk, true,
+				   (m.all & CG_ST_EXCL) |
+				   ((m.any & CG_ST_DIRTY) || !wp ? CG_ST_DIRTY : 0) |
+				   (kernel_present(pme) ? CG_ST_PRESENT : 0) |
+				   (wp ? CG_ST_WP : 0));
+}
+
 static int learn_chunk(struct cg__mm *mm, struct cg__region *r,
 		       struct learned *l, uint64_t lo, uint64_t hi,
 		       enum cg__learn mode)
@@ -219,7 +257,11 @@ static int learn_chunk(struct cg__mm *mm, struct cg__region *r,
 	ret = cg__pagemap_read(mm->pagemap_fd, lo, n, pme);
 	if (ret)
 		return ret;
+	if (!huge && cg__region_remove_split(r, lo))
+		cg__region_set_huge(r, lo, false, 0);	/* the kernel split it */
 	if (r->kind == CG_RK_THP && cg__region_is_huge(r, lo) != huge) {
+		if (huge && cg__region_remove_split(r, lo))
+			return unsplit(mm, r, lo, pme[0]);
 		/*
 		 * A PMD over pages we saw: collapsed behind our back, its
 		 * history is not ours.  Over none (emptied by DONTNEED, say):
@@ -276,7 +318,7 @@ int cg__mm_learn(struct cg__mm *mm, struct cg__region *r, uint64_t start,
 			hi = end;
 		l->hugetlb_room = r->kind == CG_RK_HUGETLB &&
 				  mode == CG_LEARN_REGISTER && hugetlb_room(l, r);
-		if (mode != CG_LEARN_NEW ||
+		if (mode != CG_LEARN_NEW || cg__region_remove_split(r, start) ||
 		    cg__region_walk(r, start, hi - start, any_unseen, NULL))
 			ret = learn_chunk(mm, r, l, start, hi, mode);
 		if (!ret && l->nunshare) {

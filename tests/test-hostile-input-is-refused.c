@@ -589,6 +589,72 @@ START_TEST(the_client_refuses_a_server_of_another_major_version)
 }
 END_TEST
 
+/* ---- silence --------------------------------------------------------- */
+
+/* Whether path's log holds text, waiting up to 2 s for it. */
+static bool log_has(const char *path, const char *text)
+{
+	char log[256], line[512];
+	bool found = false;
+
+	snprintf(log, sizeof(log), "%s.log", path);
+	for (int ms = 0; !found && ms < 2000; ms += 10) {
+		FILE *f = fopen(log, "re");
+
+		ck_assert(f != NULL);
+		while (!found && fgets(line, sizeof(line), f))
+			found = strstr(line, text) != NULL;
+		fclose(f);
+		if (!found)
+			sleep_ms(10);
+	}
+	return found;
+}
+
+/*
+ * A connection holds a --max-clients slot from accept on; one that never
+ * says hello is dropped after --hello-timeout, and one that did stays.
+ */
+START_TEST(a_connection_that_never_says_hello_is_dropped_after_the_timeout)
+{
+	struct cg_options o = { .mode = CG_MODE_DAEMON };
+	struct timespec t0, t1;
+	struct cg_page_info info;
+	char path[160], *p;
+	struct pollfd pf;
+	struct cg *cg;
+	long ms;
+	pid_t d;
+
+	if (!h_have_own_daemon("starts a daemon with --hello-timeout 300"))
+		return;
+	snprintf(path, sizeof(path), "%s.hello", h_socket());
+	d = h_daemon_start_opt(path, "--hello-timeout", "300");
+	ck_assert_int_gt(d, 0);
+	o.socket_path = path;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pf = (struct pollfd){ .fd = raw_connect(path), .events = POLLIN };
+	ck_assert_int_eq(cg_open(&o, &cg), 0);
+
+	ck_assert_int_eq(poll(&pf, 1, 5000), 1);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	ck_assert_msg(pf.revents & POLLHUP, "revents %#x", pf.revents);
+	ck_assert_msg(ms >= 250, "dropped after %ld ms, before the timeout", ms);
+	ck_assert(log_has(path, "dropped: no hello within 300 ms"));
+
+	p = h_map(H_4K, 4 * 4096, 'A');
+	ck_assert_int_eq(cg_register(cg, p, 4 * 4096, 0), 0);
+	p[0] = 'B';
+	ck_assert_int_eq(cg_query(cg, p, &info), 0);
+	ck_assert(info.present && info.exclusive && info.dirty);
+	cg_close(cg);
+	munmap(p, 4 * 4096);
+	close(pf.fd);
+	ck_assert_int_eq(h_daemon_stop(d), 0);
+}
+END_TEST
+
 /* ---- a flood --------------------------------------------------------- */
 
 static int *flood_open(int n)
@@ -691,6 +757,7 @@ int main(void)
 	tcase_add_test(tc, a_process_that_is_not_the_child_is_refused);
 	tcase_add_test(tc, a_child_that_maps_none_of_the_memory_is_refused);
 	tcase_add_test(tc, the_client_refuses_a_server_of_another_major_version);
+	tcase_add_test(tc, a_connection_that_never_says_hello_is_dropped_after_the_timeout);
 	tcase_add_test(tc, a_flood_of_connections_is_refused_beyond_the_limit);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <fcntl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -111,6 +113,63 @@ START_TEST(madv_free_of_pages_a_dead_child_shared_keeps_them_maybe_shared)
 }
 END_TEST
 
+/*
+ * MADV_FREE of half a PMD-mapped THP splits it, unless it cannot: with an
+ * extra reference on the THP (a page of it spliced into a pipe here, a pin
+ * elsewhere) the kernel gives up and leaves the whole THP mapped, dirty
+ * data and all.  The engine splits its chunk at the event, and must take
+ * the PMD it finds afterwards for what it is: the same THP, same history,
+ * not one khugepaged made (which would be learned afresh: clean, protected).
+ */
+START_TEST(madv_free_of_half_a_thp_it_cannot_split_keeps_its_state)
+{
+	size_t len = 2 * MIB;
+	char *p = h_map(H_THP, len, 'A');
+	struct cg_page_info *was;
+	struct cg_stats before, after;
+	struct cg *cg;
+	int fds[2];
+
+	if (!p)
+		return;
+	if (!h_thp_pmd_mapped(p, len)) {
+		munmap(p, len);
+		return;
+	}
+	cg = h_open(_i);
+	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
+	p[3 * 4096] = 'B';
+	was = h_states(cg, p, len);
+	ck_assert(was[0].exclusive && was[0].dirty && !was[0].wp);
+	ck_assert_int_eq(pipe(fds), 0);
+	ck_assert_int_eq(vmsplice(fds[1], &(struct iovec){ p, 4096 }, 1, 0), 4096);
+	ck_assert_int_eq(cg_stats(cg, &before), 0);
+
+	ck_assert_int_eq(madvise(p + len / 2, len / 2, MADV_FREE), 0);
+	if (!h_thp_pmd_mapped(p, len)) {
+		h_skip("this kernel split the THP despite the spliced page");
+		goto out;
+	}
+	ck_assert_int_eq(p[len / 2], 'A');
+	h_assert_states(cg, was, p, len, "after MADV_FREE of half");
+	audit(cg, p, len);
+	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_uint_eq(after.removals, before.removals + 1);
+	ck_assert_uint_eq(after.thp_splits, before.thp_splits);
+	/* Still unprotected and dirty: a write raises nothing. */
+	p[len / 2 + 5] = 'C';
+	ck_assert_int_eq(cg_stats(cg, &before), 0);
+	ck_assert_uint_eq(before.wp_faults, after.wp_faults);
+	audit(cg, p, len);
+out:
+	close(fds[0]);
+	close(fds[1]);
+	free(was);
+	cg_close(cg);
+	munmap(p, len);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("MADV_FREE keeps page state");
@@ -121,6 +180,7 @@ int main(void)
 			    0, 2 * NKINDS);
 	tcase_add_loop_test(tc, madv_free_of_pages_a_dead_child_shared_keeps_them_maybe_shared,
 			    0, 2 * NKINDS);
+	h_add_modes(tc, madv_free_of_half_a_thp_it_cannot_split_keeps_its_state);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

@@ -711,14 +711,24 @@ static long read_long(const char *path)
 	return v;
 }
 
-static void write_long(const char *path, long v)
+static int write_long(const char *path, long v)
 {
 	FILE *f = fopen(path, "we");
 
-	if (f) {
-		fprintf(f, "%ld\n", v);
-		fclose(f);
-	}
+	if (!f)
+		return -errno;
+	fprintf(f, "%ld\n", v);
+	return fclose(f) ? -errno : 0;
+}
+
+long h_hugetlb_pool(enum h_kind kind)
+{
+	return read_long(kind == H_HUGETLB_1G ? NR_1G : NR_2M);
+}
+
+int h_hugetlb_pool_set(enum h_kind kind, long n)
+{
+	return write_long(kind == H_HUGETLB_1G ? NR_1G : NR_2M, n);
 }
 
 bool h_hugetlb_room(enum h_kind kind, unsigned long n)

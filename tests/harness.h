@@ -77,6 +77,13 @@ void h_flush_lru_batch(void);
 bool h_hugetlb_room(enum h_kind kind, unsigned long n);
 
 /*
+ * The size of the hugetlb pool of kind (nr_hugepages), -1 without one, and
+ * setting it (root; 0 or -errno).  The harness puts it back at the end.
+ */
+long h_hugetlb_pool(enum h_kind kind);
+int h_hugetlb_pool_set(enum h_kind kind, long n);
+
+/*
  * Audit and assert zero unsafe and zero conservative pages; returns it.
  * One allowance, printed: on a kernel without PAGEMAP_SCAN (6.1),
  * conservative pages in THP memory.  There the engine follows every THP

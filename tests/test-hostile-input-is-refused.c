@@ -78,6 +78,34 @@ static void victim_open(struct victim *v)
 }
 
 /*
+ * Wait up to 2 s for text in the log of the daemon on socket path, from
+ * byte from on; *found says whether it came.  Returns what the log held
+ * there (malloc'd, NULL when nothing).
+ */
+static char *log_wait(const char *path, long from, const char *text,
+		      bool *found)
+{
+	char log[256], *seen = NULL;
+	size_t cap = 0;
+
+	snprintf(log, sizeof(log), "%s.log", path);
+	*found = false;
+	for (int ms = 0; !*found && ms < 2000; ms += 10) {
+		FILE *f = fopen(log, "re");
+		ssize_t n;
+
+		ck_assert(f != NULL);
+		fseek(f, from, SEEK_SET);
+		n = getdelim(&seen, &cap, 0, f);
+		fclose(f);
+		*found = n > 0 && strstr(seen, text);
+		if (!*found)
+			sleep_ms(10);
+	}
+	return seen;
+}
+
+/*
  * The reason must reach the daemon's log (ours only: a lane's shared
  * daemon logs elsewhere), its fds come back to where they were, and the
  * bystander is served as before.
@@ -97,23 +125,9 @@ static void victim_unaffected(struct victim *v, const char *reason)
 	ck_assert_msg(fds == v->fds, "daemon fds: %d before, %d after", v->fds,
 		      fds);
 	if (v->log_at >= 0) {
-		char path[256], *text = NULL;
-		size_t cap = 0;
-		bool found = false;
+		bool found;
+		char *text = log_wait(h_socket(), v->log_at, reason, &found);
 
-		snprintf(path, sizeof(path), "%s.log", h_socket());
-		for (int ms = 0; !found && ms < 2000; ms += 10) {
-			FILE *f = fopen(path, "re");
-			ssize_t n;
-
-			ck_assert(f != NULL);
-			fseek(f, v->log_at, SEEK_SET);
-			n = getdelim(&text, &cap, 0, f);
-			fclose(f);
-			found = n > 0 && strstr(text, reason);
-			if (!found)
-				sleep_ms(10);
-		}
 		ck_assert_msg(found, "the daemon logged no \"%s\" after the attack; "
 			      "it logged: %s", reason, text ? text : "(nothing)");
 		free(text);
@@ -591,26 +605,6 @@ END_TEST
 
 /* ---- silence --------------------------------------------------------- */
 
-/* Whether path's log holds text, waiting up to 2 s for it. */
-static bool log_has(const char *path, const char *text)
-{
-	char log[256], line[512];
-	bool found = false;
-
-	snprintf(log, sizeof(log), "%s.log", path);
-	for (int ms = 0; !found && ms < 2000; ms += 10) {
-		FILE *f = fopen(log, "re");
-
-		ck_assert(f != NULL);
-		while (!found && fgets(line, sizeof(line), f))
-			found = strstr(line, text) != NULL;
-		fclose(f);
-		if (!found)
-			sleep_ms(10);
-	}
-	return found;
-}
-
 /*
  * A connection holds a --max-clients slot from accept on; one that never
  * says hello is dropped after --hello-timeout, and one that did stays.
@@ -623,6 +617,7 @@ START_TEST(a_connection_that_never_says_hello_is_dropped_after_the_timeout)
 	char path[160], *p;
 	struct pollfd pf;
 	struct cg *cg;
+	bool found;
 	long ms;
 	pid_t d;
 
@@ -641,7 +636,8 @@ START_TEST(a_connection_that_never_says_hello_is_dropped_after_the_timeout)
 	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
 	ck_assert_msg(pf.revents & POLLHUP, "revents %#x", pf.revents);
 	ck_assert_msg(ms >= 250, "dropped after %ld ms, before the timeout", ms);
-	ck_assert(log_has(path, "dropped: no hello within 300 ms"));
+	free(log_wait(path, 0, "dropped: no hello within 300 ms", &found));
+	ck_assert(found);
 
 	p = h_map(H_4K, 4 * 4096, 'A');
 	ck_assert_int_eq(cg_register(cg, p, 4 * 4096, 0), 0);

@@ -13,10 +13,10 @@
  * Hugetlb is left out: MADV_FREE does not apply to it (EINVAL).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <fcntl.h>
 #include <sys/uio.h>
 #include <unistd.h>
 

@@ -17,35 +17,11 @@
  * as shared would stay maybe-shared for good without root), and a unit
  * claimed exclusive that the kernel still shares.
  */
-#include <stdio.h>
-#include <stdlib.h>
 #include <sys/mman.h>
 
 #include "harness.h"
 #include "pin-util.h"
 #include "procfs.h"
-
-#define NR_2M "/proc/sys/vm/nr_hugepages"
-
-static long pool_get(void)
-{
-	FILE *f = fopen(NR_2M, "r");
-	long v = -1;
-
-	ck_assert_ptr_nonnull(f);
-	ck_assert_int_eq(fscanf(f, "%ld", &v), 1);
-	fclose(f);
-	return v;
-}
-
-static void pool_set(long v)
-{
-	FILE *f = fopen(NR_2M, "w");
-
-	ck_assert_ptr_nonnull(f);
-	fprintf(f, "%ld\n", v);
-	ck_assert_int_eq(fclose(f), 0);
-}
 
 START_TEST(one_spare_page_unshares_the_first_unit_and_leaves_the_second_shared)
 {
@@ -61,11 +37,13 @@ START_TEST(one_spare_page_unshares_the_first_unit_and_leaves_the_second_shared)
 	if (!p)
 		return;
 	w = h_fork_waiting(p, 'A');
-	before = pool_get();
+	before = h_hugetlb_pool(H_HUGETLB_2M);
+	ck_assert_int_ge(before, 0);
 	/* Shrink the pool to the pages in use and one more. */
-	pool_set(before - cg__hugetlb_spare(21) + 1);
+	ck_assert_int_eq(h_hugetlb_pool_set(H_HUGETLB_2M,
+					    before - cg__hugetlb_spare(21) + 1), 0);
 	if (cg__hugetlb_spare(21) != 1) {
-		pool_set(before);
+		ck_assert_int_eq(h_hugetlb_pool_set(H_HUGETLB_2M, before), 0);
 		h_skip("could not leave one spare 2 MiB page (%ld)",
 		       cg__hugetlb_spare(21));
 		ck_assert_int_eq(h_release(&w), 0);
@@ -82,7 +60,7 @@ START_TEST(one_spare_page_unshares_the_first_unit_and_leaves_the_second_shared)
 	ck_assert_int_eq(ph_kernel_exclusive(p + unit, H_HUGETLB_2M), 0);
 	h_audit_clean(cg, p, len);
 
-	pool_set(before);
+	ck_assert_int_eq(h_hugetlb_pool_set(H_HUGETLB_2M, before), 0);
 	/* The child still maps both units: it reads 'A' and exits 0. */
 	ck_assert_int_eq(h_release(&w), 0);
 	cg_close(cg);

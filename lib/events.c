@@ -58,7 +58,7 @@ static int resolve_flush(struct cg__mm *mm, struct resolution *res)
 		for (i++; i < res->n && res->v[i].start <= end; i++)
 			if (res->v[i].start + res->v[i].len > end)
 				end = res->v[i].start + res->v[i].len;
-		ret = cg__mm_ioctl_wp(mm, start, end - start, CG_LEARN_NEW);
+		ret = cg__mm_ioctl_wp(mm, start, end - start, false);
 		/* The range may have been unmapped since the fault was raised. */
 		if (ret == -ENOENT || ret == -EFAULT)
 			ret = 0;
@@ -195,11 +195,39 @@ static struct cg__mm *clone_child(struct cg__mm *parent, int ufd)
 	return child;
 }
 
+/*
+ * The child's state, cloned from ours after mark_shared(): without what the
+ * parent kept MADV_DONTFORK while pinned (the child has no mapping there),
+ * with every present page write-protected.  NULL when any step failed: a
+ * child we cannot vouch for is not tracked at all.
+ */
+static struct cg__mm *fork_child(struct cg__mm *mm, int ufd, int *err)
+{
+	struct cg__mm *child = clone_child(mm, ufd);
+	int ret = child ? 0 : -ENOMEM;
+
+	for (size_t i = 0; !ret && i < mm->npins; i++)
+		if (!(mm->pins[i]->flags & CG_PIN_FOLL_PIN))
+			ret = cut(child, mm->pins[i]->start, mm->pins[i]->len,
+				  0, false);
+	/* The child's page tables kept the uffd-wp bits the parent had. */
+	if (!ret)
+		ret = protect_all_present(child);
+	if (ret && child) {
+		child->uffd = -1;	/* the caller closes it */
+		cg__mm_destroy(child);
+		free(child);
+		child = NULL;
+	}
+	*err = ret;
+	return child;
+}
+
 static int handle_fork(struct cg__mm *mm, const struct uffd_msg *msg)
 {
 	int ufd = (int)msg->arg.fork.ufd;
-	struct cg__mm *child;
-	int ret;
+	struct cg__mm *child = NULL;
+	int ret, pret;
 
 	mm->stats.fork_events++;
 	/*
@@ -208,17 +236,15 @@ static int handle_fork(struct cg__mm *mm, const struct uffd_msg *msg)
 	 */
 	fcntl(ufd, F_SETFL, fcntl(ufd, F_GETFL) | O_NONBLOCK);
 	ret = mark_shared(mm);
-	/* The child's page tables kept the uffd-wp bits the parent had. */
-	child = ret ? NULL : clone_child(mm, ufd);
-	/* A child has no mapping of what was MADV_DONTFORK while pinned. */
-	for (size_t i = 0; child && i < mm->npins; i++)
-		if (!(mm->pins[i]->flags & CG_PIN_FOLL_PIN))
-			cut(child, mm->pins[i]->start, mm->pins[i]->len, 0, false);
+	if (!ret)
+		child = fork_child(mm, ufd, &ret);
 	if (!child) {
-		/* Closing the child's uffd unregisters it: nothing is lost. */
+		/*
+		 * Closing the child's uffd unregisters its memory: the child
+		 * runs on untracked, and claims nothing.
+		 */
 		close(ufd);
 	} else {
-		protect_all_present(child);
 		child->stats.fork_events = 0;
 		child->stats.pages_shared_by_fork = mm->stats.pages_shared_by_fork;
 		if (mm->adopt) {
@@ -228,23 +254,84 @@ static int handle_fork(struct cg__mm *mm, const struct uffd_msg *msg)
 			free(child);
 		}
 	}
-	return ret ? ret : protect_all_present(mm);
+	pret = protect_all_present(mm);
+	return ret ? ret : pret;
+}
+
+/* Regions taken out by an mremap, put back at their new place at the end. */
+struct moved {
+	struct cg__region **v;
+	size_t n, cap;
+};
+
+static int moved_add(struct moved *m, struct cg__region *r)
+{
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 16;
+		struct cg__region **v = realloc(m->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		m->v = v;
+		m->cap = cap;
+	}
+	m->v[m->n++] = r;
+	return 0;
 }
 
 /*
- * Take [start, start+len) out of every region.  With dst != start the taken
+ * Put the moved regions back.  Each lands where the kernel moved its pages;
+ * one that finds a region there already (which the kernel could not have
+ * left) or no memory is dropped: its pages are then untracked, which the
+ * error returned says.
+ */
+static int moved_insert(struct cg__mm *mm, struct moved *m)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < m->n; i++) {
+		struct cg__region *r = m->v[i];
+
+		if (cg__mm_find(mm, r->start)) {
+			cg__region_free(r);
+			ret = ret ? ret : -EEXIST;
+		} else if (cg__mm_insert(mm, r)) {
+			cg__region_free(r);
+			ret = ret ? ret : -ENOMEM;
+		}
+	}
+	free(m->v);
+	return ret;
+}
+
+/* Insert a piece kept from a cut region; a failure drops its state. */
+static int keep_piece(struct cg__mm *mm, struct cg__region *piece)
+{
+	if (!piece)
+		return -ENOMEM;
+	if (cg__mm_insert(mm, piece)) {
+		cg__region_free(piece);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * Take [start, start+len) out of every region.  With keep, the taken
  * state is re-inserted at dst (mremap); otherwise it is dropped (munmap).
+ * Every region is cut even after a failure: the range is gone from the
+ * kernel either way.  Returns the first error: state that could not be
+ * kept (-ENOMEM), so that the caller knows pages went untracked.
  */
 static int cut(struct cg__mm *mm, uint64_t start, uint64_t len, uint64_t dst,
 	       bool keep)
 {
-	struct cg__region *moved[64];
-	size_t nmoved = 0;
+	struct moved moved = { 0 };
 	uint64_t end = start + len;
-	int ret = 0;
+	int ret = 0, r2;
 
 	for (;;) {
-		struct cg__region *r = NULL, *left = NULL, *right = NULL;
+		struct cg__region *r = NULL, *m;
 		uint64_t lo, hi;
 
 		for (size_t i = 0; i < mm->nregions; i++)
@@ -257,30 +344,30 @@ static int cut(struct cg__mm *mm, uint64_t start, uint64_t len, uint64_t dst,
 			break;
 		lo = r->start > start ? r->start : start;
 		hi = r->start + r->len < end ? r->start + r->len : end;
-		if (lo > r->start)
-			left = cg__region_extract(r, r->start, lo - r->start, r->start);
-		if (hi < r->start + r->len)
-			right = cg__region_extract(r, hi, r->start + r->len - hi, hi);
-		if (keep && nmoved < 64)
-			moved[nmoved++] = cg__region_extract(r, lo, hi - lo,
-							     lo - start + dst);
 		cg__mm_remove(mm, r);
+		if (lo > r->start) {
+			r2 = keep_piece(mm, cg__region_extract(r, r->start,
+							       lo - r->start,
+							       r->start));
+			ret = ret ? ret : r2;
+		}
+		if (hi < r->start + r->len) {
+			r2 = keep_piece(mm, cg__region_extract(r, hi,
+							       r->start + r->len - hi,
+							       hi));
+			ret = ret ? ret : r2;
+		}
+		if (keep) {
+			m = cg__region_extract(r, lo, hi - lo, lo - start + dst);
+			r2 = m ? moved_add(&moved, m) : -ENOMEM;
+			if (r2)
+				cg__region_free(m);
+			ret = ret ? ret : r2;
+		}
 		cg__region_free(r);
-		/* A failed extract loses state we cannot vouch for: drop it. */
-		if (left && cg__mm_insert(mm, left))
-			cg__region_free(left);
-		if (right && cg__mm_insert(mm, right))
-			cg__region_free(right);
 	}
-	for (size_t i = 0; i < nmoved; i++) {
-		struct cg__region *m = moved[i];
-
-		if (!m)
-			continue;
-		if (cg__mm_find(mm, m->start) || cg__mm_insert(mm, m))
-			cg__region_free(m);
-	}
-	return ret;
+	r2 = moved_insert(mm, &moved);
+	return ret ? ret : r2;
 }
 
 static int handle_remap(struct cg__mm *mm, const struct uffd_msg *msg)

@@ -274,6 +274,54 @@ START_TEST(mremap_of_a_thp_region_off_the_2mib_grid_splits_it_and_keeps_the_stat
 }
 END_TEST
 
+/*
+ * One mremap over many registered regions (each registered on its own,
+ * one VMA for the kernel): the engine once kept at most 64 moved regions
+ * and silently dropped the state of the rest.  Every page must arrive
+ * tracked, with the state it had (odd regions written before the move:
+ * dirty; even ones only populated), and a write there must be seen.
+ */
+#define MANY 100
+#define PG_SIZE 4096UL
+
+START_TEST(mremap_over_a_hundred_registered_regions_moves_the_state_of_each)
+{
+	size_t len = MANY * 2 * PG_SIZE;
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct cg_stats s0, s1;
+	struct cg *cg;
+	char *q;
+
+	ck_assert(p != MAP_FAILED);
+	memset(p, 'A', len);
+	cg = h_open(_i);
+	for (size_t i = 0; i < MANY; i++)
+		ck_assert_int_eq(cg_register(cg, p + i * 2 * PG_SIZE, 2 * PG_SIZE, 0), 0);
+	for (size_t i = 1; i < MANY; i += 2)
+		p[i * 2 * PG_SIZE] = 'B';
+	q = hole(len, 0);
+	ck_assert(mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, q) == q);
+	for (size_t i = 0; i < MANY; i++) {
+		struct cg_page_info info;
+		int ret = cg_query(cg, q + i * 2 * PG_SIZE, &info);
+
+		ck_assert_msg(ret == 0, "region %zu of %d: cg_query at the new "
+			      "address: %s", i, MANY, cg_strerror(ret));
+		ck_assert_msg(info.present && info.exclusive && info.dirty == (i & 1),
+			      "region %zu: present %d exclusive %d dirty %d",
+			      i, info.present, info.exclusive, info.dirty);
+	}
+	ck_assert_int_eq(cg_stats(cg, &s0), 0);
+	q[(MANY - 2) * 2 * PG_SIZE] = 'C';	/* even: not yet written */
+	ck_assert_int_eq(cg_stats(cg, &s1), 0);
+	ck_assert_uint_eq(s1.wp_faults, s0.wp_faults + 1);
+	h_audit_clean(cg, q, len);
+	cg_close(cg);
+	munmap(q, len);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("mremap moves page state");
@@ -285,6 +333,7 @@ int main(void)
 	tcase_add_loop_test(tc, mremap_of_a_middle_part_moves_its_state_and_leaves_the_rest_in_place,
 			    0, 2 * NKINDS);
 	h_add_modes(tc, mremap_of_a_thp_region_off_the_2mib_grid_splits_it_and_keeps_the_state);
+	h_add_modes(tc, mremap_over_a_hundred_registered_regions_moves_the_state_of_each);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON | H_NEED_HUGETLB);
 }

@@ -9,8 +9,10 @@
  *
  * Usage: fork_share [--linger SECONDS]   (linger: keep the regions
  * registered at the end, so `cowguardctl status` can show them)
+ *        fork_share -h | --help
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,7 +87,7 @@ static char split_unit(struct cg *cg, const char *unit, size_t len,
 	size_t excl = 0, pages = len / 4096;
 
 	for (size_t off = 0; off < len; off += 4096)
-		if (!cg_query(cg, unit + off, &info) && info.exclusive)
+		if (!cg_query(cg, unit + off, &info, sizeof(info)) && info.exclusive)
 			excl++;
 	snprintf(note, note_len, " (split to 4 KiB: %zu exclusive, %zu maybe-shared)",
 		 excl, pages - excl);
@@ -102,7 +104,7 @@ static void print_row(struct cg *cg, const struct region *r)
 	     off += r->unit, n++) {
 		struct cg_page_info info;
 
-		if (cg_query(cg, r->addr + off, &info)) {
+		if (cg_query(cg, r->addr + off, &info, sizeof(info))) {
 			state[n] = '?';
 			continue;
 		}
@@ -123,7 +125,7 @@ static void audit(struct cg *cg, const char *who)
 	struct cg_audit_report a = { 0 };
 
 	for (int i = 0; i < nregions; i++) {
-		int ret = cg_audit(cg, regions[i].addr, regions[i].len, &a);
+		int ret = cg_audit(cg, regions[i].addr, regions[i].len, &a, sizeof(a));
 
 		if (ret) {
 			printf("  audit of %s failed: %s\n", regions[i].name,
@@ -176,14 +178,74 @@ static int child(struct cg *cg, int go)
 	return mismatches ? 1 : 0;
 }
 
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: fork_share [--linger SECONDS]\n"
+		"       fork_share -h | --help\n"
+		"\n"
+		"Registers a 4 KiB, a THP and (if the pool has pages) a hugetlb\n"
+		"region, forks, writes in parent and child, and prints each\n"
+		"side's page states with an audit against the kernel.\n"
+		"Exits 0 when every audit finds zero mismatches, 1 otherwise.\n"
+		"\n"
+		"  --linger SECONDS  keep the regions registered SECONDS (0-3600)\n"
+		"                    at the end, for `cowguardctl status`\n"
+		"  -h, --help        show this help and exit\n");
+}
+
+/* A bad argument: what is wrong and the usage on stderr, exit status 2. */
+static void __attribute__((format(printf, 1, 2), noreturn))
+bad_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "fork_share: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	usage(stderr);
+	exit(2);
+}
+
+static int parse_args(int argc, char **argv)
+{
+	int linger = 0;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			exit(0);
+		} else if (!strcmp(a, "--linger")) {
+			char *end;
+			long v;
+
+			if (i + 1 >= argc)
+				bad_usage("%s needs a number of seconds", a);
+			errno = 0;
+			v = strtol(argv[++i], &end, 10);
+			if (errno || end == argv[i] || *end || v < 0 || v > 3600)
+				bad_usage("--linger: not a number of seconds from 0 "
+					  "to 3600: '%s'", argv[i]);
+			linger = (int)v;
+		} else {
+			bad_usage("unknown argument '%s'", a);
+		}
+	}
+	return linger;
+}
+
 int main(int argc, char **argv)
 {
-	int linger = argc == 3 && !strcmp(argv[1], "--linger") ? atoi(argv[2]) : 0;
+	int linger = parse_args(argc, argv);
 	struct cg *cg;
 	int go[2], status, ret;
 	pid_t pid;
 
-	ret = cg_open(NULL, &cg);
+	ret = cg_open(NULL, 0, &cg);
 	if (ret) {
 		fprintf(stderr, "fork_share: cg_open: %s\n", cg_strerror(ret));
 		return 2;

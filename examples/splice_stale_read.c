@@ -13,10 +13,14 @@
  *
  * Exits 0 when the cowguard run reads 'B' (whatever the plain run reads:
  * a kernel that unshares for vmsplice is good news), 1 otherwise.
+ *
+ * Usage: splice_stale_read   (no arguments; -h or --help prints the usage)
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
@@ -142,19 +146,59 @@ static char with_cowguard(struct cg *cg, int *unpin)
 	return got;
 }
 
-int main(void)
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: splice_stale_read\n"
+		"       splice_stale_read -h | --help\n"
+		"\n"
+		"Shows the stale read through a pipe after fork(): vmsplice a\n"
+		"COW-shared page, write 'B' over it, read the pipe; once plain,\n"
+		"once with cg_vmsplice().  Exits 0 when the cowguard run reads 'B',\n"
+		"1 otherwise.\n");
+}
+
+/* A bad argument: what is wrong and the usage on stderr, exit status 2. */
+static void __attribute__((format(printf, 1, 2), noreturn))
+bad_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "splice_stale_read: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	usage(stderr);
+	exit(2);
+}
+
+/* No arguments but -h/--help. */
+static void parse_args(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			exit(0);
+		}
+		bad_usage("unknown argument '%s' (this program takes none)", argv[i]);
+	}
+}
+
+int main(int argc, char **argv)
 {
 	struct cg *cg;
 	int unpin = 1, ret;	/* 1: not reached */
 	char plain, guarded;
 
+	parse_args(argc, argv);
 	plain = without_cowguard();
 	printf("without cowguard: vmsplice, then the parent writes 'B': the pipe "
 	       "reads '%c'%s\n", plain,
 	       plain == 'A' ? "  <- stale: the page the parent wrote was a copy"
 			    : plain == 'B' ? "  (this kernel unshares for vmsplice)"
 					   : "  (the run failed)");
-	ret = cg_open(NULL, &cg);
+	ret = cg_open(NULL, 0, &cg);
 	if (ret) {
 		fprintf(stderr, "splice_stale_read: cg_open: %s\n", cg_strerror(ret));
 		return 1;

@@ -14,16 +14,20 @@
  *
  * Usage: uring_odirect [DIR]   (where the O_DIRECT file goes: $TMPDIR or
  * /tmp by default; it must support O_DIRECT, tmpfs does not before 6.6)
+ *        uring_odirect -h | --help
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE	/* O_DIRECT, O_TMPFILE; the tree's build defines it */
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -76,9 +80,72 @@ static int child(const char *p, int rd)
 	return 0;
 }
 
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: uring_odirect [DIR]\n"
+		"       uring_odirect -h | --help\n"
+		"\n"
+		"Writes a COW-shared buffer to a file with O_DIRECT through io_uring\n"
+		"after the parent changed it, and checks the file holds the parent's\n"
+		"data.  Exits 0 when it does, 1 otherwise.\n"
+		"\n"
+		"  DIR         where the temporary O_DIRECT file goes (default: $TMPDIR,\n"
+		"              else /tmp); it must support O_DIRECT: tmpfs does not\n"
+		"              before 6.6\n"
+		"  -h, --help  show this help and exit\n");
+}
+
+/* A bad argument: what is wrong and the usage on stderr, exit status 2. */
+static void __attribute__((format(printf, 1, 2), noreturn))
+bad_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "uring_odirect: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	usage(stderr);
+	exit(2);
+}
+
+/* [--] [DIR], or -h/--help.  Returns the directory for the file. */
+static const char *parse_args(int argc, char **argv)
+{
+	const char *dir = NULL;
+	bool options = true;
+	struct stat st;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (options && (!strcmp(a, "-h") || !strcmp(a, "--help"))) {
+			usage(stdout);
+			exit(0);
+		} else if (options && !strcmp(a, "--")) {
+			options = false;
+		} else if (options && a[0] == '-' && a[1]) {
+			bad_usage("unknown option '%s'", a);
+		} else if (dir) {
+			bad_usage("one directory at most: '%s' and '%s'", dir, a);
+		} else {
+			dir = a;
+		}
+	}
+	if (!dir)
+		return getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	if (stat(dir, &st))
+		bad_usage("%s: %s", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		bad_usage("%s: not a directory", dir);
+	return dir;
+}
+
 int main(int argc, char **argv)
 {
-	const char *dir = argc > 1 ? argv[1] : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	const char *dir = parse_args(argc, argv);
 	struct cg_stats before, after;
 	struct io_uring_cqe *cqe;
 	struct io_uring_sqe *sqe;
@@ -99,7 +166,7 @@ int main(int argc, char **argv)
 		return fail("mmap", errno);
 	memset(p, 'A', LEN);
 
-	ret = cg_open(NULL, &cg);
+	ret = cg_open(NULL, 0, &cg);
 	if (ret)
 		return fail("cg_open", ret);
 	ret = cg_register(cg, p, LEN, 0);
@@ -122,12 +189,12 @@ int main(int argc, char **argv)
 	ret = io_uring_queue_init(4, &ring, 0);
 	if (ret)
 		return fail("io_uring_queue_init", -ret);
-	cg_stats(cg, &before);
+	cg_stats(cg, &before, sizeof(before));
 	sqe = io_uring_get_sqe(&ring);
 	ret = cg_uring_prep_write_pinned(cg, sqe, fd, p, LEN, 0, &pin);
 	if (ret)
 		return fail("cg_uring_prep_write_pinned", ret);
-	cg_stats(cg, &after);
+	cg_stats(cg, &after, sizeof(after));
 	printf("pinned read-only for the O_DIRECT write: %ld of %lu pages mapped "
 	       "once; cowguard copied %llu, reused %llu\n", mapped_once(p, LEN),
 	       LEN / PAGE,
@@ -170,7 +237,7 @@ int main(int argc, char **argv)
 	printf("child: %s\n", ret == 0 ? "still reads its own 'A'" : "lost its data");
 	bad |= ret != 0;
 
-	cg_stats(cg, &after);
+	cg_stats(cg, &after, sizeof(after));
 	printf("counters: unshare_copies %llu, unshare_reuses %llu, "
 	       "pages_made_exclusive %llu, pin_violations %llu, wp_faults %llu\n",
 	       (unsigned long long)after.unshare_copies,

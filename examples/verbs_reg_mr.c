@@ -9,9 +9,13 @@
  * lands in the page the device reads.  Prints what cowguard did, writes,
  * deregisters with cg_ibv_dereg_mr() (which checks no page was replaced).
  * With no RDMA device it says so and exits 0.
+ *
+ * Usage: verbs_reg_mr   (no arguments; -h or --help prints the usage)
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -80,12 +84,12 @@ static int run(struct cg *cg, struct ibv_pd *pd, char *buf)
 		_exit(read(go[0], &c, 1) == 1 && buf[0] == 'A' ? 0 : 3);
 	}
 	close(go[0]);
-	cg_stats(cg, &before);
+	cg_stats(cg, &before, sizeof(before));
 	ret = cg_ibv_reg_mr(cg, pd, buf, LEN, IBV_ACCESS_REMOTE_READ, &mr);
 	if (ret) {
 		fprintf(stderr, "verbs_reg_mr: cg_ibv_reg_mr: %s\n", cg_strerror(ret));
 	} else {
-		cg_stats(cg, &after);
+		cg_stats(cg, &after, sizeof(after));
 		printf("registered %d KiB read-only: lkey %#x rkey %#x; cowguard "
 		       "copied %llu COW-shared pages first\n", LEN / 1024,
 		       cg_ibv_mr(mr)->lkey, cg_ibv_mr(mr)->rkey,
@@ -103,16 +107,58 @@ static int run(struct cg *cg, struct ibv_pd *pd, char *buf)
 	return ret;
 }
 
-int main(void)
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: verbs_reg_mr\n"
+		"       verbs_reg_mr -h | --help\n"
+		"\n"
+		"Registers a COW-shared buffer as a read-only RDMA MR with\n"
+		"cg_ibv_reg_mr() on the first device found, writes, and deregisters\n"
+		"with cg_ibv_dereg_mr().  Exits 0 when no page was replaced, or when\n"
+		"there is no RDMA device (it says so); 1 otherwise.\n");
+}
+
+/* A bad argument: what is wrong and the usage on stderr, exit status 2. */
+static void __attribute__((format(printf, 1, 2), noreturn))
+bad_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "verbs_reg_mr: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	usage(stderr);
+	exit(2);
+}
+
+/* No arguments but -h/--help. */
+static void parse_args(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			exit(0);
+		}
+		bad_usage("unknown argument '%s' (this program takes none)", argv[i]);
+	}
+}
+
+int main(int argc, char **argv)
 {
 	struct verbs v = { 0 };
 	struct cg *cg;
 	char *buf;
-	int ret = verbs_open(&v);
+	int ret;
+
+	parse_args(argc, argv);
+	ret = verbs_open(&v);
 
 	if (ret <= 0)
 		return ret ? 1 : 0;
-	ret = cg_open(NULL, &cg);
+	ret = cg_open(NULL, 0, &cg);
 	if (ret) {
 		fprintf(stderr, "verbs_reg_mr: cg_open: %s\n", cg_strerror(ret));
 		verbs_close(&v);

@@ -46,6 +46,7 @@ done
 [ -S "$sock" ] || { echo "demo: cowguardd did not start:"; cat "$log"; exit 1; }
 
 echo "demo: running examples/fork_share against it"
+echo "demo: audit lines: unsafe (cowguard exclusive, kernel shared) and conservative (cowguard maybe-shared, kernel exclusive) must be 0; unknowable: not compared, the kernel cannot tell (4 KiB parts of a THP mapped by 4 KiB entries; without root, every page mapped once)"
 echo
 COWGUARD_SOCKET=$sock "$build/examples/fork_share" --linger 2 | tee "$out" &
 example=$!

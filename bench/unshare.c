@@ -360,7 +360,7 @@ static int open_cg(int mode, struct cg **cg)
 {
 	struct cg_options o = { .mode = mode, .socket_path = daemon_socket };
 
-	return cg_open(&o, cg);
+	return cg_open(&o, sizeof(o), cg);
 }
 
 /* One timed pass; us per 4 KiB page in *us.  1: skipped, with ps->why. */

@@ -370,7 +370,7 @@ static int run_cowguard(const struct region *r, enum cg_mode mode,
 
 	if (mode == CG_MODE_DAEMON)
 		opts.socket_path = getenv("COWGUARD_SOCKET");
-	err = cg_open(&opts, &cg);
+	err = cg_open(&opts, sizeof(opts), &cg);
 	if (err && mode == CG_MODE_DAEMON) {
 		printf("daemon: skipped (%s)\n", cg_strerror(err));
 		return METHOD_SKIPPED;
@@ -380,7 +380,7 @@ static int run_cowguard(const struct region *r, enum cg_mode mode,
 	err = cg_register(cg, r->base, r->len, 0);
 	if (!err) {
 		out->us_per_page = time_byte_writes(r);
-		out->faults = cg_stats(cg, &st) ? -1 : (long long)st.wp_faults;
+		out->faults = cg_stats(cg, &st, sizeof(st)) ? -1 : (long long)st.wp_faults;
 	}
 	cg_close(cg);
 	return err;

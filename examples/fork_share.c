@@ -87,7 +87,7 @@ static char split_unit(struct cg *cg, const char *unit, size_t len,
 	size_t excl = 0, pages = len / 4096;
 
 	for (size_t off = 0; off < len; off += 4096)
-		if (!cg_query(cg, unit + off, &info) && info.exclusive)
+		if (!cg_query(cg, unit + off, &info, sizeof(info)) && info.exclusive)
 			excl++;
 	snprintf(note, note_len, " (split to 4 KiB: %zu exclusive, %zu maybe-shared)",
 		 excl, pages - excl);
@@ -104,7 +104,7 @@ static void print_row(struct cg *cg, const struct region *r)
 	     off += r->unit, n++) {
 		struct cg_page_info info;
 
-		if (cg_query(cg, r->addr + off, &info)) {
+		if (cg_query(cg, r->addr + off, &info, sizeof(info))) {
 			state[n] = '?';
 			continue;
 		}
@@ -125,7 +125,7 @@ static void audit(struct cg *cg, const char *who)
 	struct cg_audit_report a = { 0 };
 
 	for (int i = 0; i < nregions; i++) {
-		int ret = cg_audit(cg, regions[i].addr, regions[i].len, &a);
+		int ret = cg_audit(cg, regions[i].addr, regions[i].len, &a, sizeof(a));
 
 		if (ret) {
 			printf("  audit of %s failed: %s\n", regions[i].name,
@@ -245,7 +245,7 @@ int main(int argc, char **argv)
 	int go[2], status, ret;
 	pid_t pid;
 
-	ret = cg_open(NULL, &cg);
+	ret = cg_open(NULL, 0, &cg);
 	if (ret) {
 		fprintf(stderr, "fork_share: cg_open: %s\n", cg_strerror(ret));
 		return 2;

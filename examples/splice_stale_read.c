@@ -198,7 +198,7 @@ int main(int argc, char **argv)
 	       plain == 'A' ? "  <- stale: the page the parent wrote was a copy"
 			    : plain == 'B' ? "  (this kernel unshares for vmsplice)"
 					   : "  (the run failed)");
-	ret = cg_open(NULL, &cg);
+	ret = cg_open(NULL, 0, &cg);
 	if (ret) {
 		fprintf(stderr, "splice_stale_read: cg_open: %s\n", cg_strerror(ret));
 		return 1;

@@ -166,7 +166,7 @@ int main(int argc, char **argv)
 		return fail("mmap", errno);
 	memset(p, 'A', LEN);
 
-	ret = cg_open(NULL, &cg);
+	ret = cg_open(NULL, 0, &cg);
 	if (ret)
 		return fail("cg_open", ret);
 	ret = cg_register(cg, p, LEN, 0);
@@ -189,12 +189,12 @@ int main(int argc, char **argv)
 	ret = io_uring_queue_init(4, &ring, 0);
 	if (ret)
 		return fail("io_uring_queue_init", -ret);
-	cg_stats(cg, &before);
+	cg_stats(cg, &before, sizeof(before));
 	sqe = io_uring_get_sqe(&ring);
 	ret = cg_uring_prep_write_pinned(cg, sqe, fd, p, LEN, 0, &pin);
 	if (ret)
 		return fail("cg_uring_prep_write_pinned", ret);
-	cg_stats(cg, &after);
+	cg_stats(cg, &after, sizeof(after));
 	printf("pinned read-only for the O_DIRECT write: %ld of %lu pages mapped "
 	       "once; cowguard copied %llu, reused %llu\n", mapped_once(p, LEN),
 	       LEN / PAGE,
@@ -237,7 +237,7 @@ int main(int argc, char **argv)
 	printf("child: %s\n", ret == 0 ? "still reads its own 'A'" : "lost its data");
 	bad |= ret != 0;
 
-	cg_stats(cg, &after);
+	cg_stats(cg, &after, sizeof(after));
 	printf("counters: unshare_copies %llu, unshare_reuses %llu, "
 	       "pages_made_exclusive %llu, pin_violations %llu, wp_faults %llu\n",
 	       (unsigned long long)after.unshare_copies,

@@ -84,12 +84,12 @@ static int run(struct cg *cg, struct ibv_pd *pd, char *buf)
 		_exit(read(go[0], &c, 1) == 1 && buf[0] == 'A' ? 0 : 3);
 	}
 	close(go[0]);
-	cg_stats(cg, &before);
+	cg_stats(cg, &before, sizeof(before));
 	ret = cg_ibv_reg_mr(cg, pd, buf, LEN, IBV_ACCESS_REMOTE_READ, &mr);
 	if (ret) {
 		fprintf(stderr, "verbs_reg_mr: cg_ibv_reg_mr: %s\n", cg_strerror(ret));
 	} else {
-		cg_stats(cg, &after);
+		cg_stats(cg, &after, sizeof(after));
 		printf("registered %d KiB read-only: lkey %#x rkey %#x; cowguard "
 		       "copied %llu COW-shared pages first\n", LEN / 1024,
 		       cg_ibv_mr(mr)->lkey, cg_ibv_mr(mr)->rkey,
@@ -158,7 +158,7 @@ int main(int argc, char **argv)
 
 	if (ret <= 0)
 		return ret ? 1 : 0;
-	ret = cg_open(NULL, &cg);
+	ret = cg_open(NULL, 0, &cg);
 	if (ret) {
 		fprintf(stderr, "verbs_reg_mr: cg_open: %s\n", cg_strerror(ret));
 		verbs_close(&v);

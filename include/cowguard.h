@@ -23,8 +23,37 @@ extern "C" {
 #define CG_EXPORT
 #endif
 
+/*
+ * The version of this header.  The Makefile takes VERSION from these three
+ * lines (one place to bump); releases are tagged vMAJOR.MINOR.PATCH.
+ * cg_version() says which library a program actually runs with.
+ */
 #define CG_VERSION_MAJOR 0
 #define CG_VERSION_MINOR 1
+#define CG_VERSION_PATCH 0
+
+/*
+ * Structures that grow.  struct cg_options, cg_page_info, cg_audit_report
+ * and cg_stats are the caller's memory, and later versions append fields to
+ * them (a field is never moved, resized or removed).  So every function
+ * that takes one takes its size too: pass sizeof of the structure the
+ * program was compiled with, e.g. cg_stats(cg, &st, sizeof(st)).  That
+ * way a program built against an older header keeps working with a newer
+ * library, and one built against a newer header works with an older
+ * library (the kernel's convention for clone3() and openat2()):
+ *  - results (cg_query, cg_audit, cg_stats): the library writes
+ *    min(@size, its own sizeof) bytes and, when @size is larger (a newer
+ *    header), zeroes the rest; never a byte beyond @size.  A field added
+ *    later reads 0 from a library that predates it, so 0 means "unknown"
+ *    for every field added after 0.1.
+ *  - options (cg_open): the library reads min(@size, its own sizeof) bytes;
+ *    fields the caller's structure lacks take their default, which is
+ *    always 0.  Bytes beyond the library's own structure must be zero:
+ *    an option this library does not know gives -E2BIG rather than being
+ *    ignored.
+ * @size below the structure's size in 0.1 (CG_*_SIZE_VER0) is -EINVAL: it
+ * is a bug (sizeof of a pointer, say), not an older program.
+ */
 
 struct cg;
 
@@ -39,14 +68,18 @@ struct cg_options {
 	/* NULL: $COWGUARD_SOCKET, else CG_DEFAULT_SOCKET. */
 	const char *socket_path;
 };
+/* The size of struct cg_options in 0.1: the smallest cg_open() takes. */
+#define CG_OPTIONS_SIZE_VER0 (offsetof(struct cg_options, socket_path) + sizeof(char *))
 
 #define CG_DEFAULT_SOCKET "/run/cowguard/cowguardd.sock"
 
 /*
  * cg_open - start tracking this process's memory.
- * @opts may be NULL (CG_MODE_AUTO, default socket).  On success *out is a
- * handle for cg_close().  Returns 0, -EINVAL (NULL @out, mode out of
- * range), -ECONNREFUSED when CG_MODE_DAEMON finds no daemon listening (or no
+ * @opts may be NULL (CG_MODE_AUTO, default socket; @opts_size is then
+ * ignored); otherwise @opts_size is sizeof(*@opts) (see "Structures that
+ * grow").  On success *out is a handle for cg_close().  Returns 0, -EINVAL
+ * (NULL @out, mode out of range, @opts_size below CG_OPTIONS_SIZE_VER0),
+ * -E2BIG (an option this library does not know is set), -ECONNREFUSED when CG_MODE_DAEMON finds no daemon listening (or no
  * socket file), -ENAMETOOLONG (socket path too long), -EACCES (the process
  * serving the socket is neither root, nor the caller's user, nor the user
  * $COWGUARD_DAEMON_USER names, by name or uid: nothing was sent to it),
@@ -55,7 +88,7 @@ struct cg_options {
  * client creates the uffd), -ENOSYS when the kernel lacks userfaultfd
  * write-protect.  Since 0.1.
  */
-CG_EXPORT int cg_open(const struct cg_options *opts, struct cg **out);
+CG_EXPORT int cg_open(const struct cg_options *opts, size_t opts_size, struct cg **out);
 
 /*
  * cg_close - stop tracking: unregisters every region (write protection is
@@ -129,14 +162,18 @@ struct cg_page_info {
 	unsigned wp:1;		/* write-protected: the next write is seen */
 	uint32_t pins;		/* read-only or read-write pins covering it */
 };
+#define CG_PAGE_INFO_SIZE_VER0 (offsetof(struct cg_page_info, pins) + sizeof(uint32_t))
 
 /*
- * cg_query - the emulated state of the page containing @addr.
- * Returns 0, -ENOENT when @addr is not in a registered region, or -ENOTCONN
- * (CG_MODE_DAEMON, daemon gone and not back: the state is unknown; see
- * "When the daemon goes away" above).  Since 0.1.
+ * cg_query - the emulated state of the page containing @addr, into @out of
+ * @size bytes (sizeof(*@out): see "Structures that grow").
+ * Returns 0, -EINVAL (@size below CG_PAGE_INFO_SIZE_VER0), -ENOENT when
+ * @addr is not in a registered region, or -ENOTCONN (CG_MODE_DAEMON,
+ * daemon gone and not back: the state is unknown; see "When the daemon
+ * goes away" above).  @out is written only on success.  Since 0.1.
  */
-CG_EXPORT int cg_query(struct cg *cg, const void *addr, struct cg_page_info *out);
+CG_EXPORT int cg_query(struct cg *cg, const void *addr, struct cg_page_info *out,
+		       size_t size);
 
 enum cg_truth {
 	CG_TRUTH_KPAGEFLAGS = 1,	/* PageAnonExclusive (root) */
@@ -157,15 +194,19 @@ struct cg_audit_report {
 	/* engine says present but kernel says not, or present only by a read */
 	uint64_t presence;
 };
+#define CG_AUDIT_REPORT_SIZE_VER0 \
+	(offsetof(struct cg_audit_report, presence) + sizeof(uint64_t))
 
 /*
  * cg_audit - compare the engine's state of [@addr, @addr+@len) with the
- * kernel's.  The range must lie within registered regions.  "Zero mismatches"
- * means unsafe == 0 and conservative == 0.  Returns 0, -EINVAL (zero
- * length, unaligned), -EOVERFLOW (range wraps), -ENOENT (not all registered),
- * -ENOTCONN (as cg_query).  Since 0.1.
+ * kernel's, into @out of @size bytes (sizeof(*@out)).  The range must lie
+ * within registered regions.  "Zero mismatches" means unsafe == 0 and
+ * conservative == 0.  Returns 0, -EINVAL (zero length, unaligned, @size
+ * below CG_AUDIT_REPORT_SIZE_VER0), -EOVERFLOW (range wraps), -ENOENT (not
+ * all registered), -ENOTCONN (as cg_query).  Since 0.1.
  */
-CG_EXPORT int cg_audit(struct cg *cg, void *addr, size_t len, struct cg_audit_report *out);
+CG_EXPORT int cg_audit(struct cg *cg, void *addr, size_t len, struct cg_audit_report *out,
+		       size_t size);
 
 struct cg_stats {
 	uint64_t wp_faults;		/* write-protect faults resolved */
@@ -185,6 +226,7 @@ struct cg_stats {
 	uint64_t unshare_copies;	/* pages a pin had copied to unshare */
 	uint64_t unshare_reuses;	/* maybe-shared pages found ours alone */
 };
+#define CG_STATS_SIZE_VER0 (offsetof(struct cg_stats, unshare_reuses) + sizeof(uint64_t))
 
 /*
  * Pins: a range handed to a consumer that reads (or writes) it behind the
@@ -233,8 +275,13 @@ CG_EXPORT int cg_pin(struct cg *cg, void *addr, size_t len, unsigned flags,
  */
 CG_EXPORT int cg_unpin(struct cg_pin *pin);
 
-/* cg_stats - this client's counters.  Returns 0 or -errno.  Since 0.1. */
-CG_EXPORT int cg_stats(struct cg *cg, struct cg_stats *out);
+/*
+ * cg_stats - this client's counters, into @out of @size bytes
+ * (sizeof(*@out): see "Structures that grow").  Returns 0, -EINVAL (NULL
+ * argument, @size below CG_STATS_SIZE_VER0), or -ENOTCONN (as cg_query).
+ * Since 0.1.
+ */
+CG_EXPORT int cg_stats(struct cg *cg, struct cg_stats *out, size_t size);
 
 /* cg_features - the userfaultfd features negotiated (UFFD_FEATURE_* bits). */
 CG_EXPORT uint64_t cg_features(const struct cg *cg);
@@ -244,6 +291,18 @@ CG_EXPORT uint64_t cg_features(const struct cg *cg);
  * the cowguard-specific meaning where one exists.  Never NULL.  Since 0.1.
  */
 CG_EXPORT const char *cg_strerror(int err);
+
+/*
+ * cg_version - the version of the library this program runs with,
+ * "MAJOR.MINOR.PATCH"; cg_version_major() and cg_version_minor() give its
+ * first two numbers.  Compare them with CG_VERSION_MAJOR and
+ * CG_VERSION_MINOR (the header the program was built with) to find
+ * whether a function added after 0.1 can be called.  Never fail.
+ * Since 0.1.
+ */
+CG_EXPORT const char *cg_version(void);
+CG_EXPORT int cg_version_major(void);
+CG_EXPORT int cg_version_minor(void);
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,14 @@
 
 #include "handle.h"
 
+/*
+ * Where the last field of each structure ends in this version: in 0.1, its
+ * CG_*_SIZE_VER0.  A version that appends a field moves its end here.
+ */
+#define PAGE_INFO_END CG_PAGE_INFO_SIZE_VER0
+#define AUDIT_REPORT_END CG_AUDIT_REPORT_SIZE_VER0
+#define STATS_END CG_STATS_SIZE_VER0
+
 static const char *socket_path(const struct cg_options *opts)
 {
 	const char *env = getenv("COWGUARD_SOCKET");
@@ -38,14 +46,54 @@ static int open_mode(struct cg *cg, const struct cg_options *opts)
 	return cg__embedded_open(&cg->emb);
 }
 
-int cg_open(const struct cg_options *opts, struct cg **out)
+/*
+ * The caller's options, of the size its header gave them, as ours ("Structures
+ * that grow" in cowguard.h): what it lacks is 0, the default; what we lack
+ * must be 0, or it asked for something we cannot do.
+ */
+static int read_options(const struct cg_options *opts, size_t size,
+			struct cg_options *o)
 {
+	const unsigned char *theirs = (const unsigned char *)opts;
+	size_t i;
+
+	memset(o, 0, sizeof(*o));
+	if (!opts)
+		return 0;
+	if (size < CG_OPTIONS_SIZE_VER0)
+		return -EINVAL;
+	for (i = sizeof(*o); i < size; i++)
+		if (theirs[i])
+			return -E2BIG;
+	memcpy(o, opts, size < sizeof(*o) ? size : sizeof(*o));
+	return 0;
+}
+
+/*
+ * A result into the caller's structure of @size bytes: ours up to @end (where
+ * our last field ends), zeros from there to @size, so that a field a newer
+ * header appended (even into what is our tail padding) reads 0, "unknown".
+ */
+static int copy_out(void *out, size_t size, const void *ours, size_t end)
+{
+	memcpy(out, ours, size < end ? size : end);
+	if (size > end)
+		memset((char *)out + end, 0, size - end);
+	return 0;
+}
+
+int cg_open(const struct cg_options *opts, size_t opts_size, struct cg **out)
+{
+	struct cg_options o;
 	struct cg *cg;
 	int ret;
 
 	if (!out)
 		return -EINVAL;
-	if (opts && (unsigned)opts->mode > CG_MODE_EMBEDDED)
+	ret = read_options(opts, opts_size, &o);
+	if (ret)
+		return ret;
+	if ((unsigned)o.mode > CG_MODE_EMBEDDED)
 		return -EINVAL;
 	cg = calloc(1, sizeof(*cg));
 	if (!cg)
@@ -53,7 +101,7 @@ int cg_open(const struct cg_options *opts, struct cg **out)
 	cg->cli.sock = -1;
 	pthread_mutex_init(&cg->lock, NULL);
 	pthread_mutex_init(&cg->pins_lock, NULL);
-	ret = open_mode(cg, opts);
+	ret = open_mode(cg, &o);
 	if (ret) {
 		pthread_mutex_destroy(&cg->pins_lock);
 		pthread_mutex_destroy(&cg->lock);
@@ -140,41 +188,42 @@ int cg_unregister(struct cg *cg, void *addr, size_t len)
 	return range_op(cg, CG_OP_UNREGISTER, addr, len, 0, &rep);
 }
 
-int cg_query(struct cg *cg, const void *addr, struct cg_page_info *out)
+int cg_query(struct cg *cg, const void *addr, struct cg_page_info *out, size_t size)
 {
 	struct cg__rep rep;
 	int ret;
 
-	if (!cg || !out)
+	if (!cg || !out || size < CG_PAGE_INFO_SIZE_VER0)
 		return -EINVAL;
 	ret = range_op(cg, CG_OP_QUERY, addr, 0, 0, &rep);
-	if (!ret)
-		*out = rep.u.page;
-	return ret;
+	if (ret)
+		return ret;
+	return copy_out(out, size, &rep.u.page, PAGE_INFO_END);
 }
 
-int cg_audit(struct cg *cg, void *addr, size_t len, struct cg_audit_report *out)
+int cg_audit(struct cg *cg, void *addr, size_t len, struct cg_audit_report *out,
+	     size_t size)
 {
 	struct cg__rep rep;
 	int ret;
 
-	if (!cg || !out)
+	if (!cg || !out || size < CG_AUDIT_REPORT_SIZE_VER0)
 		return -EINVAL;
 	ret = range_op(cg, CG_OP_AUDIT, addr, len, 0, &rep);
-	if (!ret)
-		*out = rep.u.audit;
-	return ret;
+	if (ret)
+		return ret;
+	return copy_out(out, size, &rep.u.audit, AUDIT_REPORT_END);
 }
 
-int cg_stats(struct cg *cg, struct cg_stats *out)
+int cg_stats(struct cg *cg, struct cg_stats *out, size_t size)
 {
 	struct cg__rep rep;
 	int ret;
 
-	if (!cg || !out)
+	if (!cg || !out || size < CG_STATS_SIZE_VER0)
 		return -EINVAL;
 	ret = range_op(cg, CG_OP_STATS, NULL, 0, 0, &rep);
-	if (!ret)
-		*out = rep.u.stats;
-	return ret;
+	if (ret)
+		return ret;
+	return copy_out(out, size, &rep.u.stats, STATS_END);
 }

@@ -62,10 +62,10 @@ static bool hugetlb(const struct cg_page_info *info)
 static int round_out(struct cg *cg, uint64_t *lo, uint64_t *hi)
 {
 	struct cg_page_info first, last;
-	int ret = cg_query(cg, (void *)(uintptr_t)*lo, &first);
+	int ret = cg_query(cg, (void *)(uintptr_t)*lo, &first, sizeof(first));
 
 	if (!ret)
-		ret = cg_query(cg, (void *)(uintptr_t)(*hi - 1), &last);
+		ret = cg_query(cg, (void *)(uintptr_t)(*hi - 1), &last, sizeof(last));
 	if (ret)
 		return ret;
 	*lo = hugetlb(&first) ? first.addr : *lo & ~(CG_PAGE_SIZE - 1);

@@ -28,6 +28,8 @@
 	X(EPROTONOSUPPORT, "cowguardd speaks another protocol major version") \
 	X(ETIMEDOUT, "cowguardd did not answer in time")                      \
 	X(ESRCH, "the tracked process is gone or not yet identified")        \
+	X(E2BIG, "an option this libcowguard does not know is set: the "      \
+		 "program was built against a newer cowguard.h")               \
 	X(ENOTRECOVERABLE, "a pinned page was replaced while pinned: the "    \
 			   "consumer may have read stale data")
 

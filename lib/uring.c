@@ -30,10 +30,10 @@ static int round_to_huge(struct cg *cg, uint64_t *start, uint64_t *end)
 	uint64_t s = *start, e = *end;
 	struct cg_page_info info;
 
-	if (!cg_query(cg, (void *)(uintptr_t)s, &info) &&
+	if (!cg_query(cg, (void *)(uintptr_t)s, &info, sizeof(info)) &&
 	    (info.kind == CG_PAGE_HUGETLB_2M || info.kind == CG_PAGE_HUGETLB_1G))
 		s = info.addr;
-	if (!cg_query(cg, (void *)(uintptr_t)(e - 1), &info) &&
+	if (!cg_query(cg, (void *)(uintptr_t)(e - 1), &info, sizeof(info)) &&
 	    (info.kind == CG_PAGE_HUGETLB_2M || info.kind == CG_PAGE_HUGETLB_1G))
 		e = info.addr + info.size;
 	if (s == *start && e == *end)

@@ -106,7 +106,7 @@ struct cg *h_open(int mode)
 		.socket_path = sock_path[0] ? sock_path : NULL,
 	};
 	struct cg *cg = NULL;
-	int ret = cg_open(&o, &cg);
+	int ret = cg_open(&o, sizeof(o), &cg);
 
 	ck_assert_msg(ret == 0, "cg_open(%s): %s", h_mode_name(mode),
 		      cg_strerror(ret));
@@ -236,7 +236,7 @@ static bool thp_without_scan(struct cg *cg, const char *addr, size_t len)
 	     off = (((uintptr_t)addr + off) | (2 * MIB - 1)) + 1 - (uintptr_t)addr) {
 		struct cg_page_info q;
 
-		if (!cg_query(cg, addr + off, &q) &&
+		if (!cg_query(cg, addr + off, &q, sizeof(q)) &&
 		    (q.kind == CG_PAGE_THP || q.kind == CG_PAGE_THP_PTE))
 			return true;
 	}
@@ -267,7 +267,7 @@ bool h_thp_pmd_mapped(const void *addr, size_t len)
 struct cg_audit_report h_audit_clean(struct cg *cg, void *addr, size_t len)
 {
 	struct cg_audit_report a;
-	int ret = cg_audit(cg, addr, len, &a);
+	int ret = cg_audit(cg, addr, len, &a, sizeof(a));
 
 	ck_assert_msg(ret == 0, "cg_audit: %s", cg_strerror(ret));
 	if (a.unsafe == 0 && a.conservative && thp_without_scan(cg, addr, len)) {
@@ -428,7 +428,7 @@ struct cg_page_info *h_states(struct cg *cg, const void *addr, size_t len)
 
 	ck_assert(v != NULL);
 	for (size_t i = 0; i < len / 4096; i++) {
-		int ret = cg_query(cg, (const char *)addr + i * 4096, &v[i]);
+		int ret = cg_query(cg, (const char *)addr + i * 4096, &v[i], sizeof(v[i]));
 
 		ck_assert_msg(ret == 0, "cg_query(%p): %s",
 			      (const char *)addr + i * 4096, cg_strerror(ret));
@@ -446,7 +446,7 @@ void h_assert_states(struct cg *cg, const struct cg_page_info *was,
 		const struct cg_page_info *b = &was[i];
 		struct cg_page_info q;
 		struct h_kpage k = h_kpage(p);
-		int ret = cg_query(cg, p, &q);
+		int ret = cg_query(cg, p, &q, sizeof(q));
 
 		ck_assert_msg(ret == 0, "%s: cg_query(page %zu): %s", what, i,
 			      cg_strerror(ret));

@@ -58,7 +58,7 @@ static inline size_t ph_next(enum h_kind kind, size_t len, size_t off)
 static inline struct cg_stats ph_stats(struct cg *cg)
 {
 	struct cg_stats s;
-	int ret = cg_stats(cg, &s);
+	int ret = cg_stats(cg, &s, sizeof(s));
 
 	ck_assert_msg(ret == 0, "cg_stats: %s", cg_strerror(ret));
 	return s;
@@ -67,7 +67,7 @@ static inline struct cg_stats ph_stats(struct cg *cg)
 static inline struct cg_page_info ph_query(struct cg *cg, const void *p)
 {
 	struct cg_page_info info;
-	int ret = cg_query(cg, p, &info);
+	int ret = cg_query(cg, p, &info, sizeof(info));
 
 	ck_assert_msg(ret == 0, "cg_query(%p): %s", p, cg_strerror(ret));
 	return info;

@@ -82,7 +82,7 @@ static int child_code_own_mapping(struct fork_ctx *f, int i)
 	memset(slot, 'c', SLOT);
 	if (cg_register(f->cg, slot, SLOT, 0))
 		return BAD_OWN_REGISTER;
-	if (cg_query(f->cg, slot, &info) || !info.present || !info.exclusive)
+	if (cg_query(f->cg, slot, &info, sizeof(info)) || !info.present || !info.exclusive)
 		return BAD_QUERY;
 	return OK;
 }
@@ -97,8 +97,8 @@ static int child_code(struct fork_ctx *f, int i)
 	mine[0] = (char)('a' + i % 26);
 	if (mine[0] != (char)('a' + i % 26))
 		return BAD_SEEN;
-	if (cg_query(f->cg, (const void *)mine, &own) ||
-	    cg_query(f->cg, (const void *)(mine + 4096), &other))
+	if (cg_query(f->cg, (const void *)mine, &own, sizeof(own)) ||
+	    cg_query(f->cg, (const void *)(mine + 4096), &other, sizeof(other)))
 		return BAD_QUERY;
 	if (!own.present || !own.exclusive || !own.dirty)
 		return BAD_OWN_PAGE;
@@ -273,7 +273,7 @@ START_TEST(a_hundred_forks_from_four_threads_are_each_adopted_by_their_own_child
 	fork_all(&f, THREADS);
 	read_reports(&f, report_rd, FORKS);
 
-	ck_assert_int_eq(cg_stats(f.cg, &st), 0);
+	ck_assert_int_eq(cg_stats(f.cg, &st, sizeof(st)), 0);
 	ck_assert_uint_eq(st.fork_events, FORKS);
 	/* Alive and named: each is listed under its own pid, as our child. */
 	for (int i = 0; i < FORKS; i += 7) {
@@ -327,7 +327,7 @@ START_TEST(a_child_is_told_apart_from_an_older_one_that_never_said_hello)
 
 	fork_all(&f, 2);
 	read_reports(&f, report_rd, N);
-	ck_assert_int_eq(cg_stats(f.cg, &st), 0);
+	ck_assert_int_eq(cg_stats(f.cg, &st, sizeof(st)), 0);
 	ck_assert_uint_eq(st.fork_events, N + 1);
 	/* The silent child's uffd is the one left unnamed. */
 	ck_assert_int_eq(listed_children(getpid(), true), 1);

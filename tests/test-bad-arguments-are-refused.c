@@ -48,7 +48,7 @@ static void assert_registered(struct cg *cg, uint64_t regions, uint64_t bytes)
 {
 	struct cg_stats s;
 
-	ck_assert_int_eq(cg_stats(cg, &s), 0);
+	ck_assert_int_eq(cg_stats(cg, &s, sizeof(s)), 0);
 	ck_assert_msg(s.regions == regions && s.registered_bytes == bytes,
 		      "stats: %llu regions, %llu bytes; want %llu, %llu",
 		      (unsigned long long)s.regions,
@@ -61,7 +61,7 @@ static void assert_untouched(struct cg *cg, const void *addr)
 {
 	struct cg_page_info info;
 
-	REFUSED(cg_query(cg, addr, &info), -ENOENT);
+	REFUSED(cg_query(cg, addr, &info, sizeof(info)), -ENOENT);
 	ck_assert_msg(h_vma_flag(addr, "uw") != 1,
 		      "%p: left registered with userfaultfd", addr);
 	ck_assert_msg(!h_kpage(addr).uffd_wp, "%p: left write-protected", addr);
@@ -72,7 +72,7 @@ static void assert_protected(struct cg *cg, const void *addr)
 {
 	struct cg_page_info info;
 
-	ck_assert_int_eq(cg_query(cg, addr, &info), 0);
+	ck_assert_int_eq(cg_query(cg, addr, &info, sizeof(info)), 0);
 	ck_assert(info.present && info.wp);
 	ck_assert(h_kpage(addr).uffd_wp);
 }
@@ -106,16 +106,16 @@ START_TEST(open_refuses_a_null_out_pointer_and_a_mode_out_of_range)
 	static const int bad_modes[] = { CG_MODE_EMBEDDED + 1, 100, -1 };
 	struct cg *sentinel = (struct cg *)(uintptr_t)0x5a5a, *cg = sentinel;
 
-	REFUSED(cg_open(&o, NULL), -EINVAL);
-	REFUSED(cg_open(NULL, NULL), -EINVAL);
+	REFUSED(cg_open(&o, sizeof(o), NULL), -EINVAL);
+	REFUSED(cg_open(NULL, 0, NULL), -EINVAL);
 	for (size_t i = 0; i < sizeof(bad_modes) / sizeof(*bad_modes); i++) {
 		o.mode = (enum cg_mode)bad_modes[i];
-		REFUSED(cg_open(&o, &cg), -EINVAL);
+		REFUSED(cg_open(&o, sizeof(o), &cg), -EINVAL);
 		ck_assert_ptr_eq(cg, sentinel);
 	}
 	/* The same options with a good mode open, so the mode was the fault. */
 	o.mode = _i == H_DAEMON ? CG_MODE_DAEMON : CG_MODE_EMBEDDED;
-	ck_assert_int_eq(cg_open(&o, &cg), 0);
+	ck_assert_int_eq(cg_open(&o, sizeof(o), &cg), 0);
 	ck_assert_int_eq(cg_mode(cg), o.mode);
 	cg_close(cg);
 }
@@ -144,21 +144,21 @@ START_TEST(open_in_daemon_mode_where_no_daemon_listens_is_econnrefused)
 
 	if (_i == H_DAEMON) {
 		o.socket_path = missing;
-		REFUSED(cg_open(&o, &cg), -ECONNREFUSED);
+		REFUSED(cg_open(&o, sizeof(o), &cg), -ECONNREFUSED);
 		o.socket_path = silent;
-		REFUSED(cg_open(&o, &cg), -ECONNREFUSED);
+		REFUSED(cg_open(&o, sizeof(o), &cg), -ECONNREFUSED);
 		o.socket_path = longp;
-		REFUSED(cg_open(&o, &cg), -ENAMETOOLONG);
+		REFUSED(cg_open(&o, sizeof(o), &cg), -ENAMETOOLONG);
 		ck_assert_ptr_eq(cg, sentinel);
 	} else {
 		/* Embedded mode never looks at the socket. */
 		o.socket_path = silent;
-		ck_assert_int_eq(cg_open(&o, &cg), 0);
+		ck_assert_int_eq(cg_open(&o, sizeof(o), &cg), 0);
 		ck_assert_int_eq(cg_mode(cg), CG_MODE_EMBEDDED);
 		cg_close(cg);
 		/* Nor does AUTO fail: it falls back to embedded. */
 		o.mode = CG_MODE_AUTO;
-		ck_assert_int_eq(cg_open(&o, &cg), 0);
+		ck_assert_int_eq(cg_open(&o, sizeof(o), &cg), 0);
 		ck_assert_int_eq(cg_mode(cg), CG_MODE_EMBEDDED);
 		cg_close(cg);
 	}
@@ -181,19 +181,19 @@ START_TEST(a_null_handle_or_a_null_output_is_einval_and_changes_nothing)
 	ck_assert_int_eq(cg_register(cg, p, 2 * PG, 0), 0);
 	REFUSED(cg_register(NULL, p + 2 * PG, 2 * PG, 0), -EINVAL);
 	REFUSED(cg_unregister(NULL, p, 2 * PG), -EINVAL);
-	REFUSED(cg_query(NULL, p, &info), -EINVAL);
-	REFUSED(cg_audit(NULL, p, 2 * PG, &a), -EINVAL);
-	REFUSED(cg_stats(NULL, &s), -EINVAL);
-	REFUSED(cg_query(cg, p, NULL), -EINVAL);
-	REFUSED(cg_audit(cg, p, 2 * PG, NULL), -EINVAL);
-	REFUSED(cg_stats(cg, NULL), -EINVAL);
+	REFUSED(cg_query(NULL, p, &info, sizeof(info)), -EINVAL);
+	REFUSED(cg_audit(NULL, p, 2 * PG, &a, sizeof(a)), -EINVAL);
+	REFUSED(cg_stats(NULL, &s, sizeof(s)), -EINVAL);
+	REFUSED(cg_query(cg, p, NULL, sizeof(struct cg_page_info)), -EINVAL);
+	REFUSED(cg_audit(cg, p, 2 * PG, NULL, sizeof(struct cg_audit_report)), -EINVAL);
+	REFUSED(cg_stats(cg, NULL, sizeof(struct cg_stats)), -EINVAL);
 	ck_assert_uint_eq(cg_features(NULL), 0);
 	cg_close(NULL);
 
 	assert_registered(cg, 1, 2 * PG);
 	assert_protected(cg, p);
 	assert_untouched(cg, p + 2 * PG);
-	ck_assert_int_eq(cg_stats(cg, &s), 0);
+	ck_assert_int_eq(cg_stats(cg, &s, sizeof(s)), 0);
 	ck_assert_uint_eq(s.audits, 0);
 	cg_close(cg);
 	munmap(p, 4 * PG);
@@ -481,12 +481,12 @@ START_TEST(query_outside_every_region_is_enoent_and_leaves_the_output_alone)
 	memset(&poison, 0x5a, sizeof(poison));
 	for (size_t i = 0; i < sizeof(outside) / sizeof(*outside); i++) {
 		info = poison;
-		REFUSED(cg_query(cg, outside[i], &info), -ENOENT);
+		REFUSED(cg_query(cg, outside[i], &info, sizeof(info)), -ENOENT);
 		ck_assert_msg(memcmp(&info, &poison, sizeof(info)) == 0,
 			      "cg_query(%p) failed but wrote its output",
 			      outside[i]);
 	}
-	ck_assert_int_eq(cg_query(cg, p + 6 * PG - 1, &info), 0);
+	ck_assert_int_eq(cg_query(cg, p + 6 * PG - 1, &info, sizeof(info)), 0);
 	ck_assert_uint_eq(info.addr, (uintptr_t)(p + 5 * PG));
 	assert_registered(cg, 1, 4 * PG);
 	cg_close(cg);
@@ -507,22 +507,22 @@ START_TEST(audit_refuses_bad_ranges_and_ranges_not_fully_registered)
 	ck_assert_int_eq(cg_register(cg, p + 2 * PG, 2 * PG, 0), 0);
 	ck_assert_int_eq(cg_register(cg, p + 4 * PG, 2 * PG, 0), 0);
 	ck_assert_int_eq(cg_register(cg, p + 7 * PG, PG, 0), 0);
-	ck_assert_int_eq(cg_stats(cg, &before), 0);
+	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
 	memset(&poison, 0x5a, sizeof(poison));
 	a = poison;
 
-	REFUSED(cg_audit(cg, p + 2 * PG, 0, &a), -EINVAL);
-	REFUSED(cg_audit(cg, p + 2 * PG + 1, PG, &a), -EINVAL);
-	REFUSED(cg_audit(cg, p + 2 * PG, PG + 1, &a), -EINVAL);
-	REFUSED(cg_audit(cg, p + 2 * PG, WRAPPING_LEN, &a), -EOVERFLOW);
-	REFUSED(cg_audit(cg, p, 4 * PG, &a), -ENOENT);		/* starts before */
-	REFUSED(cg_audit(cg, p + 4 * PG, 3 * PG, &a), -ENOENT);	/* runs past */
-	REFUSED(cg_audit(cg, p + 2 * PG, 6 * PG, &a), -ENOENT);	/* over the gap */
-	REFUSED(cg_audit(cg, p + 6 * PG, PG, &a), -ENOENT);		/* in the gap */
-	REFUSED(cg_audit(cg, p + 7 * PG, 2 * PG, &a), -ENOENT);	/* past the end */
+	REFUSED(cg_audit(cg, p + 2 * PG, 0, &a, sizeof(a)), -EINVAL);
+	REFUSED(cg_audit(cg, p + 2 * PG + 1, PG, &a, sizeof(a)), -EINVAL);
+	REFUSED(cg_audit(cg, p + 2 * PG, PG + 1, &a, sizeof(a)), -EINVAL);
+	REFUSED(cg_audit(cg, p + 2 * PG, WRAPPING_LEN, &a, sizeof(a)), -EOVERFLOW);
+	REFUSED(cg_audit(cg, p, 4 * PG, &a, sizeof(a)), -ENOENT);		/* starts before */
+	REFUSED(cg_audit(cg, p + 4 * PG, 3 * PG, &a, sizeof(a)), -ENOENT);	/* runs past */
+	REFUSED(cg_audit(cg, p + 2 * PG, 6 * PG, &a, sizeof(a)), -ENOENT);	/* over the gap */
+	REFUSED(cg_audit(cg, p + 6 * PG, PG, &a, sizeof(a)), -ENOENT);		/* in the gap */
+	REFUSED(cg_audit(cg, p + 7 * PG, 2 * PG, &a, sizeof(a)), -ENOENT);	/* past the end */
 	ck_assert_msg(memcmp(&a, &poison, sizeof(a)) == 0,
 		      "a refused cg_audit wrote its report");
-	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.audits, before.audits);
 	ck_assert_uint_eq(after.mismatches, before.mismatches);
 	assert_registered(cg, 3, 5 * PG);
@@ -530,7 +530,7 @@ START_TEST(audit_refuses_bad_ranges_and_ranges_not_fully_registered)
 	/* Across adjacent regions is within registered memory. */
 	a = h_audit_clean(cg, p + 2 * PG, 4 * PG);
 	ck_assert_uint_eq(a.pages, 4);
-	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.audits, before.audits + 1);
 	cg_close(cg);
 	munmap(p, 8 * PG);

@@ -57,9 +57,9 @@ static int child_writes_and_reports(void *arg)
 	memset(&r, 0, sizeof(r));
 	c->p[0] = 'C';
 	r.seen = c->p[0];
-	r.query_ret = cg_query(c->cg, (const void *)c->p, &r.info);
-	r.stats_ret = cg_stats(c->cg, &r.stats);
-	r.audit_ret = cg_audit(c->cg, (void *)c->p, LEN, &r.audit);
+	r.query_ret = cg_query(c->cg, (const void *)c->p, &r.info, sizeof(r.info));
+	r.stats_ret = cg_stats(c->cg, &r.stats, sizeof(r.stats));
+	r.audit_ret = cg_audit(c->cg, (void *)c->p, LEN, &r.audit, sizeof(r.audit));
 	if (write(c->report_wr, &r, sizeof(r)) != sizeof(r))
 		return 2;
 	if (read(c->go_rd, &go, 1) != 1)
@@ -141,7 +141,7 @@ START_TEST(a_child_write_is_serviced_and_makes_the_page_exclusive_in_the_child_o
 
 	/* The parent's page is its own: unchanged, and still maybe-shared. */
 	ck_assert_int_eq(p[0], 'A');
-	ck_assert_int_eq(cg_query(cg, p, &info), 0);
+	ck_assert_int_eq(cg_query(cg, p, &info, sizeof(info)), 0);
 	ck_assert_msg(info.present && !info.exclusive,
 		      "parent's page after the child's write: present %d "
 		      "exclusive %d", info.present, info.exclusive);
@@ -190,7 +190,7 @@ static int child_execs(void *arg)
 	struct cg_stats st;
 	char go;
 
-	if (cg_stats(c->cg, &st))
+	if (cg_stats(c->cg, &st, sizeof(st)))
 		return 2;
 	if (write(c->report_wr, "n", 1) != 1 || read(c->go_rd, &go, 1) != 1)
 		return 3;

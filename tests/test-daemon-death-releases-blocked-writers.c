@@ -78,7 +78,7 @@ START_TEST(a_writer_blocked_on_a_stopped_daemon_goes_on_when_it_is_killed)
 	daemon = h_daemon_start(path);
 	ck_assert_int_gt(daemon, 0);
 	w.p = h_map(H_4K, REGION, 'x');
-	ck_assert_int_eq(cg_open(&o, &cg), 0);
+	ck_assert_int_eq(cg_open(&o, sizeof(o), &cg), 0);
 	ck_assert_int_eq(cg_register(cg, w.p, REGION, 0), 0);
 
 	ck_assert_int_eq(kill(daemon, SIGSTOP), 0);
@@ -98,7 +98,7 @@ START_TEST(a_writer_blocked_on_a_stopped_daemon_goes_on_when_it_is_killed)
 		ck_assert_int_eq(w.p[i * 4096 + 1], 'x');
 	}
 	/* The state went with the daemon: the handle says so, loudly. */
-	ck_assert_int_eq(cg_stats(cg, &st), -ENOTCONN);
+	ck_assert_int_eq(cg_stats(cg, &st, sizeof(st)), -ENOTCONN);
 	cg_close(cg);
 	munmap(w.p, REGION);
 }

@@ -139,7 +139,7 @@ static struct cg *open_at(const char *path, enum cg_mode mode)
 {
 	struct cg_options o = { .mode = mode, .socket_path = path };
 	struct cg *cg = NULL;
-	int ret = cg_open(&o, &cg);
+	int ret = cg_open(&o, sizeof(o), &cg);
 
 	ck_assert_msg(ret == 0, "cg_open: %s", cg_strerror(ret));
 	ck_assert_int_eq(cg_mode(cg), CG_MODE_DAEMON);
@@ -211,9 +211,9 @@ START_TEST(a_restarted_daemon_tracks_the_client_again_at_its_next_call)
 	writer_goes_on(&w, 2, "with the daemon killed");
 	if (mode == CG_MODE_DAEMON) {
 		/* The gap: page state unknown, and said so. */
-		ck_assert_int_eq(cg_query(cg, p, &info), -ENOTCONN);
-		ck_assert_int_eq(cg_audit(cg, p, LEN, &audit), -ENOTCONN);
-		ck_assert_int_eq(cg_stats(cg, &st), -ENOTCONN);
+		ck_assert_int_eq(cg_query(cg, p, &info, sizeof(info)), -ENOTCONN);
+		ck_assert_int_eq(cg_audit(cg, p, LEN, &audit, sizeof(audit)), -ENOTCONN);
+		ck_assert_int_eq(cg_stats(cg, &st, sizeof(st)), -ENOTCONN);
 		ck_assert_int_eq(cg_register(cg, extra + 4 * 4096, 4096, 0), -ENOTCONN);
 		/* Nothing tracks it now: forgetting it is all there is to do. */
 		ck_assert_int_eq(cg_unregister(cg, extra, 4 * 4096), 0);
@@ -226,13 +226,13 @@ START_TEST(a_restarted_daemon_tracks_the_client_again_at_its_next_call)
 
 	daemon = start_daemon(path, sizeof(path), mode == CG_MODE_AUTO ? "auto"
 								      : "daemon");
-	ck_assert_int_eq(cg_query(cg, p, &info), 0);
+	ck_assert_int_eq(cg_query(cg, p, &info, sizeof(info)), 0);
 	ck_assert_int_eq(cg_mode(cg), CG_MODE_DAEMON);
 	ck_assert(info.present);
 	assert_listed(path, getpid(), LEN);
 	/* Registered again, so protected again: the writer's faults are seen. */
 	writer_goes_on(&w, 2, "after the restart");
-	ck_assert_int_eq(cg_stats(cg, &st), 0);
+	ck_assert_int_eq(cg_stats(cg, &st, sizeof(st)), 0);
 	ck_assert_uint_ge(st.wp_faults, PAGES);
 	writer_stop(&w);
 	h_audit_clean(cg, p, LEN);
@@ -263,13 +263,13 @@ START_TEST(with_no_daemon_back_an_auto_client_goes_on_embedded)
 
 	kill_daemon(daemon);
 	writer_goes_on(&w, 2, "with the daemon killed");
-	ck_assert_int_eq(cg_stats(cg, &st), 0);
+	ck_assert_int_eq(cg_stats(cg, &st, sizeof(st)), 0);
 	ck_assert_int_eq(cg_mode(cg), CG_MODE_EMBEDDED);
 	ck_assert_uint_eq(st.regions, 1);
 	ck_assert_uint_eq(st.registered_bytes, LEN);
 	/* Every page was protected again: each is seen at its next write. */
 	writer_goes_on(&w, 2, "embedded");
-	ck_assert_int_eq(cg_stats(cg, &st), 0);
+	ck_assert_int_eq(cg_stats(cg, &st, sizeof(st)), 0);
 	ck_assert_uint_ge(st.wp_faults, PAGES);
 	writer_stop(&w);
 	h_audit_clean(cg, p, LEN);
@@ -293,11 +293,11 @@ static int gap_child_main(void *arg)
 	char go;
 
 	c->p[0] = 'C';
-	r[0] = cg_query(c->cg, c->p, &info);
+	r[0] = cg_query(c->cg, c->p, &info, sizeof(info));
 	if (write(c->report_wr, &r[0], sizeof(r[0])) != sizeof(r[0]) ||
 	    read(c->go_rd, &go, 1) != 1)
 		return 2;
-	r[1] = cg_query(c->cg, c->p, &info);
+	r[1] = cg_query(c->cg, c->p, &info, sizeof(info));
 	if (!r[1] && !(info.present && info.exclusive))
 		r[1] = -EILSEQ;
 	if (write(c->report_wr, &r[1], sizeof(r[1])) != sizeof(r[1]) ||
@@ -342,14 +342,14 @@ START_TEST(a_fork_while_the_daemon_is_down_leaves_both_to_come_back)
 	ck_assert_msg(now_ns() - t0 < MAX_BLOCK_NS, "fork took %llu ms",
 		      (unsigned long long)((now_ns() - t0) / 1000000));
 	ck_assert_int_eq(read_int(rep[0]), -ENOTCONN);
-	ck_assert_int_eq(cg_query(c.cg, c.p, &info), -ENOTCONN);
+	ck_assert_int_eq(cg_query(c.cg, c.p, &info, sizeof(info)), -ENOTCONN);
 
 	daemon = start_daemon(path, sizeof(path), "fork");
 	ck_assert_int_eq(write(go[1], "g", 1), 1);
 	ck_assert_int_eq(read_int(rep[0]), 0);
 	/* The child came back as a client of its own, with its region. */
 	assert_listed(path, pid, LEN);
-	ck_assert_int_eq(cg_query(c.cg, c.p, &info), 0);
+	ck_assert_int_eq(cg_query(c.cg, c.p, &info, sizeof(info)), 0);
 	assert_listed(path, getpid(), LEN);
 	ck_assert_int_eq(c.p[0], 'A');
 	ck_assert_int_eq(write(go[1], "g", 1), 1);
@@ -446,7 +446,7 @@ static int unpriv_main(void *arg)
 		return step(u, -ENOMEM), 3;
 	memset(p, 'U', LEN);
 	madvise(p, LEN, MADV_NOHUGEPAGE);
-	ret = cg_open(&o, &cg);
+	ret = cg_open(&o, sizeof(o), &cg);
 	if (!ret)
 		ret = cg_register(cg, p, LEN, 0);
 	if (ret)
@@ -457,16 +457,16 @@ static int unpriv_main(void *arg)
 		return step(u, -EAGAIN), 3;
 	step(u, rounds_go_on(&w, 2));			/* ready: kill it */
 	ret = rounds_go_on(&w, 2);
-	if (!ret && cg_query(cg, p, &info) != -ENOTCONN)
+	if (!ret && cg_query(cg, p, &info, sizeof(info)) != -ENOTCONN)
 		ret = -EILSEQ;
 	step(u, ret);					/* in the gap */
-	ret = cg_query(cg, p, &info);
+	ret = cg_query(cg, p, &info, sizeof(info));
 	if (!ret && cg_mode(cg) != CG_MODE_DAEMON)
 		ret = -EILSEQ;
 	if (!ret)
 		ret = rounds_go_on(&w, 2);
 	if (!ret)
-		ret = cg_stats(cg, &st);
+		ret = cg_stats(cg, &st, sizeof(st));
 	if (!ret && st.wp_faults < PAGES)
 		ret = -EILSEQ;
 	step(u, ret);					/* back: check STATUS */

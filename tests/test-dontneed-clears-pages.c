@@ -41,7 +41,7 @@ static void assert_absent(struct cg *cg, const char *p, size_t len)
 	for (size_t off = 0; off < len; off += 4096) {
 		struct cg_page_info info;
 
-		ck_assert_int_eq(cg_query(cg, p + off, &info), 0);
+		ck_assert_int_eq(cg_query(cg, p + off, &info, sizeof(info)), 0);
 		ck_assert_msg(!info.present && !info.exclusive && !info.dirty,
 			      "removed page %zu: present %d exclusive %d dirty %d "
 			      "(kernel present %d)", off / 4096, info.present,
@@ -56,7 +56,7 @@ static void assert_back(struct cg *cg, char *page)
 	struct cg_page_info info;
 	int pmd;
 
-	ck_assert_int_eq(cg_query(cg, page, &info), 0);
+	ck_assert_int_eq(cg_query(cg, page, &info, sizeof(info)), 0);
 	ck_assert_msg(info.present && info.exclusive && info.dirty,
 		      "rewritten page: present %d exclusive %d dirty %d (kernel: "
 		      "present %d exclusive %d)", info.present, info.exclusive,
@@ -97,11 +97,11 @@ START_TEST(dontneed_makes_the_pages_not_present_and_a_write_brings_one_back)
 	p[5] = 'B';
 	was = h_states(cg, p, len);
 	ck_assert(was[0].dirty && !was[unit / 4096].dirty);
-	ck_assert_int_eq(cg_stats(cg, &before), 0);
+	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
 
 	ck_assert_int_eq(madvise(p + unit, unit, MADV_DONTNEED), 0);
 
-	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.removals, before.removals + 1);
 	ck_assert_uint_eq(after.regions, 1);
 	ck_assert_uint_eq(after.registered_bytes, len);
@@ -126,13 +126,13 @@ START_TEST(dontneed_makes_the_pages_not_present_and_a_write_brings_one_back)
 	audit(cg, p, len);
 
 	/* Still followed: a fork shares it, a write after is seen. */
-	ck_assert_int_eq(cg_stats(cg, &before), 0);
+	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
 	child = h_fork_waiting(p + unit + 3 * 4096 + 1, 'C');
-	ck_assert_int_eq(cg_query(cg, p + unit + 3 * 4096, &info), 0);
+	ck_assert_int_eq(cg_query(cg, p + unit + 3 * 4096, &info, sizeof(info)), 0);
 	ck_assert(info.present && !info.exclusive);
 	audit(cg, p, len);
 	p[unit + 3 * 4096 + 1] = 'D';
-	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.wp_faults, before.wp_faults + 1);
 	assert_back(cg, p + unit + 3 * 4096);
 	audit(cg, p, len);
@@ -169,12 +169,12 @@ START_TEST(dontneed_of_part_of_a_pmd_mapped_thp_splits_it)
 	was = h_states(cg, p, len);
 	ck_assert(was[0].kind == CG_PAGE_THP && was[0].dirty && !was[0].wp);
 	ck_assert(was[512].kind == CG_PAGE_THP && !was[512].dirty && was[512].wp);
-	ck_assert_int_eq(cg_stats(cg, &before), 0);
+	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
 
 	ck_assert_int_eq(madvise(p + cut, n, MADV_DONTNEED), 0);
 	ck_assert_int_eq(madvise(p + 2 * MIB + cut, n, MADV_DONTNEED), 0);
 
-	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.removals, before.removals + 2);
 	ck_assert_int_eq(h_pmd_mapped(p), 0);
 	ck_assert_int_eq(h_pmd_mapped(p + 2 * MIB), 0);
@@ -185,7 +185,7 @@ START_TEST(dontneed_of_part_of_a_pmd_mapped_thp_splits_it)
 		h_assert_states(cg, was + c / 4096, p + c, cut, "before the hole");
 		h_assert_states(cg, was + (c + cut + n) / 4096, p + c + cut + n,
 				2 * MIB - cut - n, "after the hole");
-		ck_assert_int_eq(cg_query(cg, p + c + 2 * MIB - 4096, &info), 0);
+		ck_assert_int_eq(cg_query(cg, p + c + 2 * MIB - 4096, &info, sizeof(info)), 0);
 		ck_assert_int_eq(info.kind, CG_PAGE_THP_PTE);
 		ck_assert_uint_eq(info.size, 4096);
 	}
@@ -196,7 +196,7 @@ START_TEST(dontneed_of_part_of_a_pmd_mapped_thp_splits_it)
 	ck_assert_int_eq(p[cut + 4096], 0);
 	p[cut + 4096] = 'C';
 	assert_back(cg, p + cut + 4096);
-	ck_assert_int_eq(cg_query(cg, p + cut + 4096, &info), 0);
+	ck_assert_int_eq(cg_query(cg, p + cut + 4096, &info, sizeof(info)), 0);
 	ck_assert_int_eq(info.kind, CG_PAGE_THP_PTE);
 	audit(cg, p, len);
 

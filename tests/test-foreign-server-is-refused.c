@@ -207,7 +207,7 @@ START_TEST(a_socket_served_by_another_unprivileged_user_is_refused_and_gets_no_u
 	else
 		unsetenv("COWGUARD_DAEMON_USER");
 	o.socket_path = srv.path;
-	ret = cg_open(&o, &cg);
+	ret = cg_open(&o, sizeof(o), &cg);
 	s = server_stop(&srv);
 	ck_assert_msg(s.accepted, "the client never connected (cg_open: %s)",
 		      cg_strerror(ret));
@@ -241,7 +241,7 @@ START_TEST(the_user_cowguard_daemon_user_names_is_trusted_with_the_uffd)
 	snprintf(uid, sizeof(uid), "%u", (unsigned)getpwnam(FOREIGN)->pw_uid);
 	setenv("COWGUARD_DAEMON_USER", _i ? uid : FOREIGN, 1);
 	o.socket_path = srv.path;
-	ret = cg_open(&o, &cg);
+	ret = cg_open(&o, sizeof(o), &cg);
 	s = server_stop(&srv);
 	/* It sent its hello and uffd; the fake server hung up on it. */
 	ck_assert_msg(ret != 0 && ret != -EACCES, "cg_open: %d (%s)", ret,

@@ -40,7 +40,7 @@ static bool fork_kept_it_exclusive(struct cg *cg, void *p, size_t len)
 
 	if (k >= 0)
 		return k == 1;
-	return cg_audit(cg, p, len, &a) == 0 && a.truth == CG_TRUTH_KPAGEFLAGS &&
+	return cg_audit(cg, p, len, &a, sizeof(a)) == 0 && a.truth == CG_TRUTH_KPAGEFLAGS &&
 	       a.conservative > 0;
 }
 
@@ -70,7 +70,7 @@ START_TEST(fork_marks_populated_pages_shared_and_a_write_makes_one_exclusive)
 	}
 	cg = h_open(H_MODE(_i));
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
-	ck_assert_int_eq(cg_query(cg, p, &info), 0);
+	ck_assert_int_eq(cg_query(cg, p, &info, sizeof(info)), 0);
 	ck_assert_msg(info.present && info.exclusive && info.wp,
 		      "after registration: present %d exclusive %d wp %d "
 		      "(kernel: exclusive %d, mapped once %d)",
@@ -91,7 +91,7 @@ START_TEST(fork_marks_populated_pages_shared_and_a_write_makes_one_exclusive)
 		 */
 		struct cg_audit_report a;
 
-		ck_assert_int_eq(cg_audit(cg, p, len, &a), 0);
+		ck_assert_int_eq(cg_audit(cg, p, len, &a, sizeof(a)), 0);
 		ck_assert_uint_eq(a.unsafe, 0);
 		ck_assert_int_eq(write(fds[1], "g", 1), 1);
 		status = h_wait(pid);
@@ -104,22 +104,22 @@ START_TEST(fork_marks_populated_pages_shared_and_a_write_makes_one_exclusive)
 		return;
 	}
 	for (size_t off = 0; off < len; off += page) {
-		ck_assert_int_eq(cg_query(cg, p + off, &info), 0);
+		ck_assert_int_eq(cg_query(cg, p + off, &info, sizeof(info)), 0);
 		ck_assert_msg(info.present && !info.exclusive && info.wp,
 			      "after fork, page %zu: present %d exclusive %d wp %d",
 			      off / page, info.present, info.exclusive, info.wp);
 		ck_assert_int_eq(h_kpage(p + off).anon_exclusive == 1, 0);
 	}
 	h_audit_clean(cg, p, len);
-	ck_assert_int_eq(cg_stats(cg, &stats), 0);
+	ck_assert_int_eq(cg_stats(cg, &stats, sizeof(stats)), 0);
 	ck_assert_uint_eq(stats.fork_events, 1);
 	ck_assert_uint_eq(stats.pages_shared_by_fork, len / 4096);
 
 	p[0] = 'B';	/* a write fault: copy (child alive), exclusive again */
-	ck_assert_int_eq(cg_query(cg, p, &info), 0);
+	ck_assert_int_eq(cg_query(cg, p, &info, sizeof(info)), 0);
 	ck_assert(info.present && info.exclusive && info.dirty);
 	if (len > page) {
-		ck_assert_int_eq(cg_query(cg, p + page, &info), 0);
+		ck_assert_int_eq(cg_query(cg, p + page, &info, sizeof(info)), 0);
 		ck_assert(!info.exclusive);
 	}
 	h_audit_clean(cg, p, len);

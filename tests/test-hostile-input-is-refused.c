@@ -133,9 +133,9 @@ static void victim_unaffected(struct victim *v, const char *reason)
 		free(text);
 	}
 	v->p[4096] = 'W';
-	ck_assert_int_eq(cg_query(v->cg, (const void *)(v->p + 4096), &info), 0);
+	ck_assert_int_eq(cg_query(v->cg, (const void *)(v->p + 4096), &info, sizeof(info)), 0);
 	ck_assert(info.present && info.exclusive && info.dirty);
-	ck_assert_int_eq(cg_stats(v->cg, &st), 0);
+	ck_assert_int_eq(cg_stats(v->cg, &st, sizeof(st)), 0);
 	ck_assert_uint_ge(st.wp_faults, 1);
 	h_audit_clean(v->cg, (void *)v->p, VICTIM_LEN);
 	cg_close(v->cg);
@@ -591,7 +591,7 @@ START_TEST(the_client_refuses_a_server_of_another_major_version)
 		ck_assert_int_eq(bind(f.listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 		ck_assert_int_eq(listen(f.listen_fd, 4), 0);
 		ck_assert_int_eq(pthread_create(&t, NULL, fake_server, &f), 0);
-		ret = cg_open(&o, &cg);
+		ret = cg_open(&o, sizeof(o), &cg);
 		pthread_join(t, NULL);
 		close(f.listen_fd);
 		ck_assert_msg(ret == -EPROTONOSUPPORT, "a %zu-byte reply of major "
@@ -629,7 +629,7 @@ START_TEST(a_connection_that_never_says_hello_is_dropped_after_the_timeout)
 	o.socket_path = path;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pf = (struct pollfd){ .fd = raw_connect(path), .events = POLLIN };
-	ck_assert_int_eq(cg_open(&o, &cg), 0);
+	ck_assert_int_eq(cg_open(&o, sizeof(o), &cg), 0);
 
 	ck_assert_int_eq(poll(&pf, 1, 5000), 1);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -642,7 +642,7 @@ START_TEST(a_connection_that_never_says_hello_is_dropped_after_the_timeout)
 	p = h_map(H_4K, 4 * 4096, 'A');
 	ck_assert_int_eq(cg_register(cg, p, 4 * 4096, 0), 0);
 	p[0] = 'B';
-	ck_assert_int_eq(cg_query(cg, p, &info), 0);
+	ck_assert_int_eq(cg_query(cg, p, &info, sizeof(info)), 0);
 	ck_assert(info.present && info.exclusive && info.dirty);
 	cg_close(cg);
 	munmap(p, 4 * 4096);
@@ -700,7 +700,7 @@ START_TEST(a_flood_of_connections_is_refused_beyond_the_limit)
 	/* The daemon answers the bystander at once, flood or not. */
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	v.p[0] = 'F';
-	ck_assert_int_eq(cg_query(v.cg, (const void *)v.p, &info), 0);
+	ck_assert_int_eq(cg_query(v.cg, (const void *)v.p, &info, sizeof(info)), 0);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	ck_assert_msg(t1.tv_sec - t0.tv_sec < 2, "the bystander waited %ld s",
 		      (long)(t1.tv_sec - t0.tv_sec));
@@ -724,7 +724,7 @@ START_TEST(a_flood_of_connections_is_refused_beyond_the_limit)
 		struct cg_options o = { CG_MODE_DAEMON, h_socket() };
 
 		late = NULL;
-		if (!cg_open(&o, &late))
+		if (!cg_open(&o, sizeof(o), &late))
 			break;
 		sleep_ms(20);
 	}

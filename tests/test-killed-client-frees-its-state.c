@@ -31,7 +31,7 @@ static int client_registers_and_waits(void *arg)
 	if (p == MAP_FAILED)
 		return 2;
 	memset(p, 'A', LEN);
-	if (cg_open(&o, &cg) || cg_register(cg, p, LEN, 0))
+	if (cg_open(&o, sizeof(o), &cg) || cg_register(cg, p, LEN, 0))
 		return 3;
 	if (write(ready_wr, "r", 1) != 1)
 		return 4;

@@ -70,12 +70,12 @@ static void free_keeps_state(int mode, enum h_kind kind, bool forked)
 	was = h_states(cg, p, len);
 	ck_assert(was[0].exclusive == !forked && !was[0].dirty && was[0].wp);
 	ck_assert(was[(unit + 3 * 4096) / 4096].exclusive);
-	ck_assert_int_eq(cg_stats(cg, &before), 0);
+	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
 
 	ck_assert_int_eq(madvise(p, unit, MADV_FREE), 0);
 	ck_assert_int_eq(madvise(p + unit, unit / 2, MADV_FREE), 0);
 
-	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.removals, before.removals + 2);
 	/* Not freed yet: the data is there, and so is the engine's state. */
 	ck_assert_int_eq(p[5 * 4096], 'A');
@@ -83,15 +83,15 @@ static void free_keeps_state(int mode, enum h_kind kind, bool forked)
 	audit(cg, p, len);
 
 	/* A write to a maybe-shared page is still seen and unshared. */
-	ck_assert_int_eq(cg_stats(cg, &before), 0);
+	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
 	p[5 * 4096] = 'C';
-	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
 	if (forked)
 		ck_assert_uint_eq(after.wp_faults, before.wp_faults + 1);
 	{
 		struct cg_page_info info;
 
-		ck_assert_int_eq(cg_query(cg, p + 5 * 4096, &info), 0);
+		ck_assert_int_eq(cg_query(cg, p + 5 * 4096, &info, sizeof(info)), 0);
 		ck_assert(info.present && info.exclusive && info.dirty);
 	}
 	audit(cg, p, len);
@@ -143,7 +143,7 @@ START_TEST(madv_free_of_half_a_thp_it_cannot_split_keeps_its_state)
 	ck_assert(was[0].exclusive && was[0].dirty && !was[0].wp);
 	ck_assert_int_eq(pipe(fds), 0);
 	ck_assert_int_eq(vmsplice(fds[1], &(struct iovec){ p, 4096 }, 1, 0), 4096);
-	ck_assert_int_eq(cg_stats(cg, &before), 0);
+	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
 
 	ck_assert_int_eq(madvise(p + len / 2, len / 2, MADV_FREE), 0);
 	if (!h_thp_pmd_mapped(p, len)) {
@@ -153,12 +153,12 @@ START_TEST(madv_free_of_half_a_thp_it_cannot_split_keeps_its_state)
 	ck_assert_int_eq(p[len / 2], 'A');
 	h_assert_states(cg, was, p, len, "after MADV_FREE of half");
 	audit(cg, p, len);
-	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.removals, before.removals + 1);
 	ck_assert_uint_eq(after.thp_splits, before.thp_splits);
 	/* Still unprotected and dirty: a write raises nothing. */
 	p[len / 2 + 5] = 'C';
-	ck_assert_int_eq(cg_stats(cg, &before), 0);
+	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
 	ck_assert_uint_eq(before.wp_faults, after.wp_faults);
 	audit(cg, p, len);
 out:

@@ -49,7 +49,7 @@ static int client(void *arg)
 	if (p == MAP_FAILED || madvise(p, LEN, MADV_NOHUGEPAGE))
 		return 10;
 	memset(p, 'a', LEN);
-	if (cg_open(&o, &cg) || cg_register(cg, p, LEN, 0))
+	if (cg_open(&o, sizeof(o), &cg) || cg_register(cg, p, LEN, 0))
 		return 11;
 	/* A fork makes every page maybe-shared: writes must unshare them. */
 	pid = fork();
@@ -67,9 +67,9 @@ static int client(void *arg)
 	for (size_t off = 0; off < LEN; off += 4096)
 		if (p[off] != 'A' + id || p[off + 1] != 'a')
 			return 14;
-	if (cg_audit(cg, p, LEN, &a) || a.unsafe || a.conservative)
+	if (cg_audit(cg, p, LEN, &a, sizeof(a)) || a.unsafe || a.conservative)
 		return 15;
-	if (cg_stats(cg, &st) || st.wp_faults < LEN / 4096 || st.fork_events != 1)
+	if (cg_stats(cg, &st, sizeof(st)) || st.wp_faults < LEN / 4096 || st.fork_events != 1)
 		return 16;
 	cg_close(cg);
 	return 0;

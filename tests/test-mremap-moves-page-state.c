@@ -87,11 +87,11 @@ static char *setup(struct cg *cg, enum h_kind kind, size_t len,
 	p[2 * q + 5 * small] = 'B';
 
 	/* The histories must differ, or the comparisons prove little. */
-	ck_assert_int_eq(cg_query(cg, p + q + 7 * small, &info), 0);
+	ck_assert_int_eq(cg_query(cg, p + q + 7 * small, &info, sizeof(info)), 0);
 	ck_assert(info.present && !info.exclusive && info.dirty && info.wp);
-	ck_assert_int_eq(cg_query(cg, p + 2 * q + 5 * small, &info), 0);
+	ck_assert_int_eq(cg_query(cg, p + 2 * q + 5 * small, &info, sizeof(info)), 0);
 	ck_assert(info.present && info.exclusive && info.dirty);
-	ck_assert_int_eq(cg_query(cg, p + 3 * q, &info), 0);
+	ck_assert_int_eq(cg_query(cg, p + 3 * q, &info, sizeof(info)), 0);
 	ck_assert(info.present && !info.exclusive && !info.dirty && info.wp);
 	return p;
 }
@@ -120,15 +120,15 @@ static void write_is_seen(struct cg *cg, char *page)
 	struct cg_stats before, after;
 	struct cg_page_info info;
 
-	ck_assert_int_eq(cg_query(cg, page, &info), 0);
+	ck_assert_int_eq(cg_query(cg, page, &info, sizeof(info)), 0);
 	ck_assert_msg(info.present && !info.exclusive && info.wp,
 		      "before the write: present %d exclusive %d wp %d",
 		      info.present, info.exclusive, info.wp);
-	ck_assert_int_eq(cg_stats(cg, &before), 0);
+	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
 	*page = 'C';
-	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.wp_faults, before.wp_faults + 1);
-	ck_assert_int_eq(cg_query(cg, page, &info), 0);
+	ck_assert_int_eq(cg_query(cg, page, &info, sizeof(info)), 0);
 	ck_assert_msg(info.present && info.exclusive && info.dirty,
 		      "after the write: present %d exclusive %d dirty %d "
 		      "(kernel exclusive %d)", info.present, info.exclusive,
@@ -154,18 +154,18 @@ START_TEST(mremap_of_a_whole_region_moves_every_page_state_to_the_new_address)
 	}
 	to = hole(len, skew);
 	was = h_states(cg, p, len);
-	ck_assert_int_eq(cg_stats(cg, &before), 0);
+	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
 
 	got = mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
 	ck_assert_msg(got == to, "mremap: %s", strerror(errno));
 
-	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.remaps, before.remaps + 1);
 	ck_assert_uint_eq(after.regions, 1);
 	ck_assert_uint_eq(after.registered_bytes, len);
-	ck_assert_int_eq(cg_query(cg, p, &info), -ENOENT);
-	ck_assert_int_eq(cg_query(cg, p + len / 2, &info), -ENOENT);
-	ck_assert_int_eq(cg_query(cg, p + len - 4096, &info), -ENOENT);
+	ck_assert_int_eq(cg_query(cg, p, &info, sizeof(info)), -ENOENT);
+	ck_assert_int_eq(cg_query(cg, p + len / 2, &info, sizeof(info)), -ENOENT);
+	ck_assert_int_eq(cg_query(cg, p + len - 4096, &info, sizeof(info)), -ENOENT);
 	h_assert_states(cg, was, to, len, "after the move");
 	audit(cg, to, len);
 
@@ -202,17 +202,17 @@ START_TEST(mremap_of_a_middle_part_moves_its_state_and_leaves_the_rest_in_place)
 	/* The same offset in 2 MiB as the source, so whole PMDs can move. */
 	to = hole(n, from & (2 * MIB - 1));
 	was = h_states(cg, p, len);
-	ck_assert_int_eq(cg_stats(cg, &before), 0);
+	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
 
 	got = mremap(p + from, n, n, MREMAP_MAYMOVE | MREMAP_FIXED, to);
 	ck_assert_msg(got == to, "mremap: %s", strerror(errno));
 
-	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.remaps, before.remaps + 1);
 	ck_assert_uint_eq(after.regions, 3);
 	ck_assert_uint_eq(after.registered_bytes, len);
-	ck_assert_int_eq(cg_query(cg, p + from, &info), -ENOENT);
-	ck_assert_int_eq(cg_query(cg, p + from + n - 4096, &info), -ENOENT);
+	ck_assert_int_eq(cg_query(cg, p + from, &info, sizeof(info)), -ENOENT);
+	ck_assert_int_eq(cg_query(cg, p + from + n - 4096, &info, sizeof(info)), -ENOENT);
 	h_assert_states(cg, was, p, from, "the part left before the hole");
 	h_assert_states(cg, was + (from + n) / 4096, p + from + n, len - from - n,
 			"the part left after the hole");
@@ -250,18 +250,18 @@ START_TEST(mremap_of_a_thp_region_off_the_2mib_grid_splits_it_and_keeps_the_stat
 	/* No PMD can land on a PMD: the kernel splits every one it moves. */
 	to = hole(len, MIB);
 	was = h_states(cg, p, len);
-	ck_assert_int_eq(cg_stats(cg, &before), 0);
+	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
 
 	got = mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
 	ck_assert_msg(got == to, "mremap: %s", strerror(errno));
 
-	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.remaps, before.remaps + 1);
-	ck_assert_int_eq(cg_query(cg, p, &info), -ENOENT);
+	ck_assert_int_eq(cg_query(cg, p, &info, sizeof(info)), -ENOENT);
 	for (size_t off = 0; off < len; off += 2 * MIB)
 		ck_assert_int_eq(h_pmd_mapped(to + off), 0);
 	h_assert_states(cg, was, to, len, "after the move off the grid");
-	ck_assert_int_eq(cg_query(cg, to + 3 * q, &info), 0);
+	ck_assert_int_eq(cg_query(cg, to + 3 * q, &info, sizeof(info)), 0);
 	ck_assert_int_eq(info.kind, CG_PAGE_THP_PTE);
 	audit(cg, to, len);
 
@@ -304,7 +304,7 @@ START_TEST(mremap_over_a_hundred_registered_regions_moves_the_state_of_each)
 	ck_assert(mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, q) == q);
 	for (size_t i = 0; i < MANY; i++) {
 		struct cg_page_info info;
-		int ret = cg_query(cg, q + i * 2 * PG_SIZE, &info);
+		int ret = cg_query(cg, q + i * 2 * PG_SIZE, &info, sizeof(info));
 
 		ck_assert_msg(ret == 0, "region %zu of %d: cg_query at the new "
 			      "address: %s", i, MANY, cg_strerror(ret));
@@ -312,9 +312,9 @@ START_TEST(mremap_over_a_hundred_registered_regions_moves_the_state_of_each)
 			      "region %zu: present %d exclusive %d dirty %d",
 			      i, info.present, info.exclusive, info.dirty);
 	}
-	ck_assert_int_eq(cg_stats(cg, &s0), 0);
+	ck_assert_int_eq(cg_stats(cg, &s0, sizeof(s0)), 0);
 	q[(MANY - 2) * 2 * PG_SIZE] = 'C';	/* even: not yet written */
-	ck_assert_int_eq(cg_stats(cg, &s1), 0);
+	ck_assert_int_eq(cg_stats(cg, &s1, sizeof(s1)), 0);
 	ck_assert_uint_eq(s1.wp_faults, s0.wp_faults + 1);
 	h_audit_clean(cg, q, len);
 	cg_close(cg);

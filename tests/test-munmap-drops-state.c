@@ -45,7 +45,7 @@ static void audit(struct cg *cg, void *addr, size_t len)
 
 	ck_assert_msg(a.presence == 0, "audit: %llu presence mismatches",
 		      (unsigned long long)a.presence);
-	ck_assert_int_eq(cg_query(cg, addr, &q), 0);
+	ck_assert_int_eq(cg_query(cg, addr, &q, sizeof(q)), 0);
 	/*
 	 * Without root a page mapped once is unknowable: none may be exact.
 	 * Nor a THP page mapped once without PAGEMAP_SCAN (6.1): PMD- or
@@ -80,7 +80,7 @@ static void assert_fresh(struct cg *cg, char *p, size_t len)
 	for (size_t off = 0; off < len; off += 4096) {
 		struct cg_page_info info;
 
-		ck_assert_int_eq(cg_query(cg, p + off, &info), 0);
+		ck_assert_int_eq(cg_query(cg, p + off, &info, sizeof(info)), 0);
 		ck_assert_msg(info.present && info.exclusive && !info.dirty && info.wp,
 			      "re-registered page %zu: present %d exclusive %d "
 			      "dirty %d wp %d", off / 4096, info.present,
@@ -102,37 +102,37 @@ START_TEST(munmap_of_the_whole_region_drops_it_and_the_range_can_be_registered_a
 	cg = h_open(MODE(_i));
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
 	p[4096 * 5] = 'B';
-	ck_assert_int_eq(cg_stats(cg, &before), 0);
+	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
 	ck_assert_uint_eq(before.regions, 1);
 	ck_assert_uint_eq(before.registered_bytes, len);
 
 	ck_assert_int_eq(munmap(p, len), 0);
 
-	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.unmaps, before.unmaps + 1);
 	ck_assert_uint_eq(after.regions, 0);
 	ck_assert_uint_eq(after.registered_bytes, 0);
-	ck_assert_int_eq(cg_query(cg, p, &info), -ENOENT);
-	ck_assert_int_eq(cg_query(cg, p + len / 2, &info), -ENOENT);
-	ck_assert_int_eq(cg_query(cg, p + len - 4096, &info), -ENOENT);
+	ck_assert_int_eq(cg_query(cg, p, &info, sizeof(info)), -ENOENT);
+	ck_assert_int_eq(cg_query(cg, p + len / 2, &info, sizeof(info)), -ENOENT);
+	ck_assert_int_eq(cg_query(cg, p + len - 4096, &info, sizeof(info)), -ENOENT);
 	ck_assert_int_eq(cg_unregister(cg, p, len), -ENOENT);
 
 	/* Mapped again: new pages, nothing of the old ones' state. */
 	remap_at(kind, p, len, 'C');
-	ck_assert_int_eq(cg_query(cg, p, &info), -ENOENT);
+	ck_assert_int_eq(cg_query(cg, p, &info, sizeof(info)), -ENOENT);
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
-	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.regions, 1);
 	ck_assert_uint_eq(after.registered_bytes, len);
 	assert_fresh(cg, p, len);
 	audit(cg, p, len);
 
 	/* And it is followed: a write is seen. */
-	ck_assert_int_eq(cg_stats(cg, &before), 0);
+	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
 	p[4096 * 5] = 'D';
-	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.wp_faults, before.wp_faults + 1);
-	ck_assert_int_eq(cg_query(cg, p + 4096 * 5, &info), 0);
+	ck_assert_int_eq(cg_query(cg, p + 4096 * 5, &info, sizeof(info)), 0);
 	ck_assert(info.present && info.exclusive && info.dirty);
 	audit(cg, p, len);
 
@@ -179,16 +179,16 @@ START_TEST(munmap_of_a_middle_part_leaves_two_regions_that_keep_their_state)
 		  !was[(q + 7 * small) / 4096].exclusive);
 	ck_assert(was[(2 * q + 5 * small) / 4096].exclusive);
 	ck_assert(!was[3 * q / 4096].dirty && !was[3 * q / 4096].exclusive);
-	ck_assert_int_eq(cg_stats(cg, &before), 0);
+	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
 
 	ck_assert_int_eq(munmap(p + from, n), 0);
 
-	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.unmaps, before.unmaps + 1);
 	ck_assert_uint_eq(after.regions, 2);
 	ck_assert_uint_eq(after.registered_bytes, len - n);
-	ck_assert_int_eq(cg_query(cg, p + from, &info), -ENOENT);
-	ck_assert_int_eq(cg_query(cg, p + from + n - 4096, &info), -ENOENT);
+	ck_assert_int_eq(cg_query(cg, p + from, &info, sizeof(info)), -ENOENT);
+	ck_assert_int_eq(cg_query(cg, p + from + n - 4096, &info, sizeof(info)), -ENOENT);
 	h_assert_states(cg, was, p, from, "the part before the hole");
 	h_assert_states(cg, was + (from + n) / 4096, p + from + n, rest,
 			"the part after the hole");
@@ -198,14 +198,14 @@ START_TEST(munmap_of_a_middle_part_leaves_two_regions_that_keep_their_state)
 	ck_assert_int_eq(cg_unregister(cg, p, len), -ENOENT);
 
 	/* Both parts are still followed. */
-	ck_assert_int_eq(cg_stats(cg, &before), 0);
+	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
 	p[11 * 4096] = 'C';
 	p[len - 4096] = 'C';
-	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.wp_faults, before.wp_faults + 2);
-	ck_assert_int_eq(cg_query(cg, p + 11 * 4096, &info), 0);
+	ck_assert_int_eq(cg_query(cg, p + 11 * 4096, &info, sizeof(info)), 0);
 	ck_assert(info.present && info.exclusive && info.dirty);
-	ck_assert_int_eq(cg_query(cg, p + len - 4096, &info), 0);
+	ck_assert_int_eq(cg_query(cg, p + len - 4096, &info, sizeof(info)), 0);
 	ck_assert(info.present && info.exclusive && info.dirty);
 	audit(cg, p, from);
 	audit(cg, p + from + n, rest);
@@ -213,7 +213,7 @@ START_TEST(munmap_of_a_middle_part_leaves_two_regions_that_keep_their_state)
 	/* The hole, mapped again, registers as a third region. */
 	remap_at(kind, p + from, n, 'E');
 	ck_assert_int_eq(cg_register(cg, p + from, n, 0), 0);
-	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.regions, 3);
 	ck_assert_uint_eq(after.registered_bytes, len);
 	assert_fresh(cg, p + from, n);

@@ -121,7 +121,7 @@ START_TEST(the_pin_quota_is_enforced)
 	snprintf(path, sizeof(path), "%s.quota", h_socket());
 	d = h_daemon_start_opt(path, "--max-pins", "2");
 	ck_assert_int_gt(d, 0);
-	ck_assert_int_eq(cg_open(&o, &cg), 0);
+	ck_assert_int_eq(cg_open(&o, sizeof(o), &cg), 0);
 	ck_assert_int_eq(cg_register(cg, p, LEN, 0), 0);
 	ck_assert_int_eq(cg_pin(cg, p, PG, CG_PIN_RO, &a), 0);
 	ck_assert_int_eq(cg_pin(cg, p + PG, PG, CG_PIN_RW, &b), 0);

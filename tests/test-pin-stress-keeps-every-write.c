@@ -258,7 +258,7 @@ START_TEST(writes_racing_pins_and_forks_all_land)
 	ck_assert_uint_eq(s1.pin_violations, s0.pin_violations);
 	ck_assert_uint_eq(s1.pins, 0);
 	ck_assert_uint_gt(s1.fork_events, s0.fork_events);
-	ck_assert_int_eq(cg_audit(cg, p, LEN, &a), 0);
+	ck_assert_int_eq(cg_audit(cg, p, LEN, &a, sizeof(a)), 0);
 	ck_assert_msg(a.unsafe == 0, "%llu pages exclusive for the engine are "
 		      "shared in the kernel", (unsigned long long)a.unsafe);
 	if (a.conservative) {

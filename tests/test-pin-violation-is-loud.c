@@ -203,7 +203,7 @@ static int violation_without_frames(void *arg)
 	(void)arg;
 	if (drop_sys_admin() || frames_visible(p))
 		return 11;
-	if (cg_open(&o, &cg) || cg_register(cg, p, PG, 0))
+	if (cg_open(&o, sizeof(o), &cg) || cg_register(cg, p, PG, 0))
 		return 12;
 	if (cg_pin(cg, p, PG, CG_PIN_RO | CG_PIN_FOLL_PIN, &pin))
 		return 13;
@@ -215,7 +215,7 @@ static int violation_without_frames(void *arg)
 		return 15;
 	if (cg_unpin(pin) != -ENOTRECOVERABLE)
 		return 16;
-	if (cg_stats(cg, &st) || st.pin_violations != 1)
+	if (cg_stats(cg, &st, sizeof(st)) || st.pin_violations != 1)
 		return 17;
 	cg_close(cg);
 	return 0;

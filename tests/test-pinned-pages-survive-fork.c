@@ -74,11 +74,11 @@ static int child_main(void *arg)
 	if (read(c->rd, &go, 1) != 1)
 		return 2;
 	if (c->len > c->plen) {
-		if (cg_audit(c->cg, c->p + c->plen, c->len - c->plen, &a))
+		if (cg_audit(c->cg, c->p + c->plen, c->len - c->plen, &a, sizeof(a)))
 			return 20;
 		if (a.unsafe || a.conservative)
 			return 21;
-		if (cg_query(c->cg, c->p + c->plen, &q) || q.exclusive)
+		if (cg_query(c->cg, c->p + c->plen, &q, sizeof(q)) || q.exclusive)
 			return 22;
 		if (c->p[c->plen] != 'A')
 			return 23;
@@ -86,7 +86,7 @@ static int child_main(void *arg)
 	if (c->dontfork) {
 		unsigned char vec;
 
-		if (cg_query(c->cg, c->p, &q) != -ENOENT)
+		if (cg_query(c->cg, c->p, &q, sizeof(q)) != -ENOENT)
 			return 30;	/* tracks what it does not map */
 		/*
 		 * Mapped after all: the parent's page (31), or something the
@@ -103,7 +103,7 @@ static int child_main(void *arg)
 	/* 6.18 loses a private 1 GiB page at fork now and then: see below. */
 	if (!present(c->p))
 		return 50;
-	if (cg_audit(c->cg, c->p, c->plen, &a))
+	if (cg_audit(c->cg, c->p, c->plen, &a, sizeof(a)))
 		return 40;
 	if (a.unsafe || a.conservative)
 		return 41;

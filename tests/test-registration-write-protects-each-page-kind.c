@@ -53,7 +53,7 @@ static uint64_t wp_faults(struct cg *cg)
 {
 	struct cg_stats s;
 
-	ck_assert_int_eq(cg_stats(cg, &s), 0);
+	ck_assert_int_eq(cg_stats(cg, &s, sizeof(s)), 0);
 	return s.wp_faults;
 }
 
@@ -76,7 +76,7 @@ static void assert_unit(struct cg *cg, const char *u, enum h_kind kind,
 	struct cg_page_info info;
 
 	/* Any address inside the unit answers for the whole unit. */
-	ck_assert_int_eq(cg_query(cg, u + page / 2 + 123, &info), 0);
+	ck_assert_int_eq(cg_query(cg, u + page / 2 + 123, &info, sizeof(info)), 0);
 	ck_assert_msg(info.addr == (uintptr_t)u && info.size == page &&
 			      info.kind == expected_kind(kind),
 		      "%s: unit %p: addr %#llx size %llu kind %d, want %p %zu %d",
@@ -106,14 +106,14 @@ START_TEST(registration_protects_every_unit_and_one_write_unprotects_only_its_ow
 		return;
 	cg = h_open(H_MODE(_i));
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
-	ck_assert_int_eq(cg_stats(cg, &st), 0);
+	ck_assert_int_eq(cg_stats(cg, &st, sizeof(st)), 0);
 	ck_assert_uint_eq(st.regions, 1);
 	ck_assert_uint_eq(st.registered_bytes, len);
 	ck_assert_int_eq(h_vma_flag(p, "uw"), 1);
 	if (kind == H_THP && !h_thp_pmd_mapped(p, len))
 		goto out;
 	for (size_t u = 0; kind == H_THP && u < units; u++) {
-		ck_assert_int_eq(cg_query(cg, p + u * page, &info), 0);
+		ck_assert_int_eq(cg_query(cg, p + u * page, &info, sizeof(info)), 0);
 		if (info.kind != CG_PAGE_THP) {
 			h_skip("THP: unit %zu is not PMD-mapped after populating "
 			       "(cg_query kind %d; no free huge page?)", u,
@@ -166,7 +166,7 @@ START_TEST(unpopulated_pages_are_absent_until_a_first_write_that_raises_no_fault
 	cg = h_open(_i);
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
 	for (size_t i = 4; i < 8; i++) {
-		ck_assert_int_eq(cg_query(cg, p + i * page, &info), 0);
+		ck_assert_int_eq(cg_query(cg, p + i * page, &info, sizeof(info)), 0);
 		ck_assert_msg(!info.present && info.kind == CG_PAGE_4K &&
 				      info.size == page,
 			      "page %zu: present %d kind %d size %llu", i,
@@ -174,19 +174,19 @@ START_TEST(unpopulated_pages_are_absent_until_a_first_write_that_raises_no_fault
 			      (unsigned long long)info.size);
 		ck_assert(!h_kpage(p + i * page).present);
 	}
-	ck_assert_int_eq(cg_query(cg, p, &info), 0);
+	ck_assert_int_eq(cg_query(cg, p, &info, sizeof(info)), 0);
 	ck_assert(info.present && info.exclusive && info.wp && !info.dirty);
 
 	faults = wp_faults(cg);
 	p[5 * page] = 'C';	/* no marker: the kernel raises no fault */
 	ck_assert_uint_eq(wp_faults(cg) - faults, 0);
-	ck_assert_int_eq(cg_query(cg, p + 5 * page, &info), 0);
+	ck_assert_int_eq(cg_query(cg, p + 5 * page, &info, sizeof(info)), 0);
 	ck_assert_msg(info.present && info.exclusive && info.dirty,
 		      "after first write: present %d exclusive %d dirty %d",
 		      info.present, info.exclusive, info.dirty);
 	/* Whatever the engine says about protection, the kernel agrees. */
 	ck_assert_int_eq(info.wp, h_kpage(p + 5 * page).uffd_wp);
-	ck_assert_int_eq(cg_query(cg, p + 6 * page, &info), 0);
+	ck_assert_int_eq(cg_query(cg, p + 6 * page, &info, sizeof(info)), 0);
 	ck_assert(!info.present);
 	a = h_audit_clean(cg, p, len);
 	ck_assert_uint_eq(a.pages, 8);
@@ -219,8 +219,8 @@ START_TEST(unregister_lifts_write_protection_and_a_second_unregister_is_enoent)
 		assert_kernel_wp(p + u * page, page, true, "registered");
 	ck_assert_int_eq(cg_unregister(cg, p, len), 0);
 	ck_assert_int_eq(cg_unregister(cg, p, len), -ENOENT);
-	ck_assert_int_eq(cg_query(cg, p, &info), -ENOENT);
-	ck_assert_int_eq(cg_stats(cg, &st), 0);
+	ck_assert_int_eq(cg_query(cg, p, &info, sizeof(info)), -ENOENT);
+	ck_assert_int_eq(cg_stats(cg, &st, sizeof(st)), 0);
 	ck_assert_uint_eq(st.regions, 0);
 	ck_assert_uint_eq(st.registered_bytes, 0);
 	ck_assert_int_eq(h_vma_flag(p, "uw"), 0);

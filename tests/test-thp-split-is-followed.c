@@ -40,7 +40,7 @@ static char *map_thp(void)
 static struct cg_page_info query(struct cg *cg, const char *p)
 {
 	struct cg_page_info info;
-	int ret = cg_query(cg, p, &info);
+	int ret = cg_query(cg, p, &info, sizeof(info));
 
 	ck_assert_msg(ret == 0, "cg_query(%p): %s", p, cg_strerror(ret));
 	return info;
@@ -73,14 +73,14 @@ START_TEST(after_a_partial_mprotect_split_a_write_after_fork_makes_only_its_page
 	cg = h_open(_i);
 	ck_assert_int_eq(cg_register(cg, p, LEN, 0), 0);
 	assert_page(cg, p + 5 * 4096, true, CG_PAGE_THP, "registered");
-	ck_assert_int_eq(cg_stats(cg, &before), 0);
+	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
 
 	/* Split the first PMD behind the engine's back: no uffd event. */
 	ck_assert_int_eq(mprotect(p + 5 * 4096, 4096, PROT_READ), 0);
 	ck_assert_int_eq(mprotect(p + 5 * 4096, 4096, PROT_READ | PROT_WRITE), 0);
 	ck_assert_int_eq(h_pmd_mapped(p), 0);
 	ck_assert_int_eq(h_pmd_mapped(p + 2 * MIB), 1);
-	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.remaps + after.removals + after.unmaps,
 			  before.remaps + before.removals + before.unmaps);
 	h_audit_clean(cg, p, LEN);
@@ -93,9 +93,9 @@ START_TEST(after_a_partial_mprotect_split_a_write_after_fork_makes_only_its_page
 
 	/* One 4 KiB write: copied alone, the rest of the THP stays shared. */
 	w = p + 7 * 4096;
-	ck_assert_int_eq(cg_stats(cg, &before), 0);
+	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
 	*w = 'B';
-	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.wp_faults, before.wp_faults + 1);
 	ck_assert_uint_eq(after.thp_splits, before.thp_splits + 1);
 	ck_assert_int_ne(h_kpage(w).anon_exclusive, 0);	/* -1: no root */
@@ -157,9 +157,9 @@ START_TEST(after_the_child_exits_a_write_reuses_the_whole_pmd_and_all_of_it_is_e
 	ck_assert_int_ne(h_kpage(p).anon_exclusive, 1);
 	h_audit_clean(cg, p, LEN);
 
-	ck_assert_int_eq(cg_stats(cg, &before), 0);
+	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
 	p[100] = 'B';
-	ck_assert_int_eq(cg_stats(cg, &after), 0);
+	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.wp_faults, before.wp_faults + 1);
 	ck_assert_uint_eq(after.thp_splits, before.thp_splits);
 	ck_assert_int_eq(h_pmd_mapped(p), 1);

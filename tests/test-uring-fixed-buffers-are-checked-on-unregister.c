@@ -133,7 +133,7 @@ static void assert_pinned_exclusive(struct fixture *f, uint64_t *pfn, const char
 		struct h_kpage k = h_kpage(f->p + i * PAGE);
 		struct cg_page_info info;
 
-		ck_assert_int_eq(cg_query(f->cg, f->p + i * PAGE, &info), 0);
+		ck_assert_int_eq(cg_query(f->cg, f->p + i * PAGE, &info, sizeof(info)), 0);
 		ck_assert_msg(k.present && k.mapped_once && info.exclusive &&
 			      info.pins == 1,
 			      "%s %s, %s, page %zu: kernel present %d mapped once "
@@ -169,13 +169,13 @@ START_TEST(buffers_registered_after_a_fork_are_exclusive_and_unregister_cleanly)
 	pid = h_fork(child_checks, &(struct child_arg){ f.p, f.len, fds[0] });
 	close(fds[0]);
 	ck_assert_int_eq(h_kpage(f.p).mapped_once, 0);
-	ck_assert_int_eq(cg_stats(f.cg, &st0), 0);
+	ck_assert_int_eq(cg_stats(f.cg, &st0, sizeof(st0)), 0);
 
 	iov = (struct iovec){ f.p, f.len };
 	ck_assert_int_eq(cg_uring_register_buffers(f.cg, &f.ring, &iov, 1, &bufs), 0);
 	assert_pinned_exclusive(&f, pfn, "registered");
 	/* cowguard copied them: the kernel's write pin found them exclusive. */
-	ck_assert_int_eq(cg_stats(f.cg, &st1), 0);
+	ck_assert_int_eq(cg_stats(f.cg, &st1, sizeof(st1)), 0);
 	ck_assert_uint_eq(st1.unshare_copies - st0.unshare_copies, f.pages);
 	ck_assert_uint_eq(st1.pages_made_exclusive - st0.pages_made_exclusive, f.pages);
 	ck_assert_uint_eq(st1.pins, st0.pins + 1);
@@ -194,7 +194,7 @@ START_TEST(buffers_registered_after_a_fork_are_exclusive_and_unregister_cleanly)
 	status = h_wait(pid);
 	ck_assert_msg(status == 0, "the child lost its data (exit %d)", status);
 	h_audit_clean(f.cg, f.p, f.len);
-	ck_assert_int_eq(cg_stats(f.cg, &st2), 0);
+	ck_assert_int_eq(cg_stats(f.cg, &st2, sizeof(st2)), 0);
 	ck_assert_uint_eq(st2.pin_violations, st0.pin_violations);
 	ck_assert_uint_eq(st2.pins, st0.pins);
 	free(pfn);
@@ -215,7 +215,7 @@ START_TEST(a_page_replaced_under_the_ring_fails_the_unregister)
 	if (!setup(&f, _i, 1))
 		return;
 	got = calloc(f.pages, 1);
-	ck_assert_int_eq(cg_stats(f.cg, &st0), 0);
+	ck_assert_int_eq(cg_stats(f.cg, &st0, sizeof(st0)), 0);
 	iov = (struct iovec){ f.p, f.len };
 	ck_assert_int_eq(cg_uring_register_buffers(f.cg, &f.ring, &iov, 1, &bufs), 0);
 
@@ -228,7 +228,7 @@ START_TEST(a_page_replaced_under_the_ring_fails_the_unregister)
 		      "pinned ('A')", got[0]);
 
 	ck_assert_int_eq(cg_uring_unregister_buffers(bufs), -ENOTRECOVERABLE);
-	ck_assert_int_eq(cg_stats(f.cg, &st1), 0);
+	ck_assert_int_eq(cg_stats(f.cg, &st1, sizeof(st1)), 0);
 	ck_assert_uint_eq(st1.pin_violations, st0.pin_violations + 1);
 	ck_assert_uint_eq(st1.pins, st0.pins);
 	free(got);
@@ -252,7 +252,7 @@ START_TEST(a_raw_fork_while_registered_leaves_the_buffers_intact)
 		return;
 	pfn = calloc(f.pages, sizeof(*pfn));
 	got = calloc(f.pages, 1);
-	ck_assert_int_eq(cg_stats(f.cg, &st0), 0);
+	ck_assert_int_eq(cg_stats(f.cg, &st0, sizeof(st0)), 0);
 	iov = (struct iovec){ f.p, f.len };
 	ck_assert_int_eq(cg_uring_register_buffers(f.cg, &f.ring, &iov, 1, &bufs), 0);
 	assert_pinned_exclusive(&f, pfn, "registered");
@@ -274,7 +274,7 @@ START_TEST(a_raw_fork_while_registered_leaves_the_buffers_intact)
 	close(fds[1]);
 	status = h_wait(pid);
 	ck_assert_msg(status == 0, "the child lost its data (exit %d)", status);
-	ck_assert_int_eq(cg_stats(f.cg, &st1), 0);
+	ck_assert_int_eq(cg_stats(f.cg, &st1, sizeof(st1)), 0);
 	ck_assert_uint_eq(st1.pin_violations, st0.pin_violations);
 	free(pfn);
 	free(got);

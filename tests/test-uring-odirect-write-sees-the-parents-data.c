@@ -101,8 +101,8 @@ START_TEST(odirect_write_pinned_after_fork_writes_the_parents_data)
 	ck_assert_int_eq(pipe(fds), 0);
 	pid = h_fork(child_checks, &(struct child_arg){ p, len, fds[0] });
 	close(fds[0]);
-	ck_assert_int_eq(cg_stats(cg, &st0), 0);
-	ck_assert_int_eq(cg_query(cg, p, &info), 0);
+	ck_assert_int_eq(cg_stats(cg, &st0, sizeof(st0)), 0);
+	ck_assert_int_eq(cg_query(cg, p, &info, sizeof(info)), 0);
 	ck_assert_msg(!info.exclusive, "after fork the engine calls the page exclusive");
 	ck_assert_int_eq(h_kpage(p).mapped_once, 0);
 
@@ -117,7 +117,7 @@ START_TEST(odirect_write_pinned_after_fork_writes_the_parents_data)
 	for (size_t i = 0; i < pages; i++) {
 		struct h_kpage k = h_kpage(p + i * PAGE);
 
-		ck_assert_int_eq(cg_query(cg, p + i * PAGE, &info), 0);
+		ck_assert_int_eq(cg_query(cg, p + i * PAGE, &info, sizeof(info)), 0);
 		ck_assert_msg(k.present && k.mapped_once && info.exclusive &&
 			      info.pins == 1,
 			      "%s %s, page %zu after the pin: kernel present %d "
@@ -129,7 +129,7 @@ START_TEST(odirect_write_pinned_after_fork_writes_the_parents_data)
 	/* The range is MADV_DONTFORK while pinned (plain references on old kernels). */
 	ck_assert_int_eq(h_vma_flag(p, "dc"), 1);
 	/* cowguard copied every page, not the kernel's own unshare. */
-	ck_assert_int_eq(cg_stats(cg, &st1), 0);
+	ck_assert_int_eq(cg_stats(cg, &st1, sizeof(st1)), 0);
 	ck_assert_uint_eq(st1.unshare_copies - st0.unshare_copies, pages);
 	ck_assert_uint_eq(st1.unshare_reuses - st0.unshare_reuses, 0);
 	ck_assert_uint_eq(st1.pages_made_exclusive - st0.pages_made_exclusive, pages);
@@ -165,7 +165,7 @@ START_TEST(odirect_write_pinned_after_fork_writes_the_parents_data)
 	status = h_wait(pid);
 	ck_assert_msg(status == 0, "the child lost its data (exit %d)", status);
 	h_audit_clean(cg, p, len);
-	ck_assert_int_eq(cg_stats(cg, &st2), 0);
+	ck_assert_int_eq(cg_stats(cg, &st2, sizeof(st2)), 0);
 	ck_assert_uint_eq(st2.pin_violations, st0.pin_violations);
 	ck_assert_uint_eq(st2.pins, st0.pins);
 

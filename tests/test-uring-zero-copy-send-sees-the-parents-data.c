@@ -176,14 +176,14 @@ START_TEST(zero_copy_send_pinned_after_fork_sends_the_parents_data)
 	ck_assert_uint_ne(next_cqe(&ring, 0) & IORING_CQE_F_NOTIF, 0);
 
 	/* With cowguard: pinned before the SQE exists, exclusive pages. */
-	ck_assert_int_eq(cg_stats(cg, &st0), 0);
+	ck_assert_int_eq(cg_stats(cg, &st0, sizeof(st0)), 0);
 	sqe = io_uring_get_sqe(&ring);
 	ck_assert_int_eq(cg_uring_prep_send_zc_pinned(cg, sqe, tx, p + OFF, SEND,
 						      0, 0, &pin), 0);
 	for (size_t i = 0; i < pinned; i++) {
 		struct h_kpage k = h_kpage(p + first + i * PAGE);
 
-		ck_assert_int_eq(cg_query(cg, p + first + i * PAGE, &info), 0);
+		ck_assert_int_eq(cg_query(cg, p + first + i * PAGE, &info, sizeof(info)), 0);
 		ck_assert_msg(k.mapped_once && info.exclusive && info.pins == 1,
 			      "%s %s, pinned page %zu: mapped once %d; engine "
 			      "exclusive %d pins %u", h_mode_name(mode),
@@ -192,7 +192,7 @@ START_TEST(zero_copy_send_pinned_after_fork_sends_the_parents_data)
 		pfn[i] = k.pfn;
 	}
 	ck_assert_int_eq(h_vma_flag(p + first, "dc"), 1);
-	ck_assert_int_eq(cg_stats(cg, &st1), 0);
+	ck_assert_int_eq(cg_stats(cg, &st1, sizeof(st1)), 0);
 	ck_assert_uint_eq(st1.unshare_copies - st0.unshare_copies, pinned);
 	ck_assert_uint_eq(st1.pages_made_exclusive - st0.pages_made_exclusive, pinned);
 	ck_assert_int_eq(io_uring_submit(&ring), 1);
@@ -207,11 +207,11 @@ START_TEST(zero_copy_send_pinned_after_fork_sends_the_parents_data)
 		      "the receiver got the stale data");
 	/* Released on the notification, not on the first CQE. */
 	ck_assert_uint_ne(next_cqe(&ring, 0) & IORING_CQE_F_NOTIF, 0);
-	ck_assert_int_eq(cg_stats(cg, &st2), 0);
+	ck_assert_int_eq(cg_stats(cg, &st2, sizeof(st2)), 0);
 	ck_assert_uint_eq(st2.pins, st0.pins + 1);
 	ck_assert_int_eq(cg_unpin(pin), 0);
 	ck_assert_int_eq(h_vma_flag(p + first, "dc"), 0);
-	ck_assert_int_eq(cg_stats(cg, &st2), 0);
+	ck_assert_int_eq(cg_stats(cg, &st2, sizeof(st2)), 0);
 	ck_assert_uint_eq(st2.pins, st0.pins);
 	ck_assert_uint_eq(st2.pin_violations, st0.pin_violations);
 

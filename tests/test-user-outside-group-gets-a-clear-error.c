@@ -45,7 +45,7 @@ static int child_open(const char *mode, const char *sock)
 	for (size_t i = 0; i < sizeof(modes) / sizeof(*modes); i++)
 		if (strcmp(mode, mode_names[i]) == 0)
 			o.mode = modes[i];
-	ret = cg_open(&o, &cg);
+	ret = cg_open(&o, sizeof(o), &cg);
 	printf("%d\n%s\n", ret, cg_strerror(ret));
 	if (!ret)
 		cg_close(cg);

@@ -76,7 +76,7 @@ static void fake_look(void *addr, size_t length)
 
 		fake.pages++;
 		/* Allowed only where cowguard pins nothing: ODP. */
-		if (cg_query(fake.cg, (void *)a, &q) == -ENOENT) {
+		if (cg_query(fake.cg, (void *)a, &q, sizeof(q)) == -ENOENT) {
 			fake.unregistered++;
 			fake.unpinned++;
 			continue;
@@ -131,7 +131,7 @@ int ibv_dereg_mr(struct ibv_mr *mr)
 		return real(mr);
 	}
 	fake.deregs++;
-	if (cg_query(fake.cg, mr->addr, &q) == 0)
+	if (cg_query(fake.cg, mr->addr, &q, sizeof(q)) == 0)
 		fake.pins_at_dereg = q.pins;
 	if (fake.fail_dereg)
 		return fake.fail_dereg;

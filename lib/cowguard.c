@@ -6,14 +6,7 @@
 #include <string.h>
 
 #include "handle.h"
-
-/*
- * Where the last field of each structure ends in this version: in 0.1, its
- * CG_*_SIZE_VER0.  A version that appends a field moves its end here.
- */
-#define PAGE_INFO_END CG_PAGE_INFO_SIZE_VER0
-#define AUDIT_REPORT_END CG_AUDIT_REPORT_SIZE_VER0
-#define STATS_END CG_STATS_SIZE_VER0
+#include "kernel.h"
 
 static const char *socket_path(const struct cg_options *opts)
 {
@@ -70,15 +63,17 @@ static int read_options(const struct cg_options *opts, size_t size,
 }
 
 /*
- * A result into the caller's structure of @size bytes: ours up to @end (where
- * our last field ends), zeros from there to @size, so that a field a newer
- * header appended (even into what is our tail padding) reads 0, "unknown".
+ * A result into the caller's structure of @size bytes: ours, cut to @size,
+ * and zeros beyond ours, so that a field a newer header appended reads 0,
+ * "unknown".  Ours has zeroed padding (cg__rep_init() and the engine memset
+ * what they fill), so a field appended into what is our tail padding reads 0
+ * as well.
  */
-static int copy_out(void *out, size_t size, const void *ours, size_t end)
+static int copy_out(void *out, size_t size, const void *ours, size_t ours_size)
 {
-	memcpy(out, ours, size < end ? size : end);
-	if (size > end)
-		memset((char *)out + end, 0, size - end);
+	memcpy(out, ours, size < ours_size ? size : ours_size);
+	if (size > ours_size)
+		memset((char *)out + ours_size, 0, size - ours_size);
 	return 0;
 }
 
@@ -95,6 +90,8 @@ int cg_open(const struct cg_options *opts, size_t opts_size, struct cg **out)
 		return ret;
 	if ((unsigned)o.mode > CG_MODE_EMBEDDED)
 		return -EINVAL;
+	/* Before this handle's uffd exists: the probe forks (lib/kernel.c). */
+	cg__kernel_probe();
 	cg = calloc(1, sizeof(*cg));
 	if (!cg)
 		return -ENOMEM;
@@ -198,7 +195,7 @@ int cg_query(struct cg *cg, const void *addr, struct cg_page_info *out, size_t s
 	ret = range_op(cg, CG_OP_QUERY, addr, 0, 0, &rep);
 	if (ret)
 		return ret;
-	return copy_out(out, size, &rep.u.page, PAGE_INFO_END);
+	return copy_out(out, size, &rep.u.page, sizeof(rep.u.page));
 }
 
 int cg_audit(struct cg *cg, void *addr, size_t len, struct cg_audit_report *out,
@@ -212,7 +209,7 @@ int cg_audit(struct cg *cg, void *addr, size_t len, struct cg_audit_report *out,
 	ret = range_op(cg, CG_OP_AUDIT, addr, len, 0, &rep);
 	if (ret)
 		return ret;
-	return copy_out(out, size, &rep.u.audit, AUDIT_REPORT_END);
+	return copy_out(out, size, &rep.u.audit, sizeof(rep.u.audit));
 }
 
 int cg_stats(struct cg *cg, struct cg_stats *out, size_t size)
@@ -225,5 +222,5 @@ int cg_stats(struct cg *cg, struct cg_stats *out, size_t size)
 	ret = range_op(cg, CG_OP_STATS, NULL, 0, 0, &rep);
 	if (ret)
 		return ret;
-	return copy_out(out, size, &rep.u.stats, STATS_END);
+	return copy_out(out, size, &rep.u.stats, sizeof(rep.u.stats));
 }

@@ -225,6 +225,12 @@ struct cg_stats {
 	uint64_t pin_violations;	/* unpins that found a page replaced */
 	uint64_t unshare_copies;	/* pages a pin had copied to unshare */
 	uint64_t unshare_reuses;	/* maybe-shared pages found ours alone */
+	/*
+	 * 4 KiB pages a pin asked this process to unshare by a write fault:
+	 * the zero page, and every page before Linux 5.19, where a read-only
+	 * pin does not unshare.  Since 0.1.
+	 */
+	uint64_t unshare_writes;
 };
 #define CG_STATS_SIZE_VER0 (offsetof(struct cg_stats, unshare_reuses) + sizeof(uint64_t))
 

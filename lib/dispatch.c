@@ -23,6 +23,7 @@ static int pin(struct cg__mm *mm, const struct cg__req *req,
 	ret = cg__mm_pin(mm, req->addr, req->len, req->flags, name, &res);
 	rep->u.pinned.id = res.id;
 	rep->u.pinned.bad_addr = res.bad_addr;
+	rep->u.pinned.bad_len = res.bad_len;
 	return ret;
 }
 

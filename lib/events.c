@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kernel.h"
 #include "mm_internal.h"
 #include "pin.h"
 #include "procfs.h"
@@ -87,7 +88,8 @@ static int handle_fault(struct cg__mm *mm, const struct uffd_msg *msg,
 		return ret;
 	st = cg__region_get(r, addr);
 	cg__mm_pin_fault(mm, addr);
-	if (!(st & CG_ST_EXCL)) {
+	/* Before 5.19 the read does nothing: the write itself will copy. */
+	if (!(st & CG_ST_EXCL) && cg__kernel_read_pin_unshares()) {
 		ret = cg__unshare(mm, &addr, 1);
 		if (ret && ret != -ESRCH)
 			return ret;

@@ -15,7 +15,9 @@
 #include <stdlib.h>
 
 #include "compat.h"
+#include "kernel.h"
 #include "mm_internal.h"
+#include "pin.h"
 #include "procfs.h"
 
 #define CHUNK_PAGES (CG_PMD_SIZE >> CG_PAGE_SHIFT)
@@ -335,19 +337,40 @@ int cg__mm_learn(struct cg__mm *mm, struct cg__region *r, uint64_t start,
 	return ret;
 }
 
-/* Protect the present, unprotected pages of r (after a fork, say). */
+/* Protect [start, start+len) of r and record it. */
+static int protect_span(struct cg__mm *mm, struct cg__region *r,
+			uint64_t start, uint64_t len)
+{
+	int ret = cg__mm_ioctl_wp(mm, start, len, true);
+
+	return ret ? ret : cg__region_update(r, start, len, 0, CG_ST_WP);
+}
+
+/*
+ * Protect the present, unprotected pages of r (after a fork, say).  Before
+ * 5.19 a pinned page stays unprotected while pinned: a write fault on a
+ * write-protected page that its consumer holds would copy it (lib/pin.c).
+ */
 int cg__mm_protect_present(struct cg__mm *mm, struct cg__region *r)
 {
+	bool skip_pins = !cg__kernel_read_pin_unshares() && mm->npins;
 	struct cg__runs runs;
 	int ret;
 
 	ret = cg__region_collect(r, r->start, r->len, CG_ST_PRESENT | CG_ST_WP,
 				 CG_ST_PRESENT, &runs);
 	for (size_t i = 0; i < runs.n && !ret; i++) {
-		ret = cg__mm_ioctl_wp(mm, runs.v[i].start, runs.v[i].len, true);
-		if (!ret)
-			ret = cg__region_update(r, runs.v[i].start, runs.v[i].len,
-						0, CG_ST_WP);
+		uint64_t a = runs.v[i].start, end = a + runs.v[i].len, lo, hi;
+
+		if (!skip_pins) {
+			ret = protect_span(mm, r, a, end - a);
+			continue;
+		}
+		for (; !ret && a < end; a = hi) {
+			cg__mm_unpinned_span(mm, a, end, &lo, &hi);
+			if (lo < hi)
+				ret = protect_span(mm, r, lo, hi - lo);
+		}
 	}
 	cg__runs_free(&runs);
 	return ret;

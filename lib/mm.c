@@ -7,6 +7,7 @@
 
 #include "mm.h"
 #include "mm_internal.h"
+#include "kernel.h"
 #include "pin.h"
 #include "procfs.h"
 #include "uffd.h"
@@ -17,7 +18,13 @@ int cg__mm_init(struct cg__mm *mm, int uffd, uint64_t features, pid_t pid,
 	memset(mm, 0, sizeof(*mm));
 	mm->uffd = uffd;
 	mm->features = features;
-	mm->kpageflags_fd = kpageflags_fd;
+	/*
+	 * Before 5.19 kpageflags bit 34 is not PageAnonExclusive: without it
+	 * only pagemap can judge (bit 56 convicts, nothing confirms).  In
+	 * cowguardd this is the first use, before it registers anything.
+	 */
+	cg__kernel_probe();
+	mm->kpageflags_fd = cg__kernel_read_pin_unshares() ? kpageflags_fd : -1;
 	mm->pagemap_fd = -1;
 	cg__mm_set_process(mm, pid, pagemap_fd);
 	return 0;

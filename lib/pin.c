@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "compat.h"
+#include "kernel.h"
 #include "mm_internal.h"
 #include "pin.h"
 #include "procfs.h"
@@ -145,6 +146,18 @@ static uint64_t pfn_of(const struct unit *u)
 	return u->pme & PM_PFN_MASK;
 }
 
+/*
+ * Whether a write fault could still replace the unit's page.  Before 5.19
+ * a write to a write-protected page that a consumer holds copies it,
+ * whoever maps it: a pinned page must be written once (made writable)
+ * before the consumer takes it, and stay unprotected while it holds it.
+ */
+static bool write_may_replace(const struct cg__region *r, const struct unit *x)
+{
+	return !cg__kernel_read_pin_unshares() &&
+	       (cg__region_get(r, x->addr) & CG_ST_WP);
+}
+
 /* The units that are not exclusive yet; -EAGAIN on a hole. */
 static int plan_unshare(struct cg__mm *mm, const struct units *u,
 			uint64_t *todo, size_t *ntodo, unsigned long *huge_copies,
@@ -160,7 +173,8 @@ static int plan_unshare(struct cg__mm *mm, const struct units *u,
 			return -EAGAIN;
 		}
 		/* Trust, but verify: the kernel must map it alone too. */
-		if ((cg__region_get(r, x->addr) & CG_ST_EXCL) && mapped_alone(x))
+		if ((cg__region_get(r, x->addr) & CG_ST_EXCL) && mapped_alone(x) &&
+		    !write_may_replace(r, x))
 			continue;
 		todo[(*ntodo)++] = x->addr;
 		/* An exclusive hugetlb page is reused; a shared one copied. */
@@ -196,21 +210,57 @@ static void count_unshares(struct cg__mm *mm, const struct unit *before,
 	mm->stats.pages_made_exclusive += pages;
 }
 
+/*
+ * Units a read-only pin cannot make exclusive: the zero page (not an
+ * anonymous page: a pin takes it as it is) on every kernel, and before
+ * 5.19 every unit still shared or still write-protected.  Those need a
+ * write fault, which only the client's own process can take (the daemon
+ * cannot write into it): lift their write protection first, so that the
+ * client's writes cost no round trip to the handler, mark them dirty
+ * (the write-unshare writes, and a concurrent write there would go
+ * unseen), and hand the client the span to write.  -EAGAIN with it.
+ */
+static int ask_write_unshare(struct cg__mm *mm, const struct units *u,
+			     struct cg__pin_result *res)
+{
+	uint64_t first = 0, end = 0;
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < u->n; i++) {
+		const struct unit *x = &u->v[i];
+		struct cg__region *r = cg__mm_find(mm, x->addr);
+		uint64_t size = 1ULL << x->shift;
+
+		if (mapped_alone(x) && !write_may_replace(r, x))
+			continue;
+		if (!end)
+			first = x->addr;
+		end = x->addr + size;
+		if (cg__region_get(r, x->addr) & CG_ST_WP)
+			ret = cg__mm_ioctl_wp(mm, x->addr, size, false);
+		if (!ret)
+			ret = cg__region_update(r, x->addr, size, CG_ST_WP,
+						CG_ST_DIRTY);
+	}
+	if (ret || !end)
+		return ret;
+	mm->stats.unshare_writes += (end - first) >> CG_PAGE_SHIFT;
+	res->bad_addr = first;
+	res->bad_len = end - first;
+	return -EAGAIN;
+}
+
 /* After unsharing: every unit exclusive, or the first that is not. */
 static int verify_and_mark(struct cg__mm *mm, const struct units *before,
 			   struct units *after, bool reread, unsigned flags,
-			   uint64_t *bad)
+			   struct cg__pin_result *res)
 {
 	unsigned set = CG_ST_PRESENT | CG_ST_EXCL |
 		       (flags & CG_PIN_RW ? CG_ST_DIRTY : 0);
 	int ret = reread ? read_units(mm, after) : 0;
 
-	for (size_t i = 0; !ret && i < after->n; i++)
-		if (!mapped_alone(&after->v[i])) {
-			/* The zero page, or a race with a fork: let it retry. */
-			*bad = after->v[i].addr;
-			return -EAGAIN;
-		}
+	if (!ret)
+		ret = ask_write_unshare(mm, after, res);
 	if (!ret && after->n != before->n)
 		return -EAGAIN;	/* the regions changed under us */
 	/*
@@ -356,7 +406,7 @@ static int unshare_and_record(struct cg__mm *mm, uint64_t start, uint64_t len,
 	ret = plan_unshare(mm, before, todo, &ntodo, huge_copies, &res->bad_addr);
 	if (!ret)
 		ret = pool_check(huge_copies);
-	if (!ret && ntodo)
+	if (!ret && ntodo && cg__kernel_read_pin_unshares())
 		ret = cg__unshare(mm, todo, ntodo);
 	free(todo);
 	/*
@@ -373,7 +423,7 @@ static int unshare_and_record(struct cg__mm *mm, uint64_t start, uint64_t len,
 		sync_thp_chunks(mm, start, len);
 	if (!ret)
 		ret = verify_and_mark(mm, before, now, now == &after, flags,
-				      &res->bad_addr);
+				      res);
 	if (!ret && now == &after)
 		ret = reprotect_dropped(mm, now);
 	if (!ret) {
@@ -536,6 +586,34 @@ bool cg__mm_pinned(const struct cg__mm *mm, uint64_t start, uint64_t len)
 		    start < mm->pins[i]->start + mm->pins[i]->len)
 			return true;
 	return false;
+}
+
+void cg__mm_unpinned_span(const struct cg__mm *mm, uint64_t start,
+			  uint64_t end, uint64_t *lo, uint64_t *hi)
+{
+	uint64_t a = start;
+	bool moved = true;
+
+	/* Skip past every pin covering a: pins may overlap and chain. */
+	while (moved && a < end) {
+		moved = false;
+		for (size_t i = 0; i < mm->npins; i++) {
+			const struct cg__pin *p = mm->pins[i];
+
+			if (a >= p->start && a - p->start < p->len) {
+				a = p->start + p->len;
+				moved = true;
+			}
+		}
+	}
+	*lo = a < end ? a : end;
+	*hi = end;
+	/* Stop at the first pin that starts after lo. */
+	for (size_t i = 0; i < mm->npins; i++)
+		if (mm->pins[i]->start > *lo && mm->pins[i]->start < *hi)
+			*hi = mm->pins[i]->start;
+	if (*lo == end)
+		*hi = end;
 }
 
 void cg__mm_pins_free(struct cg__mm *mm)

@@ -29,6 +29,7 @@ struct cg__pin {
 struct cg__pin_result {
 	uint64_t id;
 	uint64_t bad_addr;		/* the page that failed, on error */
+	uint64_t bad_len;		/* -EAGAIN: the span to write-unshare */
 };
 
 /*
@@ -37,8 +38,11 @@ struct cg__pin_result {
  * Every page must be populated already (the library populates).  Returns 0,
  * -ENOENT (not all registered), -EINVAL (flags), -EDQUOT (pin quota),
  * -ENOMEM (the hugetlb pool cannot take the copies), -EAGAIN with
- * res->bad_addr (a page is not populated, or is the zero page: populate it
- * and retry).
+ * res->bad_addr: a page is not populated (bad_len 0: populate it and
+ * retry), or [bad_addr, bad_addr+bad_len) holds pages only a write fault
+ * in the process can unshare (the zero page; before 5.19, every page).
+ * Their write protection is lifted: write each page there that pagemap
+ * does not show write-protected, without changing it, and retry.
  */
 int cg__mm_pin(struct cg__mm *mm, uint64_t start, uint64_t len, unsigned flags,
 	       const char *consumer, struct cg__pin_result *res);
@@ -72,6 +76,13 @@ uint32_t cg__mm_pin_count(const struct cg__mm *mm, uint64_t addr);
 
 /* Whether a pin covers any of [start, start+len). */
 bool cg__mm_pinned(const struct cg__mm *mm, uint64_t start, uint64_t len);
+
+/*
+ * The first part [*lo, *hi) of [start, end) that no pin covers, and where
+ * the next such part may start: *hi.  *lo == *hi == end when none is left.
+ */
+void cg__mm_unpinned_span(const struct cg__mm *mm, uint64_t start,
+			  uint64_t end, uint64_t *lo, uint64_t *hi);
 
 void cg__mm_pins_free(struct cg__mm *mm);
 

@@ -3,7 +3,8 @@
  * cg_pin() and cg_unpin(), in either mode.  The parts that must run in the
  * application's own process run here: populating holes (a read-only pin of
  * a hole would map the shared zero page; MADV_POPULATE_WRITE gives a page
- * of our own without writing a byte, so it races with nobody) and
+ * of our own without writing a byte, so it races with nobody), the write
+ * faults the engine asks for where a read-only pin cannot unshare, and
  * MADV_DONTFORK for consumers that hold plain page references.  Unsharing
  * and the records are the engine's (lib/pin.c), here or in cowguardd.
  */
@@ -19,6 +20,7 @@
 #include "handle.h"
 #include "pin.h"
 #include "procfs.h"
+#include "write_unshare.h"
 
 #define TRIES 3
 
@@ -68,6 +70,7 @@ static int engine_pin(struct cg *cg, uint64_t addr, uint64_t len, unsigned flags
 	ret = cg__call(cg, &req, &rep);
 	res->id = rep.u.pinned.id;
 	res->bad_addr = rep.u.pinned.bad_addr;
+	res->bad_len = rep.u.pinned.bad_len;
 	return ret;
 }
 
@@ -118,7 +121,11 @@ static int check_args(struct cg *cg, uint64_t addr, size_t len, unsigned flags,
 	return addr + len < addr ? -EOVERFLOW : 0;
 }
 
-/* Pin, populating any page the engine found absent or the zero page. */
+/*
+ * Pin, populating any page the engine found absent, and write-unsharing
+ * what it asks for (lib/write_unshare.c).  A retry is needed only when a
+ * fork or a munmap races with the pin.
+ */
 static int pin_retrying(struct cg *cg, uint64_t addr, uint64_t len,
 			unsigned flags, const char *consumer,
 			struct cg__pin_result *res)
@@ -129,10 +136,13 @@ static int pin_retrying(struct cg *cg, uint64_t addr, uint64_t len,
 		ret = engine_pin(cg, addr, len, flags, consumer, res);
 		if (ret != -EAGAIN || i == TRIES)
 			break;
-		/* A write fault turns the zero page into a page of our own. */
-		if (madvise((void *)(uintptr_t)(res->bad_addr & ~(CG_PAGE_SIZE - 1)),
-			    CG_PAGE_SIZE, MADV_POPULATE_WRITE))
-			return -errno;
+		if (res->bad_len)
+			ret = cg__write_unshare(res->bad_addr, res->bad_len);
+		else if (madvise((void *)(uintptr_t)(res->bad_addr & ~(CG_PAGE_SIZE - 1)),
+				 CG_PAGE_SIZE, MADV_POPULATE_WRITE))
+			ret = -errno;
+		if (ret)
+			break;
 	}
 	return ret;
 }

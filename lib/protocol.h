@@ -112,6 +112,7 @@ struct cg__rep {
 		struct {
 			uint64_t id;
 			uint64_t bad_addr;	/* UNPIN: the replaced page */
+			uint64_t bad_len;	/* PIN -EAGAIN: write-unshare */
 		} pinned;			/* PIN, UNPIN */
 	} u;
 };

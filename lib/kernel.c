@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: MIT
+/*
+ * What the running kernel does with a read-only pin of a COW-shared page,
+ * learned once by doing it, not from the version number (distributions
+ * backport).  Linux 5.19 made such a pin unshare the page first
+ * (FAULT_FLAG_UNSHARE) and, in the same series, introduced
+ * PageAnonExclusive, which kpageflags shows to root as bit 34 of an
+ * anonymous page.  Before that, bit 34 is KPF_MAPPEDTODISK, a read-only
+ * pin leaves the page shared, and a write to a write-protected page that
+ * anyone else holds a reference to copies it (do_wp_page decides by
+ * page_count): see ../shared/KERNEL-FACTS.md, "Before 5.19".
+ *
+ * The probe: a child maps a page, writes it, forks a grandchild that
+ * keeps it shared, reads one byte of it through process_vm_readv (a
+ * read-only FOLL_PIN) and asks pagemap whether it now maps the page alone.
+ * It runs in a raw clone with no exit signal: no atfork handler, no glibc
+ * lock held across it, no SIGCHLD for the caller's event loop, and the
+ * children make system calls only.  It must run before the process
+ * registers memory with a uffd that follows forks (the fork would wait
+ * for that uffd's reader): cg_open() runs it before its first uffd exists,
+ * and cowguardd before it serves anyone.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "compat.h"
+#include "kernel.h"
+
+enum { PROBE_UNSHARES = 10, PROBE_KEEPS_SHARED = 11, PROBE_FAILED = 12 };
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int read_pin_unshares = -1;
+
+/* fork() without glibc: exit signal 0, so only __WALL waits see it. */
+static pid_t raw_fork(void)
+{
+	return (pid_t)syscall(SYS_clone, 0UL, NULL, NULL, NULL, 0UL);
+}
+
+static int wait_raw(pid_t pid)
+{
+	int status;
+
+	while (waitpid(pid, &status, __WALL) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static uint64_t pagemap_entry(const void *addr)
+{
+	uint64_t pme = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &pme, sizeof(pme),
+		  (off_t)((uintptr_t)addr / 4096 * sizeof(pme))) != sizeof(pme))
+		pme = 0;
+	close(fd);
+	return pme;
+}
+
+/* In the probe child: system calls only. */
+static int probe_child(void)
+{
+	volatile char *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char byte;
+	struct iovec local = { &byte, 1 }, remote;
+	int go[2], verdict = PROBE_FAILED;
+	uint64_t pme;
+	pid_t holder;
+
+	if (page == MAP_FAILED || pipe(go))
+		return PROBE_FAILED;
+	page[0] = 1;
+	holder = raw_fork();
+	if (holder == 0) {
+		/* Keep the page shared until the probe is done. */
+		close(go[1]);
+		while (read(go[0], &byte, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	close(go[0]);
+	if (holder < 0)
+		return PROBE_FAILED;
+	remote = (struct iovec){ (void *)page, 1 };
+	pme = pagemap_entry((const void *)page);
+	/* Shared right after fork, or the probe proves nothing. */
+	if ((pme & PM_PRESENT) && !(pme & PM_MMAP_EXCLUSIVE) &&
+	    process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == 1) {
+		pme = pagemap_entry((const void *)page);
+		verdict = pme & PM_MMAP_EXCLUSIVE ? PROBE_UNSHARES
+						  : PROBE_KEEPS_SHARED;
+	}
+	close(go[1]);
+	wait_raw(holder);
+	return verdict;
+}
+
+static void probe(void)
+{
+	const char *assume = getenv("COWGUARD_KERNEL");
+	pid_t pid;
+	int verdict;
+
+	/* An operator (or a test) may ask for the older handling anywhere. */
+	if (assume && !strcmp(assume, "pre-5.19")) {
+		read_pin_unshares = 0;
+		return;
+	}
+	pid = raw_fork();
+
+	if (pid == 0)
+		_exit(probe_child());
+	verdict = pid < 0 ? -1 : wait_raw(pid);
+	if (verdict == PROBE_UNSHARES)
+		read_pin_unshares = 1;
+	else if (verdict == PROBE_KEEPS_SHARED)
+		read_pin_unshares = 0;
+}
+
+int cg__kernel_probe(void)
+{
+	pthread_once(&once, probe);
+	return read_pin_unshares < 0 ? -EIO : 0;
+}
+
+bool cg__kernel_read_pin_unshares(void)
+{
+	/*
+	 * Not probed (or the probe failed): claim the older semantics, whose
+	 * handling is correct on every kernel, only slower.
+	 */
+	return read_pin_unshares == 1;
+}

@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The user-space FAULT_FLAG_UNSHARE for what a read-only pin cannot
+ * unshare: the zero page (a pin takes it as it is), and before 5.19 every
+ * COW-shared page.  A write fault does it on any kernel: the kernel copies
+ * the page if it is shared and reuses it if not, and afterwards maps it
+ * writable, so that no later write fault can replace it.
+ *
+ * The engine lifted the write protection of the pages it wants written
+ * (lib/pin.c): a page that pagemap still shows write-protected was not
+ * asked for, and writing it would cost a round trip to the handler.  On
+ * kernels without the uffd-wp bit in pagemap (5.10 shows 0) every page of
+ * the span is written, which the engine's span allows.
+ *
+ * MADV_POPULATE_WRITE (5.14+) faults without writing a byte.  Elsewhere
+ * an atomic add of zero to one word of each page is a write that changes
+ * nothing and races with no other writer (measured on 5.10: the page is
+ * unshared, and a vmsplice of it afterwards sees the next write).
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "compat.h"
+#include "procfs.h"
+#include "write_unshare.h"
+
+#define BATCH 512
+
+static void add_zero(uint64_t addr)
+{
+	volatile uint64_t *word = (volatile uint64_t *)(uintptr_t)addr;
+
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ __volatile__("lock addl $0, %0" : "+m"(*word) : : "memory");
+#else
+	__atomic_fetch_add(word, 0, __ATOMIC_SEQ_CST);
+#endif
+}
+
+/* Whether every VMA of [addr, addr+len) may be written (from /proc/self/maps). */
+static bool writable(uint64_t addr, uint64_t len)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	unsigned long lo, hi;
+	uint64_t covered = addr;
+	char perms[5];
+
+	if (!f)
+		return false;
+	while (covered < addr + len &&
+	       fscanf(f, "%lx-%lx %4s%*[^\n]", &lo, &hi, perms) == 3) {
+		if (hi <= covered || lo > covered)
+			continue;
+		if (perms[1] != 'w')
+			break;
+		covered = hi;
+	}
+	fclose(f);
+	return covered >= addr + len;
+}
+
+/* MADV_POPULATE_WRITE exists (5.14+): an unknown advice is EINVAL at once. */
+static bool have_populate_write(void)
+{
+	static int have = -1;	/* racing first calls agree */
+	int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
+
+	if (h < 0) {
+		h = !madvise(NULL, 0, MADV_POPULATE_WRITE);
+		__atomic_store_n(&have, h, __ATOMIC_RELAXED);
+	}
+	return h;
+}
+
+static int write_run(uint64_t start, uint64_t len)
+{
+	if (have_populate_write()) {
+		if (!madvise((void *)(uintptr_t)start, len, MADV_POPULATE_WRITE))
+			return 0;
+		/* EINVAL: part of a hugetlb page; write it below instead. */
+		if (errno != EINVAL)
+			return errno == ENOMEM ? -ENOENT : -errno;
+	}
+	if (!writable(start, len))
+		return -EACCES;
+	for (uint64_t a = start; a < start + len; a += CG_PAGE_SIZE)
+		add_zero(a);
+	return 0;
+}
+
+int cg__write_unshare(uint64_t addr, uint64_t len)
+{
+	int fd = cg__pagemap_open(0);
+	uint64_t pme[BATCH];
+	int ret = 0;
+
+	if (fd < 0)
+		return fd;
+	for (uint64_t a = addr; a < addr + len && !ret;) {
+		size_t n = (addr + len - a) >> CG_PAGE_SHIFT;
+
+		n = n < BATCH ? n : BATCH;
+		ret = cg__pagemap_read(fd, a, n, pme);
+		for (size_t i = 0; !ret && i < n;) {
+			size_t j = i;
+
+			while (j < n && !(pme[j] & PM_UFFD_WP))
+				j++;
+			if (j > i)
+				ret = write_run(a + (i << CG_PAGE_SHIFT),
+						(j - i) << CG_PAGE_SHIFT);
+			i = j > i ? j : i + 1;
+		}
+		a += n << CG_PAGE_SHIFT;
+	}
+	close(fd);
+	return ret;
+}

@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: MIT */
+/* Unsharing our own pages by write faults that change nothing: lib/write_unshare.c. */
+#ifndef CG_WRITE_UNSHARE_H
+#define CG_WRITE_UNSHARE_H
+
+#include <stdint.h>
+
+/*
+ * Take a write fault on every page of [addr, addr+len) (this process's
+ * memory) that pagemap does not show write-protected by uffd, without
+ * changing a byte.  Returns 0, -EACCES (part of the span is not writable:
+ * a write fault there would be a SIGSEGV), or -errno.
+ */
+int cg__write_unshare(uint64_t addr, uint64_t len);
+
+#endif

@@ -6,7 +6,17 @@
 # `make check-vm`: the suites in a QEMU guest on Debian's 6.1 kernel.
 # `make V=1` shows the full commands.
 
-VERSION    := 0.1.0
+# The version is set in one place, include/cowguard.h (CG_VERSION_MAJOR,
+# _MINOR, _PATCH), and read from there, so that the library's cg_version(),
+# the header's macros, the .so name, the pkg-config files and `make dist`
+# agree.  A release is the commit that bumps them, tagged vMAJOR.MINOR.PATCH
+# (git tag -s v0.1.0); `make dist` then packs that tree.  Before 1.0 a minor
+# bump may change the ABI, and then SOVERSION goes up with it.
+cg_version_part = $(shell sed -n 's/^\#define CG_VERSION_$(1) \([0-9][0-9]*\)$$/\1/p' include/cowguard.h)
+VERSION    := $(call cg_version_part,MAJOR).$(call cg_version_part,MINOR).$(call cg_version_part,PATCH)
+ifneq ($(words $(subst ., ,$(VERSION))),3)
+$(error cannot read CG_VERSION_MAJOR/MINOR/PATCH from include/cowguard.h)
+endif
 SOVERSION  := 0
 
 BUILDDIR   ?= build
@@ -22,6 +32,8 @@ SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 UDEVRULESDIR ?= $(PREFIX)/lib/udev/rules.d
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/cowguard
 
 CC         ?= cc
 AR         ?= ar
@@ -303,6 +315,10 @@ UNITS    := $(wildcard systemd/*.service systemd/*.socket)
 TMPFILES := $(wildcard systemd/cowguard-tmpfiles.conf)
 SYSUSERS := $(wildcard systemd/cowguard-sysusers.conf)
 UDEVRULE := $(wildcard systemd/70-cowguard.rules)
+# Every page in man/, each into the section its suffix names.  Pages that are
+# only ".so man3/other.3" (an alias) are installed as they are, as liburing's.
+MAN_PAGES := $(wildcard man/*.1 man/*.3 man/*.7 man/*.8)
+man_dest = $(DESTDIR)$(MANDIR)/man$(patsubst .%,%,$(suffix $(1)))/$(notdir $(1))
 GENDIR   := $(BUILDDIR)/gen
 
 install: all
@@ -340,6 +356,8 @@ install: all
 	$(if $(SYSUSERS),$(SUBST) $(SYSUSERS) > $(GENDIR)/sysusers.conf)
 	$(if $(SYSUSERS),$(INSTALL) -D -m 644 $(GENDIR)/sysusers.conf $(DESTDIR)$(SYSUSERSDIR)/cowguard.conf)
 	$(if $(UDEVRULE),$(INSTALL) -D -m 644 $(UDEVRULE) $(DESTDIR)$(UDEVRULESDIR)/70-cowguard.rules)
+	$(foreach m,$(MAN_PAGES),$(INSTALL) -D -m 644 $(m) $(call man_dest,$(m)) && ) :
+	$(INSTALL) -D -m 644 LICENSE $(DESTDIR)$(DOCDIR)/LICENSE
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/cowguard.h \
@@ -356,8 +374,28 @@ uninstall:
 	      $(DESTDIR)$(SBINDIR)/cowguardd $(DESTDIR)$(BINDIR)/cowguardctl \
 	      $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(notdir $(UNITS))) \
 	      $(DESTDIR)$(TMPFILESDIR)/cowguard.conf $(DESTDIR)$(SYSUSERSDIR)/cowguard.conf \
-	      $(DESTDIR)$(UDEVRULESDIR)/70-cowguard.rules
-	-rmdir $(DESTDIR)$(INCLUDEDIR)/cowguard 2>/dev/null || true
+	      $(DESTDIR)$(UDEVRULESDIR)/70-cowguard.rules \
+	      $(foreach m,$(MAN_PAGES),$(call man_dest,$(m))) \
+	      $(DESTDIR)$(DOCDIR)/LICENSE
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/cowguard $(DESTDIR)$(DOCDIR) 2>/dev/null || true
+
+# Install into a scratch DESTDIR with PREFIX=/usr, check what is there, build
+# a client against it with pkg-config and run it, render every man page, and
+# check the libraries' exports (scripts/check-install.sh).  No root needed.
+check-install: lib daemon
+	@bash scripts/check-install.sh $(BUILDDIR)
+
+# cowguard-$(VERSION).tar.gz, everything under cowguard-$(VERSION)/: the
+# committed tree of DIST_REF (HEAD; uncommitted changes are not in it).  For a
+# release, bump the version in include/cowguard.h, commit, tag it
+# (git tag -s v$(VERSION)), then `make dist DIST_REF=v$(VERSION)`.
+DIST_REF ?= HEAD
+DISTDIR  ?= .
+dist:
+	$(call msg,DIST,$(DISTDIR)/cowguard-$(VERSION).tar.gz)git archive --format=tar.gz \
+		--prefix=cowguard-$(VERSION)/ -o $(DISTDIR)/cowguard-$(VERSION).tar.gz $(DIST_REF)
+
+.PHONY: check-install dist
 
 clean:
 	rm -rf $(BUILDDIR) $(ASANDIR)

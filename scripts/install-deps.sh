@@ -15,6 +15,7 @@ PACKAGES=(
 	libibverbs-dev		# RDMA examples
 	libasan8		# gcc's AddressSanitizer runtime (make check-asan)
 	libubsan1		# gcc's UBSan runtime (make check-asan)
+	groff-base		# man pages rendered by make check-install
 )
 
 installed() {

@@ -232,7 +232,7 @@ struct cg_stats {
 	 */
 	uint64_t unshare_writes;
 };
-#define CG_STATS_SIZE_VER0 (offsetof(struct cg_stats, unshare_reuses) + sizeof(uint64_t))
+#define CG_STATS_SIZE_VER0 (offsetof(struct cg_stats, unshare_writes) + sizeof(uint64_t))
 
 /*
  * Pins: a range handed to a consumer that reads (or writes) it behind the

@@ -221,7 +221,8 @@ $(OBJDIR)/%.o: %.c
 # ---- linking -----------------------------------------------------------------
 
 # -fvisibility=hidden: only functions marked visibility("default") are
-# exported; the version script then limits those to cg_*.
+# exported; the version script then limits those to the names it lists
+# (scripts/check-exports.sh, run by make check-install, checks them).
 $(SHARED_LIB): $(LIB_OBJS) lib/libcowguard.map
 	$(call msg,LD,$@)$(CC) -shared -Wl,-soname,$(SONAME) \
 		-Wl,--version-script=lib/libcowguard.map -Wl,-z,defs \

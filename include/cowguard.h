@@ -79,8 +79,9 @@ struct cg_options {
  * ignored); otherwise @opts_size is sizeof(*@opts) (see "Structures that
  * grow").  On success *out is a handle for cg_close().  Returns 0, -EINVAL
  * (NULL @out, mode out of range, @opts_size below CG_OPTIONS_SIZE_VER0),
- * -E2BIG (an option this library does not know is set), -ECONNREFUSED when CG_MODE_DAEMON finds no daemon listening (or no
- * socket file), -ENAMETOOLONG (socket path too long), -EACCES (the process
+ * -E2BIG (an option this library does not know is set), -ECONNREFUSED
+ * when CG_MODE_DAEMON finds no daemon listening (or no socket file),
+ * -ENAMETOOLONG (socket path too long), -EACCES (the process
  * serving the socket is neither root, nor the caller's user, nor the user
  * $COWGUARD_DAEMON_USER names, by name or uid: nothing was sent to it),
  * -EPERM when no full userfaultfd can be had (neither the syscall nor

@@ -134,7 +134,8 @@ CG_EXPORT enum cg_mode cg_mode(const struct cg *cg);
  * @flags must be 0.  Returns 0, -EINVAL (bad alignment, zero length, flags,
  * not anonymous private, mixed kinds), -EOVERFLOW (range wraps), -ENOMEM
  * (range not mapped), -EEXIST (overlaps a registered region), -EDQUOT
- * (per-client quota).  Since 0.1.
+ * (per-client quota), -EOPNOTSUPP (hugetlb on a kernel that cannot
+ * write-protect it: before Linux 5.19).  Since 0.1.
  */
 CG_EXPORT int cg_register(struct cg *cg, void *addr, size_t len, unsigned flags);
 
@@ -258,16 +259,24 @@ enum {
 /*
  * cg_pin - prepare [@addr, @addr+@len) for a consumer.  Every page ends up
  * populated and exclusive to this process (unshared if it may have been
- * shared: COW after fork, KSM, or state unknown), with its content kept
- * and its write protection in place, so that a later write here reuses the
- * page the consumer holds.  @flags: CG_PIN_RO or CG_PIN_RW, optionally
- * CG_PIN_FOLL_PIN.  The range must lie within registered regions, and
- * not cut a hugetlb page.
+ * shared: COW after fork, KSM, the zero page, or state unknown), with its
+ * content kept, so that a later write here reuses the page the consumer
+ * holds.  From Linux 5.19 a page unshared by a read-only pin keeps its
+ * write protection (later writes are seen); pages that only a write fault
+ * can unshare (the zero page) are written once, without changing a byte,
+ * and are dirty afterwards.  Before 5.19 every page of the range is
+ * unshared so, and stays unprotected while pinned: there a write to a
+ * write-protected page that a consumer holds copies it away from the
+ * consumer.  Its pages then count as dirty.  @flags: CG_PIN_RO or
+ * CG_PIN_RW, optionally CG_PIN_FOLL_PIN.  The range must lie within
+ * registered regions, writable where a write fault is needed, and not cut
+ * a hugetlb page.
  * On success *out is the pin, for cg_unpin().  Returns 0, -EINVAL (flags,
- * alignment, zero length, a hugetlb page cut), -EOVERFLOW, -ENOENT (not registered), -EDQUOT
- * (pin quota), -ENOMEM (the hugetlb pool cannot take the copies: unsharing
- * would take the page from another process), -EAGAIN (the range kept
- * changing under us: retry).  Since 0.1.
+ * alignment, zero length, a hugetlb page cut), -EOVERFLOW, -ENOENT (not
+ * registered), -EDQUOT (pin quota), -ENOMEM (the hugetlb pool cannot take
+ * the copies: unsharing would take the page from another process), -EACCES
+ * (a page needs a write fault where the memory is not writable), -EAGAIN
+ * (the range kept changing under us: retry).  Since 0.1.
  */
 CG_EXPORT int cg_pin(struct cg *cg, void *addr, size_t len, unsigned flags,
 		     struct cg_pin **out);

@@ -194,6 +194,13 @@ int cg__mm_register_as(struct cg__mm *mm, uint64_t addr, uint64_t len,
 	ret = cg__vma_probe(mm->pid, addr, len, &kind);
 	if (ret)
 		return ret;
+	/*
+	 * Before 5.19 hugetlb cannot be write-protected: its writes would go
+	 * unseen and a pin of it could not be checked.  Refuse, never pretend.
+	 */
+	if (kind.kind == CG_RK_HUGETLB &&
+	    !(mm->features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM))
+		return -EOPNOTSUPP;
 	r = cg__region_new(addr, len, kind.kind, kind.unit_shift);
 	if (!r)
 		return -ENOMEM;

@@ -148,6 +148,37 @@ int cg__vma_probe(pid_t pid, uint64_t addr, uint64_t len,
 	return ret;
 }
 
+int cg__vma_flag(pid_t pid, uint64_t addr, const char *flag)
+{
+	struct vma v = { 0 };
+	char line[512], want[8];
+	int fd, ret;
+	FILE *f;
+
+	snprintf(want, sizeof(want), " %.2s", flag);
+	fd = proc_open(pid, "smaps", O_RDONLY);
+	if (fd < 0)
+		return fd;
+	f = fdopen(fd, "re");
+	if (!f) {
+		close(fd);
+		return -ENOMEM;
+	}
+	ret = -ENOENT;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "VmFlags:", 8) == 0 && addr >= v.start &&
+		    addr < v.end) {
+			ret = strstr(line + 7, want) != NULL;
+			break;
+		}
+		if ((line[0] >= '0' && line[0] <= '9') ||
+		    (line[0] >= 'a' && line[0] <= 'f'))
+			vma_header(&v, line);
+	}
+	fclose(f);
+	return ret;
+}
+
 static long hugetlb_counter(unsigned shift, const char *name)
 {
 	char path[96];

@@ -26,6 +26,13 @@ int cg__vma_probe(pid_t pid, uint64_t addr, uint64_t len,
 		  struct cg__vma_kind *out);
 
 /*
+ * Whether the VMA of pid containing addr has the two-letter VmFlags flag
+ * of /proc/PID/smaps (e.g. "uw": registered for userfaultfd write
+ * protection): 1 or 0, -ENOENT when no VMA contains addr, or -errno.
+ */
+int cg__vma_flag(pid_t pid, uint64_t addr, const char *flag);
+
+/*
  * Huge pages of 1 << shift bytes that an unreservered allocation (a COW
  * copy) can take: free_hugepages less resv_hugepages.  -errno on error.
  */

@@ -87,14 +87,19 @@ bool cg__is_uffd(int fd)
 	return strcmp(target, "anon_inode:[userfaultfd]") == 0;
 }
 
-int cg__uffd_register(int fd, uint64_t start, uint64_t len)
+int cg__uffd_register_mode(int fd, uint64_t start, uint64_t len, uint64_t mode)
 {
 	struct uffdio_register r = {
 		.range = { .start = start, .len = len },
-		.mode = UFFDIO_REGISTER_MODE_WP,
+		.mode = mode,
 	};
 
 	return ioctl(fd, UFFDIO_REGISTER, &r) ? -errno : 0;
+}
+
+int cg__uffd_register(int fd, uint64_t start, uint64_t len)
+{
+	return cg__uffd_register_mode(fd, start, len, UFFDIO_REGISTER_MODE_WP);
 }
 
 int cg__uffd_unregister(int fd, uint64_t start, uint64_t len)

@@ -34,6 +34,8 @@ int cg__uffd_api(int fd, uint64_t wanted, uint64_t *got);
 bool cg__is_uffd(int fd);
 
 int cg__uffd_register(int fd, uint64_t start, uint64_t len);
+/* The same with other UFFDIO_REGISTER_MODE_* bits: again over a registered range changes its modes. */
+int cg__uffd_register_mode(int fd, uint64_t start, uint64_t len, uint64_t mode);
 int cg__uffd_unregister(int fd, uint64_t start, uint64_t len);
 
 /* Set or clear write protection; clearing wakes the faulting threads. */

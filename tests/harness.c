@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -18,8 +19,10 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "compat.h"
 #include "harness.h"
 #include "procfs.h"
+#include "uffd.h"
 
 #ifndef MAP_HUGE_2MB
 #define MAP_HUGE_2MB (21 << MAP_HUGE_SHIFT)
@@ -167,10 +170,32 @@ static void *map_aligned(size_t len, size_t align)
 	return q;
 }
 
+/* The uffd features the kernel offers (a throwaway uffd), or 0. */
+static uint64_t kernel_uffd_features(void)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	int fd = cg__uffd_create();
+
+	if (fd < 0)
+		return 0;
+	if (ioctl(fd, UFFDIO_API, &api))
+		api.features = 0;
+	close(fd);
+	return api.features;
+}
+
 static void *map_hugetlb(size_t len, int size_flag, const char *what)
 {
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | size_flag, -1, 0);
+	void *p;
+
+	/* cg_register() refuses what the kernel cannot write-protect. */
+	if (!(kernel_uffd_features() & UFFD_FEATURE_WP_HUGETLBFS_SHMEM)) {
+		h_skip("%s hugetlb: needs UFFD_FEATURE_WP_HUGETLBFS_SHMEM (5.19+): "
+		       "this kernel cannot write-protect hugetlb pages", what);
+		return NULL;
+	}
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | size_flag, -1, 0);
 
 	if (p == MAP_FAILED && size_flag == MAP_HUGE_1GB &&
 	    access(NR_1G, F_OK)) {

@@ -13,17 +13,49 @@
 
 struct server;
 
+/* Replies a client has not read yet, oldest first (conn.c). */
+struct outq {
+	struct cg__rep *pkts;		/* a ring of OUTQ_MAX, made when first needed */
+	unsigned head, len;
+};
+
+/* Requests that came in while a streamed reply was still going out. */
+struct parked {
+	struct cg__req *reqs;		/* a ring of PARKED_MAX */
+	unsigned head, len;
+};
+
+/*
+ * A streamed reply (STATUS, AUDIT_PID, PINS) in progress, made a few
+ * packets at a time as the client reads (requests.c).  Tracked address
+ * spaces may come and go meanwhile, so it remembers them by serial, never
+ * by pointer.
+ */
+struct stream {
+	struct cg__req req;		/* the request it answers */
+	uint64_t at;			/* the serial of the tracked it is in */
+	size_t next;			/* that tracked's next record */
+	bool active;
+};
+
 /* A connection: an application, a forked child, or cowguardctl. */
 struct conn {
 	uv_poll_t poll;
 	uv_timer_t hello_timer;		/* drops a connection that never says hello */
-	int open_handles;		/* freed when both are closed */
+	uv_timer_t write_timer;		/* drops one that stops reading its replies */
+	int open_handles;		/* freed when all three are closed */
 	int sock;
+	int events;			/* what poll waits for */
 	struct ucred cred;
-	enum { CONN_NEW, CONN_APP, CONN_CTL } kind;
+	/* CONN_REFUSED: over a bound; its hello gets the errno `refusal`. */
+	enum { CONN_NEW, CONN_APP, CONN_CTL, CONN_REFUSED } kind;
+	int refusal;
 	struct tracked *tracked;	/* the address space it speaks for */
 	struct server *srv;
 	struct conn *next;
+	struct outq out;
+	struct parked parked;
+	struct stream stream;
 };
 
 /* An address space whose uffd the daemon services. */
@@ -36,12 +68,18 @@ struct tracked {
 	struct server *srv;
 	struct tracked *next;
 	bool closing;
+	/*
+	 * Given by a stream (requests.c) to those that lack one; the list
+	 * is newest first, so serials fall along it.  0: none yet.
+	 */
+	uint64_t serial;
 };
 
 struct options {
 	const char *socket_path;
 	struct cg__limits limits;
 	unsigned max_conns;
+	unsigned max_conns_per_user;	/* root has no such bound */
 	unsigned hello_timeout_ms;	/* from accept to hello */
 	unsigned max_children;		/* unnamed adopted children per parent */
 	bool verbose;
@@ -55,8 +93,19 @@ struct server {
 	int kpageflags_fd;
 	struct options opt;
 	struct conn *conns;
-	unsigned nconns;
+	unsigned nconns;		/* CONN_REFUSED ones not counted */
+	unsigned nrefusing;		/* CONN_REFUSED ones waiting for a hello */
 	struct tracked *tracked;
+	uint64_t last_serial;		/* the newest tracked's serial */
+	/* Out of fds: a spare to give up for a moment, or a pause. */
+	int spare_fd;
+	uv_timer_t accept_timer;
+	unsigned fd_refused;		/* connections refused in this burst */
+	/* Refusals are logged at most once a second, with a count. */
+	struct refusal_log {
+		uint64_t last_ms;
+		unsigned unlogged;
+	} refusal_log;
 };
 
 /* log.c: one line to stderr, prefixed by severity. */
@@ -83,6 +132,14 @@ int listen_open(const char *path);
 int server_start(struct server *srv);
 void server_stop(struct server *srv);
 void conn_close(struct conn *c);
+/*
+ * Send one packet of a reply, or queue it while the client's socket is
+ * full.  Returns 0, -ENOBUFS (the queue is full: drop the client), or the
+ * error of sending.
+ */
+int conn_send(struct conn *c, const struct cg__rep *rep);
+/* Whether the queue has room for a stream to go on. */
+bool conn_has_room(const struct conn *c);
 
 /* tracked.c */
 struct tracked *tracked_new(struct server *srv, int uffd, uint64_t features,
@@ -103,5 +160,11 @@ void adopt_reap(struct server *srv, pid_t parent);
 
 /* requests.c */
 int request_dispatch(struct conn *c, const struct cg__req *req, int fd);
+/*
+ * Make more of c's streamed reply while its queue has room, at most a
+ * turn's worth.  Returns 0 (c->stream.active says whether it is done) or
+ * -1: drop the connection (the reason is logged).
+ */
+int request_stream(struct conn *c);
 
 #endif

@@ -21,7 +21,10 @@ static void usage(FILE *out)
 		"Runs in the foreground and logs to stderr.\n\n"
 		"  -s, --socket PATH        listen on PATH (default %s, or the\n"
 		"                           socket systemd passes in)\n"
-		"      --max-clients N      connections at once (default 1024)\n"
+		"      --max-clients N      connections at once (default 1024); the\n"
+		"                           last 4 (a quarter, below 16) are root's\n"
+		"      --max-conns-per-user N  connections of one user other than\n"
+		"                           root (default 256)\n"
 		"      --hello-timeout MS   drop a connection that has not said\n"
 		"                           hello within MS ms (default 10000)\n"
 		"      --max-regions N      regions per client (default 4096)\n"
@@ -60,7 +63,7 @@ static int parse_size(const char *s, uint64_t *out)
 }
 
 enum { OPT_MAX_CLIENTS = 256, OPT_MAX_REGIONS, OPT_MAX_BYTES, OPT_MAX_CHILDREN,
-       OPT_MAX_PINS, OPT_HELLO_TIMEOUT };
+       OPT_MAX_PINS, OPT_HELLO_TIMEOUT, OPT_MAX_CONNS_PER_USER };
 
 static int parse_args(int argc, char **argv, struct options *opt)
 {
@@ -72,6 +75,8 @@ static int parse_args(int argc, char **argv, struct options *opt)
 		{ "max-children", required_argument, NULL, OPT_MAX_CHILDREN },
 		{ "max-pins", required_argument, NULL, OPT_MAX_PINS },
 		{ "hello-timeout", required_argument, NULL, OPT_HELLO_TIMEOUT },
+		{ "max-conns-per-user", required_argument, NULL,
+		  OPT_MAX_CONNS_PER_USER },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -101,6 +106,7 @@ static int parse_args(int argc, char **argv, struct options *opt)
 		case OPT_MAX_CHILDREN:
 		case OPT_MAX_PINS:
 		case OPT_HELLO_TIMEOUT:
+		case OPT_MAX_CONNS_PER_USER:
 			if (parse_size(optarg, &n) || !n ||
 			    (c != OPT_MAX_BYTES && n > UINT32_MAX)) {
 				fprintf(stderr, "cowguardd: bad number '%s'\n", optarg);
@@ -114,6 +120,8 @@ static int parse_args(int argc, char **argv, struct options *opt)
 				opt->limits.max_bytes = n;
 			else if (c == OPT_MAX_PINS)
 				opt->limits.max_pins = (uint32_t)n;
+			else if (c == OPT_MAX_CONNS_PER_USER)
+				opt->max_conns_per_user = (unsigned)n;
 			else if (c == OPT_HELLO_TIMEOUT)
 				opt->hello_timeout_ms = (unsigned)n;
 			else
@@ -174,6 +182,7 @@ int main(int argc, char **argv)
 			.limits = { .max_bytes = 1ULL << 40, .max_regions = 4096,
 				    .max_pins = 4096 },
 			.max_conns = 1024,
+			.max_conns_per_user = 256,
 			.hello_timeout_ms = 10000,
 			.max_children = 64,
 		},

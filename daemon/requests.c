@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,32 +16,21 @@
 #include "pin.h"
 #include "uffd.h"
 
-/* A client that stops reading a streamed reply is dropped after this. */
-#define REPLY_TIMEOUT_MS 1000
-
 /*
- * libuv made the socket non-blocking (SO_SNDTIMEO does not apply): when a
- * long STATUS stream fills it, wait for the client to read, a while.
+ * A streamed reply makes at most this many packets a turn of the loop, so
+ * that one long STATUS or audit does not keep everyone else waiting.
  */
-static int send_waiting(int sock, const struct cg__rep *rep)
-{
-	struct pollfd p = { .fd = sock, .events = POLLOUT };
-	int ret;
+#define STREAM_TURN 64
 
-	while ((ret = cg__send(sock, rep, sizeof(*rep), -1)) == -EAGAIN) {
-		int n = poll(&p, 1, REPLY_TIMEOUT_MS);
-
-		if (n == 0 || (n < 0 && errno != EINTR))
-			break;
-	}
-	return ret;
-}
-
+/* Never waits: conn.c queues what the socket does not take now. */
 static int reply(struct conn *c, struct cg__rep *rep)
 {
-	int ret = send_waiting(c->sock, rep);
+	int ret = conn_send(c, rep);
 
-	if (ret)
+	if (ret == -ENOBUFS)
+		conn_log(4, c, "dropped: %u replies unread, its queue is full",
+			 c->out.len);
+	else if (ret)
 		conn_log(4, c, "dropped: cannot reply (%s)", cg_strerror(ret));
 	return ret;
 }
@@ -224,65 +212,173 @@ static int send_end(struct conn *c, const struct cg__req *req, int status)
 	return reply(c, &rep);
 }
 
-static int do_status(struct conn *c, const struct cg__req *req)
+/* ---- streamed replies ---------------------------------------------------
+ *
+ * STATUS, AUDIT_PID and PINS can be long: they go out a few packets at a
+ * time, as the client reads (request_stream, called again by conn.c when
+ * its socket has room).  Between turns tracked address spaces come and go,
+ * so a stream holds a serial, never a pointer; a region or pin added or
+ * removed meanwhile may be missed or listed twice, as in any listing of a
+ * live system.
+ */
+
+/*
+ * Give serials to the tracked that lack one: those made since the last
+ * time, all at the head of the newest-first list.  The oldest of them gets
+ * the smallest, so serials keep falling along the list.
+ */
+static void give_serials(struct server *srv)
 {
-	for (struct tracked *t = c->srv->tracked; t; t = t->next) {
-		if (!may_see(c, t) || t->closing)
-			continue;
-		if (send_client(c, req, t))
-			return -1;
-		for (size_t i = 0; i < t->mm.nregions; i++)
-			if (send_region(c, req, t, t->mm.regions[i], false))
-				return -1;
+	unsigned fresh = 0, left;
+
+	for (struct tracked *t = srv->tracked; t && !t->serial; t = t->next)
+		fresh++;
+	left = fresh;
+	for (struct tracked *t = srv->tracked; left; t = t->next)
+		t->serial = srv->last_serial + left--;
+	srv->last_serial += fresh;
+}
+
+/* STATUS: the first tracked c may see whose serial is at most at. */
+static struct tracked *status_from(struct conn *c, struct tracked *t,
+				   uint64_t at)
+{
+	for (; t; t = t->next)
+		if (t->serial && t->serial <= at && !t->closing && may_see(c, t))
+			return t;
+	return NULL;
+}
+
+/* AUDIT_PID, PINS: the one tracked of the stream, if it is still there. */
+static struct tracked *tracked_serial(struct server *srv, uint64_t serial)
+{
+	for (struct tracked *t = srv->tracked; t; t = t->next)
+		if (t->serial == serial && !t->closing)
+			return t;
+	return NULL;
+}
+
+/*
+ * One packet of each stream, from *t: 1 more to come, 0 the end sent, or
+ * -1 dropped.  Record 0 is the client, then its regions (or pins).
+ */
+static int status_step(struct conn *c, struct tracked **t)
+{
+	struct stream *s = &c->stream;
+	int ret;
+
+	if (!*t)
+		return send_end(c, &s->req, 0) ? -1 : 0;
+	if ((*t)->serial != s->at) {	/* the one it was in went away */
+		s->at = (*t)->serial;
+		s->next = 0;
 	}
-	return send_end(c, req, 0);
+	if (s->next > (*t)->mm.nregions) {
+		*t = status_from(c, (*t)->next, s->at - 1);
+		s->at = *t ? (*t)->serial : 0;
+		s->next = 0;
+		return 1;
+	}
+	if (s->next == 0)
+		ret = send_client(c, &s->req, *t);
+	else
+		ret = send_region(c, &s->req, *t, (*t)->mm.regions[s->next - 1],
+				  false);
+	s->next++;
+	return ret ? -1 : 1;
 }
 
-static int do_audit_pid(struct conn *c, const struct cg__req *req)
+static int audit_step(struct conn *c, struct tracked **t)
 {
-	struct tracked *t = tracked_find_pid(c->srv, (pid_t)req->pid);
+	struct stream *s = &c->stream;
+	int ret;
 
-	if (!t)
-		return send_end(c, req, -ESRCH);
-	if (!may_see(c, t))
-		return send_end(c, req, -EACCES);
-	if (send_client(c, req, t))
-		return -1;
-	for (size_t i = 0; i < t->mm.nregions; i++)
-		if (send_region(c, req, t, t->mm.regions[i], true))
-			return -1;
-	cg__mm_service_backlog(&t->mm);
-	return send_end(c, req, 0);
+	if (!*t)
+		return send_end(c, &s->req, -ESRCH) ? -1 : 0;
+	if (s->next > (*t)->mm.nregions) {
+		cg__mm_service_backlog(&(*t)->mm);
+		return send_end(c, &s->req, 0) ? -1 : 0;
+	}
+	if (s->next == 0)
+		ret = send_client(c, &s->req, *t);
+	else
+		ret = send_region(c, &s->req, *t, (*t)->mm.regions[s->next - 1],
+				  true);
+	s->next++;
+	return ret ? -1 : 1;
 }
 
-static int do_pins(struct conn *c, const struct cg__req *req)
+static int pins_step(struct conn *c, struct tracked **t)
 {
-	struct tracked *t = tracked_find_pid(c->srv, (pid_t)req->pid);
+	struct stream *s = &c->stream;
+	const struct cg__pin *p;
 	struct timespec now;
 	struct cg__rep rep;
+	uint64_t ms;
+
+	if (!*t)
+		return send_end(c, &s->req, -ESRCH) ? -1 : 0;
+	if (s->next >= (*t)->mm.npins)
+		return send_end(c, &s->req, 0) ? -1 : 0;
+	p = (*t)->mm.pins[s->next++];
+	clock_gettime(CLOCK_BOOTTIME, &now);
+	ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+	cg__rep_init(&rep, &s->req);
+	rep.rec = CG_REC_PIN;
+	rep.u.pin = (struct cg__status_pin){
+		.pid = (*t)->mm.pid, .id = p->id, .start = p->start,
+		.len = p->len, .flags = p->flags, .age_ms = ms - p->created_ms,
+	};
+	memcpy(rep.u.pin.consumer, p->consumer, sizeof(rep.u.pin.consumer));
+	return reply(c, &rep) ? -1 : 1;
+}
+
+int request_stream(struct conn *c)
+{
+	struct stream *s = &c->stream;
+	int (*step)(struct conn *, struct tracked **);
+	struct tracked *t;
+	int ret = 1;
+
+	if (s->req.op == CG_OP_STATUS) {
+		step = status_step;
+		t = status_from(c, c->srv->tracked, s->at);
+	} else {
+		step = s->req.op == CG_OP_PINS ? pins_step : audit_step;
+		t = tracked_serial(c->srv, s->at);
+	}
+	/* Pointers hold for a turn: a tracked is freed on a later one. */
+	for (int n = 0; ret > 0 && n < STREAM_TURN && conn_has_room(c); n++)
+		ret = step(c, &t);
+	if (ret <= 0)
+		s->active = false;
+	return ret < 0 ? -1 : 0;
+}
+
+static int stream_start(struct conn *c, const struct cg__req *req,
+			uint64_t at)
+{
+	c->stream = (struct stream){ .req = *req, .at = at, .active = true };
+	return request_stream(c);
+}
+
+static int do_status(struct conn *c, const struct cg__req *req)
+{
+	give_serials(c->srv);
+	return stream_start(c, req, c->srv->last_serial);
+}
+
+/* AUDIT_PID and PINS: one client's records, if c may see them. */
+static int do_one_client(struct conn *c, const struct cg__req *req)
+{
+	struct tracked *t = tracked_find_pid(c->srv, (pid_t)req->pid);
 
 	if (!t)
 		return send_end(c, req, -ESRCH);
 	if (!may_see(c, t))
 		return send_end(c, req, -EACCES);
-	clock_gettime(CLOCK_BOOTTIME, &now);
-	for (size_t i = 0; i < t->mm.npins; i++) {
-		const struct cg__pin *p = t->mm.pins[i];
-		uint64_t ms = (uint64_t)now.tv_sec * 1000 +
-			      (uint64_t)now.tv_nsec / 1000000;
-
-		cg__rep_init(&rep, req);
-		rep.rec = CG_REC_PIN;
-		rep.u.pin = (struct cg__status_pin){
-			.pid = t->mm.pid, .id = p->id, .start = p->start,
-			.len = p->len, .flags = p->flags,
-			.age_ms = ms - p->created_ms,
-		};
-		memcpy(rep.u.pin.consumer, p->consumer, sizeof(rep.u.pin.consumer));
-		if (reply(c, &rep))
-			return -1;
-	}
-	return send_end(c, req, 0);
+	give_serials(c->srv);
+	return stream_start(c, req, t->serial);
 }
 
 /* What each kind of connection may ask. */
@@ -334,9 +430,8 @@ int request_dispatch(struct conn *c, const struct cg__req *req, int fd)
 	case CG_OP_STATUS:
 		return do_status(c, req);
 	case CG_OP_AUDIT_PID:
-		return do_audit_pid(c, req);
 	case CG_OP_PINS:
-		return do_pins(c, req);
+		return do_one_client(c, req);
 	default:
 		return do_range(c, req);
 	}

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "harness.h"
 #include "protocol.h"
 
@@ -340,6 +341,65 @@ START_TEST(a_long_reply_reaches_a_reader_that_takes_its_time_whole)
 }
 END_TEST
 
+/* ---- a client that never reads ---------------------------------------- */
+
+#define NEVER_READS_MAX_MS 500	/* the old daemon waited 1 s per reply */
+
+/* The daemon's log holds text (our own daemon only). */
+static bool logged(const char *text)
+{
+	char path[256], *line = NULL;
+	size_t cap = 0;
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s.log", h_socket());
+	f = fopen(path, "re");
+	ck_assert(f != NULL);
+	while (!found && getline(&line, &cap, f) > 0)
+		found = strstr(line, text) != NULL;
+	free(line);
+	fclose(f);
+	return found;
+}
+
+/*
+ * A tracked client that sends QUERY after QUERY and reads nothing: its
+ * replies fill its socket, then its queue, and it is dropped there, at
+ * once, not after a wait that would hold everyone else.
+ */
+START_TEST(a_client_that_never_reads_is_dropped_at_its_queue_bound)
+{
+	struct cg__client c = { .sock = -1 };
+	struct cg__req req;
+	double start, ms;
+	int sent = 0;
+
+	ck_assert_int_eq(cg__client_open(&c, h_socket()), 0);
+	cg__req_init(&req, CG_OP_QUERY);
+	req.addr = 4096;	/* in no region: -ENOENT, a reply all the same */
+	start = now_ms();
+	for (;;) {
+		struct pollfd p = { .fd = c.sock, .events = POLLOUT };
+
+		ck_assert_msg(poll(&p, 1, 3000) == 1, "not dropped after %d "
+			      "requests", sent);
+		if (p.revents & (POLLHUP | POLLERR))
+			break;
+		if (send(c.sock, &req, sizeof(req), MSG_DONTWAIT | MSG_NOSIGNAL) ==
+		    sizeof(req))
+			sent++;
+	}
+	ms = now_ms() - start;
+	printf("never reads: dropped after %d requests, %.0f ms\n", sent, ms);
+	fflush(stdout);
+	cg__client_close(&c);
+	ck_assert_msg(ms < NEVER_READS_MAX_MS, "dropped after %.0f ms", ms);
+	if (h_daemon_pid() > 0)
+		ck_assert(logged("its queue is full"));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("a client that reads slowly stalls no one");
@@ -348,6 +408,7 @@ int main(void)
 	h_timeout(tc, 60);
 	tcase_add_test(tc, a_client_that_reads_its_replies_slowly_stalls_no_other_client);
 	tcase_add_test(tc, a_long_reply_reaches_a_reader_that_takes_its_time_whole);
+	tcase_add_test(tc, a_client_that_never_reads_is_dropped_at_its_queue_bound);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

@@ -10,32 +10,27 @@
  *  2. The uffd must be the one of its own mm.  Several unnamed children of
  *     one parent can wait at once (forks from several threads, a raw
  *     _Fork() child that never says hello) and hellos arrive in any order.
- *     The proof: flip the uffd-wp bit of one registered page through a
- *     candidate uffd and read bit 57 (PM_UFFD_WP) of that address in
- *     /proc/PID/pagemap.  Only the uffd of PID's own mm changes it.  The
- *     bit is then put back as the candidate's engine has it.
+ *     The proof: unregister one unit of a region through a candidate
+ *     uffd and read the VmFlags of that address in /proc/PID/smaps ("uw"
+ *     gone?).  Only the uffd of PID's own mm changes its VMAs.  Then the
+ *     unit is registered again and its protection put back as the
+ *     candidate's engine has it.  This works on every kernel with uffd-wp
+ *     (5.10 has no uffd-wp bit in pagemap, which an earlier proof read),
+ *     needs no page present, and never touches the child's memory (a read
+ *     of it could wait on a uffd only we would answer).
  *
  * Flipping is race-free for the child: it has one thread (num_threads is
  * checked), blocked until we reply.  A wrong candidate is another unnamed
  * child: one waiting for its own reply is as still; a raw _Fork() child
- * that runs on could write to that one page in the microseconds it is
- * unprotected (when the flip clears protection), and that write would go
- * unseen: its state says maybe-shared where the kernel has it exclusive,
- * conservative, never unsafe.  Candidates are tried newest first, so such
- * old children come last.
- *
- * With no registered page present in the child, one is mapped first (a
- * one-byte process_vm_readv maps the zero page, as a read by the child
- * would) and flipped the safe way: protect, then unprotect.  Only when
- * that is impossible too (hugetlb regions only, none populated) or the
- * child has other threads does a weaker test decide: the one candidate
- * whose regions the child maps, as the same kinds, with the right ppid;
- * none is -ESRCH, several -EBUSY.
+ * that runs on could write to that unit in the microseconds it is
+ * unprotected, and that write would go unseen.  Candidates are tried
+ * newest first, so such old children come last.  Without a region, or
+ * with other threads, there is no proof, and no claim is accepted: a
+ * wrong uffd would aim the daemon at a process the client need not be.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "compat.h"
@@ -95,83 +90,20 @@ void adopt_reap(struct server *srv, pid_t parent)
 	}
 }
 
-static uint64_t pme_at(int pagemap, uint64_t addr)
-{
-	uint64_t pme = 0;
-
-	cg__pagemap_read(pagemap, addr, 1, &pme);
-	return pme;
-}
-
-static bool pme_present(uint64_t pme)
-{
-	return pme & (PM_PRESENT | PM_SWAPPED);
-}
-
-/* A unit of r that the engine has populated and pagemap shows present. */
-static bool present_unit(struct cg__region *r, int pagemap, struct unit *u)
-{
-	struct cg__runs runs;
-	bool found = false;
-
-	if (cg__region_collect(r, r->start, r->len, CG_ST_PRESENT, CG_ST_PRESENT,
-			       &runs))
-		return false;
-	/* A few runs are enough: a wrong mm is told by the flip, not by this. */
-	for (size_t i = 0; i < runs.n && i < 8 && !found; i++)
-		if (pme_present(pme_at(pagemap, runs.v[i].start))) {
-			cg__region_unit(r, runs.v[i].start, &u->addr, &u->len);
-			found = true;
-		}
-	cg__runs_free(&runs);
-	return found;
-}
-
-static bool find_unit(struct tracked *t, int pagemap, struct unit *u)
-{
-	for (size_t i = 0; i < t->mm.nregions; i++)
-		if (present_unit(t->mm.regions[i], pagemap, u))
-			return true;
-	return false;
-}
-
 /*
- * No page present: map the zero page at the start of a 4 KiB or THP region
- * of the child, by reading a byte of it as the child itself might.  The
- * flip then covers the whole 2 MiB of a THP region, so as not to split a
- * huge zero page.  Not hugetlb: a read would take a huge page from the pool.
+ * The unit of t's memory the proof flips: the first of its first region,
+ * a whole 2 MiB in a THP region (a VMA boundary inside a huge PMD would
+ * split it), a whole huge page in hugetlb.
  */
-static bool map_zero_unit(struct tracked *t, pid_t pid, int pagemap,
-			  struct unit *u)
+static bool first_unit(const struct tracked *t, struct unit *u)
 {
-	for (size_t i = 0; i < t->mm.nregions; i++) {
-		struct cg__region *r = t->mm.regions[i];
-		char byte;
-		struct iovec local = { &byte, 1 };
-		struct iovec remote = { (void *)(uintptr_t)r->start, 1 };
+	const struct cg__region *r;
 
-		if (r->kind == CG_RK_HUGETLB)
-			continue;
-		if (process_vm_readv(pid, &local, 1, &remote, 1, 0) == 1 &&
-		    pme_present(pme_at(pagemap, r->start))) {
-			u->addr = r->start;
-			u->len = r->kind == CG_RK_THP ? CG_PMD_SIZE : CG_PAGE_SIZE;
-			return true;
-		}
-	}
-	return false;
-}
-
-/* Whether pid maps every region of t, as the same kind: its child might. */
-static bool mapped_alike(struct tracked *t, pid_t pid)
-{
-	for (size_t i = 0; i < t->mm.nregions; i++) {
-		struct cg__region *r = t->mm.regions[i];
-		struct cg__vma_kind k;
-
-		if (cg__vma_probe(pid, r->start, r->len, &k) || k.kind != r->kind)
-			return false;
-	}
+	if (!t->mm.nregions)
+		return false;
+	r = t->mm.regions[0];
+	u->addr = r->start;
+	u->len = r->kind == CG_RK_THP ? CG_PMD_SIZE : 1ULL << r->unit_shift;
 	return true;
 }
 
@@ -199,17 +131,27 @@ static void restore_unit(struct tracked *t, const struct unit *u)
 	cg__runs_free(&runs);
 }
 
-/* Flip u's uffd-wp bit through t's uffd: does pid's pagemap see it? */
-static bool flips(struct tracked *t, int pagemap, const struct unit *u)
+/*
+ * Unregister u through t's uffd: does pid's smaps stop showing it
+ * registered ("uw")?  Then register it again and put its protection back
+ * as the engine has it (unregistering clears the uffd-wp bits).  A
+ * registration cannot be narrowed in place: the kernel skips a VMA that
+ * already has every mode asked for, so registering for write protection
+ * alone over a range also registered for missing faults changes nothing.
+ */
+static bool vma_flips(struct tracked *t, pid_t pid, const struct unit *u)
 {
-	bool before = pme_at(pagemap, u->addr) & PM_UFFD_WP, after;
-	int ret = cg__mm_ioctl_wp(&t->mm, u->addr, u->len, !before);
+	int ret = cg__uffd_unregister(t->mm.uffd, u->addr, u->len);
+	bool seen = !ret && cg__vma_flag(pid, u->addr, "uw") == 0;
 
-	after = pme_at(pagemap, u->addr) & PM_UFFD_WP;
-	/* ENOENT: not registered in that mm; still undo what may have been. */
-	restore_unit(t, u);
+	if (!ret && cg__uffd_register(t->mm.uffd, u->addr, u->len))
+		log_err("pid %d: a candidate uffd could not register "
+			"%#llx+%#llx again", (int)pid,
+			(unsigned long long)u->addr, (unsigned long long)u->len);
+	if (!ret)
+		restore_unit(t, u);
 	cg__mm_service_backlog(&t->mm);
-	return !ret && after != before;
+	return seen;
 }
 
 /* The live unnamed children of parent with uid, newest first. */
@@ -226,39 +168,33 @@ static size_t candidates(struct server *srv, pid_t parent, uid_t uid,
 	return n;
 }
 
-/* The candidate whose uffd flips a bit of pid's memory, or NULL. */
+/*
+ * The candidate whose uffd changes pid's own VMAs, or NULL.  Only a unit
+ * pid's smaps shows registered can be told by unregistering it.
+ */
 static struct tracked *prove(struct tracked **v, size_t n, pid_t pid,
-			     int pagemap, bool *tried)
+			     bool *tried)
 {
 	struct unit u;
 
 	*tried = false;
 	for (size_t i = 0; i < n; i++) {
-		if (!find_unit(v[i], pagemap, &u))
+		if (!first_unit(v[i], &u) || cg__vma_flag(pid, u.addr, "uw") != 1)
 			continue;
 		*tried = true;
-		if (flips(v[i], pagemap, &u))
+		if (vma_flips(v[i], pid, &u))
 			return v[i];
 	}
-	if (*tried)
-		return NULL;
-	for (size_t i = 0; i < n && !*tried; i++)
-		*tried = map_zero_unit(v[i], pid, pagemap, &u);
-	if (!*tried)
-		return NULL;
-	/* Every candidate again, on the page just mapped. */
-	for (size_t i = 0; i < n; i++)
-		if (flips(v[i], pagemap, &u))
-			return v[i];
 	return NULL;
 }
 
-int adopt_claim(struct conn *c, pid_t parent, int pagemap, struct tracked **out)
+int adopt_claim(struct conn *c, pid_t parent, struct tracked **out)
 {
 	struct tracked *v[MAX_CANDIDATES];
 	pid_t pid = c->cred.pid, ppid = 0;
 	long threads = 0;
 	bool tried = false;
+	char why[64];
 	size_t n;
 	int ret;
 
@@ -279,37 +215,23 @@ int adopt_claim(struct conn *c, pid_t parent, int pagemap, struct tracked **out)
 			 "claim", (int)parent);
 		return -ESRCH;
 	}
-	*out = threads == 1 ? prove(v, n, pid, pagemap, &tried) : NULL;
+	/* Another thread of the child could write unseen during the flip. */
+	*out = threads == 1 ? prove(v, n, pid, &tried) : NULL;
 	if (*out) {
-		conn_log(7, c, "child of %d%s: its uffd proven by its pagemap "
-			 "(1 of %zu)", (int)parent,
-			 ppid == parent ? "" : " (reparented)", n);
+		conn_log(7, c, "child of %d%s: its uffd proven by its VMAs "
+			 "(1 of %zu, %ld threads)", (int)parent,
+			 ppid == parent ? "" : " (reparented)", n, threads);
 		return 0;
 	}
-	if (ppid != parent) {
-		conn_log(4, c, "refused as a child of %d: its parent is %d, and "
-			 "no adopted uffd is proven its own", (int)parent, (int)ppid);
-		return -EPERM;
-	}
-	if (tried) {
-		conn_log(4, c, "refused as a child of %d: none of %zu adopted "
-			 "uffds is its own", (int)parent, n);
-		return -ESRCH;
-	}
-	/* Nothing to flip: only the layout of its memory can still tell. */
-	for (size_t i = 0; i < n;)
-		if (mapped_alike(v[i], pid))
-			i++;
-		else
-			v[i] = v[--n];
-	if (n != 1) {
-		conn_log(4, c, "refused as a child of %d: %zu adopted uffds match "
-			 "its memory, and no page to tell by (%ld threads)",
-			 (int)parent, n, threads);
-		return n ? -EBUSY : -ESRCH;
-	}
-	*out = v[0];
-	conn_log(6, c, "child of %d: the one adopted uffd its memory matches, "
-		 "unproven (no page to flip, %ld threads)", (int)parent, threads);
-	return 0;
+	/* Without a proof nothing else will do: a wrong uffd aims us. */
+	if (tried)
+		snprintf(why, sizeof(why), "none of %zu changes its VMAs", n);
+	else if (threads != 1)
+		snprintf(why, sizeof(why), "it runs %ld threads", threads);
+	else
+		snprintf(why, sizeof(why), "none of %zu has a region registered "
+			 "in it", n);
+	conn_log(4, c, "refused as a child of %d (its parent is %d): %s, and "
+		 "no adopted uffd is proven its own", (int)parent, (int)ppid, why);
+	return ppid == parent ? -ESRCH : -EPERM;
 }

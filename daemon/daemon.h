@@ -150,11 +150,11 @@ struct tracked *tracked_find_pid(struct server *srv, pid_t pid);
 /* adopt.c: which adopted uffd a forked child's connection may claim. */
 /*
  * The unnamed child of parent whose uffd is c's peer's own, proven (see
- * adopt.c); the reason for a refusal is logged.  pagemap is the peer's.
- * Returns 0 and *out, -ESRCH (none is), -EPERM (not that parent's child),
- * -EBUSY (several, and nothing to tell them apart by).
+ * adopt.c); the reason for a refusal is logged.  Returns 0 and *out,
+ * -ESRCH (none is proven: also with no region to prove by, or with other
+ * threads running), -EPERM (not that parent's child, and none proven).
  */
-int adopt_claim(struct conn *c, pid_t parent, int pagemap, struct tracked **out);
+int adopt_claim(struct conn *c, pid_t parent, struct tracked **out);
 /* Release the unnamed children of parent whose process exited or exec'd. */
 void adopt_reap(struct server *srv, pid_t parent);
 

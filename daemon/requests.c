@@ -92,7 +92,7 @@ static int do_child_hello(struct conn *c, const struct cg__req *req)
 		return reply_status(c, req, pagemap);
 	}
 	/* Which adopted uffd is the peer's own, proven: daemon/adopt.c. */
-	ret = adopt_claim(c, (pid_t)req->pid, pagemap, &t);
+	ret = adopt_claim(c, (pid_t)req->pid, &t);
 	if (ret) {
 		close(pagemap);
 		return reply_status(c, req, ret);

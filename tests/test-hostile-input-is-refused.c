@@ -493,7 +493,7 @@ START_TEST(a_child_claiming_a_sibling_s_uffd_is_refused)
 	ck_assert_int_eq(h_wait(silent), 0);
 	close(silent_go);
 	v.fds = -1;	/* the silent child's uffd goes at our next fork or close */
-	victim_unaffected(&v, "none of 1 adopted uffds is its own");
+	victim_unaffected(&v, "none of 1 has a region registered in it");
 }
 END_TEST
 
@@ -537,7 +537,7 @@ START_TEST(a_child_that_maps_none_of_the_memory_is_refused)
 	ck_assert_int_eq(h_wait(silent), 0);
 	close(silent_go);
 	v.fds = -1;
-	victim_unaffected(&v, "0 adopted uffds match its memory");
+	victim_unaffected(&v, "has a region registered in it");
 }
 END_TEST
 

@@ -27,6 +27,10 @@
 	X(EPROTO, "protocol error between libcowguard and cowguardd")         \
 	X(EPROTONOSUPPORT, "cowguardd speaks another protocol major version") \
 	X(ETIMEDOUT, "cowguardd did not answer in time")                      \
+	X(EUSERS, "cowguardd refused: your user has its share of connections "\
+		  "already (--max-conns-per-user)")                           \
+	X(EOPNOTSUPP, "not supported by this kernel or this cowguardd (before "\
+		      "Linux 5.19 hugetlb cannot be write-protected)")        \
 	X(ESRCH, "the tracked process is gone or not yet identified")        \
 	X(E2BIG, "an option this libcowguard does not know is set: the "      \
 		 "program was built against a newer cowguard.h")               \

@@ -2,18 +2,23 @@
 /*
  * cowguardctl: what cowguardd tracks, and whether it agrees with the kernel.
  *
- *   cowguardctl [--socket PATH] [--json] status
- *   cowguardctl [--socket PATH] [--json] audit PID
- *   cowguardctl [--socket PATH] [--json] pins PID
+ *   cowguardctl [--socket PATH] [--timeout SECONDS] [--json] status
+ *   cowguardctl [--socket PATH] [--timeout SECONDS] [--json] audit PID
+ *   cowguardctl [--socket PATH] [--timeout SECONDS] [--json] pins PID
+ *   cowguardctl [--socket PATH] [--timeout SECONDS] metrics
  *
  * A reply is collected whole (clients, each with its regions; or a
- * client's pins), then printed
- * by one of two formatters: aligned tables for people, or one JSON object.
+ * client's pins), then printed by one of three formatters: aligned tables
+ * for people, one JSON object, or Prometheus metrics.  Every wait for
+ * cowguardd ends after --timeout seconds (ctl-timeout.c).
  * Exit status: 0 success (audit: zero unsafe and zero conservative pages),
- * 1 audit not clean, 2 usage, connection or daemon error.
+ * 1 audit not clean, 2 usage, connection, timeout or daemon error.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <langinfo.h>
+#include <locale.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,10 +26,6 @@
 
 #include "client.h"
 #include "ctl.h"
-
-#define EXIT_CLEAN 0
-#define EXIT_UNCLEAN 1
-#define EXIT_ERROR 2
 
 /* ---- names ---------------------------------------------------------------- */
 
@@ -158,6 +159,8 @@ static int take(struct ctl_reply *out, const struct cg__rep *rep,
 	return -EPROTO;
 }
 
+/* ---- asking --------------------------------------------------------------- */
+
 /* Ask, and collect the streamed reply.  Returns 0, -errno, or the op's. */
 static int fetch(struct cg__client *cli, const struct ctl_opts *o,
 		 struct ctl_reply *out)
@@ -170,11 +173,31 @@ static int fetch(struct cg__client *cli, const struct ctl_opts *o,
 	req.pid = o->pid;
 	ret = cg__client_call(cli, &req, &rep);
 	while (!ret) {
+		ctl_timeout_arm(o);
 		ret = take(out, &rep, &req, &status);
 		if (ret == 0)
 			ret = cg__client_next(cli, &rep);
 	}
 	return ret < 0 ? ret : status;
+}
+
+/* Connect and collect; the clock starts before connect() and at each answer. */
+static int ask(const struct ctl_opts *o, struct ctl_reply *out, bool *connected)
+{
+	struct cg__client cli = { .sock = -1 };
+	int ret;
+
+	*connected = false;
+	ctl_timeout_arm(o);
+	ret = cg__client_open_ctl(&cli, o->socket);
+	if (!ret) {
+		*connected = true;
+		ctl_timeout_arm(o);
+		ret = fetch(&cli, o, out);
+		cg__client_close(&cli);
+	}
+	ctl_timeout_stop(o);
+	return ret;
 }
 
 /* ---- commands ------------------------------------------------------------- */
@@ -245,41 +268,79 @@ static int show_pins(const struct ctl_reply *r, const struct ctl_opts *o)
 	return EXIT_CLEAN;
 }
 
-static int run(const struct ctl_opts *o)
+static int show_metrics(const struct ctl_reply *r, const struct ctl_opts *o)
 {
-	struct cg__client cli = { .sock = -1 };
-	struct ctl_reply reply = { 0 };
-	char what[300];
-	int ret, code;
+	int ret = metrics_print(r, o);
 
-	ret = cg__client_open_ctl(&cli, o->socket);
 	if (ret) {
-		snprintf(what, sizeof(what), "cannot connect to cowguardd at %s",
-			 o->socket);
-		err(what, ret);
+		err("metrics", ret);
+		metrics_down(stdout, o);
 		return EXIT_ERROR;
 	}
-	ret = fetch(&cli, o, &reply);
-	cg__client_close(&cli);
+	return EXIT_CLEAN;
+}
+
+static int show(const struct ctl_reply *r, const struct ctl_opts *o)
+{
+	switch (o->cmd) {
+	case CTL_STATUS:
+		return show_status(r, o);
+	case CTL_AUDIT:
+		return show_audit(r, o);
+	case CTL_PINS:
+		return show_pins(r, o);
+	case CTL_METRICS:
+		return show_metrics(r, o);
+	}
+	return EXIT_ERROR;
+}
+
+/* Say why asking failed, naming the socket (sanitized: it may be anything). */
+static void say_failure(const struct ctl_opts *o, int ret, bool connected)
+{
+	char sock[CTL_TEXT_SAFE_LEN(sizeof(((struct cg__client *)0)->path))];
+	char what[CTL_TEXT_SAFE_LEN(sizeof(((struct cg__client *)0)->path)) + 64];
+	const char *cmd = o->cmd == CTL_AUDIT ? "audit" : o->cmd == CTL_PINS
+			  ? "pins" : o->cmd == CTL_METRICS ? "metrics" : "status";
+
+	ctl_text_safe(o->socket, o->utf8, sock, sizeof(sock));
+	if (!connected)
+		snprintf(what, sizeof(what), "cannot connect to cowguardd at %s",
+			 sock);
+	else if (o->pid && ret == -ESRCH)
+		snprintf(what, sizeof(what), "%s: pid %d is not a client of "
+			 "cowguardd", cmd, (int)o->pid);
+	else if (o->pid)
+		snprintf(what, sizeof(what), "%s of pid %d", cmd, (int)o->pid);
+	else if (ret == -ETIMEDOUT)
+		snprintf(what, sizeof(what), "%s: cowguardd at %s", cmd, sock);
+	else
+		snprintf(what, sizeof(what), "%s", cmd);
+	err(what, ret);
+}
+
+static int run(const struct ctl_opts *o)
+{
+	struct ctl_reply reply = { 0 };
+	bool connected;
+	int ret, code;
+
+	ret = ctl_timeout_start(o);
 	if (ret) {
-		if (o->op != CG_OP_STATUS && ret == -ESRCH)
-			snprintf(what, sizeof(what), "%s: pid %d is not a client "
-				 "of cowguardd", o->op == CG_OP_PINS ? "pins"
-				 : "audit", (int)o->pid);
-		else if (o->op == CG_OP_AUDIT_PID)
-			snprintf(what, sizeof(what), "audit of pid %d", (int)o->pid);
-		else if (o->op == CG_OP_PINS)
-			snprintf(what, sizeof(what), "pins of pid %d", (int)o->pid);
-		else
-			snprintf(what, sizeof(what), "status");
-		err(what, ret);
+		err("cannot set the timeout", ret);
+		return EXIT_ERROR;
+	}
+	ret = ask(o, &reply, &connected);
+	if (ret) {
+		say_failure(o, ret, connected);
+		if (o->cmd == CTL_METRICS)
+			metrics_down(stdout, o);
 		code = EXIT_ERROR;
 	} else {
-		code = o->op == CG_OP_STATUS ? show_status(&reply, o)
-		       : o->op == CG_OP_PINS ? show_pins(&reply, o)
-					     : show_audit(&reply, o);
+		code = show(&reply, o);
 	}
 	reply_free(&reply);
+	ctl_timeout_end();
 	if (fflush(stdout) && code == EXIT_CLEAN)
 		code = EXIT_ERROR;
 	return code;
@@ -293,6 +354,7 @@ static void usage(FILE *out)
 		"Usage: cowguardctl [OPTION]... status\n"
 		"       cowguardctl [OPTION]... audit PID\n"
 		"       cowguardctl [OPTION]... pins PID\n"
+		"       cowguardctl [OPTION]... metrics\n"
 		"Show what cowguardd tracks, or audit a client's page state\n"
 		"against the kernel's.\n\n"
 		"  status      every client you may see: regions, page counts by\n"
@@ -301,16 +363,37 @@ static void usage(FILE *out)
 		"  pins PID    the pins client PID holds: range, size, mode (RO,\n"
 		"              RW), how fork treats them (foll_pin: the consumer\n"
 		"              holds a kernel pin; dontfork: MADV_DONTFORK),\n"
-		"              consumer, age\n\n"
+		"              consumer, age\n"
+		"  metrics     every client's counters and page counts in the\n"
+		"              Prometheus text format (node_exporter's textfile\n"
+		"              collector); cowguard_up 0 when cowguardd does not\n"
+		"              answer\n\n"
 		"  -s, --socket PATH   the daemon's socket (default $COWGUARD_SOCKET,\n"
 		"                      else %s)\n"
+		"  -t, --timeout SECONDS  give up when cowguardd has not answered\n"
+		"                      for this long (default %g; fractions allowed;\n"
+		"                      0 waits as long as the library does, 30 s\n"
+		"                      for each answer)\n"
 		"  -j, --json          one JSON object instead of tables\n"
 		"  -h, --help          this text\n"
 		"  -V, --version       the version\n\n"
 		"Exit status: 0 success (audit: zero unsafe and zero conservative\n"
 		"pages), 1 audit found mismatches or could not audit a region,\n"
-		"2 usage, connection or daemon error (such as no such client).\n",
-		CG_DEFAULT_SOCKET);
+		"2 usage, connection, timeout or daemon error (such as no such\n"
+		"client).\n",
+		CG_DEFAULT_SOCKET, CTL_DEFAULT_TIMEOUT);
+}
+
+/* A usage error: what was wrong, and where to read more.  Returns -EINVAL. */
+static int bad_usage(const struct ctl_opts *o, const char *fmt, const char *arg)
+{
+	char safe[CTL_TEXT_SAFE_LEN(64)];
+
+	fputs("cowguardctl: ", stderr);
+	fprintf(stderr, fmt, arg ? ctl_text_safe(arg, o->utf8, safe, sizeof(safe))
+				 : "");
+	fputs("\nTry 'cowguardctl --help' for more information.\n", stderr);
+	return -EINVAL;
 }
 
 static int parse_pid(const char *s, pid_t *out)
@@ -326,22 +409,52 @@ static int parse_pid(const char *s, pid_t *out)
 	return 0;
 }
 
+/* Seconds, fractions allowed, at most a day; 0 is no timeout. */
+static int parse_timeout(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v) || v < 0 || v > 86400)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static const struct command {
+	const char *name;
+	enum ctl_cmd cmd;
+	enum cg__op op;		/* what it asks cowguardd */
+	bool takes_pid;
+} commands[] = {
+	{ "status", CTL_STATUS, CG_OP_STATUS, false },
+	{ "audit", CTL_AUDIT, CG_OP_AUDIT_PID, true },
+	{ "pins", CTL_PINS, CG_OP_PINS, true },
+	{ "metrics", CTL_METRICS, CG_OP_STATUS, false },
+};
+
 static int parse_command(int argc, char **argv, struct ctl_opts *o)
 {
-	if (argc == 1 && !strcmp(argv[0], "status")) {
-		o->op = CG_OP_STATUS;
-		return 0;
-	}
-	if (argc == 2 && (!strcmp(argv[0], "audit") || !strcmp(argv[0], "pins"))) {
-		o->op = argv[0][0] == 'a' ? CG_OP_AUDIT_PID : CG_OP_PINS;
-		if (parse_pid(argv[1], &o->pid)) {
-			fprintf(stderr, "cowguardctl: not a pid: '%s'\n", argv[1]);
-			return -EINVAL;
-		}
-		return 0;
-	}
-	usage(stderr);
-	return -EINVAL;
+	const struct command *c = NULL;
+
+	if (argc == 0)
+		return bad_usage(o, "no command given%s", NULL);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++)
+		if (!strcmp(argv[0], commands[i].name))
+			c = &commands[i];
+	if (!c)
+		return bad_usage(o, "unknown command '%s'", argv[0]);
+	o->cmd = c->cmd;
+	o->op = c->op;
+	if (c->takes_pid && argc != 2)
+		return bad_usage(o, "%s needs one PID", c->name);
+	if (!c->takes_pid && argc != 1)
+		return bad_usage(o, "%s takes no argument", c->name);
+	if (c->takes_pid && parse_pid(argv[1], &o->pid))
+		return bad_usage(o, "not a pid: '%s'", argv[1]);
+	return 0;
 }
 
 static const char *default_socket(void)
@@ -356,6 +469,7 @@ static int parse_args(int argc, char **argv, struct ctl_opts *o)
 {
 	static const struct option longopts[] = {
 		{ "socket", required_argument, NULL, 's' },
+		{ "timeout", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -364,10 +478,17 @@ static int parse_args(int argc, char **argv, struct ctl_opts *o)
 	int c;
 
 	o->socket = default_socket();
-	while ((c = getopt_long(argc, argv, "s:jhV", longopts, NULL)) != -1) {
+	o->timeout = CTL_DEFAULT_TIMEOUT;
+	while ((c = getopt_long(argc, argv, "s:t:jhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			o->socket = optarg;
+			break;
+		case 't':
+			if (parse_timeout(optarg, &o->timeout))
+				return bad_usage(o, "--timeout: not a number of "
+						 "seconds from 0 to 86400: '%s'",
+						 optarg);
 			break;
 		case 'j':
 			o->json = true;
@@ -381,7 +502,9 @@ static int parse_args(int argc, char **argv, struct ctl_opts *o)
 			       CG_PROTO_MINOR);
 			return 1;
 		default:
-			usage(stderr);
+			/* getopt said what was wrong. */
+			fputs("Try 'cowguardctl --help' for more information.\n",
+			      stderr);
 			return -EINVAL;
 		}
 	}
@@ -391,8 +514,12 @@ static int parse_args(int argc, char **argv, struct ctl_opts *o)
 int main(int argc, char **argv)
 {
 	struct ctl_opts o = { 0 };
-	int ret = parse_args(argc, argv, &o);
+	int ret;
 
+	/* The character type only: numbers stay in the C locale's format. */
+	setlocale(LC_CTYPE, "");
+	o.utf8 = !strcmp(nl_langinfo(CODESET), "UTF-8");
+	ret = parse_args(argc, argv, &o);
 	if (ret)
 		return ret > 0 ? EXIT_CLEAN : EXIT_ERROR;
 	return run(&o);

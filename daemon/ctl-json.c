@@ -69,20 +69,12 @@ static void jw_addr(struct jw *w, const char *key, uint64_t v)
 	printf("\"0x%" PRIx64 "\"", v);
 }
 
+/* Strings may be the client's (a pin's consumer): see ctl-escape.c. */
 static void jw_str(struct jw *w, const char *key, const char *s)
 {
 	jw_key(w, key);
 	putchar('"');
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			printf("\\%c", ch);
-		else if (ch < 0x20)
-			printf("\\u%04x", ch);
-		else
-			putchar(ch);
-	}
+	ctl_json_escape(stdout, s);
 	putchar('"');
 }
 
@@ -101,7 +93,7 @@ static void json_pages(struct jw *w, uint64_t present, uint64_t excl,
 static void json_stats(struct jw *w, const struct cg_stats *s)
 {
 	jw_open(w, "stats", '{');
-#define X(name) jw_u64(w, #name, s->name);
+#define X(name, type, help) jw_u64(w, #name, s->name);
 	STATS_MAP(X)
 #undef X
 	jw_close(w, '}');

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "client.h"
 #include "ctl.h"
 
 /* ---- text ----------------------------------------------------------------- */
@@ -65,7 +66,7 @@ static void text_stats(const struct cg_stats *s)
 	unsigned i = 0;
 
 	printf("\n  counters\n");
-#define X(name)                                                               \
+#define X(name, type, help)                                                   \
 	printf("%s%-20s %10" PRIu64, i % 3 ? "   " : "    ", #name, s->name);  \
 	if (++i % 3 == 0)                                                     \
 		printf("\n");
@@ -93,7 +94,10 @@ static void text_status_client(const struct ctl_client *cl)
 
 void text_status(const struct ctl_reply *r, const struct ctl_opts *o)
 {
-	printf("cowguardd at %s: %zu client%s\n", o->socket, r->n,
+	char sock[CTL_TEXT_SAFE_LEN(sizeof(((struct cg__client *)0)->path))];
+
+	printf("cowguardd at %s: %zu client%s\n",
+	       ctl_text_safe(o->socket, o->utf8, sock, sizeof(sock)), r->n,
 	       r->n == 1 ? "" : "s");
 	for (size_t i = 0; i < r->n; i++) {
 		printf("\n");
@@ -173,6 +177,7 @@ static void text_age(uint64_t ms, char *buf, size_t len)
 void text_pins(const struct ctl_reply *r, const struct ctl_opts *o)
 {
 	char range[40], size[32], age[32], id[24];
+	char consumer[CTL_TEXT_SAFE_LEN(sizeof(r->pins->consumer))];
 
 	printf("client %d: %zu pin%s\n", (int)o->pid, r->npins,
 	       r->npins == 1 ? "" : "s");
@@ -189,6 +194,7 @@ void text_pins(const struct ctl_reply *r, const struct ctl_opts *o)
 		text_age(p->age_ms, age, sizeof(age));
 		printf(PINS_COLS, id, range, human_size(p->len, size, sizeof(size)),
 		       ctl_pin_mode(p->flags, false), ctl_pin_fork(p->flags),
-		       p->consumer, age);
+		       ctl_text_safe(p->consumer, o->utf8, consumer,
+				     sizeof(consumer)), age);
 	}
 }

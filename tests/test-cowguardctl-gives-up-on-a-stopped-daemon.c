@@ -123,6 +123,15 @@ static void run(struct outcome *o, const struct stopped *s, const char *opts,
 	free(r);
 }
 
+/* Check's own factor for slow runs (sanitizers, an emulated guest). */
+static double slack(void)
+{
+	const char *m = getenv("CK_TIMEOUT_MULTIPLIER");
+	double v = m ? atof(m) : 1;
+
+	return v >= 1 ? v : 1;
+}
+
 /* Exit 2, in time, one line naming the socket and the timeout. */
 static void assert_gave_up(const struct outcome *o, const struct stopped *s,
 			   const char *cmd, const char *secs, double bound)
@@ -131,6 +140,7 @@ static void assert_gave_up(const struct outcome *o, const struct stopped *s,
 
 	ck_assert_msg(o->status == 2, "%s: exit %d, stderr: %s", cmd, o->status,
 		      o->err);
+	bound *= slack();
 	ck_assert_msg(o->secs < bound, "%s: took %.2f s (bound %.1f s)", cmd,
 		      o->secs, bound);
 	snprintf(want, sizeof(want),

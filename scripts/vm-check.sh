@@ -21,12 +21,15 @@
 #
 # Environment:
 #   CG_VM_DIST       bookworm|6.1 (default) or bullseye|5.10: vm-run --dist
-#   CG_VM_ARGS       vm-run options (default: --rdma --mem 6G --timeout 2400
+#   CG_VM_ARGS       vm-run options (default: --rdma --mem 6G --timeout 1200
 #                    --append "hugepagesz=1G hugepages=3": the 1 GiB pool
 #                    the harness wants, reserved at boot where a run-time
-#                    request finds no room); --dist is added to them
-#   CG_TEST_TIMEOUT  seconds per binary in the guest (default 900: code
-#                    runs about 6x slower there)
+#                    request finds no room; 20 minutes at most, where a
+#                    lane took 5 to 8); --dist is added to them
+#   CG_TEST_TIMEOUT  seconds per binary in the guest (default 300: code
+#                    runs about 6x slower there, and the slowest binary
+#                    took 87 s on 6.1 with the host loaded; a binary that
+#                    hangs costs the lane 5 minutes, not 15)
 #   CG_TEST_FILTER, CG_TEST_LANE, CK_TIMEOUT_MULTIPLIER: passed to the guest
 set -uo pipefail
 
@@ -43,10 +46,10 @@ tally=${CG_TEST_TALLY:-}
 if [ -n "${CG_VM_ARGS:-}" ]; then
 	read -r -a vm_args <<<"$CG_VM_ARGS"
 else
-	vm_args=(--rdma --mem 6G --timeout 2400 --append "hugepagesz=1G hugepages=3")
+	vm_args=(--rdma --mem 6G --timeout 1200 --append "hugepagesz=1G hugepages=3")
 fi
 vm_args+=(--dist "$dist")
-export CG_TEST_TIMEOUT=${CG_TEST_TIMEOUT:-900}
+export CG_TEST_TIMEOUT=${CG_TEST_TIMEOUT:-300}
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -10,6 +10,9 @@
  * anyone else holds a reference to copies it (do_wp_page decides by
  * page_count): see ../shared/KERNEL-FACTS.md, "Before 5.19".
  *
+ * The same child learns whether pagemap shows a page's uffd-wp bit (5.10
+ * never does), by protecting a page of its own.
+ *
  * The probe: a child maps a page, writes it, forks a grandchild that
  * keeps it shared, reads one byte of it through process_vm_readv (a
  * read-only FOLL_PIN) and asks pagemap whether it now maps the page alone.
@@ -28,6 +31,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -36,11 +40,19 @@
 
 #include "compat.h"
 #include "kernel.h"
+#include "uffd.h"
 
-enum { PROBE_UNSHARES = 10, PROBE_KEEPS_SHARED = 11, PROBE_FAILED = 12 };
+/* The probe child's exit status: PROBE_DONE with what it saw, or not. */
+enum {
+	PROBE_UNSHARES = 1,
+	PROBE_WP_VISIBLE = 2,
+	PROBE_DONE = 0x40,
+	PROBE_FAILED = 0x20,
+};
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int read_pin_unshares = -1;
+static bool wp_visible;
 
 /* fork() without glibc: exit signal 0, so only __WALL waits see it. */
 static pid_t raw_fork(void)
@@ -72,6 +84,34 @@ static uint64_t pagemap_entry(const void *addr)
 	return pme;
 }
 
+/*
+ * Whether pagemap shows the uffd-wp bit of a page protected through a uffd
+ * of our own (5.10 never sets bit 57).  A process that may not create a
+ * uffd learns nothing: false, which only makes the engine more careful.
+ */
+static bool uffd_wp_visible(volatile char *page)
+{
+	struct uffdio_api api = { .api = UFFD_API,
+				  .features = UFFD_FEATURE_PAGEFAULT_FLAG_WP };
+	struct uffdio_range range = { (uintptr_t)page, 4096 };
+	struct uffdio_register reg = { .range = range,
+				       .mode = UFFDIO_REGISTER_MODE_WP };
+	struct uffdio_writeprotect wp = { .range = range,
+					  .mode = UFFDIO_WRITEPROTECT_MODE_WP };
+	int fd = cg__uffd_create();	/* system calls only, too */
+	bool seen;
+
+	if (fd < 0)
+		return false;
+	seen = !ioctl(fd, UFFDIO_API, &api) &&
+	       !ioctl(fd, UFFDIO_REGISTER, &reg) &&
+	       !ioctl(fd, UFFDIO_WRITEPROTECT, &wp) &&
+	       (pagemap_entry((const void *)page) & PM_UFFD_WP);
+	/* Closing it unregisters the page; its bit no longer matters. */
+	close(fd);
+	return seen;
+}
+
 /* In the probe child: system calls only. */
 static int probe_child(void)
 {
@@ -79,13 +119,15 @@ static int probe_child(void)
 				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	char byte;
 	struct iovec local = { &byte, 1 }, remote;
-	int go[2], verdict = PROBE_FAILED;
+	int go[2], verdict = PROBE_DONE;
 	uint64_t pme;
 	pid_t holder;
 
 	if (page == MAP_FAILED || pipe(go))
 		return PROBE_FAILED;
 	page[0] = 1;
+	if (uffd_wp_visible(page))
+		verdict |= PROBE_WP_VISIBLE;
 	holder = raw_fork();
 	if (holder == 0) {
 		/* Keep the page shared until the probe is done. */
@@ -103,8 +145,10 @@ static int probe_child(void)
 	if ((pme & PM_PRESENT) && !(pme & PM_MMAP_EXCLUSIVE) &&
 	    process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == 1) {
 		pme = pagemap_entry((const void *)page);
-		verdict = pme & PM_MMAP_EXCLUSIVE ? PROBE_UNSHARES
-						  : PROBE_KEEPS_SHARED;
+		if (pme & PM_MMAP_EXCLUSIVE)
+			verdict |= PROBE_UNSHARES;
+	} else {
+		verdict = PROBE_FAILED;
 	}
 	close(go[1]);
 	wait_raw(holder);
@@ -127,10 +171,10 @@ static void probe(void)
 	if (pid == 0)
 		_exit(probe_child());
 	verdict = pid < 0 ? -1 : wait_raw(pid);
-	if (verdict == PROBE_UNSHARES)
-		read_pin_unshares = 1;
-	else if (verdict == PROBE_KEEPS_SHARED)
-		read_pin_unshares = 0;
+	if (verdict < 0 || !(verdict & PROBE_DONE))
+		return;
+	read_pin_unshares = !!(verdict & PROBE_UNSHARES);
+	wp_visible = verdict & PROBE_WP_VISIBLE;
 }
 
 int cg__kernel_probe(void)
@@ -146,4 +190,9 @@ bool cg__kernel_read_pin_unshares(void)
 	 * handling is correct on every kernel, only slower.
 	 */
 	return read_pin_unshares == 1;
+}
+
+bool cg__kernel_pagemap_shows_uffd_wp(void)
+{
+	return wp_visible;
 }

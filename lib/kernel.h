@@ -22,4 +22,11 @@ int cg__kernel_probe(void);
  */
 bool cg__kernel_read_pin_unshares(void);
 
+/*
+ * Whether /proc/PID/pagemap shows the uffd-wp bit (bit 57) of a protected
+ * page.  5.10 always reads 0 there.  False until the probe has succeeded,
+ * and where this process may not create a uffd.
+ */
+bool cg__kernel_pagemap_shows_uffd_wp(void);
+
 #endif

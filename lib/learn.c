@@ -162,6 +162,18 @@ static int learn_unit(struct cg__mm *mm, struct cg__region *r,
 		if (!hugetlb && (pme & PM_UFFD_WP))
 			next = CG_ST_PRESENT | CG_ST_WP | (st & CG_ST_DIRTY) |
 			       (once ? st & CG_ST_EXCL : 0);
+		/*
+		 * Where pagemap cannot show the bit (5.10), such a page and
+		 * one populated since look alike.  Mapped once, it may be a
+		 * page a write populated with no fault (no marker survives a
+		 * zap): exclusive, and called dirty.  Otherwise it is the zero
+		 * page or such a page still shared: its own history.  Either
+		 * way protect it, so that the claim is true.
+		 */
+		else if (!hugetlb && !cg__kernel_pagemap_shows_uffd_wp())
+			next = protected(mm, l, addr, size, CG_ST_PRESENT |
+					 (once ? CG_ST_EXCL | CG_ST_DIRTY
+					       : st & CG_ST_DIRTY));
 		/* Populated after registration by a write: exclusive, dirty. */
 		else if (hugetlb || once)
 			next = CG_ST_PRESENT | CG_ST_EXCL | CG_ST_DIRTY;

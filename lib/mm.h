@@ -53,6 +53,11 @@ struct cg__mm {
 	struct cg__pin **pins;		/* lib/pin.c */
 	size_t npins, pins_cap;
 	uint64_t next_pin_id;
+	/*
+	 * The span the last pin asked the client to write-unshare (counted
+	 * then), and the one the pin in progress was asked (not again).
+	 */
+	uint64_t wu_asked[2], wu_counted[2];
 	struct cg_stats stats;
 
 	/* Messages read while retrying an ioctl, handled before new ones. */

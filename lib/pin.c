@@ -203,6 +203,10 @@ static void count_unshares(struct cg__mm *mm, const struct unit *before,
 
 	if (cg__region_get(r, after->addr) & CG_ST_EXCL)
 		return;
+	/* Written by the client since the last call, and counted then. */
+	if (after->addr >= mm->wu_counted[0] &&
+	    after->addr - mm->wu_counted[0] < mm->wu_counted[1])
+		return;
 	if (pfn_of(before) ? pfn_of(before) != pfn_of(after) : !mapped_alone(before))
 		mm->stats.unshare_copies += pages;
 	else
@@ -236,6 +240,12 @@ static int ask_write_unshare(struct cg__mm *mm, const struct units *u,
 		if (!end)
 			first = x->addr;
 		end = x->addr + size;
+		/* The write copies what someone else maps, and reuses the rest. */
+		if (!(cg__region_get(r, x->addr) & CG_ST_EXCL)) {
+			*(mapped_alone(x) ? &mm->stats.unshare_reuses
+					  : &mm->stats.unshare_copies) += size >> CG_PAGE_SHIFT;
+			mm->stats.pages_made_exclusive += size >> CG_PAGE_SHIFT;
+		}
 		if (cg__region_get(r, x->addr) & CG_ST_WP)
 			ret = cg__mm_ioctl_wp(mm, x->addr, size, false);
 		if (!ret)
@@ -245,8 +255,8 @@ static int ask_write_unshare(struct cg__mm *mm, const struct units *u,
 	if (ret || !end)
 		return ret;
 	mm->stats.unshare_writes += (end - first) >> CG_PAGE_SHIFT;
-	res->bad_addr = first;
-	res->bad_len = end - first;
+	mm->wu_asked[0] = res->bad_addr = first;
+	mm->wu_asked[1] = res->bad_len = end - first;
 	return -EAGAIN;
 }
 
@@ -447,6 +457,8 @@ int cg__mm_pin(struct cg__mm *mm, uint64_t start, uint64_t len, unsigned flags,
 	int ret = check_pin_args(mm, start, len, flags);
 
 	memset(res, 0, sizeof(*res));
+	memcpy(mm->wu_counted, mm->wu_asked, sizeof(mm->wu_counted));
+	memset(mm->wu_asked, 0, sizeof(mm->wu_asked));
 	for (uint64_t a = start; !ret && a < start + len;) {
 		struct cg__region *r = cg__mm_find(mm, a);
 		uint64_t end = r->start + r->len < start + len ? r->start + r->len

@@ -2,8 +2,8 @@
 /*
  * cg_pin() and cg_unpin(), in either mode.  The parts that must run in the
  * application's own process run here: populating holes (a read-only pin of
- * a hole would map the shared zero page; MADV_POPULATE_WRITE gives a page
- * of our own without writing a byte, so it races with nobody), the write
+ * a hole would map the shared zero page; a write fault that changes no
+ * byte gives a page of our own and races with nobody), the write
  * faults the engine asks for where a read-only pin cannot unshare, and
  * MADV_DONTFORK for consumers that hold plain page references.  Unsharing
  * and the records are the engine's (lib/pin.c), here or in cowguardd.
@@ -43,16 +43,15 @@ static int populate_holes(uint64_t addr, uint64_t len)
 
 			while (j < n && !(pme[j] & (PM_PRESENT | PM_SWAPPED)))
 				j++;
-			if (j > i && madvise((void *)(uintptr_t)(a + (i << CG_PAGE_SHIFT)),
-					     (j - i) << CG_PAGE_SHIFT,
-					     MADV_POPULATE_WRITE))
-				ret = -errno;
+			if (j > i)
+				ret = cg__write_fault(a + (i << CG_PAGE_SHIFT),
+						      (j - i) << CG_PAGE_SHIFT);
 			i = j > i ? j : i + 1;
 		}
 		a += n << CG_PAGE_SHIFT;
 	}
 	close(fd);
-	return ret == -ENOMEM ? -ENOENT : ret;
+	return ret;
 }
 
 static int engine_pin(struct cg *cg, uint64_t addr, uint64_t len, unsigned flags,
@@ -138,9 +137,9 @@ static int pin_retrying(struct cg *cg, uint64_t addr, uint64_t len,
 			break;
 		if (res->bad_len)
 			ret = cg__write_unshare(res->bad_addr, res->bad_len);
-		else if (madvise((void *)(uintptr_t)(res->bad_addr & ~(CG_PAGE_SIZE - 1)),
-				 CG_PAGE_SIZE, MADV_POPULATE_WRITE))
-			ret = -errno;
+		else
+			ret = cg__write_fault(res->bad_addr & ~(CG_PAGE_SIZE - 1),
+					      CG_PAGE_SIZE);
 		if (ret)
 			break;
 	}

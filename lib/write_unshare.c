@@ -40,26 +40,34 @@ static void add_zero(uint64_t addr)
 #endif
 }
 
-/* Whether every VMA of [addr, addr+len) may be written (from /proc/self/maps). */
-static bool writable(uint64_t addr, uint64_t len)
+/*
+ * Whether every page of [addr, addr+len) is mapped writable, from
+ * /proc/self/maps: 0, -EACCES (a VMA is not writable), -ENOENT (a hole).
+ */
+static int writable(uint64_t addr, uint64_t len)
 {
 	FILE *f = fopen("/proc/self/maps", "re");
 	unsigned long lo, hi;
 	uint64_t covered = addr;
 	char perms[5];
+	int ret = -ENOENT;
 
 	if (!f)
-		return false;
+		return -errno;
 	while (covered < addr + len &&
 	       fscanf(f, "%lx-%lx %4s%*[^\n]", &lo, &hi, perms) == 3) {
-		if (hi <= covered || lo > covered)
+		if (hi <= covered)
 			continue;
-		if (perms[1] != 'w')
+		if (lo > covered)
 			break;
+		if (perms[1] != 'w') {
+			ret = -EACCES;
+			break;
+		}
 		covered = hi;
 	}
 	fclose(f);
-	return covered >= addr + len;
+	return covered >= addr + len ? 0 : ret;
 }
 
 /* MADV_POPULATE_WRITE exists (5.14+): an unknown advice is EINVAL at once. */
@@ -75,8 +83,10 @@ static bool have_populate_write(void)
 	return h;
 }
 
-static int write_run(uint64_t start, uint64_t len)
+int cg__write_fault(uint64_t start, uint64_t len)
 {
+	int ret;
+
 	if (have_populate_write()) {
 		if (!madvise((void *)(uintptr_t)start, len, MADV_POPULATE_WRITE))
 			return 0;
@@ -84,8 +94,9 @@ static int write_run(uint64_t start, uint64_t len)
 		if (errno != EINVAL)
 			return errno == ENOMEM ? -ENOENT : -errno;
 	}
-	if (!writable(start, len))
-		return -EACCES;
+	ret = writable(start, len);
+	if (ret)
+		return ret;
 	for (uint64_t a = start; a < start + len; a += CG_PAGE_SIZE)
 		add_zero(a);
 	return 0;
@@ -110,7 +121,7 @@ int cg__write_unshare(uint64_t addr, uint64_t len)
 			while (j < n && !(pme[j] & PM_UFFD_WP))
 				j++;
 			if (j > i)
-				ret = write_run(a + (i << CG_PAGE_SHIFT),
+				ret = cg__write_fault(a + (i << CG_PAGE_SHIFT),
 						(j - i) << CG_PAGE_SHIFT);
 			i = j > i ? j : i + 1;
 		}

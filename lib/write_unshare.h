@@ -13,4 +13,12 @@
  */
 int cg__write_unshare(uint64_t addr, uint64_t len);
 
+/*
+ * Take a write fault on every page of [start, start+len) without changing
+ * a byte (MADV_POPULATE_WRITE, or an atomic add of zero before 5.14):
+ * populates holes, unshares.  Returns 0, -EACCES (not writable), -ENOENT
+ * (not mapped), or -errno.
+ */
+int cg__write_fault(uint64_t start, uint64_t len);
+
 #endif

@@ -93,7 +93,11 @@ int h_hugetlb_pool_set(enum h_kind kind, long n);
  */
 struct cg_audit_report h_audit_clean(struct cg *cg, void *addr, size_t len);
 
-/* The kernel's view of one of our pages. */
+/*
+ * The kernel's view of one of our pages.  Before 5.19 kpageflags bit 34 is
+ * not PageAnonExclusive (anon_exclusive is then -1), and 5.10 has no
+ * uffd-wp bit in pagemap (uffd_wp reads 0: see h_pagemap_shows_uffd_wp).
+ */
 struct h_kpage {
 	bool present;
 	bool mapped_once;	/* pagemap bit 56 */
@@ -102,6 +106,14 @@ struct h_kpage {
 	int anon_exclusive;	/* kpageflags bit 34: 0, 1, or -1 unknown */
 };
 struct h_kpage h_kpage(const void *addr);
+/*
+ * Whether pagemap shows the uffd-wp bit (bit 57) on this kernel, learned
+ * once by protecting a page of our own.  Where it does not, a test cannot
+ * check write protection in the kernel, only its effects.
+ */
+bool h_pagemap_shows_uffd_wp(void);
+/* Whether the audit's truth is PageAnonExclusive here (root, 5.19+). */
+bool h_truth_is_kpageflags(void);
 
 /*
  * Whether the VMA containing addr has the two-letter smaps VmFlags flag

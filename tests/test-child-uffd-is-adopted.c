@@ -113,7 +113,7 @@ static void check_child_report(const struct child_report *r, int mode)
 		      (unsigned long long)r->audit.unsafe,
 		      (unsigned long long)r->audit.conservative);
 	/* As root the child is judged by PageAnonExclusive, like its parent. */
-	if (geteuid() == 0)
+	if (h_truth_is_kpageflags())
 		ck_assert_int_eq(r->audit.truth, CG_TRUTH_KPAGEFLAGS);
 }
 

@@ -192,8 +192,10 @@ if [ "${#bad[@]}" -gt 0 ]; then
 	for entry in "${bad[@]}"; do
 		echo "  ${lane:+$lane lane: }$entry"
 		log="$logdir/${entry%% *}.log"
-		{ grep -E ':[FE]:' "$log" || tail -n 5 "$log"; } |
-			head -n 5 | cut -c1-400 | sed 's/^/    /'
+		# grep -m, not head: a head that exits early kills the
+		# writer with SIGPIPE, and pipefail the whole script.
+		{ grep -m 5 -E ':[FE]:' "$log" || tail -n 5 "$log"; } |
+			cut -c1-400 | sed 's/^/    /'
 	done >"$logdir/failures"
 	echo "run-tests: failed binaries:"
 	cat "$logdir/failures"

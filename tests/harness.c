@@ -21,6 +21,7 @@
 #include "client.h"
 #include "compat.h"
 #include "harness.h"
+#include "kernel.h"
 #include "procfs.h"
 #include "uffd.h"
 
@@ -184,12 +185,17 @@ static uint64_t kernel_uffd_features(void)
 	return api.features;
 }
 
+bool h_hugetlb_trackable(void)
+{
+	return kernel_uffd_features() & UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+}
+
 static void *map_hugetlb(size_t len, int size_flag, const char *what)
 {
 	void *p;
 
 	/* cg_register() refuses what the kernel cannot write-protect. */
-	if (!(kernel_uffd_features() & UFFD_FEATURE_WP_HUGETLBFS_SHMEM)) {
+	if (!h_hugetlb_trackable()) {
 		h_skip("%s hugetlb: needs UFFD_FEATURE_WP_HUGETLBFS_SHMEM (5.19+): "
 		       "this kernel cannot write-protect hugetlb pages", what);
 		return NULL;
@@ -374,6 +380,17 @@ bool h_pagemap_shows_uffd_wp(void)
 		munmap(p, 4096);
 	}
 	return shows;
+}
+
+bool h_read_pins_unshare(const char *what)
+{
+	/* cg_open() probed already; the first call here may be earlier. */
+	bool yes = !cg__kernel_probe() && cg__kernel_read_pin_unshares();
+
+	if (!yes && what)
+		h_skip("%s: needs a kernel whose read-only pins unshare (5.19+); "
+		       "here pins unshare by write and stay unprotected", what);
+	return yes;
 }
 
 bool h_truth_is_kpageflags(void)

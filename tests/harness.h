@@ -114,6 +114,20 @@ struct h_kpage h_kpage(const void *addr);
 bool h_pagemap_shows_uffd_wp(void);
 /* Whether the audit's truth is PageAnonExclusive here (root, 5.19+). */
 bool h_truth_is_kpageflags(void);
+/*
+ * Whether the engine here unshares by a read-only pin and keeps pinned
+ * pages write-protected (5.19+, as the library probed it); otherwise it
+ * unshares by write faults and leaves pinned pages unprotected and dirty
+ * (test-pin-unshares-by-write-where-read-pins-do-not.c).  Returns the
+ * answer, and prints "SKIP: why" when it is false and what is not NULL.
+ */
+bool h_read_pins_unshare(const char *what);
+/*
+ * Whether this kernel can write-protect hugetlb pages
+ * (UFFD_FEATURE_WP_HUGETLBFS_SHMEM, 5.19+): cg_register() refuses them
+ * (-EOPNOTSUPP) where it cannot, and h_map() skips them.
+ */
+bool h_hugetlb_trackable(void);
 
 /*
  * Whether the VMA containing addr has the two-letter smaps VmFlags flag

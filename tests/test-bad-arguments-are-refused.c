@@ -88,7 +88,14 @@ static char *map_pages(size_t n)
 
 static void *map_hugetlb(size_t len, int size_flag, void *at)
 {
-	void *p = mmap(at, len, PROT_READ | PROT_WRITE,
+	void *p;
+
+	/* Not registrable at all before 5.19: the callers skip, saying why. */
+	if (!h_hugetlb_trackable()) {
+		errno = EOPNOTSUPP;
+		return NULL;
+	}
+	p = mmap(at, len, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | size_flag |
 			       (at ? MAP_FIXED : 0),
 		       -1, 0);

@@ -47,6 +47,22 @@ static void audit(struct cg *cg, void *addr, size_t len)
 }
 
 /*
+ * Where pagemap cannot show the uffd-wp bit (5.10) a page that MADV_FREE
+ * left and one a write populated since look alike: the engine calls a page
+ * mapped once exclusive and dirty (lib/learn.c), still protected.  Its
+ * claims stay true; the dirty bit is conservative there.
+ */
+static void conservative_after_free(struct cg_page_info *was, const char *p,
+				    size_t len)
+{
+	for (size_t off = 0; off < len; off += 4096)
+		if (h_kpage(p + off).mapped_once) {
+			was[off / 4096].exclusive = 1;
+			was[off / 4096].dirty = 1;
+		}
+}
+
+/*
  * Two units (4 KiB kind: 32 pages; THP: two chunks), optionally shared
  * with a child that has already exited (mapped once again, still not
  * exclusive), one page written (exclusive, dirty); then MADV_FREE on the
@@ -79,6 +95,8 @@ static void free_keeps_state(int mode, enum h_kind kind, bool forked)
 	ck_assert_uint_eq(after.removals, before.removals + 2);
 	/* Not freed yet: the data is there, and so is the engine's state. */
 	ck_assert_int_eq(p[5 * 4096], 'A');
+	if (!h_pagemap_shows_uffd_wp())
+		conservative_after_free(was, p, unit + unit / 2);
 	h_assert_states(cg, was, p, len, "after MADV_FREE");
 	audit(cg, p, len);
 

@@ -77,6 +77,9 @@ START_TEST(a_read_only_pin_unshares_every_shared_page_and_keeps_it_in_place)
 	ck_assert(before && pinned);
 	if (!p)
 		goto out_free;
+	/* Before 5.19: test-pin-unshares-by-write-where-read-pins-do-not.c. */
+	if (!h_read_pins_unshare("a read-only pin that keeps write protection"))
+		goto out_unmap;
 	/*
 	 * Whether fork shared a 1 GiB page (see below) only kpageflags can
 	 * say: pagemap's mapped-once bit is 0 for every one of them.

@@ -265,7 +265,9 @@ START_TEST(a_read_only_mr_of_a_cow_shared_buffer_is_pinned_before_registration)
 	ck_assert_uint_eq(cg_ibv_mr(mr)->lkey, FAKE_LKEY);
 	ck_assert_msg(fake.pages == len / PG && fake.unpinned == 0 &&
 		      fake.unregistered == 0 &&
-		      fake.shared == 0 && fake.clean == fake.pages,
+		      fake.shared == 0 &&
+		      /* Before 5.19 the pin writes every page (lib/pin.c). */
+		      fake.clean == (h_read_pins_unshare(NULL) ? fake.pages : 0),
 		      "at registration: %zu pages, %zu without a pin, %zu shared, "
 		      "%zu clean", fake.pages, fake.unpinned, fake.shared,
 		      fake.clean);

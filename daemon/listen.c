@@ -47,6 +47,34 @@ static void make_parent_dir(const char *path)
 	}
 }
 
+/* A stale socket of a previous run goes; anything else there stays. */
+static void remove_stale(const char *path)
+{
+	struct stat st;
+
+	if (!lstat(path, &st) && S_ISSOCK(st.st_mode))
+		unlink(path);
+}
+
+/*
+ * Anyone may connect: SO_PEERCRED decides what each one sees.  The mode
+ * comes from the umask at bind(), which makes the file: a chmod(path)
+ * after it would go by name, as root, and in a directory others can write
+ * would follow a symlink swapped in for the socket (chmod-ing its target,
+ * /etc/shadow say).  fchmod() of the socket fd after bind() is no way
+ * out: on Linux it changes the socket's own inode, not the file.  Nor is
+ * the path unlinked first unless it is a socket: a symlink or a file
+ * there makes bind() fail (EADDRINUSE) rather than be removed.
+ */
+static int bind_open_to_all(int fd, const struct sockaddr_un *sa)
+{
+	mode_t old = umask(0111);	/* 0777 & ~0111: srw-rw-rw- */
+	int ret = bind(fd, (const struct sockaddr *)sa, sizeof(*sa));
+
+	umask(old);
+	return ret ? -errno : 0;
+}
+
 int listen_open(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -61,11 +89,11 @@ int listen_open(const char *path)
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	unlink(path);	/* a stale socket of a previous run */
-	/* Anyone may connect: SO_PEERCRED decides what each one sees. */
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || chmod(path, 0666) ||
-	    listen(fd, 128)) {
+	remove_stale(path);
+	ret = bind_open_to_all(fd, &sa);
+	if (!ret && listen(fd, 128))
 		ret = -errno;
+	if (ret) {
 		close(fd);
 		return ret;
 	}

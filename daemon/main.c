@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "daemon.h"
+#include "notify.h"
 
 static void usage(FILE *out)
 {
@@ -139,15 +141,27 @@ static int parse_args(int argc, char **argv, struct options *opt)
 	return 0;
 }
 
-/* Every client costs a socket, a uffd and a pagemap fd. */
-static void raise_nofile(void)
+/*
+ * Every client costs a socket, a uffd and a pagemap fd, and each of its
+ * unnamed children a uffd; a few more are the daemon's own.  Short of
+ * that, a busy daemon would refuse work with EMFILE: say so at start.
+ */
+static void raise_nofile(const struct options *opt)
 {
+	uint64_t need = (uint64_t)opt->max_conns * (3 + opt->max_children) + 32;
 	struct rlimit rl;
 
-	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+		log_warn("RLIMIT_NOFILE is %llu; --max-clients %u with "
+			 "--max-children %u may need %llu fds (LimitNOFILE=)",
+			 (unsigned long long)rl.rlim_cur, opt->max_conns,
+			 opt->max_children, (unsigned long long)need);
 }
 
 static int setup(struct server *srv)
@@ -165,13 +179,32 @@ static int setup(struct server *srv)
 	if (srv->kpageflags_fd < 0)
 		log_warn("no /proc/kpageflags (%s): audits fall back to pagemap's "
 			 "mapcount bit", strerror(errno));
-	raise_nofile();
+	raise_nofile(&srv->opt);
 	ret = caps_drop();
 	if (ret)
 		log_warn("cannot drop capabilities (%s): running with what we have",
 			 strerror(-ret));
 	srv->loop = uv_default_loop();
 	return server_start(srv);
+}
+
+/* Run until SIGINT or SIGTERM, telling systemd how it goes (notify.c). */
+static void serve(struct server *srv)
+{
+	struct notifier notifier = { 0 };
+	char name[sizeof(((struct sockaddr_un *)0)->sun_path) + 2];
+	int ret;
+
+	/* The socket's own name: under socket activation, the unit's. */
+	log_info("listening on %s", socket_name(srv->listen_fd, name, sizeof(name)));
+	ret = notify_start(&notifier, srv);
+	if (ret)
+		log_warn("cannot keep systemd informed: %s", uv_strerror(ret));
+	uv_run(srv->loop, UV_RUN_DEFAULT);
+	notify_stop(&notifier);
+	/* Let the notifier's handles finish closing before the loop goes. */
+	uv_run(srv->loop, UV_RUN_NOWAIT);
+	uv_loop_close(srv->loop);
 }
 
 int main(int argc, char **argv)
@@ -187,8 +220,11 @@ int main(int argc, char **argv)
 			.max_children = 64,
 		},
 	};
-	int ret;
+	/* First, before anything of ours could take one of their numbers. */
+	int ret = close_inherited_fds();
 
+	if (ret)
+		log_warn("cannot close inherited fds: %s", strerror(-ret));
 	if (parse_args(argc, argv, &srv.opt))
 		return 2;
 	log_set_verbose(srv.opt.verbose);
@@ -196,9 +232,7 @@ int main(int argc, char **argv)
 	ret = setup(&srv);
 	if (ret)
 		return 1;
-	log_info("listening on %s", srv.opt.socket_path);
-	uv_run(srv.loop, UV_RUN_DEFAULT);
-	uv_loop_close(srv.loop);
+	serve(&srv);
 	if (srv.kpageflags_fd >= 0)
 		close(srv.kpageflags_fd);
 	log_info("stopped");

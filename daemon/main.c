@@ -164,7 +164,7 @@ static void raise_nofile(const struct options *opt)
 			 opt->max_children, (unsigned long long)need);
 }
 
-static int setup(struct server *srv)
+static int open_and_start(struct server *srv)
 {
 	int ret;
 
@@ -186,6 +186,33 @@ static int setup(struct server *srv)
 			 strerror(-ret));
 	srv->loop = uv_default_loop();
 	return server_start(srv);
+}
+
+/* Hold or release SIGINT and SIGTERM. */
+static void stop_signals(int how)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigprocmask(how, &set, NULL);
+}
+
+/*
+ * From the moment the socket takes connections a client may ask us to stop
+ * (a test, systemd): hold SIGINT and SIGTERM until their handlers are in
+ * place, then take what came meanwhile through them (measured on a slow
+ * guest: killed by SIGTERM between listen() and the handlers).
+ */
+static int setup(struct server *srv)
+{
+	int ret;
+
+	stop_signals(SIG_BLOCK);
+	ret = open_and_start(srv);
+	stop_signals(SIG_UNBLOCK);
+	return ret;
 }
 
 /* Run until SIGINT or SIGTERM, telling systemd how it goes (notify.c). */

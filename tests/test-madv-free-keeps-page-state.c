@@ -49,17 +49,20 @@ static void audit(struct cg *cg, void *addr, size_t len)
 /*
  * Where pagemap cannot show the uffd-wp bit (5.10) a page that MADV_FREE
  * left and one a write populated since look alike: the engine calls a page
- * mapped once exclusive and dirty (lib/learn.c), still protected.  Its
+ * mapped once exclusive and dirty (lib/learn.c), and protects every such
+ * page again (one written before was not protected any more).  Its
  * claims stay true; the dirty bit is conservative there.
  */
 static void conservative_after_free(struct cg_page_info *was, const char *p,
 				    size_t len)
 {
-	for (size_t off = 0; off < len; off += 4096)
+	for (size_t off = 0; off < len; off += 4096) {
+		was[off / 4096].wp = 1;	/* protected again, either way */
 		if (h_kpage(p + off).mapped_once) {
 			was[off / 4096].exclusive = 1;
 			was[off / 4096].dirty = 1;
 		}
+	}
 }
 
 /*

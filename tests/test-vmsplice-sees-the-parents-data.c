@@ -170,7 +170,9 @@ START_TEST(cg_vmsplice_after_fork_gives_the_pipe_the_parents_write)
 			      "page %zu still shared in the kernel after "
 			      "cg_vmsplice (mapped once %d)", off / PG,
 			      h_kpage(p + off).mapped_once);
-		ck_assert_msg(q.present && q.exclusive && q.wp && q.pins == 1,
+		/* Before 5.19 a pinned page stays unprotected (lib/pin.c). */
+		ck_assert_msg(q.present && q.exclusive &&
+			      q.wp == h_read_pins_unshare(NULL) && q.pins == 1,
 			      "page %zu: present %d exclusive %d wp %d pins %u",
 			      off / PG, q.present, q.exclusive, q.wp, q.pins);
 	}

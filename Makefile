@@ -142,9 +142,11 @@ build-all: all tests benches
 deps:
 	@bash scripts/install-deps.sh
 
-# Four lanes: every suite as root, then again as a user in the cowguard
+# Five lanes: every suite as root, then again as a user in the cowguard
 # group against one root cowguardd (scripts/run-unprivileged.sh; skipped,
-# and says so, when not root), then in the 6.1 and the 5.10 guests (below).
+# and says so, when not root), what a packager gets (scripts/check-install.sh:
+# make install into a scratch DESTDIR, a client built against it with
+# pkg-config, every man page rendered), then in the 6.1 and the 5.10 guests.
 # Each lane prints its own summary line; the last lines list what failed in
 # any lane and add them all up, and the exit status is non-zero if any lane
 # failed.
@@ -171,8 +173,10 @@ check: deps
 		bash scripts/run-tests.sh $(BUILDDIR)/tests || status=1; \
 	 CG_TEST_TALLY=$(TALLY) \
 		bash scripts/run-unprivileged.sh $(BUILDDIR)/tests || status=1; \
+	 CG_TEST_LANE=install CG_TEST_TALLY=$(TALLY) \
+		bash scripts/check-install.sh $(BUILDDIR) || status=1; \
 	 $(foreach s,$(VM_RUN_SERIES),$(call vm_lane,$(s),$(TALLY))) \
-	 bash scripts/run-tests.sh --total $(TALLY) root unprivileged $(VM_LANES) || status=1; \
+	 bash scripts/run-tests.sh --total $(TALLY) root unprivileged install $(VM_LANES) || status=1; \
 	 rm -f $(TALLY); exit $$status
 
 # The host's two lanes, without the guests: about a minute, not eleven.
@@ -333,7 +337,7 @@ SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@VERSION@|$(VERSION)|g'
 
 PUBLIC_HEADERS := $(wildcard include/cowguard/*.h)
-UNITS    := $(wildcard systemd/*.service systemd/*.socket)
+UNITS    := $(wildcard systemd/*.service systemd/*.socket systemd/*.timer)
 TMPFILES := $(wildcard systemd/cowguard-tmpfiles.conf)
 SYSUSERS := $(wildcard systemd/cowguard-sysusers.conf)
 UDEVRULE := $(wildcard systemd/70-cowguard.rules)

@@ -32,8 +32,14 @@ static int dial(const char *path)
 		ret = connect(sock, (struct sockaddr *)&sa, sizeof(sa));
 	while (ret < 0 && errno == EINTR);
 	if (ret < 0) {
-		/* No socket file is no daemon, as much as a refused connect. */
-		ret = errno == ENOENT ? -ECONNREFUSED : -errno;
+		/*
+		 * No socket file is no daemon, as much as a refused connect.
+		 * A socket we may not open is one for the group cowguard
+		 * (cowguardd.socket: 0660): say so, as cg_strerror(-EPERM)
+		 * does, rather than blame the server (-EACCES).
+		 */
+		ret = errno == ENOENT ? -ECONNREFUSED
+		      : errno == EACCES ? -EPERM : -errno;
 		close(sock);
 		return ret;
 	}

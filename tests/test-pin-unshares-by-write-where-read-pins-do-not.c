@@ -14,6 +14,8 @@
  * write-protect fault, a fork while pinned leaves the pinned pages
  * unprotected (protecting them would make the next write copy them before
  * 5.19), the child keeps its data, and cg_unpin() finds nothing replaced.
+ * With no fork at all, a page given to a pipe by cg_vmsplice() shows the
+ * pipe the next write.
  *
  * Bugs this catches: a read-only-pin unshare trusted where it does
  * nothing (the pin's pages stay shared: unsafe, and the pipe reads the old
@@ -28,6 +30,8 @@
 #include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include <cowguard/splice.h>
 
 #include "harness.h"
 #include "pin-util.h"
@@ -134,6 +138,44 @@ START_TEST(a_pin_unshares_by_write_and_its_consumer_sees_the_parents_data)
 }
 END_TEST
 
+/*
+ * No fork at all: an exclusive page handed to a pipe by cg_vmsplice(), then
+ * written.  Before 5.19 a write-protected page that the pipe holds would be
+ * copied away from it by that write (KERNEL-FACTS, "uffd-wp itself detaches
+ * references on 5.10"): the pinned page must be left unprotected.
+ */
+START_TEST(a_page_given_to_a_pipe_without_any_fork_sees_the_next_write)
+{
+	enum h_kind kind = KIND(_i);
+	size_t len = kind == H_THP ? 2 * MIB : NPAGES * PG;
+	char *p = h_map(kind, len, 'A');
+	struct cg_pin *pin = NULL;
+	char got[PG];
+	struct cg *cg;
+	int fds[2];
+
+	if (!p || !forced_handling_possible(MODE(_i)))
+		return;
+	cg = h_open(MODE(_i));
+	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
+	ck_assert(h_kpage(p).mapped_once);
+	ck_assert_int_eq(pipe(fds), 0);
+	ck_assert_int_eq(cg_vmsplice(cg, fds[1], &(struct iovec){ p, PG }, 1, 0,
+				     &pin), (ssize_t)PG);
+	memset(p, 'B', PG);
+	ck_assert_int_eq(read(fds[0], got, PG), (ssize_t)PG);
+	ck_assert_msg(got[0] == 'B' && got[PG - 1] == 'B',
+		      "the pipe read '%c': the write copied the page away from it",
+		      got[0]);
+	ck_assert_int_eq(cg_unpin(pin), 0);
+	h_audit_clean(cg, p, len);
+	close(fds[0]);
+	close(fds[1]);
+	cg_close(cg);
+	munmap(p, len);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("pin unshares by write where read pins do not");
@@ -143,6 +185,8 @@ int main(void)
 	setenv("COWGUARD_KERNEL", "pre-5.19", 1);
 	h_timeout(tc, 30);
 	tcase_add_loop_test(tc, a_pin_unshares_by_write_and_its_consumer_sees_the_parents_data,
+			    0, 2 * NKINDS);
+	tcase_add_loop_test(tc, a_page_given_to_a_pipe_without_any_fork_sees_the_next_write,
 			    0, 2 * NKINDS);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);

@@ -168,6 +168,10 @@ vm_lane = CG_VM_DIST=$(1) CG_TEST_LANE=vm-$(1) CG_TEST_TALLY=$(2) \
 
 check: deps
 	@$(MAKE) --no-print-directory build-all
+	@echo "make check changes this machine while it runs (docs/testing.md): the" \
+	      "group cowguard and the user cowguard-test (kept), /dev/userfaultfd" \
+	      "root:cowguard 0660, the hugetlb pools, khugepaged paused (put back" \
+	      "at the end and on Ctrl-C; not after SIGKILL)."
 	@rm -f $(TALLY) $(TALLY).failures; status=0; \
 	 CG_TEST_LANE=root CG_TEST_TALLY=$(TALLY) \
 		bash scripts/run-tests.sh $(BUILDDIR)/tests || status=1; \

@@ -103,6 +103,15 @@ static void *map_hugetlb(size_t len, int size_flag, void *at)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/* Why map_hugetlb() gave nothing, right after it did. */
+static const char *hugetlb_why(void)
+{
+	return errno == EOPNOTSUPP
+		       ? "needs UFFD_FEATURE_WP_HUGETLBFS_SHMEM (5.19+): this "
+			 "kernel cannot write-protect hugetlb pages"
+		       : strerror(errno);
+}
+
 /* ---- cg_open ------------------------------------------------------------ */
 
 START_TEST(open_refuses_a_null_out_pointer_and_a_mode_out_of_range)
@@ -357,7 +366,7 @@ START_TEST(register_refuses_a_range_mixing_page_kinds_with_einval)
 	memset(q, 'A', 2 * MIB);
 	if (!map_hugetlb(2 * MIB, MAP_HUGE_2MB, q + 2 * MIB)) {
 		h_skip("no 2 MiB hugetlb page for the mixed-kinds case (%s)",
-		       strerror(errno));
+		       hugetlb_why());
 	} else {
 		memset(q + 2 * MIB, 'H', 2 * MIB);
 		REFUSED(cg_register(cg, q, 4 * MIB, 0), -EINVAL);
@@ -380,7 +389,7 @@ START_TEST(register_refuses_hugetlb_ranges_not_aligned_to_the_huge_page)
 	char *p = map_hugetlb(4 * MIB, MAP_HUGE_2MB, NULL), *g;
 
 	if (!p) {
-		h_skip("no 2 MiB hugetlb pages (%s)", strerror(errno));
+		h_skip("no 2 MiB hugetlb pages (%s)", hugetlb_why());
 		cg_close(cg);
 		return;
 	}

@@ -27,31 +27,7 @@
 /* Populate the pages of [addr, addr+len) that pagemap shows absent. */
 static int populate_holes(uint64_t addr, uint64_t len)
 {
-	int fd = cg__pagemap_open(0);
-	uint64_t pme[512];
-	int ret = 0;
-
-	if (fd < 0)
-		return fd;
-	for (uint64_t a = addr; a < addr + len && !ret;) {
-		size_t n = (addr + len - a) >> CG_PAGE_SHIFT;
-
-		n = n < 512 ? n : 512;
-		ret = cg__pagemap_read(fd, a, n, pme);
-		for (size_t i = 0; !ret && i < n;) {
-			size_t j = i;
-
-			while (j < n && !(pme[j] & (PM_PRESENT | PM_SWAPPED)))
-				j++;
-			if (j > i)
-				ret = cg__write_fault(a + (i << CG_PAGE_SHIFT),
-						      (j - i) << CG_PAGE_SHIFT);
-			i = j > i ? j : i + 1;
-		}
-		a += n << CG_PAGE_SHIFT;
-	}
-	close(fd);
-	return ret;
+	return cg__write_fault_unless(addr, len, PM_PRESENT | PM_SWAPPED);
 }
 
 static int engine_pin(struct cg *cg, uint64_t addr, uint64_t len, unsigned flags,

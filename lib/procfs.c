@@ -25,6 +25,24 @@ static int proc_open(pid_t pid, const char *what, int flags)
 	return fd < 0 ? -errno : fd;
 }
 
+/* /proc/PID/smaps as a stream, or NULL and *err. */
+static FILE *smaps_open(pid_t pid, int *err)
+{
+	int fd = proc_open(pid, "smaps", O_RDONLY);
+	FILE *f;
+
+	if (fd < 0) {
+		*err = fd;
+		return NULL;
+	}
+	f = fdopen(fd, "re");
+	if (!f) {
+		close(fd);
+		*err = -ENOMEM;
+	}
+	return f;
+}
+
 static bool thp_always(void)
 {
 	char buf[64] = "";
@@ -117,17 +135,12 @@ int cg__vma_probe(pid_t pid, uint64_t addr, uint64_t len,
 	bool seen = false;
 	struct vma v = { 0 };
 	char line[512];
-	int fd, ret = 0;
+	int ret = 0;
 	FILE *f;
 
-	fd = proc_open(pid, "smaps", O_RDONLY);
-	if (fd < 0)
-		return fd;
-	f = fdopen(fd, "re");
-	if (!f) {
-		close(fd);
-		return -ENOMEM;
-	}
+	f = smaps_open(pid, &ret);
+	if (!f)
+		return ret;
 	while (!ret && next < addr + len && fgets(line, sizeof(line), f)) {
 		if (strncmp(line, "KernelPageSize:", 15) == 0) {
 			sscanf(line + 15, "%u", &v.page_kb);
@@ -152,18 +165,13 @@ int cg__vma_flag(pid_t pid, uint64_t addr, const char *flag)
 {
 	struct vma v = { 0 };
 	char line[512], want[8];
-	int fd, ret;
+	int ret;
 	FILE *f;
 
 	snprintf(want, sizeof(want), " %.2s", flag);
-	fd = proc_open(pid, "smaps", O_RDONLY);
-	if (fd < 0)
-		return fd;
-	f = fdopen(fd, "re");
-	if (!f) {
-		close(fd);
-		return -ENOMEM;
-	}
+	f = smaps_open(pid, &ret);
+	if (!f)
+		return ret;
 	ret = -ENOENT;
 	while (fgets(line, sizeof(line), f)) {
 		if (strncmp(line, "VmFlags:", 8) == 0 && addr >= v.start &&

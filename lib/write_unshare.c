@@ -102,7 +102,7 @@ int cg__write_fault(uint64_t start, uint64_t len)
 	return 0;
 }
 
-int cg__write_unshare(uint64_t addr, uint64_t len)
+int cg__write_fault_unless(uint64_t addr, uint64_t len, uint64_t bits)
 {
 	int fd = cg__pagemap_open(0);
 	uint64_t pme[BATCH];
@@ -118,15 +118,20 @@ int cg__write_unshare(uint64_t addr, uint64_t len)
 		for (size_t i = 0; !ret && i < n;) {
 			size_t j = i;
 
-			while (j < n && !(pme[j] & PM_UFFD_WP))
+			while (j < n && !(pme[j] & bits))
 				j++;
 			if (j > i)
 				ret = cg__write_fault(a + (i << CG_PAGE_SHIFT),
-						(j - i) << CG_PAGE_SHIFT);
+						      (j - i) << CG_PAGE_SHIFT);
 			i = j > i ? j : i + 1;
 		}
 		a += n << CG_PAGE_SHIFT;
 	}
 	close(fd);
 	return ret;
+}
+
+int cg__write_unshare(uint64_t addr, uint64_t len)
+{
+	return cg__write_fault_unless(addr, len, PM_UFFD_WP);
 }

@@ -21,4 +21,11 @@ int cg__write_unshare(uint64_t addr, uint64_t len);
  */
 int cg__write_fault(uint64_t start, uint64_t len);
 
+/*
+ * cg__write_fault() on the runs of [addr, addr+len) whose pagemap entries
+ * have none of bits (PM_* of compat.h): PM_PRESENT | PM_SWAPPED populates
+ * the holes, PM_UFFD_WP writes what is not write-protected.
+ */
+int cg__write_fault_unless(uint64_t addr, uint64_t len, uint64_t bits);
+
 #endif

@@ -155,6 +155,13 @@ struct tracked *tracked_find_pid(struct server *srv, pid_t pid);
  * threads running), -EPERM (not that parent's child, and none proven).
  */
 int adopt_claim(struct conn *c, pid_t parent, struct tracked **out);
+
+/*
+ * gate.c: whether c's peer may hand us a uffd to track: root, or a member
+ * of the group /dev/userfaultfd is opened to.  Returns 0, or -EPERM with
+ * the reason in why.
+ */
+int gate_hello(const struct conn *c, char *why, size_t n);
 /* Release the unnamed children of parent whose process exited or exec'd. */
 void adopt_reap(struct server *srv, pid_t parent);
 

@@ -48,6 +48,7 @@ static int do_hello(struct conn *c, const struct cg__req *req, int fd)
 {
 	struct cg__rep rep;
 	uint64_t features;
+	char why[128];
 	int ret;
 
 	if (fd < 0 || !cg__is_uffd(fd)) {
@@ -55,6 +56,13 @@ static int do_hello(struct conn *c, const struct cg__req *req, int fd)
 		if (fd >= 0)
 			close(fd);
 		reply_status(c, req, -EBADF);
+		return -1;
+	}
+	ret = gate_hello(c, why, sizeof(why));
+	if (ret) {
+		conn_log(4, c, "refused: %s", why);
+		close(fd);
+		reply_status(c, req, ret);
 		return -1;
 	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);

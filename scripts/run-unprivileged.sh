@@ -127,6 +127,8 @@ cp -p "$dir"/test-* "$lanedir/tests/"
 for bin in cowguardd cowguardctl; do
 	[ -x "$build/$bin" ] && cp -p "$build/$bin" "$lanedir/"
 done
+# The examples, for the suite that asks them for --help.
+[ -d "$build/examples" ] && cp -pr "$build/examples" "$lanedir/"
 sock=$lanedir/cowguardd.sock
 
 "$lanedir/cowguardd" --verbose --socket "$sock" 2>"$lanedir/cowguardd.log" 9>&- &

@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Who may hand cowguardd a uffd to track.  The daemon negotiates
+ * UFFD_FEATURE_EVENT_FORK with its own CAP_SYS_PTRACE, and daemon mode
+ * needs fork events (they are how a fork marks the parent's pages shared).
+ * The kernel gives a full userfaultfd, and through /dev/userfaultfd a uffd
+ * that may follow forks, to root and to the users the device is opened to:
+ * the group cowguard once installed (systemd/cowguard-tmpfiles.conf).
+ * Everyone else could only send a user-mode-only uffd, which turns the
+ * kernel's own accesses to protected memory into EFAULT, or a uffd whose
+ * fork events the kernel would refuse them.  So hello is accepted from
+ * root and from members of the device's group only; the others get -EPERM
+ * and their library's embedded mode, which uses what they may have.
+ *
+ * The peer's groups are the ones it had when it connected (SO_PEERGROUPS),
+ * not /proc's, which a later exec could change.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "daemon.h"
+
+#define DEVICE "/dev/userfaultfd"
+#define GROUPS_ON_STACK 64
+
+/* Whether gid is among the peer's supplementary groups. */
+static bool peer_in_group(int sock, gid_t gid)
+{
+	gid_t small[GROUPS_ON_STACK], *v = small;
+	socklen_t len = sizeof(small);
+	bool found = false;
+
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERGROUPS, v, &len)) {
+		if (errno != ERANGE || !(v = malloc(len)) ||
+		    getsockopt(sock, SOL_SOCKET, SO_PEERGROUPS, v, &len)) {
+			if (v != small)
+				free(v);
+			return false;
+		}
+	}
+	for (size_t i = 0; i < len / sizeof(*v) && !found; i++)
+		found = v[i] == gid;
+	if (v != small)
+		free(v);
+	return found;
+}
+
+int gate_hello(const struct conn *c, char *why, size_t n)
+{
+	struct stat st;
+
+	if (c->cred.uid == 0)
+		return 0;
+	if (stat(DEVICE, &st)) {
+		snprintf(why, n, "only root may say hello: there is no %s to "
+			 "open to a group", DEVICE);
+		return -EPERM;
+	}
+	if ((st.st_mode & (S_IROTH | S_IWOTH)) == (S_IROTH | S_IWOTH))
+		return 0;
+	if ((st.st_mode & (S_IRGRP | S_IWGRP)) == (S_IRGRP | S_IWGRP) &&
+	    (c->cred.gid == st.st_gid || peer_in_group(c->sock, st.st_gid)))
+		return 0;
+	snprintf(why, n, "not root, nor in group %u that %s is opened to",
+		 (unsigned)st.st_gid, DEVICE);
+	return -EPERM;
+}

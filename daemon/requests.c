@@ -106,7 +106,7 @@ static int do_child_hello(struct conn *c, const struct cg__req *req)
 		return reply_status(c, req, ret);
 	}
 	cg__mm_set_process(&t->mm, c->cred.pid, pagemap);
-	t->mm.pfn_visible = c->srv->kpageflags_fd >= 0;
+	t->mm.pfn_visible = c->cred.uid == 0 && c->srv->kpageflags_fd >= 0;
 	/* parent_pid stays: STATUS reports whom a named child came from. */
 	t->conn = c;
 	c->tracked = t;

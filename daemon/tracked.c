@@ -117,8 +117,14 @@ struct tracked *tracked_new(struct server *srv, int uffd, uint64_t features,
 			return NULL;
 		}
 	}
-	cg__mm_init(&t->mm, uffd, features, pid, pagemap, srv->kpageflags_fd);
-	t->mm.pfn_visible = srv->kpageflags_fd >= 0;
+	/*
+	 * Frames and kpageflags are root's (the kernel hides them from other
+	 * users): the engine uses them for root's clients only, so that an
+	 * audit or an unpin tells no one else what the kernel would not.
+	 */
+	cg__mm_init(&t->mm, uffd, features, pid, pagemap,
+		    uid == 0 ? srv->kpageflags_fd : -1);
+	t->mm.pfn_visible = uid == 0 && srv->kpageflags_fd >= 0;
 	t->mm.limits = srv->opt.limits;
 	t->mm.adopt = adopt;
 	t->mm.adopt_arg = t;

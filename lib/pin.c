@@ -207,7 +207,8 @@ static void count_unshares(struct cg__mm *mm, const struct unit *before,
 	if (after->addr >= mm->wu_counted[0] &&
 	    after->addr - mm->wu_counted[0] < mm->wu_counted[1])
 		return;
-	if (pfn_of(before) ? pfn_of(before) != pfn_of(after) : !mapped_alone(before))
+	if (mm->pfn_visible && pfn_of(before) ? pfn_of(before) != pfn_of(after)
+					      : !mapped_alone(before))
 		mm->stats.unshare_copies += pages;
 	else
 		mm->stats.unshare_reuses += pages;

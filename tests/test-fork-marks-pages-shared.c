@@ -29,9 +29,9 @@ static int child_waits(void *arg)
 
 /*
  * Whether fork left a 1 GiB page ours alone (see below).  As root,
- * kpageflags says; without root, the daemon's audit, whose truth is
- * kpageflags, finds the kernel's page exclusive.  In embedded mode without
- * root nothing can tell, and the audit counts the page unknowable.
+ * kpageflags says.  Without root nothing can tell (the daemon judges a
+ * client that is not root by what the kernel shows that client), and the
+ * audit counts the page unknowable.
  */
 static bool fork_kept_it_exclusive(struct cg *cg, void *p, size_t len)
 {

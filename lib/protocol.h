@@ -14,7 +14,13 @@
 #include "cowguard.h"
 
 #define CG_PROTO_MAGIC 0x43475244u	/* "CGRD" */
-#define CG_PROTO_MAJOR 1
+/*
+ * Packets are compared by size, so any change to a layout below is a new
+ * major: 2 since struct cg_stats gained unshare_writes and a PIN reply
+ * its write-unshare span (an older peer is told "another protocol major",
+ * not a bare protocol error).
+ */
+#define CG_PROTO_MAJOR 2
 #define CG_PROTO_MINOR 0
 
 /* The operations, their names, and whether a packet carries an fd. */

@@ -110,13 +110,19 @@ int cg__recv(int sock, void *buf, size_t len, int *fd)
 	if (n < 0)
 		return -errno;
 	take_fds(&msg, fd);
-	if (n == 0)
-		return -ECONNRESET;
+	/*
+	 * A packet of any other size is refused, and the fd it carried
+	 * closed: a zero-length one too, which a SOCK_SEQPACKET peer may send
+	 * with fds and which reads like the end of the connection (found by
+	 * tests/test-protocol-fuzzing-leaves-the-daemon-serving.c).
+	 */
 	if ((size_t)n != len || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
 		if (fd && *fd >= 0) {
 			close(*fd);
 			*fd = -1;
 		}
+		if (n == 0)
+			return -ECONNRESET;
 		return foreign_major(buf, n) ? -EPROTONOSUPPORT : -EPROTO;
 	}
 	return 0;

@@ -13,7 +13,8 @@
  * and their library's embedded mode, which uses what they may have.
  *
  * The peer's groups are the ones it had when it connected (SO_PEERGROUPS),
- * not /proc's, which a later exec could change.
+ * not /proc's, which a later exec could change; the device is the one in
+ * the peer's mount namespace (peer_device()).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -49,13 +50,33 @@ static bool peer_in_group(int sock, gid_t gid)
 	return found;
 }
 
+/*
+ * The device as the peer sees it: its mount namespace may give a group a
+ * node of its own (root made it: nobody else may mknod one), which is what
+ * the kernel granted it a full uffd through.  Only a character device with
+ * our /dev/userfaultfd's number counts: a bind mount of anything else, or
+ * of the device, changes no owner or mode.
+ */
+static int peer_device(const struct conn *c, struct stat *st)
+{
+	char path[64];
+	struct stat ours;
+
+	if (stat(DEVICE, &ours) || !S_ISCHR(ours.st_mode))
+		return -ENOENT;
+	snprintf(path, sizeof(path), "/proc/%d/root" DEVICE, (int)c->cred.pid);
+	if (stat(path, st) || !S_ISCHR(st->st_mode) || st->st_rdev != ours.st_rdev)
+		return -ENOENT;
+	return 0;
+}
+
 int gate_hello(const struct conn *c, char *why, size_t n)
 {
 	struct stat st;
 
 	if (c->cred.uid == 0)
 		return 0;
-	if (stat(DEVICE, &st)) {
+	if (peer_device(c, &st)) {
 		snprintf(why, n, "only root may say hello: there is no %s to "
 			 "open to a group", DEVICE);
 		return -EPERM;

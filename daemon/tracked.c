@@ -125,6 +125,8 @@ struct tracked *tracked_new(struct server *srv, int uffd, uint64_t features,
 	cg__mm_init(&t->mm, uffd, features, pid, pagemap,
 		    uid == 0 ? srv->kpageflags_fd : -1);
 	t->mm.pfn_visible = uid == 0 && srv->kpageflags_fd >= 0;
+	/* A client's hello proves nothing of whose uffd it sent (lib/mm.c). */
+	t->mm.uffd_unproven = pid != 0;
 	t->mm.limits = srv->opt.limits;
 	t->mm.adopt = adopt;
 	t->mm.adopt_arg = t;

@@ -181,6 +181,29 @@ int cg__mm_register(struct cg__mm *mm, uint64_t addr, uint64_t len,
 	return cg__mm_register_as(mm, addr, len, CG_LEARN_REGISTER);
 }
 
+/*
+ * Register through the uffd, and while it is unproven check that pid's own
+ * VMA shows it (smaps "uw" appears): otherwise the uffd is another
+ * process's, whose memory the registration just touched.  Undo it there
+ * and refuse.  A VMA registered already proves nothing and is refused.
+ */
+static int register_proven(struct cg__mm *mm, uint64_t addr, uint64_t len)
+{
+	int ret;
+
+	if (mm->uffd_unproven && cg__vma_flag(mm->pid, addr, "uw") != 0)
+		return -EPERM;
+	ret = cg__mm_ioctl_register(mm, addr, len);
+	if (ret || !mm->uffd_unproven)
+		return ret;
+	if (cg__vma_flag(mm->pid, addr, "uw") != 1) {
+		cg__mm_ioctl_unregister(mm, addr, len);
+		return -EPERM;
+	}
+	mm->uffd_unproven = false;
+	return 0;
+}
+
 int cg__mm_register_as(struct cg__mm *mm, uint64_t addr, uint64_t len,
 		       enum cg__learn mode)
 {
@@ -204,7 +227,7 @@ int cg__mm_register_as(struct cg__mm *mm, uint64_t addr, uint64_t len,
 	r = cg__region_new(addr, len, kind.kind, kind.unit_shift);
 	if (!r)
 		return -ENOMEM;
-	ret = cg__mm_ioctl_register(mm, addr, len);
+	ret = register_proven(mm, addr, len);
 	if (ret)
 		goto err_free;
 	ret = cg__mm_insert(mm, r);

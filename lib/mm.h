@@ -45,6 +45,12 @@ struct cg__mm {
 	int kpageflags_fd;	/* -1 without root; not owned */
 	bool pfn_visible;	/* pagemap shows page frame numbers; set by owner */
 	bool has_scan;		/* PAGEMAP_SCAN works */
+	/*
+	 * The uffd may not be pid's own (a daemon took it from a client that
+	 * could have been handed another process's): until a registration
+	 * has shown up in pid's own VMAs, each is checked.  Set by the owner.
+	 */
+	bool uffd_unproven;
 	uint64_t features;
 	struct cg__limits limits;
 

@@ -195,9 +195,12 @@ if ! $cc -std=gnu11 -Wall -Wextra -Werror -o "$tmp/client" "$tmp/client.c" \
 	errs+=("client does not build: $(cat "$tmp/cc.log")")
 fi
 export LD_LIBRARY_PATH=$dest$prefix/lib
+# ldd's output first: grep -q stops reading at the match, and under
+# pipefail the SIGPIPE ldd then dies of would fail the check.
+libs=$(ldd "$tmp/client" 2>/dev/null || true)
 if [ -x "$tmp/client" ] &&
-   ! ldd "$tmp/client" 2>/dev/null | grep -q "libcowguard.so.0 => $dest$prefix/lib/"; then
-	errs+=("client does not run with the installed libcowguard.so.0: $(ldd "$tmp/client" | grep cowguard)")
+   ! grep -qF "libcowguard.so.0 => $dest$prefix/lib/" <<<"$libs"; then
+	errs+=("client does not run with the installed libcowguard.so.0: $(grep cowguard <<<"$libs")")
 fi
 if [ -x "$tmp/client" ]; then
 	out=$("$tmp/client" 2>&1)

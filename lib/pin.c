@@ -5,9 +5,12 @@
  * Before a range goes to a consumer, every page that may be shared is made
  * exclusive with its content kept and its write protection left in place,
  * so that a later write in this process reuses the page the consumer holds
- * instead of replacing it.  The unshare is a read-only FOLL_PIN
+ * instead of replacing it.  From 5.19 the unshare is a read-only FOLL_PIN
  * (process_vm_readv, see unshare.c): the kernel copies a page still shared
- * and reuses one we turn out to map alone.  A PMD-mapped THP still shared
+ * and reuses one we turn out to map alone.  What such a pin cannot unshare
+ * (the zero page; before 5.19, everything) is handed back to the client to
+ * write-fault (ask_write_unshare(), lib/write_unshare.c), unprotected
+ * first; before 5.19 pinned pages then stay unprotected while pinned.  A PMD-mapped THP still shared
  * is split, as the kernel's own unshare does: copying it whole would need
  * its range empty between zap and move, and a concurrent write there would
  * be lost.  Measured (bench/unshare, 64 MiB, child alive, 2026-11-25):

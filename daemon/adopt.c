@@ -139,10 +139,11 @@ static void restore_unit(struct tracked *t, const struct unit *u)
  * already has every mode asked for, so registering for write protection
  * alone over a range also registered for missing faults changes nothing.
  */
-static bool vma_flips(struct tracked *t, pid_t pid, const struct unit *u)
+static bool vma_flips(struct tracked *t, pid_t pid, int smaps,
+		      const struct unit *u)
 {
 	int ret = cg__uffd_unregister(t->mm.uffd, u->addr, u->len);
-	bool seen = !ret && cg__vma_flag(pid, u->addr, "uw") == 0;
+	bool seen = !ret && cg__vma_flag(smaps, u->addr, "uw") == 0;
 
 	if (!ret && cg__uffd_register(t->mm.uffd, u->addr, u->len))
 		log_err("pid %d: a candidate uffd could not register "
@@ -175,17 +176,21 @@ static size_t candidates(struct server *srv, pid_t parent, uid_t uid,
 static struct tracked *prove(struct tracked **v, size_t n, pid_t pid,
 			     bool *tried)
 {
+	struct tracked *found = NULL;
+	int smaps = cg__smaps_open(pid);
 	struct unit u;
 
 	*tried = false;
-	for (size_t i = 0; i < n; i++) {
-		if (!first_unit(v[i], &u) || cg__vma_flag(pid, u.addr, "uw") != 1)
+	for (size_t i = 0; i < n && !found; i++) {
+		if (!first_unit(v[i], &u) || cg__vma_flag(smaps, u.addr, "uw") != 1)
 			continue;
 		*tried = true;
-		if (vma_flips(v[i], pid, &u))
-			return v[i];
+		if (vma_flips(v[i], pid, smaps, &u))
+			found = v[i];
 	}
-	return NULL;
+	if (smaps >= 0)
+		close(smaps);
+	return found;
 }
 
 int adopt_claim(struct conn *c, pid_t parent, struct tracked **out)

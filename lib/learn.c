@@ -87,7 +87,7 @@ static bool hugetlb_none_shared(const struct cg__mm *mm,
 {
 	struct cg__vma_kind k;
 
-	return !cg__vma_probe(mm->pid, r->start, r->len, &k) &&
+	return !cg__vma_probe(mm->smaps_fd, r->start, r->len, &k) &&
 	       !k.shared_hugetlb_kb;
 }
 

@@ -25,7 +25,7 @@ int cg__mm_init(struct cg__mm *mm, int uffd, uint64_t features, pid_t pid,
 	 */
 	cg__kernel_probe();
 	mm->kpageflags_fd = cg__kernel_read_pin_unshares() ? kpageflags_fd : -1;
-	mm->pagemap_fd = -1;
+	mm->pagemap_fd = mm->smaps_fd = -1;
 	cg__mm_set_process(mm, pid, pagemap_fd);
 	return 0;
 }
@@ -34,8 +34,16 @@ void cg__mm_set_process(struct cg__mm *mm, pid_t pid, int pagemap_fd)
 {
 	if (mm->pagemap_fd >= 0)
 		close(mm->pagemap_fd);
+	if (mm->smaps_fd >= 0)
+		close(mm->smaps_fd);
 	mm->pid = pid;
 	mm->pagemap_fd = pagemap_fd;
+	/*
+	 * Opened now, with pagemap: both stay on this address space, so an
+	 * exec by the process (a set-user-ID program, say) ends them rather
+	 * than aiming us at the new image.  pid 0: an unnamed child.
+	 */
+	mm->smaps_fd = pid ? cg__smaps_open(pid) : -1;
 	mm->has_scan = pagemap_fd >= 0 && cg__pagemap_scan_works(pagemap_fd);
 }
 
@@ -51,11 +59,13 @@ void cg__mm_destroy(struct cg__mm *mm)
 	free(mm->backlog);
 	if (mm->pagemap_fd >= 0)
 		close(mm->pagemap_fd);
+	if (mm->smaps_fd >= 0)
+		close(mm->smaps_fd);
 	/* Closing the last reference wakes every blocked fault. */
 	if (mm->uffd >= 0)
 		close(mm->uffd);
 	memset(mm, 0, sizeof(*mm));
-	mm->uffd = mm->pagemap_fd = mm->kpageflags_fd = -1;
+	mm->uffd = mm->pagemap_fd = mm->smaps_fd = mm->kpageflags_fd = -1;
 }
 
 /* Index of the first region ending after addr. */
@@ -191,12 +201,12 @@ static int register_proven(struct cg__mm *mm, uint64_t addr, uint64_t len)
 {
 	int ret;
 
-	if (mm->uffd_unproven && cg__vma_flag(mm->pid, addr, "uw") != 0)
+	if (mm->uffd_unproven && cg__vma_flag(mm->smaps_fd, addr, "uw") != 0)
 		return -EPERM;
 	ret = cg__mm_ioctl_register(mm, addr, len);
 	if (ret || !mm->uffd_unproven)
 		return ret;
-	if (cg__vma_flag(mm->pid, addr, "uw") != 1) {
+	if (cg__vma_flag(mm->smaps_fd, addr, "uw") != 1) {
 		cg__mm_ioctl_unregister(mm, addr, len);
 		return -EPERM;
 	}
@@ -214,7 +224,7 @@ int cg__mm_register_as(struct cg__mm *mm, uint64_t addr, uint64_t len,
 	ret = check_range(mm, addr, len);
 	if (ret)
 		return ret;
-	ret = cg__vma_probe(mm->pid, addr, len, &kind);
+	ret = cg__vma_probe(mm->smaps_fd, addr, len, &kind);
 	if (ret)
 		return ret;
 	/*

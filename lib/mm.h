@@ -42,6 +42,7 @@ struct cg__mm {
 	int uffd;
 	pid_t pid;		/* 0 while unknown (an adopted child) */
 	int pagemap_fd;		/* -1 while unknown; owned */
+	int smaps_fd;		/* the same process's smaps; owned */
 	int kpageflags_fd;	/* -1 without root; not owned */
 	bool pfn_visible;	/* pagemap shows page frame numbers; set by owner */
 	bool has_scan;		/* PAGEMAP_SCAN works */

@@ -26,19 +26,25 @@ static int proc_open(pid_t pid, const char *what, int flags)
 }
 
 /* /proc/PID/smaps as a stream, or NULL and *err. */
-static FILE *smaps_open(pid_t pid, int *err)
+int cg__smaps_open(pid_t pid)
 {
-	int fd = proc_open(pid, "smaps", O_RDONLY);
+	return proc_open(pid, "smaps", O_RDONLY);
+}
+
+/* A stream over smaps_fd from its start (a copy: fclose leaves ours). */
+static FILE *smaps_rewind(int smaps_fd, int *err)
+{
+	int fd = smaps_fd < 0 ? -1 : dup(smaps_fd);
 	FILE *f;
 
 	if (fd < 0) {
-		*err = fd;
+		*err = -ESRCH;
 		return NULL;
 	}
-	f = fdopen(fd, "re");
-	if (!f) {
+	if (lseek(fd, 0, SEEK_SET) || !(f = fdopen(fd, "re"))) {
 		close(fd);
-		*err = -ENOMEM;
+		*err = -ESRCH;
+		return NULL;
 	}
 	return f;
 }
@@ -128,20 +134,21 @@ static void vma_flags(struct vma *v, const char *flags)
 	v->nh = strstr(flags, " nh") != NULL;
 }
 
-int cg__vma_probe(pid_t pid, uint64_t addr, uint64_t len,
+int cg__vma_probe(int smaps_fd, uint64_t addr, uint64_t len,
 		  struct cg__vma_kind *out)
 {
 	uint64_t next = addr;
-	bool seen = false;
+	bool seen = false, any = false;
 	struct vma v = { 0 };
 	char line[512];
 	int ret = 0;
 	FILE *f;
 
-	f = smaps_open(pid, &ret);
+	f = smaps_rewind(smaps_fd, &ret);
 	if (!f)
 		return ret;
 	while (!ret && next < addr + len && fgets(line, sizeof(line), f)) {
+		any = true;
 		if (strncmp(line, "KernelPageSize:", 15) == 0) {
 			sscanf(line + 15, "%u", &v.page_kb);
 		} else if (strncmp(line, "Shared_Hugetlb:", 15) == 0) {
@@ -156,12 +163,15 @@ int cg__vma_probe(pid_t pid, uint64_t addr, uint64_t len,
 		}
 	}
 	fclose(f);
+	/* Nothing at all: the mm it was opened on is gone (exit, exec). */
+	if (!any)
+		return -ESRCH;
 	if (!ret && next < addr + len)
 		ret = -ENOMEM;
 	return ret;
 }
 
-int cg__vma_flag(pid_t pid, uint64_t addr, const char *flag)
+int cg__vma_flag(int smaps_fd, uint64_t addr, const char *flag)
 {
 	struct vma v = { 0 };
 	char line[512], want[8];
@@ -169,11 +179,13 @@ int cg__vma_flag(pid_t pid, uint64_t addr, const char *flag)
 	FILE *f;
 
 	snprintf(want, sizeof(want), " %.2s", flag);
-	f = smaps_open(pid, &ret);
+	f = smaps_rewind(smaps_fd, &ret);
 	if (!f)
 		return ret;
-	ret = -ENOENT;
+	ret = -ESRCH;	/* until a line shows the mm is still there */
 	while (fgets(line, sizeof(line), f)) {
+		if (ret == -ESRCH)
+			ret = -ENOENT;
 		if (strncmp(line, "VmFlags:", 8) == 0 && addr >= v.start &&
 		    addr < v.end) {
 			ret = strstr(line + 7, want) != NULL;

@@ -18,19 +18,28 @@ struct cg__vma_kind {
 };
 
 /*
- * Classify [addr, addr+len) of process pid (0 = self) from its smaps.
- * Returns 0, -ENOMEM (a hole), -EINVAL (not private anonymous, or VMAs of
- * different kinds), or the error of opening smaps.
+ * /proc/PID/smaps (0 = self), opened: an fd or -errno.  Like pagemap, the
+ * fd stays on the address space it was opened on: once the process execs
+ * or exits it reads nothing, and the functions below return -ESRCH, so a
+ * pid that now names another program is never read by mistake.
  */
-int cg__vma_probe(pid_t pid, uint64_t addr, uint64_t len,
+int cg__smaps_open(pid_t pid);
+
+/*
+ * Classify [addr, addr+len) from smaps_fd (cg__smaps_open()).  Returns 0,
+ * -ENOMEM (a hole), -EINVAL (not private anonymous, or VMAs of different
+ * kinds), -ESRCH (that address space is gone).
+ */
+int cg__vma_probe(int smaps_fd, uint64_t addr, uint64_t len,
 		  struct cg__vma_kind *out);
 
 /*
- * Whether the VMA of pid containing addr has the two-letter VmFlags flag
+ * Whether the VMA containing addr has the two-letter VmFlags flag
  * of /proc/PID/smaps (e.g. "uw": registered for userfaultfd write
- * protection): 1 or 0, -ENOENT when no VMA contains addr, or -errno.
+ * protection), from smaps_fd: 1 or 0, -ENOENT when no VMA contains addr,
+ * -ESRCH when the address space is gone.
  */
-int cg__vma_flag(pid_t pid, uint64_t addr, const char *flag);
+int cg__vma_flag(int smaps_fd, uint64_t addr, const char *flag);
 
 /*
  * Huge pages of 1 << shift bytes that an unreservered allocation (a COW

@@ -7,12 +7,27 @@
  * so the handler thread can do this itself without deadlocking.
  */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "mm_internal.h"
 
 #define BATCH 256
+
+/*
+ * Whether pid still runs the address space we track: our pagemap fd stays
+ * on it and reads nothing once the process has exec'd or exited, where
+ * process_vm_readv(pid) would read the new program.
+ */
+static bool same_process(const struct cg__mm *mm)
+{
+	uint64_t pme;
+
+	return mm->pagemap_fd >= 0 &&
+	       pread(mm->pagemap_fd, &pme, sizeof(pme), 0) == sizeof(pme);
+}
 
 int cg__unshare(struct cg__mm *mm, const uint64_t *addrs, size_t n)
 {
@@ -24,7 +39,7 @@ int cg__unshare(struct cg__mm *mm, const uint64_t *addrs, size_t n)
 	 * own memory there fails (EFAULT) and its fault would never be woken.
 	 * Its write will break COW itself once the fault is resolved.
 	 */
-	if (!pid)
+	if (!pid || !same_process(mm))
 		return -ESRCH;
 	while (n) {
 		size_t k = n < BATCH ? n : BATCH;

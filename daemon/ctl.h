@@ -78,7 +78,9 @@ extern const char *const ctl_feature_names[];
 	X(pin_violations, counter, "Unpins that found a page replaced.")      \
 	X(unshare_copies, counter, "Pages a pin had copied to unshare.")      \
 	X(unshare_reuses, counter,                                            \
-	  "Maybe-shared pages a pin found the client's alone.")
+	  "Maybe-shared pages a pin found the client's alone.")               \
+	X(unshare_writes, counter,                                            \
+	  "Pages a pin had the client unshare by a write fault.")
 
 const char *ctl_kind_name(uint32_t kind, bool json);
 const char *ctl_truth_name(enum cg_truth truth);

@@ -40,6 +40,7 @@
 
 #include "compat.h"
 #include "kernel.h"
+#include "procfs.h"
 #include "uffd.h"
 
 /* The probe child's exit status: PROBE_DONE with what it saw, or not. */
@@ -70,17 +71,14 @@ static int wait_raw(pid_t pid)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static uint64_t pagemap_entry(const void *addr)
+/* Our own pagemap entry of addr (pagemap opened once, by the caller). */
+static uint64_t pagemap_entry(int pagemap, const volatile void *addr)
 {
 	uint64_t pme = 0;
-	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0)
+	if (pagemap < 0 ||
+	    cg__pagemap_read(pagemap, (uintptr_t)addr, 1, &pme))
 		return 0;
-	if (pread(fd, &pme, sizeof(pme),
-		  (off_t)((uintptr_t)addr / 4096 * sizeof(pme))) != sizeof(pme))
-		pme = 0;
-	close(fd);
 	return pme;
 }
 
@@ -89,7 +87,7 @@ static uint64_t pagemap_entry(const void *addr)
  * of our own (5.10 never sets bit 57).  A process that may not create a
  * uffd learns nothing: false, which only makes the engine more careful.
  */
-static bool uffd_wp_visible(volatile char *page)
+static bool uffd_wp_visible(int pagemap, volatile char *page)
 {
 	struct uffdio_api api = { .api = UFFD_API,
 				  .features = UFFD_FEATURE_PAGEFAULT_FLAG_WP };
@@ -106,7 +104,7 @@ static bool uffd_wp_visible(volatile char *page)
 	seen = !ioctl(fd, UFFDIO_API, &api) &&
 	       !ioctl(fd, UFFDIO_REGISTER, &reg) &&
 	       !ioctl(fd, UFFDIO_WRITEPROTECT, &wp) &&
-	       (pagemap_entry((const void *)page) & PM_UFFD_WP);
+	       (pagemap_entry(pagemap, page) & PM_UFFD_WP);
 	/* Closing it unregisters the page; its bit no longer matters. */
 	close(fd);
 	return seen;
@@ -119,14 +117,16 @@ static int probe_child(void)
 				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	char byte;
 	struct iovec local = { &byte, 1 }, remote;
+	/* Opened by name: no snprintf in a child of a raw clone. */
+	int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	int go[2], verdict = PROBE_DONE;
 	uint64_t pme;
 	pid_t holder;
 
-	if (page == MAP_FAILED || pipe(go))
+	if (page == MAP_FAILED || pagemap < 0 || pipe(go))
 		return PROBE_FAILED;
 	page[0] = 1;
-	if (uffd_wp_visible(page))
+	if (uffd_wp_visible(pagemap, page))
 		verdict |= PROBE_WP_VISIBLE;
 	holder = raw_fork();
 	if (holder == 0) {
@@ -140,11 +140,11 @@ static int probe_child(void)
 	if (holder < 0)
 		return PROBE_FAILED;
 	remote = (struct iovec){ (void *)page, 1 };
-	pme = pagemap_entry((const void *)page);
+	pme = pagemap_entry(pagemap, page);
 	/* Shared right after fork, or the probe proves nothing. */
 	if ((pme & PM_PRESENT) && !(pme & PM_MMAP_EXCLUSIVE) &&
 	    process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == 1) {
-		pme = pagemap_entry((const void *)page);
+		pme = pagemap_entry(pagemap, page);
 		if (pme & PM_MMAP_EXCLUSIVE)
 			verdict |= PROBE_UNSHARES;
 	} else {

@@ -113,6 +113,13 @@ static int vma_fold(const struct vma *v, uint64_t addr, uint64_t len,
 	return 0;
 }
 
+/* A VMA's first line in smaps: keys are capitalised, addresses not. */
+static bool vma_header_line(const char *line)
+{
+	return (line[0] >= '0' && line[0] <= '9') ||
+	       (line[0] >= 'a' && line[0] <= 'f');
+}
+
 static void vma_header(struct vma *v, const char *line)
 {
 	char perms[8] = "";
@@ -156,9 +163,7 @@ int cg__vma_probe(int smaps_fd, uint64_t addr, uint64_t len,
 		} else if (strncmp(line, "VmFlags:", 8) == 0) {
 			vma_flags(&v, line + 8);
 			ret = vma_fold(&v, addr, len, &next, &seen, out);
-		} else if ((line[0] >= '0' && line[0] <= '9') ||
-			   (line[0] >= 'a' && line[0] <= 'f')) {
-			/* A VMA header: keys are capitalised, addresses not. */
+		} else if (vma_header_line(line)) {
 			vma_header(&v, line);
 		}
 	}
@@ -191,8 +196,7 @@ int cg__vma_flag(int smaps_fd, uint64_t addr, const char *flag)
 			ret = strstr(line + 7, want) != NULL;
 			break;
 		}
-		if ((line[0] >= '0' && line[0] <= '9') ||
-		    (line[0] >= 'a' && line[0] <= 'f'))
+		if (vma_header_line(line))
 			vma_header(&v, line);
 	}
 	fclose(f);

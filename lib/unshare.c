@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "mm_internal.h"
+#include "procfs.h"
 
 #define BATCH 256
 
@@ -25,8 +26,7 @@ static bool same_process(const struct cg__mm *mm)
 {
 	uint64_t pme;
 
-	return mm->pagemap_fd >= 0 &&
-	       pread(mm->pagemap_fd, &pme, sizeof(pme), 0) == sizeof(pme);
+	return mm->pagemap_fd >= 0 && !cg__pagemap_read(mm->pagemap_fd, 0, 1, &pme);
 }
 
 int cg__unshare(struct cg__mm *mm, const uint64_t *addrs, size_t n)

@@ -593,6 +593,23 @@ void h_assert_states(struct cg *cg, const struct cg_page_info *was,
 	}
 }
 
+int h_log_lines(const char *socket_path, const char *text)
+{
+	char log[256], *line = NULL;
+	size_t cap = 0;
+	int n = 0;
+	FILE *f;
+
+	snprintf(log, sizeof(log), "%s.log", socket_path);
+	f = fopen(log, "re");
+	ck_assert(f != NULL);
+	while (getline(&line, &cap, f) > 0)
+		n += strstr(line, text) != NULL;
+	free(line);
+	fclose(f);
+	return n;
+}
+
 void h_timeout(TCase *tc, double seconds)
 {
 	/* Check scales this by CK_TIMEOUT_MULTIPLIER itself. */

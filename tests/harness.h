@@ -256,6 +256,12 @@ void h_run_cmd(struct h_run *r, const char *fmt, ...)
 const char *h_ctl_path(void);
 bool h_have_python(void);
 
+/*
+ * How many lines of the log of the daemon at socket_path (its
+ * "<socket>.log", as h_daemon_start() writes it) contain text.
+ */
+int h_log_lines(const char *socket_path, const char *text);
+
 /* Per-TCase timeout, scaled by CK_TIMEOUT_MULTIPLIER like Check's own. */
 void h_timeout(TCase *tc, double seconds);
 

@@ -117,24 +117,6 @@ static void root_still_connects(const char *path)
 	cg__client_close(&c);
 }
 
-/* How many lines of the daemon's log hold text. */
-static int log_lines(const char *path, const char *text)
-{
-	char log[256], *line = NULL;
-	size_t cap = 0;
-	int n = 0;
-	FILE *f;
-
-	snprintf(log, sizeof(log), "%s.log", path);
-	f = fopen(log, "re");
-	ck_assert(f != NULL);
-	while (getline(&line, &cap, f) > 0)
-		n += strstr(line, text) != NULL;
-	free(line);
-	fclose(f);
-	return n;
-}
-
 static bool own_root_daemon(void)
 {
 	return h_have_root("becomes nobody in a child") &&
@@ -161,10 +143,10 @@ START_TEST(a_user_over_its_connection_bound_is_refused_and_root_still_connects)
 	ck_assert_int_eq(u.r.refusals, REFUSALS);
 	root_still_connects(path);
 	user_end(&u);
-	ck_assert_int_ge(log_lines(path, "refusing a connection: uid 65534 has "
-				   "4 already"), 1);
+	ck_assert_int_ge(h_log_lines(path, "refusing a connection: uid 65534 has "
+				     "4 already"), 1);
 	/* A flood of refusals is a line or two, not hundreds. */
-	ck_assert_int_le(log_lines(path, "refusing a connection"), 3);
+	ck_assert_int_le(h_log_lines(path, "refusing a connection"), 3);
 	ck_assert_int_eq(h_daemon_stop(d), 0);
 }
 END_TEST
@@ -189,7 +171,7 @@ START_TEST(the_last_slots_are_kept_for_root)
 		      u.r.refusal, cg_strerror(u.r.refusal));
 	root_still_connects(path);
 	user_end(&u);
-	ck_assert_int_ge(log_lines(path, "slots are root's"), 1);
+	ck_assert_int_ge(h_log_lines(path, "slots are root's"), 1);
 	ck_assert_int_eq(h_daemon_stop(d), 0);
 }
 END_TEST

@@ -110,22 +110,6 @@ static long cpu_ms(pid_t pid)
 	return (long)((utime + stime) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK));
 }
 
-static int log_lines(const char *path, const char *text)
-{
-	char log[256], *line = NULL;
-	size_t cap = 0;
-	int n = 0;
-	FILE *f;
-
-	snprintf(log, sizeof(log), "%s.log", path);
-	f = fopen(log, "re");
-	ck_assert(f != NULL);
-	while (getline(&line, &cap, f) > 0)
-		n += strstr(line, text) != NULL;
-	free(line);
-	fclose(f);
-	return n;
-}
 
 /* A client registers, writes and queries: the daemon serves again. */
 static bool served(const char *path)
@@ -171,7 +155,7 @@ START_TEST(a_daemon_out_of_fds_stays_idle_and_serves_again_after)
 	used = cpu_ms(d) - before;
 	printf("out of fds: the daemon used %ld ms of CPU in 1 s\n", used);
 	fflush(stdout);
-	said = log_lines(path, "out of file descriptors");
+	said = h_log_lines(path, "out of file descriptors");
 	for (int i = 0; i < n; i++)
 		close(socks[i]);
 	for (int ms = 0; !ok && ms < 3000; ms += 100) {

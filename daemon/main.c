@@ -142,13 +142,13 @@ static int parse_args(int argc, char **argv, struct options *opt)
 }
 
 /*
- * Every client costs a socket, a uffd and a pagemap fd, and each of its
- * unnamed children a uffd; a few more are the daemon's own.  Short of
+ * Every client costs a socket, a uffd, a pagemap and an smaps fd, and
+ * each of its unnamed children a uffd; a few more are the daemon's own.  Short of
  * that, a busy daemon would refuse work with EMFILE: say so at start.
  */
 static void raise_nofile(const struct options *opt)
 {
-	uint64_t need = (uint64_t)opt->max_conns * (3 + opt->max_children) + 32;
+	uint64_t need = (uint64_t)opt->max_conns * (4 + opt->max_children) + 32;
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl))

@@ -610,6 +610,18 @@ int h_log_lines(const char *socket_path, const char *text)
 	return n;
 }
 
+bool h_fork_safe_allocator(const char *what)
+{
+#ifdef __SANITIZE_ADDRESS__
+	h_skip("%s: AddressSanitizer's allocator is not fork-safe with another "
+	       "thread allocating (GCC 12); the lanes without it run this", what);
+	return false;
+#else
+	(void)what;
+	return true;
+#endif
+}
+
 void h_timeout(TCase *tc, double seconds)
 {
 	/* Check scales this by CK_TIMEOUT_MULTIPLIER itself. */

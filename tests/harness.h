@@ -262,6 +262,16 @@ bool h_have_python(void);
  */
 int h_log_lines(const char *socket_path, const char *text);
 
+/*
+ * Whether fork() is safe here while another thread of ours may be inside
+ * the allocator: the embedded handler thread is.  glibc's malloc is; GCC
+ * 12's AddressSanitizer is not (it takes no allocator lock around fork, and
+ * a child can inherit it locked and hang: seen under gdb, the child's
+ * handler thread waiting in calloc, about 1 run in 10).  Returns true, or
+ * prints "SKIP: what: ..." and returns false; the other lanes run it.
+ */
+bool h_fork_safe_allocator(const char *what);
+
 /* Per-TCase timeout, scaled by CK_TIMEOUT_MULTIPLIER like Check's own. */
 void h_timeout(TCase *tc, double seconds);
 

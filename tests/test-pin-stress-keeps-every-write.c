@@ -190,7 +190,9 @@ START_TEST(writes_racing_pins_and_forks_all_land)
 	struct cg *cg;
 
 	ck_assert_ptr_nonnull(w);
-	if (!p)
+	if (!p || (_i / 2 == H_EMBEDDED &&
+		   !h_fork_safe_allocator("embedded: forks while the handler "
+					  "thread runs")))
 		goto out_free;
 	printf("stress %s %s: seed %#llx\n", h_mode_name(_i / 2),
 	       h_kind_name(kind), (unsigned long long)seed);

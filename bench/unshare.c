@@ -20,6 +20,10 @@
  *   cg-dmn    the same through cowguardd at $COWGUARD_SOCKET
  *   cg-emb-x  cg_pin(CG_PIN_RO) of a range already exclusive (registered,
  *   cg-dmn-x  no fork): the cost of finding there is nothing to do
+ *   cg-write-emb  no pin: the same writes as "write" to the registered
+ *   cg-write-dmn  range, each a write-protect fault that cowguard resolves
+ *             by unsharing the page first (through cowguardd, a hand-off
+ *             to its reader process, lib/touch.c)
  *   move      THP only, a reference line, no cowguard: each 2 MiB copied
  *             into a scratch THP allocated inside the timing, the shared
  *             one MADV_DONTNEED'd, the copy moved in with UFFDIO_MOVE
@@ -232,7 +236,7 @@ static int run_move(struct pass *ps)
 
 enum {
 	M_WRITE, M_POPULATE, M_READPIN, M_ADDZERO, M_ODIRECT, M_ODIRECT_X, M_CG_EMB, M_CG_DMN,
-	M_CG_EMB_X, M_CG_DMN_X, M_MOVE, N_METHODS
+	M_CG_EMB_X, M_CG_DMN_X, M_CG_WRITE_EMB, M_CG_WRITE_DMN, M_MOVE, N_METHODS
 };
 
 #define ALL_KINDS ((1u << K_4K) | (1u << K_THP) | (1u << K_HUGETLB))
@@ -258,6 +262,10 @@ static const struct method methods[N_METHODS] = {
 			 false, CG_MODE_EMBEDDED, run_cg_pin },
 	[M_CG_DMN_X] = { "cg-dmn-x", "cg_pin RO exclusive, daemon", ALL_KINDS,
 			 false, CG_MODE_DAEMON, run_cg_pin },
+	[M_CG_WRITE_EMB] = { "cg-write-emb", "write faults via cowguard, embedded",
+			     ALL_KINDS, true, CG_MODE_EMBEDDED, run_write },
+	[M_CG_WRITE_DMN] = { "cg-write-dmn", "write faults via cowguard, daemon",
+			     ALL_KINDS, true, CG_MODE_DAEMON, run_write },
 	[M_MOVE] = { "move", "copy whole + UFFDIO_MOVE", 1u << K_THP, true, -1,
 		     run_move },
 };

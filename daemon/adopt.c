@@ -27,6 +27,12 @@
  * newest first, so such old children come last.  Without a region, or
  * with other threads, there is no proof, and no claim is accepted: a
  * wrong uffd would aim the daemon at a process the client need not be.
+ *
+ * The parent a child names is a pid of the child's own pid namespace (a
+ * client in a container knows no other), never read as one of ours: it is
+ * the client bound (lib/process.c) as that pid of that namespace.  What is
+ * read of the child by pid (/proc/PID/stat, smaps, pagemap) counts only if
+ * the child is still the process bound at connect afterwards.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -239,4 +245,76 @@ int adopt_claim(struct conn *c, pid_t parent, struct tracked **out)
 	conn_log(4, c, "refused as a child of %d (its parent is %d): %s, and "
 		 "no adopted uffd is proven its own", (int)parent, (int)ppid, why);
 	return ppid == parent ? -ESRCH : -EPERM;
+}
+
+/*
+ * Which client the child's parent is, in our pid namespace: the one bound
+ * as pid claim of the child's own namespace.  A parent that exited since
+ * the fork is still found while its connection lives (the child may hold
+ * it).  Newest first: a pid reused in that namespace names the later one.
+ */
+static int named_parent(const struct conn *c, int64_t claim, pid_t *parent)
+{
+	if (claim <= 0 || claim > INT32_MAX) {
+		conn_log(4, c, "refused as a child: no parent named (%lld)",
+			 (long long)claim);
+		return -ESRCH;
+	}
+	for (const struct tracked *t = c->srv->tracked; t; t = t->next)
+		if (t->mm.pid && !t->closing && t->mm.proc.pidfd >= 0 &&
+		    t->mm.proc.pidns == c->proc.pidns &&
+		    t->mm.proc.ns_pid == (pid_t)claim) {
+			*parent = t->mm.pid;
+			return 0;
+		}
+	conn_log(4, c, "refused as a child of %lld: no client is that pid in "
+		 "its pid namespace (%lld is %d there)", (long long)claim,
+		 (long long)claim, (int)c->proc.ns_pid);
+	return -ESRCH;
+}
+
+/* Give t to c: its process, its pagemap (taken), its connection. */
+static void name_child(struct conn *c, struct tracked *t, int pagemap)
+{
+	cg__mm_set_process(&t->mm, c->cred.pid, pagemap);
+	cg__proc_move(&t->mm.proc, &c->proc);
+	t->mm.pfn_visible = c->cred.uid == 0 && c->srv->kpageflags_fd >= 0;
+	/* parent_pid stays: STATUS reports whom a named child came from. */
+	t->conn = c;
+	c->tracked = t;
+	c->kind = CONN_APP;
+}
+
+int adopt_child_hello(struct conn *c, int64_t claim)
+{
+	struct tracked *t;
+	pid_t parent;
+	int pagemap, ret;
+
+	ret = named_parent(c, claim, &parent);
+	if (ret)
+		return ret;
+	pagemap = open_pagemap_privileged(c->cred.pid);
+	if (pagemap < 0) {
+		conn_log(4, c, "refused as a child of %d: its pagemap: %s",
+			 (int)parent, cg_strerror(pagemap));
+		return pagemap;
+	}
+	ret = adopt_claim(c, parent, &t);
+	/* What adopt_claim() read by pid was the child's only if it still is. */
+	if (!ret) {
+		ret = cg__proc_check(&c->proc, pagemap);
+		if (ret)
+			conn_log(4, c, "refused as a child of %d: it exited, "
+				 "exec'd or changed its owner meanwhile (%s)",
+				 (int)parent, cg_strerror(ret));
+	}
+	if (ret) {
+		close(pagemap);
+		return ret;
+	}
+	name_child(c, t, pagemap);
+	conn_log(7, c, "named as a child of %d (%lld in its pid namespace)",
+		 (int)parent, (long long)claim);
+	return 0;
 }

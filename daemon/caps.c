@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Capabilities.  cowguardd starts as root and keeps only:
+ * Capabilities and the user cowguardd runs as.  It keeps only:
  *  - CAP_SYS_PTRACE (effective): read /proc/PID/{pagemap,smaps} of clients
  *    of other users, process_vm_readv into them to unshare pages, and
  *    negotiate UFFD_FEATURE_EVENT_FORK on a client's uffd.
@@ -10,9 +10,16 @@
  *    client's pagemap, so that it shows page frame numbers to the audit.
  *    The numbers never leave the daemon.
  * Everything else is dropped from every set and the bounding set.
+ *
+ * Under systemd it starts as the user cowguard with these three as ambient
+ * capabilities (cowguardd.service), and only trims them.  Started as root
+ * by hand, --user NAME makes it that user once its socket is made: a uid 0
+ * that keeps CAP_SYS_PTRACE still owns every root file and may signal every
+ * process, which a service user does not.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdio.h>
 #include <sys/capability.h>
 #include <sys/prctl.h>
@@ -33,16 +40,24 @@ static bool kept(cap_value_t v)
 	return false;
 }
 
-int caps_drop(void)
+/* Under systemd the bounding set may be trimmed already. */
+static int drop_bound(void)
 {
-	cap_t caps;
-	int ret = 0;
-
-	/* Under systemd the bounding set may be trimmed already. */
 	for (cap_value_t v = 0; v <= CAP_LAST_CAP; v++)
 		if (!kept(v) && cap_get_bound(v) > 0 && cap_drop_bound(v))
 			return -errno;
-	caps = cap_init();
+	return 0;
+}
+
+/*
+ * Exactly our three, none inheritable: clearing the inheritable set also
+ * clears the ambient one, which is only how systemd handed them to us.
+ */
+static int keep_only_ours(void)
+{
+	cap_t caps = cap_init();
+	int ret = 0;
+
 	if (!caps)
 		return -errno;
 	if (cap_set_flag(caps, CAP_PERMITTED, 3, permitted, CAP_SET) ||
@@ -52,6 +67,60 @@ int caps_drop(void)
 	cap_free(caps);
 	if (!ret && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 		ret = -errno;
+	return ret;
+}
+
+int caps_drop(void)
+{
+	int ret = drop_bound();
+
+	return ret ? ret : keep_only_ours();
+}
+
+/*
+ * Leave uid 0 for uid/gid with no supplementary group.  PR_SET_KEEPCAPS
+ * keeps the permitted set across setresuid(), which otherwise empties it
+ * (the effective set is emptied either way: keep_only_ours() raises it).
+ */
+static int become(uid_t uid, gid_t gid)
+{
+	int ret = 0;
+
+	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0))
+		return -errno;
+	if (setgroups(0, NULL) || setresgid(gid, gid, gid) ||
+	    setresuid(uid, uid, uid))
+		ret = -errno;
+	prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+	return ret;
+}
+
+/* Whether every id is the one asked for and uid 0 cannot come back. */
+static bool became(uid_t uid, gid_t gid)
+{
+	uid_t r, e, s;
+	gid_t rg, eg, sg;
+
+	if (getresuid(&r, &e, &s) || getresgid(&rg, &eg, &sg) ||
+	    getgroups(0, NULL) != 0)
+		return false;
+	if (r != uid || e != uid || s != uid || rg != gid || eg != gid ||
+	    sg != gid)
+		return false;
+	return setresuid(0, 0, 0) != 0;
+}
+
+int caps_become(uid_t uid, gid_t gid)
+{
+	/* The bounding set first: trimming it needs CAP_SETPCAP, which goes. */
+	int ret = drop_bound();
+
+	if (!ret)
+		ret = become(uid, gid);
+	if (!ret)
+		ret = keep_only_ours();
+	if (!ret && !became(uid, gid))
+		ret = -EPERM;
 	return ret;
 }
 

@@ -51,6 +51,7 @@ static void on_handle_closed(uv_handle_t *h)
 	if (--c->open_handles)
 		return;
 	close(c->sock);
+	cg__proc_release(&c->proc);
 	free(c->out.pkts);
 	free(c->parked.reqs);
 	free(c);
@@ -408,13 +409,31 @@ static void refused(struct server *srv, const char *why)
 		log_warn("refusing a connection: %s", why);
 }
 
+/*
+ * A client is a process, not a pid: bind the connection to its peer's
+ * process now, as near to its connect() as we can (lib/process.c), before
+ * its pid can be anyone else's.  A peer gone already, or whose pid is not
+ * in our namespace (0), is nobody to serve.
+ */
+static int bind_peer(struct conn *c)
+{
+	int ret = cg__proc_bind(&c->proc, c->sock, c->cred.pid);
+
+	if (ret)
+		log_debug("pid %d uid %u: dropped at connect: its process: %s",
+			  (int)c->cred.pid, (unsigned)c->cred.uid, cg_strerror(ret));
+	return ret;
+}
+
 static int conn_init(struct conn *c, struct server *srv, int sock)
 {
 	socklen_t len = sizeof(c->cred);
 	char why[128];
+	int ret;
 
 	c->sock = sock;
 	c->srv = srv;
+	cg__proc_init(&c->proc);
 	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &c->cred, &len))
 		return -errno;
 	c->refusal = admit(srv, &c->cred, why, sizeof(why));
@@ -423,6 +442,9 @@ static int conn_init(struct conn *c, struct server *srv, int sock)
 	/* Past the few we keep to tell why, a refused one just goes. */
 	if (c->refusal && srv->nrefusing >= REFUSING_MAX)
 		return c->refusal;
+	ret = c->refusal ? 0 : bind_peer(c);
+	if (ret)
+		return ret;
 	if (uv_poll_init(srv->loop, &c->poll, sock))
 		return -ENOMEM;
 	c->kind = c->refusal ? CONN_REFUSED : CONN_NEW;
@@ -434,15 +456,19 @@ static int conn_init(struct conn *c, struct server *srv, int sock)
 	return 0;
 }
 
-static void conn_new(struct server *srv, int sock)
+/* Returns 0, or why the connection was closed at once. */
+static int conn_new(struct server *srv, int sock)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	unsigned wait;
+	int ret = c ? conn_init(c, srv, sock) : -ENOMEM;
 
-	if (!c || conn_init(c, srv, sock)) {
+	if (ret) {
 		close(sock);
+		if (c)
+			cg__proc_release(&c->proc);
 		free(c);
-		return;
+		return ret;
 	}
 	c->next = srv->conns;
 	srv->conns = c;
@@ -458,6 +484,7 @@ static void conn_new(struct server *srv, int sock)
 	uv_timer_start(&c->hello_timer, on_hello_timeout, wait, 0);
 	if (c->kind == CONN_NEW)
 		conn_log(7, c, "connected");
+	return 0;
 }
 
 /* ---- out of file descriptors -------------------------------------------- */
@@ -479,13 +506,18 @@ static void on_accept_resume(uv_timer_t *t)
  * spare fd for a moment to take the connection and close it (the client
  * sees its connection closed), or with no spare, stop listening a while.
  */
+static void fds_short(struct server *srv, int err)
+{
+	if (!srv->fd_refused++)
+		log_warn("out of file descriptors (%s): refusing connections "
+			 "until some close", strerror(err));
+}
+
 static void out_of_fds(struct server *srv, int err)
 {
 	int sock, accept_err;
 
-	if (!srv->fd_refused++)
-		log_warn("out of file descriptors (%s): refusing connections "
-			 "until some close", strerror(err));
+	fds_short(srv, err);
 	if (srv->spare_fd >= 0) {
 		close(srv->spare_fd);
 		sock = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
@@ -505,7 +537,7 @@ static void out_of_fds(struct server *srv, int err)
 static void on_accept(uv_poll_t *h, int status, int events)
 {
 	struct server *srv = h->data;
-	int sock;
+	int sock, ret;
 
 	(void)status;
 	(void)events;
@@ -515,12 +547,15 @@ static void on_accept(uv_poll_t *h, int status, int events)
 			out_of_fds(srv, errno);
 		return;
 	}
-	if (srv->fd_refused) {
+	/* Taken, but its pidfd found no fd left: as short. */
+	ret = conn_new(srv, sock);
+	if (ret == -EMFILE || ret == -ENFILE) {
+		fds_short(srv, -ret);
+	} else if (srv->fd_refused) {
 		log_info("file descriptors again: %u connections were refused "
 			 "meanwhile", srv->fd_refused);
 		srv->fd_refused = 0;
 	}
-	conn_new(srv, sock);
 }
 
 /* ---- the server --------------------------------------------------------- */

@@ -47,6 +47,11 @@ struct conn {
 	int sock;
 	int events;			/* what poll waits for */
 	struct ucred cred;
+	/*
+	 * The peer's process, bound at accept (lib/process.h); an
+	 * application's goes to its tracked address space at hello.
+	 */
+	struct cg__proc proc;
 	/* CONN_REFUSED: over a bound; its hello gets the errno `refusal`. */
 	enum { CONN_NEW, CONN_APP, CONN_CTL, CONN_REFUSED } kind;
 	int refusal;
@@ -75,8 +80,28 @@ struct tracked {
 	uint64_t serial;
 };
 
+/* quota.c: what one user may make the daemon hold (root: 4 times it). */
+struct user_quota {
+	uint64_t max_bytes;	/* registered, adopted children's included */
+	uint64_t max_mem;	/* the daemon's memory, estimated; 0: default */
+	uint32_t max_pins;
+	uint32_t max_children;	/* unnamed adopted children */
+};
+#define USER_QUOTA_DEFAULTS                                                   \
+	{ .max_bytes = 1ULL << 40, .max_pins = 16384, .max_children = 256 }
+enum { QUOTA_OPT_BYTES = 512, QUOTA_OPT_PINS, QUOTA_OPT_CHILDREN,
+       QUOTA_OPT_MEM };
+#define QUOTA_LONGOPTS                                                        \
+	{ "max-user-bytes", required_argument, NULL, QUOTA_OPT_BYTES },       \
+	{ "max-user-pins", required_argument, NULL, QUOTA_OPT_PINS },         \
+	{ "max-user-children", required_argument, NULL, QUOTA_OPT_CHILDREN }, \
+	{ "max-user-memory", required_argument, NULL, QUOTA_OPT_MEM }
+enum { QUOTA_BYTES, QUOTA_PINS, QUOTA_CHILDREN, QUOTA_MEM, QUOTA_CLIENT,
+       QUOTA_KINDS };
+
 struct options {
 	const char *socket_path;
+	struct user_quota user;
 	struct cg__limits limits;
 	unsigned max_conns;
 	unsigned max_conns_per_user;	/* root has no such bound */
@@ -106,6 +131,7 @@ struct server {
 		uint64_t last_ms;
 		unsigned unlogged;
 	} refusal_log;
+	struct refusal_log quota_log[QUOTA_KINDS];
 };
 
 /* log.c: one line to stderr, prefixed by severity. */
@@ -121,8 +147,27 @@ void log_set_verbose(bool verbose);
 	log_msg(level, "pid %d uid %u: " fmt, (int)(c)->cred.pid,             \
 		(unsigned)(c)->cred.uid, ##__VA_ARGS__)
 
+/* main.c: a number with an optional K, M, G or T; 0 or -EINVAL. */
+int parse_size(const char *s, uint64_t *out);
+
+/*
+ * quota.c.  Whether uid may register len more bytes, pin once more, or
+ * have parent's fork adopted: 0, or -EDQUOT (bytes, pins, children) or
+ * -ENOSPC (the daemon's memory for that user), logged.
+ */
+int quota_register(struct server *srv, uid_t uid, uint64_t len);
+int quota_pin(struct server *srv, uid_t uid);
+int quota_child(struct server *srv, uid_t uid, const struct cg__mm *parent);
+/* The engine refused a request of uid's client over a per-client bound: log. */
+void quota_client_refused(struct server *srv, uid_t uid, pid_t pid,
+			  const char *op);
+/* A --max-user-* option: 0, -EINVAL (said why), -ENOENT (not one). */
+int quota_option(int c, const char *arg, struct user_quota *q);
+
 /* caps.c */
 int caps_drop(void);
+/* From root to uid/gid (--user), keeping what caps_drop() keeps; 0 or -errno. */
+int caps_become(uid_t uid, gid_t gid);
 int open_pagemap_privileged(pid_t pid);
 
 /* listen.c */
@@ -146,6 +191,11 @@ struct tracked *tracked_new(struct server *srv, int uffd, uint64_t features,
 			    pid_t pid, uid_t uid);
 void tracked_close(struct tracked *t);
 struct tracked *tracked_find_pid(struct server *srv, pid_t pid);
+/*
+ * Whether the client did what only a hostile client does with the uffd it
+ * handed over (mm.tampered): then one line is logged, and it must go.
+ */
+bool tracked_tampered(const struct tracked *t);
 
 /* adopt.c: which adopted uffd a forked child's connection may claim. */
 /*
@@ -155,6 +205,12 @@ struct tracked *tracked_find_pid(struct server *srv, pid_t pid);
  * threads running), -EPERM (not that parent's child, and none proven).
  */
 int adopt_claim(struct conn *c, pid_t parent, struct tracked **out);
+/*
+ * A CHILD_HELLO naming claim, a pid of the child's own namespace, as its
+ * parent: c is given its adopted uffd, or 0 is not returned (-ESRCH,
+ * -EPERM, -errno; the reason is logged).
+ */
+int adopt_child_hello(struct conn *c, int64_t claim);
 
 /*
  * gate.c: whether c's peer may hand us a uffd to track: root, or a member

@@ -14,7 +14,14 @@
  *
  * The peer's groups are the ones it had when it connected (SO_PEERGROUPS),
  * not /proc's, which a later exec could change; the device is the one in
- * the peer's mount namespace (peer_device()).
+ * the peer's mount namespace (peer_device()).  All are read as the kernel
+ * knows them, in our namespaces: a peer in a user namespace has the uid
+ * and groups it had outside, which are what opening the device checked,
+ * though it may see the device as nobody's and nogroup's.  So it is served
+ * as that outer user would be.
+ *
+ * The peer must still be the process bound at connect, as dumpable as it
+ * was (lib/process.h), before and after its /proc/PID/root is looked at.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -70,13 +77,33 @@ static int peer_device(const struct conn *c, struct stat *st)
 	return 0;
 }
 
+/* 0, or the errno and why when the peer is no longer the process bound. */
+static int still_bound(const struct conn *c, char *why, size_t n)
+{
+	int ret = cg__proc_check(&c->proc, -1);
+
+	if (ret == -ESRCH)
+		snprintf(why, n, "its process exited since it connected");
+	else if (ret)
+		snprintf(why, n, "its process changed its owner or became "
+			 "undumpable since it connected");
+	return ret;
+}
+
 int gate_hello(const struct conn *c, char *why, size_t n)
 {
 	struct stat st;
+	int ret = still_bound(c, why, n), dev;
 
+	if (ret)
+		return ret;
 	if (c->cred.uid == 0)
 		return 0;
-	if (peer_device(c, &st)) {
+	dev = peer_device(c, &st);
+	ret = still_bound(c, why, n);
+	if (ret)
+		return ret;
+	if (dev) {
 		snprintf(why, n, "only root may say hello: there is no %s to "
 			 "open to a group", DEVICE);
 		return -EPERM;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,8 @@
 
 #include "daemon.h"
 #include "notify.h"
+#include "touch.h"
+#include "uffd.h"
 
 static void usage(FILE *out)
 {
@@ -30,18 +33,29 @@ static void usage(FILE *out)
 		"      --hello-timeout MS   drop a connection that has not said\n"
 		"                           hello within MS ms (default 10000)\n"
 		"      --max-regions N      regions per client (default 4096)\n"
-		"      --max-bytes BYTES    registered bytes per client (default 1T;\n"
+		"      --max-bytes BYTES    registered bytes per client (default 256G;\n"
 		"                           suffixes K M G T)\n"
 		"      --max-children N     unnamed forked children per client "
 		"(default 64)\n"
 		"      --max-pins N         pins per client (default 4096)\n"
+		"      --max-user-bytes B   registered bytes of one user, adopted\n"
+		"                           children included (default 1T)\n"
+		"      --max-user-pins N    pins of one user (default 16384)\n"
+		"      --max-user-children N  unnamed children of one user (256)\n"
+		"      --max-user-memory B  the daemon's memory for one user\n"
+		"                           (default 256M, or RAM/16 if less);\n"
+		"                           root gets 4 times each\n"
+		"  -u, --user NAME          started as root: become user NAME (and\n"
+		"                           its group, no other) once the socket is\n"
+		"                           made, keeping only the capabilities the\n"
+		"                           daemon needs; exit 1 if that fails\n"
 		"  -v, --verbose            log every connection and fork\n"
 		"  -h, --help               this text\n"
 		"  -V, --version            the version\n",
 		CG_DEFAULT_SOCKET);
 }
 
-static int parse_size(const char *s, uint64_t *out)
+int parse_size(const char *s, uint64_t *out)
 {
 	char *end;
 	unsigned long long v;
@@ -67,10 +81,21 @@ static int parse_size(const char *s, uint64_t *out)
 enum { OPT_MAX_CLIENTS = 256, OPT_MAX_REGIONS, OPT_MAX_BYTES, OPT_MAX_CHILDREN,
        OPT_MAX_PINS, OPT_HELLO_TIMEOUT, OPT_MAX_CONNS_PER_USER };
 
+/*
+ * --user: whom to become after the socket is made.  Not in struct options:
+ * it matters once, at start, and nowhere after.
+ */
+static struct run_as {
+	const char *name;	/* NULL: stay who we are */
+	uid_t uid;
+	gid_t gid;
+} run_as;
+
 static int parse_args(int argc, char **argv, struct options *opt)
 {
 	static const struct option longopts[] = {
 		{ "socket", required_argument, NULL, 's' },
+		{ "user", required_argument, NULL, 'u' },
 		{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
 		{ "max-regions", required_argument, NULL, OPT_MAX_REGIONS },
 		{ "max-bytes", required_argument, NULL, OPT_MAX_BYTES },
@@ -79,6 +104,7 @@ static int parse_args(int argc, char **argv, struct options *opt)
 		{ "hello-timeout", required_argument, NULL, OPT_HELLO_TIMEOUT },
 		{ "max-conns-per-user", required_argument, NULL,
 		  OPT_MAX_CONNS_PER_USER },
+		QUOTA_LONGOPTS,
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -87,10 +113,13 @@ static int parse_args(int argc, char **argv, struct options *opt)
 	uint64_t n;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "s:vhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:u:vhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			opt->socket_path = optarg;
+			break;
+		case 'u':
+			run_as.name = optarg;
 			break;
 		case 'v':
 			opt->verbose = true;
@@ -130,6 +159,8 @@ static int parse_args(int argc, char **argv, struct options *opt)
 				opt->max_children = (unsigned)n;
 			break;
 		default:
+			if (!quota_option(c, optarg, &opt->user))
+				break;
 			usage(stderr);
 			return -EINVAL;
 		}
@@ -142,13 +173,14 @@ static int parse_args(int argc, char **argv, struct options *opt)
 }
 
 /*
- * Every client costs a socket, a uffd, a pagemap and an smaps fd, and
- * each of its unnamed children a uffd; a few more are the daemon's own.  Short of
- * that, a busy daemon would refuse work with EMFILE: say so at start.
+ * Every client costs a socket, a pidfd, a uffd, a pagemap and an smaps fd,
+ * and each of its unnamed children a uffd; a few more are the daemon's
+ * own.  Short of that, a busy daemon would refuse work with EMFILE: say so
+ * at start.
  */
 static void raise_nofile(const struct options *opt)
 {
-	uint64_t need = (uint64_t)opt->max_conns * (4 + opt->max_children) + 32;
+	uint64_t need = (uint64_t)opt->max_conns * (5 + opt->max_children) + 32;
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl))
@@ -162,6 +194,69 @@ static void raise_nofile(const struct options *opt)
 			 "--max-children %u may need %llu fds (LimitNOFILE=)",
 			 (unsigned long long)rl.rlim_cur, opt->max_conns,
 			 opt->max_children, (unsigned long long)need);
+}
+
+/*
+ * Who --user names, looked up before anything is made: a name that is
+ * unknown, root, or one we cannot become stops the start here.
+ */
+static int resolve_user(struct run_as *u)
+{
+	struct passwd *pw;
+
+	if (!u->name)
+		return 0;
+	errno = 0;
+	pw = getpwnam(u->name);
+	if (!pw) {
+		log_err("--user %s: %s", u->name,
+			errno ? strerror(errno) : "no such user");
+		return -ENOENT;
+	}
+	if (pw->pw_uid == 0) {
+		log_err("--user %s: that is uid 0; name a service user", u->name);
+		return -EINVAL;
+	}
+	if (geteuid() != 0 && geteuid() != pw->pw_uid) {
+		log_err("--user %s: running as uid %u, only root may become "
+			"uid %u", u->name, (unsigned)geteuid(),
+			(unsigned)pw->pw_uid);
+		return -EPERM;
+	}
+	u->uid = pw->pw_uid;
+	u->gid = pw->pw_gid;
+	return 0;
+}
+
+/*
+ * After the socket and /proc/kpageflags are open, which need root or the
+ * capabilities systemd gave.  Asked to leave root, failing is fatal: never
+ * serve as root by surprise.  Otherwise, as before, a daemon that cannot
+ * trim its capabilities says so and runs with what it has.
+ */
+static int drop_privileges(void)
+{
+	int ret;
+
+	if (run_as.name && geteuid() != run_as.uid) {
+		ret = caps_become(run_as.uid, run_as.gid);
+		if (ret) {
+			log_err("cannot become user %s (uid %u): %s; not serving "
+				"as root", run_as.name, (unsigned)run_as.uid,
+				strerror(-ret));
+			return ret;
+		}
+		log_info("running as user %s (uid %u, gid %u)", run_as.name,
+			 (unsigned)run_as.uid, (unsigned)run_as.gid);
+		return 0;
+	}
+	ret = caps_drop();
+	if (ret)
+		log_warn("cannot drop capabilities (%s): running with what we have",
+			 strerror(-ret));
+	if (geteuid() == 0)
+		log_info("running as root (--user NAME would leave it)");
+	return 0;
 }
 
 static int open_and_start(struct server *srv)
@@ -180,10 +275,16 @@ static int open_and_start(struct server *srv)
 		log_warn("no /proc/kpageflags (%s): audits fall back to pagemap's "
 			 "mapcount bit", strerror(errno));
 	raise_nofile(&srv->opt);
-	ret = caps_drop();
+	ret = drop_privileges();
 	if (ret)
-		log_warn("cannot drop capabilities (%s): running with what we have",
-			 strerror(-ret));
+		return ret;
+	/* The loop thread serves everyone: nothing a client does may hold it. */
+	cg__touch_isolate();
+	ret = cg__uffd_bound_reads();
+	if (ret) {
+		log_err("cannot bound reads of client uffds: %s", strerror(-ret));
+		return ret;
+	}
 	srv->loop = uv_default_loop();
 	return server_start(srv);
 }
@@ -239,12 +340,13 @@ int main(int argc, char **argv)
 	struct server srv = {
 		.opt = {
 			.socket_path = CG_DEFAULT_SOCKET,
-			.limits = { .max_bytes = 1ULL << 40, .max_regions = 4096,
+			.limits = { .max_bytes = 256ULL << 30, .max_regions = 4096,
 				    .max_pins = 4096 },
 			.max_conns = 1024,
 			.max_conns_per_user = 256,
 			.hello_timeout_ms = 10000,
 			.max_children = 64,
+			.user = USER_QUOTA_DEFAULTS,
 		},
 	};
 	/* First, before anything of ours could take one of their numbers. */
@@ -255,6 +357,8 @@ int main(int argc, char **argv)
 	if (parse_args(argc, argv, &srv.opt))
 		return 2;
 	log_set_verbose(srv.opt.verbose);
+	if (resolve_user(&run_as))
+		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	ret = setup(&srv);
 	if (ret)

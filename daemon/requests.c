@@ -21,6 +21,14 @@
  * that one long STATUS or audit does not keep everyone else waiting.
  */
 #define STREAM_TURN 64
+/*
+ * A registration larger than this is answered after its pages are learned
+ * a slice at a time (lib/learn.c), for at most REGISTER_TURN_NS a turn of
+ * the loop: one huge registration (1.4 s for 128 GiB, issue 11) must not
+ * hold every other client's faults.  Smaller ones are one slice anyway.
+ */
+#define REGISTER_SLICE (4ULL << 20)
+#define REGISTER_TURN_NS (5 * 1000 * 1000)
 
 /* Never waits: conn.c queues what the socket does not take now. */
 static int reply(struct conn *c, struct cg__rep *rep)
@@ -80,6 +88,7 @@ static int do_hello(struct conn *c, const struct cg__req *req, int fd)
 		return -1;
 	}
 	c->tracked->conn = c;
+	cg__proc_move(&c->tracked->mm.proc, &c->proc);
 	c->kind = CONN_APP;
 	cg__rep_init(&rep, req);
 	rep.u.features = features;
@@ -88,31 +97,10 @@ static int do_hello(struct conn *c, const struct cg__req *req, int fd)
 	return reply(c, &rep);
 }
 
+/* Which adopted uffd is the peer's own, proven: daemon/adopt.c. */
 static int do_child_hello(struct conn *c, const struct cg__req *req)
 {
-	struct tracked *t;
-	int pagemap, ret;
-
-	pagemap = open_pagemap_privileged(c->cred.pid);
-	if (pagemap < 0) {
-		conn_log(4, c, "refused as a child of %lld: its pagemap: %s",
-			 (long long)req->pid, cg_strerror(pagemap));
-		return reply_status(c, req, pagemap);
-	}
-	/* Which adopted uffd is the peer's own, proven: daemon/adopt.c. */
-	ret = adopt_claim(c, (pid_t)req->pid, &t);
-	if (ret) {
-		close(pagemap);
-		return reply_status(c, req, ret);
-	}
-	cg__mm_set_process(&t->mm, c->cred.pid, pagemap);
-	t->mm.pfn_visible = c->cred.uid == 0 && c->srv->kpageflags_fd >= 0;
-	/* parent_pid stays: STATUS reports whom a named child came from. */
-	t->conn = c;
-	c->tracked = t;
-	c->kind = CONN_APP;
-	conn_log(7, c, "named as a child of %lld", (long long)req->pid);
-	return reply_status(c, req, 0);
+	return reply_status(c, req, adopt_child_hello(c, req->pid));
 }
 
 static void log_registered(struct conn *c, const struct cg__req *req, int status)
@@ -120,6 +108,9 @@ static void log_registered(struct conn *c, const struct cg__req *req, int status
 	struct cg__region *r = cg__mm_find(&c->tracked->mm, req->addr);
 	struct cg__mm_counts n;
 
+	/* Counting walks the region: not for a line that is not written. */
+	if (!c->srv->opt.verbose)
+		return;
 	if (status || !r) {
 		conn_log(7, c, "register %#llx+%#llx: %s", (unsigned long long)req->addr,
 			 (unsigned long long)req->len, cg_strerror(status));
@@ -132,18 +123,97 @@ static void log_registered(struct conn *c, const struct cg__req *req, int status
 		 (unsigned long long)n.present, (unsigned long long)n.exclusive);
 }
 
+/*
+ * Per-user bounds (quota.c), before the engine adds anything.  A range the
+ * engine would refuse anyway is left to it, for its errno.
+ */
+static int user_quota(struct conn *c, const struct cg__req *req)
+{
+	bool bad_range = !req->len || (req->addr | req->len) & (CG_PAGE_SIZE - 1) ||
+			 req->addr + req->len < req->addr;
+
+	if (bad_range)
+		return 0;
+	if (req->op == CG_OP_REGISTER)
+		return quota_register(c->srv, c->tracked->uid, req->len);
+	if (req->op == CG_OP_PIN)
+		return quota_pin(c->srv, c->tracked->uid);
+	return 0;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The next slices of a lazy registration (a stream: requests sent
+ * meanwhile wait, faults are served between turns).  Answered when none is
+ * left; a failure undoes the registration.  0, or -1: drop.
+ */
+static int register_step(struct conn *c)
+{
+	struct stream *s = &c->stream;
+	struct cg__mm *mm = &c->tracked->mm;
+	uint64_t until = now_ns() + REGISTER_TURN_NS;
+	int ret;
+
+	do
+		ret = cg__mm_learn_pending(mm, REGISTER_SLICE);
+	while (ret > 0 && now_ns() < until);
+	cg__mm_service_backlog(mm);
+	if (ret > 0)
+		return 0;
+	s->active = false;
+	if (ret)
+		cg__mm_unregister(mm, s->req.addr, s->req.len);
+	log_registered(c, &s->req, ret);
+	if (reply_status(c, &s->req, ret))
+		return -1;
+	return tracked_tampered(c->tracked) ? -1 : 0;
+}
+
+static int do_register_lazy(struct conn *c, const struct cg__req *req)
+{
+	struct cg__mm *mm = &c->tracked->mm;
+	int ret = cg__mm_register_lazy(mm, req->addr, req->len);
+
+	cg__mm_service_backlog(mm);
+	if (ret == -EDQUOT)
+		quota_client_refused(c->srv, c->cred.uid, c->cred.pid,
+				     cg__op_name(req->op));
+	if (ret) {
+		log_registered(c, req, ret);
+		return reply_status(c, req, ret);
+	}
+	c->stream = (struct stream){ .req = *req, .active = true };
+	return register_step(c);
+}
+
 static int do_range(struct conn *c, const struct cg__req *req)
 {
 	struct cg__rep rep;
+	int ret = user_quota(c, req);
 
+	if (ret)
+		return reply_status(c, req, ret);
+	if (req->op == CG_OP_REGISTER && !req->flags && req->len > REGISTER_SLICE)
+		return do_register_lazy(c, req);
 	cg__mm_dispatch(&c->tracked->mm, req, &rep);
+	if (rep.status == -EDQUOT)
+		quota_client_refused(c->srv, c->cred.uid, c->cred.pid,
+				     cg__op_name(req->op));
 	if (req->op == CG_OP_REGISTER)
 		log_registered(c, req, rep.status);
 	if (req->op == CG_OP_UNPIN && rep.status == -ENOTRECOVERABLE)
 		conn_log(4, c, "pin %llu violated: the page at %#llx was replaced "
 			 "while pinned", (unsigned long long)req->id,
 			 (unsigned long long)rep.u.pinned.bad_addr);
-	return reply(c, &rep);
+	ret = reply(c, &rep);
+	return tracked_tampered(c->tracked) ? -1 : ret;
 }
 
 static bool may_see(const struct conn *c, const struct tracked *t)
@@ -348,6 +418,8 @@ int request_stream(struct conn *c)
 	struct tracked *t;
 	int ret = 1;
 
+	if (s->req.op == CG_OP_REGISTER)
+		return c->tracked ? register_step(c) : -1;
 	if (s->req.op == CG_OP_STATUS) {
 		step = status_step;
 		t = status_from(c, c->srv->tracked, s->at);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "uffd.h"
 
 /*
  * How long to keep looking at a uffd that just had work.  A writer walking
@@ -21,6 +22,19 @@
  * microseconds on this VM).  Bounded, so other clients wait at most this.
  */
 #define SPIN_NS (50 * 1000)
+/*
+ * However busy it stays: a client that raises events without pause would
+ * otherwise keep the loop here for good.
+ */
+#define TURN_NS (1000 * 1000)
+
+/*
+ * An ioctl on a client's uffd fails while one of its events is unread (or
+ * being raised: a fork copying a big address space); we read what comes
+ * and retry.  A client raising events without pause would hold everyone
+ * here: it gets this long, then -ETIME, and its library asks again.
+ */
+#define IOCTL_PATIENCE_NS (1000 * 1000)
 
 static uint64_t now_ns(void)
 {
@@ -30,23 +44,50 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+bool tracked_tampered(const struct tracked *t)
+{
+	if (!t->mm.tampered)
+		return false;
+	log_warn("pid %d dropped: it %s", (int)t->mm.pid, t->mm.tampered);
+	return true;
+}
+
+static void drop(struct tracked *t)
+{
+	if (t->conn)
+		conn_close(t->conn);
+	else
+		tracked_close(t);
+}
+
 static void on_uffd(uv_poll_t *h, int status, int events)
 {
 	struct tracked *t = h->data;
-	uint64_t until = now_ns() + SPIN_NS;
-	int ret;
+	uint64_t start = now_ns(), until = start + SPIN_NS;
+	int ret = 0;
 
 	(void)events;
-	if (status < 0) {
+	/*
+	 * The kernel polls a uffd made blocking as EPOLLERR, and libuv then
+	 * stops watching it: only the client sharing its file could do that.
+	 */
+	if (status < 0 && cg__uffd_made_blocking(t->mm.uffd))
+		t->mm.tampered = CG__TAMPERED_BLOCKING;
+	else if (status < 0)
 		log_warn("uffd poll of pid %d: %s", (int)t->mm.pid,
 			 uv_strerror(status));
+	else
+		do {
+			ret = cg__mm_service(&t->mm);
+			if (ret > 0)
+				until = now_ns() + SPIN_NS;
+			if (until > start + TURN_NS)
+				until = start + TURN_NS;
+		} while (ret >= 0 && now_ns() < until);
+	if (tracked_tampered(t)) {
+		drop(t);
 		return;
 	}
-	do {
-		ret = cg__mm_service(&t->mm);
-		if (ret > 0)
-			until = now_ns() + SPIN_NS;
-	} while (ret >= 0 && now_ns() < until);
 	if (ret < 0)
 		log_warn("pid %d: servicing its uffd: %s", (int)t->mm.pid,
 			 cg_strerror(ret));
@@ -60,10 +101,13 @@ static void count_children(struct server *srv, pid_t parent, unsigned *n)
 			(*n)++;
 }
 
-/* A fork event: serve the child's uffd until the child names itself. */
-static void adopt(struct cg__mm *parent, struct cg__mm *child, void *arg)
+/*
+ * Before a fork event's child is copied: within its user's bounds
+ * (quota.c), the copy being what the child will cost.
+ */
+static int may_adopt(struct cg__mm *parent, void *arg)
 {
-	struct tracked *pt = arg, *t;
+	struct tracked *pt = arg;
 	unsigned n;
 
 	/* Unnamed children that exited or exec'd count no more. */
@@ -72,10 +116,17 @@ static void adopt(struct cg__mm *parent, struct cg__mm *child, void *arg)
 	if (n >= pt->srv->opt.max_children) {
 		log_warn("pid %d: more than %u unnamed children, not tracking "
 			 "the new one", (int)parent->pid, pt->srv->opt.max_children);
-		cg__mm_destroy(child);	/* closing its uffd unregisters it */
-		free(child);
-		return;
+		return -EDQUOT;
 	}
+	return quota_child(pt->srv, pt->uid, parent);
+}
+
+/* A fork event: serve the child's uffd until the child names itself. */
+static void adopt(struct cg__mm *parent, struct cg__mm *child, void *arg)
+{
+	struct tracked *pt = arg, *t;
+
+	/* may_adopt() has checked the bounds. */
 	t = tracked_new(pt->srv, -1, 0, 0, pt->uid);
 	if (!t) {
 		cg__mm_destroy(child);
@@ -87,6 +138,7 @@ static void adopt(struct cg__mm *parent, struct cg__mm *child, void *arg)
 	t->mm = *child;
 	free(child);
 	t->mm.adopt = adopt;
+	t->mm.may_adopt = may_adopt;
 	t->mm.adopt_arg = t;
 	t->parent_pid = parent->pid;
 	if (uv_poll_init(pt->srv->loop, &t->poll, t->mm.uffd) ||
@@ -128,7 +180,9 @@ struct tracked *tracked_new(struct server *srv, int uffd, uint64_t features,
 	/* A client's hello proves nothing of whose uffd it sent (lib/mm.c). */
 	t->mm.uffd_unproven = pid != 0;
 	t->mm.limits = srv->opt.limits;
+	t->mm.ioctl_patience_ns = IOCTL_PATIENCE_NS;
 	t->mm.adopt = adopt;
+	t->mm.may_adopt = may_adopt;
 	t->mm.adopt_arg = t;
 	t->uid = uid;
 	t->srv = srv;

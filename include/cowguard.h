@@ -134,7 +134,8 @@ CG_EXPORT enum cg_mode cg_mode(const struct cg *cg);
  * @flags must be 0.  Returns 0, -EINVAL (bad alignment, zero length, flags,
  * not anonymous private, mixed kinds), -EOVERFLOW (range wraps), -ENOMEM
  * (range not mapped), -EEXIST (overlaps a registered region), -EDQUOT
- * (per-client quota), -EOPNOTSUPP (hugetlb on a kernel that cannot
+ * (a quota of the client or, through cowguardd, of its user), -ENOSPC
+ * (cowguardd's memory for the user is used up), -EOPNOTSUPP (hugetlb on a kernel that cannot
  * write-protect it: before Linux 5.19).  Since 0.1.
  */
 CG_EXPORT int cg_register(struct cg *cg, void *addr, size_t len, unsigned flags);
@@ -273,8 +274,9 @@ enum {
  * a hugetlb page.
  * On success *out is the pin, for cg_unpin().  Returns 0, -EINVAL (flags,
  * alignment, zero length, a hugetlb page cut), -EOVERFLOW, -ENOENT (not
- * registered), -EDQUOT (pin quota), -ENOMEM (the hugetlb pool cannot take
- * the copies: unsharing would take the page from another process), -EACCES
+ * registered), -EDQUOT (pin quota of the client or its user), -ENOMEM
+ * (the hugetlb pool cannot take the copies: unsharing would take the page
+ * from another process), -EACCES
  * (a page needs a write fault where the memory is not writable), -EAGAIN
  * (the range kept changing under us: retry).  Since 0.1.
  */

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -67,18 +68,45 @@ static uid_t daemon_user(void)
 	return pw.pw_uid;
 }
 
-/* Hand our memory only to root, to ourselves, or to the daemon's user. */
-static int check_server(int sock, uid_t daemon_uid)
+/*
+ * The user cowguardd.service runs as, trusted without being named: only
+ * root can make a user, and the name says what it is for.  Only a system
+ * uid (1 to 999, SYS_UID_MAX on Debian and systemd's default): a person
+ * whose login happens to be "cowguard" is not the daemon.  -1 for none.
+ */
+#define SERVICE_USER "cowguard"
+#define SYSTEM_UID_MAX 999
+
+static uid_t service_user(void)
+{
+	struct passwd pw, *found = NULL;
+	char buf[4096];
+
+	if (getpwnam_r(SERVICE_USER, &pw, buf, sizeof(buf), &found) || !found ||
+	    pw.pw_uid == 0 || pw.pw_uid > SYSTEM_UID_MAX)
+		return (uid_t)-1;
+	return pw.pw_uid;
+}
+
+static bool trusted(uid_t uid, const struct cg__client *c)
+{
+	return uid == 0 || uid == geteuid() ||
+	       (c->daemon_uid != (uid_t)-1 && uid == c->daemon_uid) ||
+	       (c->service_uid != (uid_t)-1 && uid == c->service_uid);
+}
+
+/*
+ * Hand our memory only to root, to ourselves, or to the daemon's user.
+ * What counts is who called listen(), not who owns the socket file.
+ */
+static int check_server(int sock, const struct cg__client *c)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 
 	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len))
 		return -errno;
-	if (cred.uid == 0 || cred.uid == geteuid() ||
-	    (daemon_uid != (uid_t)-1 && cred.uid == daemon_uid))
-		return 0;
-	return -EACCES;
+	return trusted(cred.uid, c) ? 0 : -EACCES;
 }
 
 static int wait_readable(int sock)
@@ -121,10 +149,11 @@ static int connect_checked(struct cg__client *c, const char *path)
 	memcpy(c->path, path, strlen(path) + 1);
 	/* Resolved now: a forked child checks again without NSS. */
 	c->daemon_uid = daemon_user();
+	c->service_uid = service_user();
 	c->sock = dial(path);
 	if (c->sock < 0)
 		return c->sock;
-	ret = check_server(c->sock, c->daemon_uid);
+	ret = check_server(c->sock, c);
 	if (ret) {
 		close(c->sock);
 		c->sock = -1;
@@ -224,7 +253,7 @@ int cg__client_child(struct cg__client *c, pid_t parent)
 		return sock;
 	}
 	/* dup3 drops our share of the parent's connection in one step. */
-	ret = check_server(sock, c->daemon_uid);
+	ret = check_server(sock, c);
 	if (!ret && dup3(sock, c->sock, O_CLOEXEC) < 0)
 		ret = -errno;
 	if (ret) {

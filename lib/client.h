@@ -13,17 +13,23 @@ struct cg__client {
 	int sock;
 	uint64_t features;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	/* The server may be root, us, or this uid ((uid_t)-1: nobody else). */
+	/*
+	 * The server may be root, us, $COWGUARD_DAEMON_USER's uid or the
+	 * system user cowguard's ((uid_t)-1: none), resolved at connect.
+	 */
 	uid_t daemon_uid;
+	uid_t service_uid;
 };
 
 /*
  * Whom a client trusts with its uffd: the server's SO_PEERCRED uid (the
  * process that listened on the socket; under systemd socket activation,
- * PID 1) must be 0, our effective uid, or the user $COWGUARD_DAEMON_USER
- * names (a user name, or a uid in decimal) for a cowguardd run as a
- * service user.  The variable is read with secure_getenv() (a set-user-ID
- * program ignores it) when connecting; one that names no user adds no one.
+ * PID 1) must be 0, our effective uid, the system user cowguard (a uid
+ * from 1 to 999: cowguardd.service's User=), or the user
+ * $COWGUARD_DAEMON_USER names (a user name, or a uid in decimal) for a
+ * cowguardd run as another service user.  The variable is read with
+ * secure_getenv() (a set-user-ID program ignores it) when connecting; one
+ * that names no user adds no one.
  * Otherwise the connection is closed before any uffd is created or sent.
  *
  * Connect to the daemon at path and hand it a fresh, un-negotiated uffd;

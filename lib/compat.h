@@ -74,6 +74,14 @@ struct pm_scan_arg {
 #define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
 #endif
 
+/* Binding a client to its process (lib/process.c). */
+#ifndef SO_PEERPIDFD			/* 6.5; 6.1 and 5.10 answer ENOPROTOOPT */
+#define SO_PEERPIDFD 77
+#endif
+#ifndef SYS_pidfd_open			/* 5.3; glibc 2.31 (Debian 11) has no wrapper */
+#define SYS_pidfd_open 434
+#endif
+
 /* /proc/PID/pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst) */
 #define PM_PRESENT (1ULL << 63)
 #define PM_SWAPPED (1ULL << 62)

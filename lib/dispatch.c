@@ -42,6 +42,17 @@ int cg__mm_dispatch(struct cg__mm *mm, const struct cg__req *req,
 		    struct cg__rep *rep)
 {
 	cg__rep_init(rep, req);
+	/*
+	 * In the daemon, every request answers from what was opened of the
+	 * process that said hello: once it exec'd, exited or became less
+	 * dumpable, nothing more is told or done (-ESRCH, -EPERM).  Its uffd
+	 * is still served, so its writes never wait.
+	 */
+	if (mm->proc.pidfd >= 0) {
+		rep->status = cg__proc_check(&mm->proc, mm->pagemap_fd);
+		if (rep->status)
+			return rep->status;
+	}
 	switch (req->op) {
 	case CG_OP_REGISTER:
 		rep->status = cg__mm_register(mm, req->addr, req->len, req->flags);

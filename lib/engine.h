@@ -58,6 +58,9 @@ struct cg__region {
 	size_t nchunks;
 	struct cg__chunk *chunks;
 	uint64_t splits;	/* huge chunks followed down to 4 KiB */
+	size_t diverged;	/* chunks with a nibble array */
+	/* From here on, not looked at since a lazy registration (lib/learn.c). */
+	uint64_t unlearned;
 };
 
 /* A run of pages that share one state, as walks report them. */

@@ -18,6 +18,7 @@
 #include "mm_internal.h"
 #include "pin.h"
 #include "procfs.h"
+#include "uffd.h"
 
 #define BATCH 64
 #define BATCHES_PER_SERVICE 16	/* then yield to other clients */
@@ -63,6 +64,12 @@ static int resolve_flush(struct cg__mm *mm, struct resolution *res)
 		/* The range may have been unmapped since the fault was raised. */
 		if (ret == -ENOENT || ret == -EFAULT)
 			ret = 0;
+		/*
+		 * Events kept coming: wake the writers all the same.  Still
+		 * protected, they fault again, and we try again then.
+		 */
+		if (ret == -ETIME)
+			ret = cg__uffd_wake(mm->uffd, start, end - start);
 	}
 	res->n = 0;
 	return ret;
@@ -184,6 +191,7 @@ static struct cg__mm *clone_child(struct cg__mm *parent, int ufd)
 		return NULL;
 	cg__mm_init(child, ufd, parent->features, 0, -1, parent->kpageflags_fd);
 	child->limits = parent->limits;
+	child->ioctl_patience_ns = parent->ioctl_patience_ns;
 	for (size_t i = 0; i < parent->nregions; i++) {
 		struct cg__region *r = cg__region_clone(parent->regions[i]);
 
@@ -238,7 +246,8 @@ static int handle_fork(struct cg__mm *mm, const struct uffd_msg *msg)
 	 */
 	fcntl(ufd, F_SETFL, fcntl(ufd, F_GETFL) | O_NONBLOCK);
 	ret = mark_shared(mm);
-	if (!ret)
+	/* Over its owner's bounds: the child goes untracked, uncopied. */
+	if (!ret && (!mm->may_adopt || !mm->may_adopt(mm, mm->adopt_arg)))
 		child = fork_child(mm, ufd, &ret);
 	if (!child) {
 		/*
@@ -463,7 +472,15 @@ static int handle_batch(struct cg__mm *mm, const struct uffd_msg *msgs,
 			ret = ret ? ret : r;
 		}
 	for (size_t i = 0; i < n; i++)
-		if (msgs[i].event == UFFD_EVENT_PAGEFAULT) {
+		if (msgs[i].event == UFFD_EVENT_PAGEFAULT &&
+		    !(msgs[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)) {
+			/*
+			 * cowguard registers MODE_WP only: the client added
+			 * modes through the uffd it kept.  Resolving such a
+			 * fault as ours would only raise it again, forever.
+			 */
+			mm->tampered = CG__TAMPERED_MODES;
+		} else if (msgs[i].event == UFFD_EVENT_PAGEFAULT) {
 			r = handle_fault(mm, &msgs[i], &res);
 			if (r)
 				fault_failed(mm, &msgs[i], &res);
@@ -492,12 +509,10 @@ static ssize_t next_batch(struct cg__mm *mm, struct uffd_msg *msgs)
 		mm->nbacklog -= k;
 		return (ssize_t)k;
 	}
-	do
-		n = read(mm->uffd, msgs, BATCH * sizeof(*msgs));
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return errno == EAGAIN ? 0 : -errno;
-	return n / (ssize_t)sizeof(*msgs);
+	n = cg__uffd_read(mm->uffd, msgs, BATCH * sizeof(*msgs));
+	if (n == -EPERM)
+		mm->tampered = CG__TAMPERED_BLOCKING;
+	return n < 0 ? n : n / (ssize_t)sizeof(*msgs);
 }
 
 int cg__mm_service(struct cg__mm *mm)

@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "compat.h"
 #include "kernel.h"
@@ -21,6 +22,14 @@
 #include "procfs.h"
 
 #define CHUNK_PAGES (CG_PMD_SIZE >> CG_PAGE_SHIFT)
+/* Present runs asked of PAGEMAP_SCAN at a time. */
+#define PRESENT_RUNS 64
+/*
+ * Without PAGEMAP_SCAN, pagemap entries read ahead at a time over a long
+ * range (256 KiB): a read per 2 MiB chunk was half of registering a huge
+ * sparse region, most of it the system call's own cost in a VM (perf).
+ */
+#define AHEAD_PAGES (64 * CHUNK_PAGES)
 
 struct unit {
 	uint64_t addr, len;
@@ -35,6 +44,13 @@ struct learned {
 	bool hugetlb_none_shared;	/* smaps: no hugetlb page of r is */
 	bool hugetlb_room;	/* the pool can take a copy of this unit */
 	uint64_t protect_start, protect_len;	/* one pending run */
+	/* PAGEMAP_SCAN's present runs ahead of the walk (present_from()). */
+	struct page_region runs[PRESENT_RUNS];
+	int nruns, run;
+	uint64_t scanned_to;
+	bool scan_failed;
+	uint64_t *ahead;	/* AHEAD_PAGES entries, or NULL: read each chunk */
+	uint64_t ahead_start, ahead_n, end;
 };
 
 static int any_unseen(const struct cg__run *run, void *arg)
@@ -47,6 +63,18 @@ static int any_seen(const struct cg__run *run, void *arg)
 {
 	(void)arg;
 	return run->state & CG_ST_PRESENT;
+}
+
+/* Modes that pass over the pages the engine has seen present. */
+static bool seen_only(enum cg__learn mode)
+{
+	return mode == CG_LEARN_NEW || mode == CG_LEARN_UNKNOWN;
+}
+
+/* Modes that unshare what they learn: its history is unknown. */
+static bool unshares(enum cg__learn mode)
+{
+	return mode == CG_LEARN_REGISTER || mode == CG_LEARN_UNKNOWN;
 }
 
 static bool kernel_present(uint64_t pme)
@@ -141,16 +169,18 @@ static int learn_unit(struct cg__mm *mm, struct cg__region *r,
 		      struct learned *l, uint64_t addr, uint64_t size,
 		      uint64_t pme, enum cg__learn mode)
 {
-	unsigned st = cg__region_get(r, addr);
 	bool hugetlb = r->kind == CG_RK_HUGETLB;
 	bool once = pme & PM_MMAP_EXCLUSIVE;
-	unsigned next;
+	unsigned st, next;
 
-	if ((st & CG_ST_PRESENT) && mode == CG_LEARN_NEW)
+	/* Most of a huge sparse region: decided without a look at our state. */
+	if (!kernel_present(pme) && mode == CG_LEARN_NEW)
+		return 0;
+	st = cg__region_get(r, addr);
+	if ((st & CG_ST_PRESENT) && seen_only(mode))
 		return 0;
 	if (!kernel_present(pme))
-		return mode == CG_LEARN_NEW ? 0
-			: cg__region_update(r, addr, size, CG_ST_ALL, 0);
+		return st ? cg__region_update(r, addr, size, CG_ST_ALL, 0) : 0;
 	switch (mode) {
 	case CG_LEARN_NEW:
 		/*
@@ -181,6 +211,7 @@ static int learn_unit(struct cg__mm *mm, struct cg__region *r,
 			next = protected(mm, l, addr, size, CG_ST_PRESENT);
 		break;
 	case CG_LEARN_REGISTER:
+	case CG_LEARN_UNKNOWN:
 		/* An exclusive page is reused, not copied: no room needed. */
 		if (hugetlb && !once && !l->hugetlb_room &&
 		    !cg__kernel_exclusive(mm, pme)) {
@@ -256,6 +287,51 @@ static int unsplit(struct cg__mm *mm, struct cg__region *r, uint64_t addr,
 				   (wp ? CG_ST_WP : 0));
 }
 
+/*
+ * n entries from lo, from what was read ahead.  An entry read ahead may be
+ * a few chunks old: a page populated since is learned at its next look,
+ * as one populated after this pass would be.
+ */
+static int learn_read(struct cg__mm *mm, struct learned *l, uint64_t lo,
+		      size_t n, uint64_t *pme)
+{
+	uint64_t want;
+	int ret;
+
+	if (!l->ahead)
+		return cg__pagemap_read(mm->pagemap_fd, lo, n, pme);
+	if (lo < l->ahead_start ||
+	    ((lo - l->ahead_start) >> CG_PAGE_SHIFT) + n > l->ahead_n) {
+		want = (l->end - lo) >> CG_PAGE_SHIFT;
+		if (want > AHEAD_PAGES)
+			want = AHEAD_PAGES;
+		if (want < n)
+			want = n;
+		ret = cg__pagemap_read(mm->pagemap_fd, lo, want, l->ahead);
+		if (ret)
+			return ret;
+		l->ahead_start = lo;
+		l->ahead_n = want;
+	}
+	memcpy(pme, l->ahead + ((lo - l->ahead_start) >> CG_PAGE_SHIFT),
+	       n * sizeof(*pme));
+	return 0;
+}
+
+static bool none_present(const uint64_t *pme, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (kernel_present(pme[i]))
+			return false;
+	return true;
+}
+
+static int any_state(const struct cg__run *run, void *arg)
+{
+	(void)arg;
+	return run->state != 0;
+}
+
 static int learn_chunk(struct cg__mm *mm, struct cg__region *r,
 		       struct learned *l, uint64_t lo, uint64_t hi,
 		       enum cg__learn mode)
@@ -268,9 +344,18 @@ static int learn_chunk(struct cg__mm *mm, struct cg__region *r,
 
 	if (r->kind == CG_RK_HUGETLB || huge)
 		n = 1;	/* one entry speaks for the whole huge page */
-	ret = cg__pagemap_read(mm->pagemap_fd, lo, n, pme);
+	ret = learn_read(mm, l, lo, n, pme);
 	if (ret)
 		return ret;
+	/*
+	 * Nothing there and nothing known there: each page would be passed
+	 * over (learn_unit()).  Most chunks of a huge sparse region.
+	 */
+	if (r->kind != CG_RK_HUGETLB && !huge && none_present(pme, n) &&
+	    !cg__region_remove_split(r, lo) && !cg__region_is_huge(r, lo) &&
+	    (mode == CG_LEARN_NEW || !cg__region_walk(r, lo, hi - lo, any_state,
+						       NULL)))
+		return 0;
 	if (!huge && cg__region_remove_split(r, lo))
 		cg__region_set_huge(r, lo, false, 0);	/* the kernel split it */
 	if (r->kind == CG_RK_THP && cg__region_is_huge(r, lo) != huge) {
@@ -289,7 +374,7 @@ static int learn_chunk(struct cg__mm *mm, struct cg__region *r,
 					  huge ? cg__region_get(r, lo) : 0);
 		if (ret)
 			return ret;
-		if (collapsed && mode == CG_LEARN_NEW)
+		if (collapsed && seen_only(mode))
 			mode = CG_LEARN_REGISTER;
 	}
 	if (r->kind == CG_RK_HUGETLB || huge) {
@@ -304,8 +389,69 @@ static int learn_chunk(struct cg__mm *mm, struct cg__region *r,
 	return ret;
 }
 
-int cg__mm_learn(struct cg__mm *mm, struct cg__region *r, uint64_t start,
-		 uint64_t len, enum cg__learn mode)
+/*
+ * Where the first present or swapped page at or after from lies, below end
+ * (end: none), from PAGEMAP_SCAN's runs, asked a window at a time.  Without
+ * PAGEMAP_SCAN (before 6.7), or when it fails, from itself: every chunk is
+ * then read.  What is skipped is absent, and learning an absent page
+ * changes nothing in a region made for this registration or already
+ * learned (learn_unit()), so skipping it is exact, and a registration or
+ * fork costs what is populated, not what is mapped.
+ */
+static uint64_t present_from(struct cg__mm *mm, struct learned *l,
+			     uint64_t from, uint64_t end)
+{
+	uint64_t walk_end;
+	int n;
+
+	for (;;) {
+		while (l->run < l->nruns && l->runs[l->run].end <= from)
+			l->run++;
+		if (l->run < l->nruns)
+			return l->runs[l->run].start > from ? l->runs[l->run].start
+							    : from;
+		if (l->scanned_to >= end)
+			return end;
+		if (!mm->has_scan || l->scan_failed)
+			return from;
+		if (l->scanned_to < from)
+			l->scanned_to = from;
+		n = cg__pagemap_present(mm->pagemap_fd, l->scanned_to, end,
+					l->runs, PRESENT_RUNS, &walk_end);
+		if (n < 0 || walk_end <= l->scanned_to) {
+			l->scan_failed = true;
+			return from;
+		}
+		l->nruns = n;
+		l->run = 0;
+		l->scanned_to = walk_end;
+	}
+}
+
+/*
+ * The chunks skipped as absent: in CG_LEARN_NEW, one a REMOVE event split
+ * is still looked at, as before (learn_chunk() settles what the kernel
+ * did with it).  Returns 0 or -errno.
+ */
+static int skip_absent(struct cg__mm *mm, struct cg__region *r,
+		       struct learned *l, uint64_t from, uint64_t to,
+		       uint64_t step, enum cg__learn mode)
+{
+	int ret = 0;
+
+	if (r->kind != CG_RK_THP || !seen_only(mode))
+		return 0;
+	for (uint64_t a = from; a < to && !ret; a = (a & ~(step - 1)) + step)
+		if (cg__region_remove_split(r, a))
+			ret = learn_chunk(mm, r, l, a,
+					  (a & ~(step - 1)) + step < to
+						  ? (a & ~(step - 1)) + step : to,
+					  mode);
+	return ret;
+}
+
+static int learn_range(struct cg__mm *mm, struct cg__region *r, uint64_t start,
+		       uint64_t len, enum cg__learn mode)
 {
 	uint64_t step = r->kind == CG_RK_HUGETLB ? 1ULL << r->unit_shift
 						  : CG_PMD_SIZE;
@@ -318,21 +464,36 @@ int cg__mm_learn(struct cg__mm *mm, struct cg__region *r, uint64_t start,
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
+	l->scanned_to = start;
 	if (start < r->start)
 		start = r->start;
 	if (end > r->start + r->len)
 		end = r->start + r->len;
+	l->end = end;
+	/* Worth its 256 KiB only over many chunks, and where no scan skips. */
+	if (!mm->has_scan && r->kind != CG_RK_HUGETLB &&
+	    end - start > 4 * CG_PMD_SIZE)
+		l->ahead = malloc(AHEAD_PAGES * sizeof(*l->ahead));
 	l->hugetlb_none_shared = r->kind == CG_RK_HUGETLB &&
-				 mode == CG_LEARN_REGISTER &&
-				 hugetlb_none_shared(mm, r);
+				 unshares(mode) && hugetlb_none_shared(mm, r);
 	while (start < end && !ret) {
-		uint64_t hi = (start & ~(step - 1)) + step;
+		uint64_t hi, next = present_from(mm, l, start, end);
 
+		/* Absent up to the chunk of next: nothing to learn there. */
+		if (next > start && (next & ~(step - 1)) > start) {
+			uint64_t to = next & ~(step - 1);
+
+			ret = skip_absent(mm, r, l, start, to, step, mode);
+			start = to;
+			if (start >= end || ret)
+				break;
+		}
+		hi = (start & ~(step - 1)) + step;
 		if (hi > end)
 			hi = end;
 		l->hugetlb_room = r->kind == CG_RK_HUGETLB &&
-				  mode == CG_LEARN_REGISTER && hugetlb_room(l, r);
-		if (mode != CG_LEARN_NEW || cg__region_remove_split(r, start) ||
+				  unshares(mode) && hugetlb_room(l, r);
+		if (!seen_only(mode) || cg__region_remove_split(r, start) ||
 		    cg__region_walk(r, start, hi - start, any_unseen, NULL))
 			ret = learn_chunk(mm, r, l, start, hi, mode);
 		if (!ret && l->nunshare) {
@@ -345,8 +506,87 @@ int cg__mm_learn(struct cg__mm *mm, struct cg__region *r, uint64_t start,
 	}
 	if (!ret)
 		ret = protect_flush(mm, l);
+	free(l->ahead);
 	free(l);
 	return ret;
+}
+
+/*
+ * Past r->unlearned a lazy registration has not looked yet: what is seen
+ * there for the first time has an unknown history, as at registration.
+ * Learned from its start on, the span is learned for good.
+ */
+int cg__mm_learn(struct cg__mm *mm, struct cg__region *r, uint64_t start,
+		 uint64_t len, enum cg__learn mode)
+{
+	uint64_t end = start + len, cut;
+	int ret = 0;
+
+	if (mode != CG_LEARN_NEW || end <= r->unlearned)
+		return learn_range(mm, r, start, len, mode);
+	cut = start > r->unlearned ? start : r->unlearned;
+	if (cut > start)
+		ret = learn_range(mm, r, start, cut - start, CG_LEARN_NEW);
+	if (!ret)
+		ret = learn_range(mm, r, cut, end - cut, CG_LEARN_UNKNOWN);
+	if (!ret && cut == r->unlearned && mm->pagemap_fd >= 0)
+		r->unlearned = end < r->start + r->len ? end : r->start + r->len;
+	return ret;
+}
+
+/*
+ * How much of r to learn from r->unlearned for a slice of span: up to the
+ * first present page at least, since absent memory costs one PAGEMAP_SCAN
+ * however large.  Without it each 2 MiB is a pagemap read: a span worth
+ * the read-ahead buffer.
+ */
+static uint64_t pending_span(struct cg__mm *mm, const struct cg__region *r,
+			     uint64_t span)
+{
+	uint64_t end = r->start + r->len, walk_end, first;
+	struct page_region v;
+	int n;
+
+	if (!mm->has_scan)
+		return span > AHEAD_PAGES * CG_PAGE_SIZE ? span
+							 : AHEAD_PAGES * CG_PAGE_SIZE;
+	n = cg__pagemap_present(mm->pagemap_fd, r->unlearned, end, &v, 1,
+				&walk_end);
+	if (n < 0)
+		return span;
+	first = (n ? v.start : walk_end) & ~(CG_PMD_SIZE - 1);
+	return first > r->unlearned + span ? first - r->unlearned : span;
+}
+
+int cg__mm_learn_pending(struct cg__mm *mm, uint64_t span)
+{
+	for (size_t i = 0; i < mm->nregions; i++) {
+		struct cg__region *r = mm->regions[i];
+		uint64_t end = r->start + r->len;
+
+		/* Not to be learned before the process is known. */
+		if (r->unlearned >= end || mm->pagemap_fd < 0)
+			continue;
+		int ret;
+
+		span = pending_span(mm, r, span);
+		if (span > end - r->unlearned)
+			span = end - r->unlearned;
+		ret = cg__mm_learn(mm, r, r->unlearned, span, CG_LEARN_NEW);
+		return ret ? ret : cg__mm_learn_left(mm);
+	}
+	return 0;
+}
+
+bool cg__mm_learn_left(const struct cg__mm *mm)
+{
+	if (mm->pagemap_fd < 0)
+		return false;
+	for (size_t i = 0; i < mm->nregions; i++)
+		if (mm->regions[i]->unlearned < mm->regions[i]->start +
+						    mm->regions[i]->len)
+			return true;
+	return false;
 }
 
 /* Protect [start, start+len) of r and record it. */

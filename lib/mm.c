@@ -26,6 +26,7 @@ int cg__mm_init(struct cg__mm *mm, int uffd, uint64_t features, pid_t pid,
 	cg__kernel_probe();
 	mm->kpageflags_fd = cg__kernel_read_pin_unshares() ? kpageflags_fd : -1;
 	mm->pagemap_fd = mm->smaps_fd = -1;
+	cg__proc_init(&mm->proc);
 	cg__mm_set_process(mm, pid, pagemap_fd);
 	return 0;
 }
@@ -61,11 +62,13 @@ void cg__mm_destroy(struct cg__mm *mm)
 		close(mm->pagemap_fd);
 	if (mm->smaps_fd >= 0)
 		close(mm->smaps_fd);
+	cg__proc_release(&mm->proc);
 	/* Closing the last reference wakes every blocked fault. */
 	if (mm->uffd >= 0)
 		close(mm->uffd);
 	memset(mm, 0, sizeof(*mm));
 	mm->uffd = mm->pagemap_fd = mm->smaps_fd = mm->kpageflags_fd = -1;
+	cg__proc_init(&mm->proc);
 }
 
 /* Index of the first region ending after addr. */
@@ -214,8 +217,9 @@ static int register_proven(struct cg__mm *mm, uint64_t addr, uint64_t len)
 	return 0;
 }
 
-int cg__mm_register_as(struct cg__mm *mm, uint64_t addr, uint64_t len,
-		       enum cg__learn mode)
+/* Check, make, register and insert the region of [addr, addr+len). */
+static int register_region(struct cg__mm *mm, uint64_t addr, uint64_t len,
+			   struct cg__region **out)
 {
 	struct cg__vma_kind kind;
 	struct cg__region *r;
@@ -238,22 +242,42 @@ int cg__mm_register_as(struct cg__mm *mm, uint64_t addr, uint64_t len,
 	if (!r)
 		return -ENOMEM;
 	ret = register_proven(mm, addr, len);
+	if (!ret) {
+		ret = cg__mm_insert(mm, r);
+		if (ret)
+			cg__mm_ioctl_unregister(mm, addr, len);
+	}
 	if (ret)
-		goto err_free;
-	ret = cg__mm_insert(mm, r);
-	if (ret)
-		goto err_unregister;
-	ret = cg__mm_learn(mm, r, addr, len, mode);
-	if (ret)
-		goto err_remove;
-	return 0;
+		cg__region_free(r);
+	else
+		*out = r;
+	return ret;
+}
 
-err_remove:
-	cg__mm_remove(mm, r);
-err_unregister:
-	cg__mm_ioctl_unregister(mm, addr, len);
-err_free:
-	cg__region_free(r);
+int cg__mm_register_as(struct cg__mm *mm, uint64_t addr, uint64_t len,
+		       enum cg__learn mode)
+{
+	struct cg__region *r;
+	int ret = register_region(mm, addr, len, &r);
+
+	if (ret)
+		return ret;
+	ret = cg__mm_learn(mm, r, addr, len, mode);
+	if (ret) {
+		cg__mm_remove(mm, r);
+		cg__mm_ioctl_unregister(mm, addr, len);
+		cg__region_free(r);
+	}
+	return ret;
+}
+
+int cg__mm_register_lazy(struct cg__mm *mm, uint64_t addr, uint64_t len)
+{
+	struct cg__region *r;
+	int ret = register_region(mm, addr, len, &r);
+
+	if (!ret)
+		r->unlearned = addr;
 	return ret;
 }
 

@@ -24,9 +24,11 @@
 
 #include "cowguard.h"
 #include "engine.h"
+#include "process.h"
 
 struct cg__mm;
 struct cg__pin;
+struct cg__frames;
 
 /* Called with a child's uffd from a fork event; takes ownership of the fd. */
 typedef void (*cg__adopt_fn)(struct cg__mm *parent, struct cg__mm *child,
@@ -43,6 +45,12 @@ struct cg__mm {
 	pid_t pid;		/* 0 while unknown (an adopted child) */
 	int pagemap_fd;		/* -1 while unknown; owned */
 	int smaps_fd;		/* the same process's smaps; owned */
+	/*
+	 * The process pid is, bound by the daemon (its pidfd owned); in
+	 * embedded mode unbound.  Checked before each request and around
+	 * each act by pid (lib/process.h).
+	 */
+	struct cg__proc proc;
 	int kpageflags_fd;	/* -1 without root; not owned */
 	bool pfn_visible;	/* pagemap shows page frame numbers; set by owner */
 	bool has_scan;		/* PAGEMAP_SCAN works */
@@ -52,6 +60,18 @@ struct cg__mm {
 	 * has shown up in pid's own VMAs, each is checked.  Set by the owner.
 	 */
 	bool uffd_unproven;
+	/*
+	 * Why the client can no longer be served, when it did something with
+	 * the uffd it handed over that only a hostile client does (made it
+	 * blocking, registered modes of its own on it).  Its owner drops it.
+	 */
+	const char *tampered;	/* one of CG__TAMPERED_* */
+	/*
+	 * How long an ioctl is retried while events make it fail (EAGAIN):
+	 * 0 for 2 s.  The daemon, which serves others meanwhile, sets less.
+	 */
+	uint64_t ioctl_patience_ns;
+	uint64_t ioctl_impatient_until;	/* CLOCK_MONOTONIC ns: lib/mm_ioctl.c */
 	uint64_t features;
 	struct cg__limits limits;
 
@@ -59,6 +79,7 @@ struct cg__mm {
 	size_t nregions, cap;
 	struct cg__pin **pins;		/* lib/pin.c */
 	size_t npins, pins_cap;
+	struct cg__frames *frames;	/* lib/pin.c: each pinned unit's, once */
 	uint64_t next_pin_id;
 	/*
 	 * The span the last pin asked the client to write-unshare (counted
@@ -72,9 +93,19 @@ struct cg__mm {
 	size_t nbacklog, backlog_cap;
 
 	cg__adopt_fn adopt;
+	/*
+	 * Asked before a fork event's child is copied: nonzero leaves the
+	 * child untracked (its uffd closed), before any work for it.  NULL:
+	 * every child is.  Takes adopt_arg.
+	 */
+	int (*may_adopt)(struct cg__mm *parent, void *arg);
 	void *adopt_arg;
 	uint8_t scratch[CG_PAGE_SIZE];	/* unshare reads land here */
 };
+
+#define CG__TAMPERED_BLOCKING "made its uffd blocking"
+#define CG__TAMPERED_MODES                                                   \
+	"registered modes of its own over memory it has cowguard track"
 
 /* Takes ownership of uffd and pagemap_fd (either may be -1). */
 int cg__mm_init(struct cg__mm *mm, int uffd, uint64_t features, pid_t pid,
@@ -85,6 +116,21 @@ void cg__mm_set_process(struct cg__mm *mm, pid_t pid, int pagemap_fd);
 
 int cg__mm_register(struct cg__mm *mm, uint64_t addr, uint64_t len,
 		    unsigned flags);
+/*
+ * Register without looking at the pages yet: cg__mm_learn_pending() does,
+ * a slice at a time, and until it has, whatever looks at a page there
+ * learns it as registration would (unshared, protected).  Until the last
+ * slice, populated pages there may be unprotected: the caller answers the
+ * registration only then.  For a daemon that must not stall its other
+ * clients on one huge registration.  Returns as cg__mm_register().
+ */
+int cg__mm_register_lazy(struct cg__mm *mm, uint64_t addr, uint64_t len);
+/*
+ * Learn up to span bytes of what lazy registrations left.  Returns 1 when
+ * more is left, 0 when none, or -errno.
+ */
+int cg__mm_learn_pending(struct cg__mm *mm, uint64_t span);
+bool cg__mm_learn_left(const struct cg__mm *mm);
 int cg__mm_unregister(struct cg__mm *mm, uint64_t addr, uint64_t len);
 int cg__mm_query(struct cg__mm *mm, uint64_t addr, struct cg_page_info *out);
 int cg__mm_audit(struct cg__mm *mm, uint64_t addr, uint64_t len,

@@ -38,6 +38,12 @@ enum cg__learn {
 	CG_LEARN_NEW,		/* only pages the engine has not seen populated */
 	CG_LEARN_REGISTER,	/* every page, history unknown: unshare them */
 	CG_LEARN_INHERITED,	/* every page, all shared with our parent */
+	/*
+	 * Pages a lazy registration has not looked at yet (past
+	 * r->unlearned): those not seen present since, unshared as at
+	 * registration.  cg__mm_learn() picks it there by itself.
+	 */
+	CG_LEARN_UNKNOWN,
 };
 
 /*

@@ -33,11 +33,13 @@ static int backlog_push(struct cg__mm *mm, const struct uffd_msg *msgs,
 static int drain(struct cg__mm *mm)
 {
 	struct uffd_msg msgs[16];
-	ssize_t n = read(mm->uffd, msgs, sizeof(msgs));
+	ssize_t n = cg__uffd_read(mm->uffd, msgs, sizeof(msgs));
 	int ret;
 
-	if (n < 0)
-		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	if (n == -EPERM)
+		mm->tampered = CG__TAMPERED_BLOCKING;
+	if (n <= 0)
+		return (int)n;
 	ret = backlog_push(mm, msgs, (size_t)n / sizeof(*msgs));
 	return ret ? ret : (int)(n / (ssize_t)sizeof(*msgs));
 }
@@ -59,13 +61,34 @@ static int op_once(int fd, enum op op, uint64_t start, uint64_t len)
 	return -EINVAL;
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/*
+ * By the clock, not by the sleeps: a client that raises events without
+ * pause would otherwise keep us reading them here for good.  -ETIME then:
+ * nothing was changed, the caller may try again (the client library does).
+ */
 static int with_retry(struct cg__mm *mm, enum op op, uint64_t start,
 		      uint64_t len)
 {
-	struct timespec pause = { 0, 20 * 1000 };
-	uint64_t waited = 0;
+	const struct timespec pause = { 0, 20 * 1000 };
+	uint64_t patience = mm->ioctl_patience_ns ? mm->ioctl_patience_ns
+						  : RETRY_LIMIT_NS;
+	uint64_t now = now_ns(), deadline = now + patience;
 	int ret;
 
+	/*
+	 * A request makes many ioctls: once one ran out of time, the next
+	 * ones get no more for a while, or one request would wait for each.
+	 */
+	if (now < mm->ioctl_impatient_until)
+		deadline = now;
 	for (;;) {
 		ret = op_once(mm->uffd, op, start, len);
 		if (ret != -EAGAIN)
@@ -73,12 +96,13 @@ static int with_retry(struct cg__mm *mm, enum op op, uint64_t start,
 		ret = drain(mm);
 		if (ret < 0)
 			return ret;
-		if (ret == 0) {
-			if (waited >= RETRY_LIMIT_NS)
-				return -ETIMEDOUT;
-			nanosleep(&pause, NULL);
-			waited += (uint64_t)pause.tv_nsec;
+		now = now_ns();
+		if (now >= deadline) {
+			mm->ioctl_impatient_until = now + patience;
+			return -ETIME;
 		}
+		if (ret == 0)
+			nanosleep(&pause, NULL);
 	}
 }
 

@@ -319,6 +319,163 @@ static void sync_thp_chunks(struct cg__mm *mm, uint64_t start, uint64_t len)
 	}
 }
 
+/* ---- the frame table: each pinned unit's frame, once -------------------- */
+
+static size_t frame_slot(const struct cg__frames *t, uint64_t addr)
+{
+	uint64_t h = (addr >> CG_PAGE_SHIFT) * 0x9E3779B97F4A7C15ULL;
+
+	return (size_t)(h ^ (h >> 32)) & (t->cap - 1);
+}
+
+static struct cg__frame *frame_find(const struct cg__frames *t, uint64_t addr)
+{
+	if (!t || !t->cap)
+		return NULL;
+	for (size_t i = frame_slot(t, addr);; i = (i + 1) & (t->cap - 1)) {
+		if (t->v[i].addr == addr)
+			return &t->v[i];
+		if (!t->v[i].addr)
+			return NULL;
+	}
+}
+
+/* The entry of addr, a new one (refs 0) if it had none: room is reserved. */
+static struct cg__frame *frame_get(struct cg__frames *t, uint64_t addr)
+{
+	size_t i = frame_slot(t, addr);
+
+	while (t->v[i].addr && t->v[i].addr != addr)
+		i = (i + 1) & (t->cap - 1);
+	if (!t->v[i].addr) {
+		t->v[i] = (struct cg__frame){ .addr = addr };
+		t->n++;
+	}
+	return &t->v[i];
+}
+
+/* Room for more new entries, keeping the table at most half full. */
+static int frames_reserve(struct cg__mm *mm, size_t more)
+{
+	struct cg__frames *t = mm->frames, old;
+	size_t cap;
+
+	if (!t) {
+		t = mm->frames = calloc(1, sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+	}
+	for (cap = t->cap ? t->cap : 64; (t->n + more) * 2 > cap; cap *= 2)
+		;
+	if (cap == t->cap)
+		return 0;
+	old = *t;
+	t->v = calloc(cap, sizeof(*t->v));
+	if (!t->v) {
+		*t = old;
+		return -ENOMEM;
+	}
+	t->cap = cap;
+	t->n = 0;
+	for (size_t i = 0; i < old.cap; i++)
+		if (old.v[i].addr)
+			*frame_get(t, old.v[i].addr) = old.v[i];
+	free(old.v);
+	return 0;
+}
+
+/* Free slot i, moving back the entries its removal would hide. */
+static void frame_remove(struct cg__frames *t, struct cg__frame *f)
+{
+	size_t i = (size_t)(f - t->v), j = i;
+
+	t->v[i].addr = 0;
+	t->n--;
+	for (;;) {
+		size_t home;
+
+		j = (j + 1) & (t->cap - 1);
+		if (!t->v[j].addr)
+			return;
+		home = frame_slot(t, t->v[j].addr);
+		/* Stays if its home lies cyclically in (i, j]. */
+		if (i <= j ? (home > i && home <= j) : (home > i || home <= j))
+			continue;
+		t->v[i] = t->v[j];
+		t->v[j].addr = 0;
+		i = j;
+	}
+}
+
+/*
+ * The pins that hold [addr, addr+size) had a page there that is gone: the
+ * new pin found another frame.  Their consumers may hold the old page.
+ */
+static void frame_replaced(struct cg__mm *mm, uint64_t addr, uint64_t size)
+{
+	for (size_t i = 0; i < mm->npins; i++) {
+		struct cg__pin *p = mm->pins[i];
+
+		if (p->framed && p->start < addr + size &&
+		    addr < p->start + p->len && !p->violated)
+			p->violated = addr > p->start ? addr : p->start;
+	}
+}
+
+/* Take a reference on each unit's frame for a new pin. */
+static int frames_take(struct cg__mm *mm, const struct units *u)
+{
+	int ret = frames_reserve(mm, u->n);
+
+	for (size_t i = 0; !ret && i < u->n; i++) {
+		const struct unit *x = &u->v[i];
+		struct cg__frame *f = frame_get(mm->frames, x->addr);
+
+		if (f->refs && f->frame != pfn_of(x)) {
+			frame_replaced(mm, x->addr, 1ULL << x->shift);
+			f->frame = pfn_of(x);
+		} else if (!f->refs) {
+			f->frame = pfn_of(x);
+			f->shift = x->shift;
+		}
+		f->refs++;
+	}
+	return ret;
+}
+
+/*
+ * Drop p's references, walking its range by the units it took (their
+ * sizes are in the table: the regions may have changed since).
+ */
+static void frames_put(struct cg__mm *mm, const struct cg__pin *p)
+{
+	uint64_t a = p->start, end = p->start + p->len;
+
+	if (!p->framed)
+		return;
+	while (a < end) {
+		struct cg__frame *f = frame_find(mm->frames, a);
+
+		if (!f) {
+			a += CG_PAGE_SIZE;
+			continue;
+		}
+		a += 1ULL << f->shift;
+		if (!--f->refs)
+			frame_remove(mm->frames, f);
+	}
+}
+
+size_t cg__mm_pins_footprint(const struct cg__mm *mm)
+{
+	size_t bytes = mm->pins_cap * sizeof(*mm->pins) +
+		       mm->npins * sizeof(struct cg__pin);
+
+	if (mm->frames)
+		bytes += sizeof(*mm->frames) + mm->frames->cap * sizeof(*mm->frames->v);
+	return bytes;
+}
+
 static struct cg__pin *record(struct cg__mm *mm, uint64_t start, uint64_t len,
 			      unsigned flags, const char *consumer,
 			      const struct units *u)
@@ -334,15 +491,13 @@ static struct cg__pin *record(struct cg__mm *mm, uint64_t start, uint64_t len,
 	strncpy(p->consumer, consumer ? consumer : "application",
 		sizeof(p->consumer) - 1);
 	p->created_ms = boottime_ms();
+	/* The last step that can fail: nothing to undo after it. */
 	if (mm->pfn_visible && u->n) {
-		p->frames = malloc(u->n * sizeof(*p->frames));
-		if (!p->frames) {
+		if (frames_take(mm, u)) {
 			free(p);
 			return NULL;
 		}
-		for (size_t i = 0; i < u->n; i++)
-			p->frames[i] = pfn_of(&u->v[i]);
-		p->nframes = u->n;
+		p->framed = true;
 	}
 	return p;
 }
@@ -445,7 +600,7 @@ static int unshare_and_record(struct cg__mm *mm, uint64_t start, uint64_t len,
 		ret = p ? pins_add(mm, p) : -ENOMEM;
 	}
 	if (ret && p) {
-		free(p->frames);
+		frames_put(mm, p);
 		free(p);
 	} else if (!ret) {
 		res->id = p->id;
@@ -502,8 +657,9 @@ static uint64_t first_violation(struct cg__mm *mm, const struct cg__pin *p)
 	}
 	for (size_t i = 0; i < u.n && !bad; i++) {
 		const struct cg__region *r = cg__mm_find(mm, u.v[i].addr);
-		bool same = !p->frames || i >= p->nframes ||
-			    p->frames[i] == pfn_of(&u.v[i]);
+		const struct cg__frame *f = frame_find(mm->frames, u.v[i].addr);
+		/* Recorded at the first pin of the page, shared by the later. */
+		bool same = !p->framed || (f && f->frame == pfn_of(&u.v[i]));
 
 		if (!r || !(cg__region_get(r, u.v[i].addr) & CG_ST_EXCL) ||
 		    !mapped_alone(&u.v[i]) || !same)
@@ -529,7 +685,7 @@ int cg__mm_unpin(struct cg__mm *mm, uint64_t id, struct cg__pin_result *res)
 	res->bad_addr = mm->pagemap_fd >= 0 ? first_violation(mm, p) : 0;
 	mm->pins[i] = mm->pins[--mm->npins];
 	mm->stats.pins = mm->npins;
-	free(p->frames);
+	frames_put(mm, p);
 	free(p);
 	if (!res->bad_addr)
 		return 0;
@@ -634,11 +790,13 @@ void cg__mm_unpinned_span(const struct cg__mm *mm, uint64_t start,
 
 void cg__mm_pins_free(struct cg__mm *mm)
 {
-	for (size_t i = 0; i < mm->npins; i++) {
-		free(mm->pins[i]->frames);
+	for (size_t i = 0; i < mm->npins; i++)
 		free(mm->pins[i]);
-	}
 	free(mm->pins);
+	if (mm->frames)
+		free(mm->frames->v);
+	free(mm->frames);
+	mm->frames = NULL;
 	mm->pins = NULL;
 	mm->npins = mm->pins_cap = 0;
 }

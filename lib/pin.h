@@ -19,9 +19,11 @@ struct cg__pin {
 	unsigned flags;			/* CG_PIN_* */
 	char consumer[CG_CONSUMER_LEN];
 	uint64_t created_ms;		/* CLOCK_BOOTTIME */
-	uint64_t unit;			/* bytes per frames[] entry */
-	uint64_t *frames;		/* frame of each unit, or NULL (no PFNs) */
-	size_t nframes;
+	/*
+	 * Its units' frames are in the mm's frame table (struct cg__frames),
+	 * shared with every other pin of the same page: false without PFNs.
+	 */
+	bool framed;
 	uint64_t violated;		/* a page seen replaced, or 0 */
 };
 
@@ -85,5 +87,25 @@ void cg__mm_unpinned_span(const struct cg__mm *mm, uint64_t start,
 			  uint64_t end, uint64_t *lo, uint64_t *hi);
 
 void cg__mm_pins_free(struct cg__mm *mm);
+
+/*
+ * The frame of each pinned unit, recorded once however many pins cover it
+ * (root's clients only: others have no frames).  An open-addressed table
+ * keyed by the unit's address, so that overlapping pins cost no memory per
+ * page beyond the first.
+ */
+struct cg__frame {
+	uint64_t addr;			/* the unit's start; 0: a free slot */
+	uint64_t frame;			/* at the first pin that holds it */
+	uint32_t refs;			/* pins holding it */
+	uint32_t shift;			/* the unit's size */
+};
+struct cg__frames {
+	struct cg__frame *v;
+	size_t n, cap;			/* cap: 0 or a power of two */
+};
+
+/* Bytes the pins of mm hold: records and the frame table, for quotas. */
+size_t cg__mm_pins_footprint(const struct cg__mm *mm);
 
 #endif

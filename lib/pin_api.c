@@ -24,10 +24,16 @@
 
 #define TRIES 3
 
-/* Populate the pages of [addr, addr+len) that pagemap shows absent. */
+/*
+ * Populate the pages of [addr, addr+len) that pagemap shows absent.  An
+ * undumpable process cannot open its own pagemap (root's, 0400, then):
+ * every page is write-faulted instead, which populates the holes as well.
+ */
 static int populate_holes(uint64_t addr, uint64_t len)
 {
-	return cg__write_fault_unless(addr, len, PM_PRESENT | PM_SWAPPED);
+	int ret = cg__write_fault_unless(addr, len, PM_PRESENT | PM_SWAPPED);
+
+	return ret == -EACCES ? cg__write_fault(addr, len) : ret;
 }
 
 static int engine_pin(struct cg *cg, uint64_t addr, uint64_t len, unsigned flags,

@@ -203,6 +203,33 @@ int cg__vma_flag(int smaps_fd, uint64_t addr, const char *flag)
 	return ret;
 }
 
+int cg__vma_flag_in(int smaps_fd, uint64_t lo, uint64_t hi, const char *flag)
+{
+	struct vma v = { 0 };
+	char line[512], want[8];
+	int ret;
+	FILE *f;
+
+	snprintf(want, sizeof(want), " %.2s", flag);
+	f = smaps_rewind(smaps_fd, &ret);
+	if (!f)
+		return ret;
+	ret = -ESRCH;	/* until a line shows the mm is still there */
+	while (fgets(line, sizeof(line), f)) {
+		if (ret == -ESRCH)
+			ret = 0;
+		if (strncmp(line, "VmFlags:", 8) == 0 && v.start < hi &&
+		    v.end > lo && strstr(line + 7, want)) {
+			ret = 1;
+			break;
+		}
+		if (vma_header_line(line))
+			vma_header(&v, line);
+	}
+	fclose(f);
+	return ret;
+}
+
 static long hugetlb_counter(unsigned shift, const char *name)
 {
 	char path[96];
@@ -307,6 +334,26 @@ static int scan(int fd, uint64_t start, uint64_t len, struct page_region *vec,
 	int ret = ioctl(fd, PAGEMAP_SCAN, &arg);
 
 	return ret < 0 ? -errno : ret;
+}
+
+int cg__pagemap_present(int fd, uint64_t start, uint64_t end,
+			struct page_region *vec, size_t nvec, uint64_t *walk_end)
+{
+	struct pm_scan_arg arg = {
+		.size = sizeof(arg),
+		.start = start,
+		.end = end,
+		.vec = (uint64_t)(uintptr_t)vec,
+		.vec_len = nvec,
+		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+	};
+	int ret = ioctl(fd, PAGEMAP_SCAN, &arg);
+
+	if (ret < 0)
+		return -errno;
+	*walk_end = arg.walk_end;
+	return ret;
 }
 
 bool cg__pagemap_scan_works(int fd)

@@ -41,6 +41,9 @@ int cg__vma_probe(int smaps_fd, uint64_t addr, uint64_t len,
  */
 int cg__vma_flag(int smaps_fd, uint64_t addr, const char *flag);
 
+/* Whether any VMA overlapping [lo, hi) has flag: 1, 0, or -ESRCH. */
+int cg__vma_flag_in(int smaps_fd, uint64_t lo, uint64_t hi, const char *flag);
+
 /*
  * Huge pages of 1 << shift bytes that an unreservered allocation (a COW
  * copy) can take: free_hugepages less resv_hugepages.  -errno on error.
@@ -68,5 +71,15 @@ int cg__kpageflags_read(int fd, uint64_t pfn, uint64_t *out);
  */
 bool cg__pagemap_scan_works(int fd);
 int cg__pmd_mapped(int fd, uint64_t start, uint64_t len, uint64_t *mask);
+
+/*
+ * The present or swapped runs of [start, end) (page aligned), per
+ * PAGEMAP_SCAN: at most nvec into vec, and *walk_end, where the scan
+ * stopped (end, or short of it when vec filled).  Returns the number of
+ * runs or -errno.  Only where cg__pagemap_scan_works().
+ */
+struct page_region;
+int cg__pagemap_present(int fd, uint64_t start, uint64_t end,
+			struct page_region *vec, size_t nvec, uint64_t *walk_end);
 
 #endif

@@ -34,6 +34,8 @@
  * with it is EBUSY.  Wait for that this long in all, per reconnection.
  */
 #define BUSY_RETRY_MS 1000
+/* What the embedded engine gives an ioctl that events make fail. */
+#define PATIENCE_MS 2000
 
 static bool conn_error(int err)
 {
@@ -213,6 +215,25 @@ static int serve_embedded(struct cg *cg, const struct cg__req *req,
 	return 0;
 }
 
+/*
+ * cowguardd gives an ioctl on our uffd a few milliseconds while our events
+ * (a fork, madvise or munmap in another thread) make it fail, since it
+ * serves others meanwhile; then it answers -ETIME, having changed nothing.
+ * We have the time: ask again, for as long as the embedded engine waits.
+ */
+static int call_patiently(struct cg *cg, struct cg__req *req,
+			  struct cg__rep *rep)
+{
+	int ret;
+
+	for (int ms = 0;; ms++) {
+		ret = cg__client_call(&cg->cli, req, rep);
+		if (ret || rep->status != -ETIME || ms >= PATIENCE_MS)
+			return ret;
+		sleep_ms(1);
+	}
+}
+
 int cg__call_locked(struct cg *cg, struct cg__req *req, struct cg__rep *rep)
 {
 	int ret, i;
@@ -235,7 +256,7 @@ int cg__call_locked(struct cg *cg, struct cg__req *req, struct cg__rep *rep)
 	}
 	if (cg->mode == CG_MODE_EMBEDDED)
 		return serve_embedded(cg, req, rep);
-	ret = cg__client_call(&cg->cli, req, rep);
+	ret = call_patiently(cg, req, rep);
 	/* After a timeout a late reply would answer the next request. */
 	if (ret == -ENOTCONN || ret == -ETIMEDOUT)
 		cg__mark_lost(cg);

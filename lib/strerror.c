@@ -12,7 +12,11 @@
 	X(ENOMEM, "range is not (entirely) mapped, or out of memory")         \
 	X(EEXIST, "range overlaps a registered region")                       \
 	X(ENOENT, "no registered region there")                               \
-	X(EDQUOT, "per-client limit on regions or registered bytes reached")  \
+	X(EDQUOT, "cowguardd quota reached: regions, registered bytes or pins "\
+		  "of this client, or registered bytes, pins or children of "  \
+		  "your user (--max-user-*)")                                  \
+	X(ENOSPC, "cowguardd refused: the memory it may spend on your user "  \
+		  "is used up (--max-user-memory)")                           \
 	X(EPERM, "no full userfaultfd for this process: userfaultfd(2) needs "\
 		 "CAP_SYS_PTRACE and /dev/userfaultfd is not open to you; "   \
 		 "join the group 'cowguard' (cowguard's install makes the "   \
@@ -27,6 +31,9 @@
 	X(EPROTO, "protocol error between libcowguard and cowguardd")         \
 	X(EPROTONOSUPPORT, "cowguardd speaks another protocol major version") \
 	X(ETIMEDOUT, "cowguardd did not answer in time")                      \
+	X(ETIME, "the process kept changing its mappings (fork, madvise, "    \
+		 "munmap in other threads) the whole time: nothing was done, "\
+		 "try again")                                                 \
 	X(EUSERS, "cowguardd refused: your user has its share of connections "\
 		  "already (--max-conns-per-user)")                           \
 	X(EOPNOTSUPP, "not supported by this kernel or this cowguardd (before "\

@@ -2,10 +2,13 @@
 /* Thin wrappers over the userfaultfd system call and ioctls. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "uffd.h"
@@ -109,6 +112,13 @@ int cg__uffd_unregister(int fd, uint64_t start, uint64_t len)
 	return ioctl(fd, UFFDIO_UNREGISTER, &r) ? -errno : 0;
 }
 
+int cg__uffd_wake(int fd, uint64_t start, uint64_t len)
+{
+	struct uffdio_range r = { .start = start, .len = len };
+
+	return ioctl(fd, UFFDIO_WAKE, &r) ? -errno : 0;
+}
+
 int cg__uffd_wp(int fd, uint64_t start, uint64_t len, bool protect)
 {
 	struct uffdio_writeprotect w = {
@@ -117,4 +127,112 @@ int cg__uffd_wp(int fd, uint64_t start, uint64_t len, bool protect)
 	};
 
 	return ioctl(fd, UFFDIO_WRITEPROTECT, &w) ? -errno : 0;
+}
+
+/*
+ * A client shares the open file of the uffd it handed over (it kept an fd
+ * on it), and O_NONBLOCK is the file's: it can clear it, then read the
+ * message poll() announced before we do, and a plain read would sleep
+ * until its next message.  RWF_NOWAIT never waits, whatever the file's
+ * flags, where the kernel takes it for a uffd (6.18 does, 6.1 not); else,
+ * where reads are bounded, a timer of the reading thread interrupts one
+ * that lasts.
+ */
+#define READ_BOUND_NS (10 * 1000 * 1000)
+
+static struct {
+	bool on;
+	timer_t timer;
+} bounded;
+
+static bool nowait;	/* probed by cg__uffd_bound_reads() */
+
+static void on_alarm(int sig)
+{
+	(void)sig;	/* only there to interrupt: no SA_RESTART */
+}
+
+/* Whether RWF_NOWAIT reads a uffd here: a fresh one, empty, says EAGAIN. */
+static bool nowait_works(void)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffd_msg msg;
+	struct iovec v = { &msg, sizeof(msg) };
+	int fd = cg__uffd_create();
+	bool works;
+
+	if (fd < 0)
+		return false;
+	works = !ioctl(fd, UFFDIO_API, &api) &&
+		preadv2(fd, &v, 1, -1, RWF_NOWAIT) < 0 && errno == EAGAIN;
+	close(fd);
+	return works;
+}
+
+int cg__uffd_bound_reads(void)
+{
+	struct sigevent ev = {
+		.sigev_notify = SIGEV_THREAD_ID,
+		.sigev_signo = SIGURG,
+	};
+	struct sigaction sa = { .sa_handler = on_alarm };
+
+	ev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+	if (sigaction(SIGURG, &sa, NULL) ||
+	    timer_create(CLOCK_MONOTONIC, &ev, &bounded.timer))
+		return -errno;
+	bounded.on = true;
+	nowait = nowait_works();
+	return 0;
+}
+
+static void arm(long ns)
+{
+	struct itimerspec it = { .it_value = { 0, ns } };
+
+	if (bounded.on)
+		timer_settime(bounded.timer, 0, &it, NULL);
+}
+
+bool cg__uffd_made_blocking(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	return fl >= 0 && !(fl & O_NONBLOCK);
+}
+
+/* read() that a timer interrupts: for kernels without RWF_NOWAIT here. */
+static ssize_t read_bounded(int fd, void *buf, size_t len)
+{
+	ssize_t n;
+	int err;
+
+	arm(READ_BOUND_NS);
+	n = read(fd, buf, len);
+	err = errno;
+	arm(0);
+	if (n >= 0)
+		return n;
+	if (err == EINTR && cg__uffd_made_blocking(fd))
+		return -EPERM;
+	return err == EAGAIN || err == EINTR ? 0 : -err;
+}
+
+ssize_t cg__uffd_read(int fd, void *buf, size_t len)
+{
+	struct iovec v = { buf, len };
+	ssize_t n;
+
+	if (!nowait)
+		return read_bounded(fd, buf, len);
+	n = preadv2(fd, &v, 1, -1, RWF_NOWAIT);
+	if (n >= 0)
+		return n;
+	/*
+	 * The uffd a fork event makes is opened without FMODE_NOWAIT (6.18):
+	 * it is ours alone, nobody else can make it blocking.
+	 */
+	if (errno == EOPNOTSUPP)
+		return read_bounded(fd, buf, len);
+	return errno == EAGAIN || errno == EINTR ? 0 : -errno;
 }

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "compat.h"
 
@@ -38,7 +39,26 @@ int cg__uffd_register(int fd, uint64_t start, uint64_t len);
 int cg__uffd_register_mode(int fd, uint64_t start, uint64_t len, uint64_t mode);
 int cg__uffd_unregister(int fd, uint64_t start, uint64_t len);
 
+/* Wake the threads faulting in the range, changing nothing. */
+int cg__uffd_wake(int fd, uint64_t start, uint64_t len);
+
 /* Set or clear write protection; clearing wakes the faulting threads. */
 int cg__uffd_wp(int fd, uint64_t start, uint64_t len, bool protect);
+
+/*
+ * read() messages without ever blocking: returns bytes read, 0 when none is
+ * pending, -EPERM when the uffd was found made blocking (by the client that
+ * shares it: drop it), or -errno.
+ */
+ssize_t cg__uffd_read(int fd, void *buf, size_t len);
+
+/* Whether the uffd's file lost O_NONBLOCK (all we create have it). */
+bool cg__uffd_made_blocking(int fd);
+
+/*
+ * Make the calling thread's cg__uffd_read() calls interruptible by a timer
+ * (SIGURG), for a thread that must not wait on a client: the daemon's.
+ */
+int cg__uffd_bound_reads(void);
 
 #endif

@@ -9,29 +9,25 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "mm_internal.h"
 #include "procfs.h"
-
-#define BATCH 256
+#include "touch.h"
 
 /*
- * Whether pid still runs the address space we track: our pagemap fd stays
- * on it and reads nothing once the process has exec'd or exited, where
- * process_vm_readv(pid) would read the new program.
+ * Whether pid is still the process that said hello, on the address space
+ * we track, as dumpable as it was (lib/process.h): once it has exec'd or
+ * exited, process_vm_readv(pid) would read the new program or another
+ * process.
  */
 static bool same_process(const struct cg__mm *mm)
 {
-	uint64_t pme;
-
-	return mm->pagemap_fd >= 0 && !cg__pagemap_read(mm->pagemap_fd, 0, 1, &pme);
+	return cg__proc_check(&mm->proc, mm->pagemap_fd) == 0;
 }
 
 int cg__unshare(struct cg__mm *mm, const uint64_t *addrs, size_t n)
 {
-	struct iovec local[BATCH], remote[BATCH];
 	pid_t pid = mm->pid;
 
 	/*
@@ -42,17 +38,22 @@ int cg__unshare(struct cg__mm *mm, const uint64_t *addrs, size_t n)
 	if (!pid || !same_process(mm))
 		return -ESRCH;
 	while (n) {
-		size_t k = n < BATCH ? n : BATCH;
-		ssize_t got;
-
+		size_t k = n < CG_TOUCH_MAX ? n : CG_TOUCH_MAX;
 		/* One byte is enough: the whole page (or huge page) is unshared. */
-		for (size_t i = 0; i < k; i++) {
-			local[i] = (struct iovec){ &mm->scratch[i % CG_PAGE_SIZE], 1 };
-			remote[i] = (struct iovec){ (void *)(uintptr_t)addrs[i], 1 };
-		}
-		got = process_vm_readv(pid, local, k, remote, k, 0);
+		ssize_t got = cg__touch(mm, addrs, k);
+
+		/*
+		 * The check and the read are two steps: an exec or an exit
+		 * (and a pid reused) between them makes the read reach a new
+		 * program or another process.  Checked again, nothing of its
+		 * outcome is told: it may have unshared (copied) up to a
+		 * batch of that process's pages or waited on its faults, and
+		 * read bytes that never leave the scratch page.
+		 */
+		if (!same_process(mm))
+			return -ESRCH;
 		if (got < 0)
-			return -errno;
+			return (int)got;
 		/* A short read means a page vanished under us: its event follows. */
 		if ((size_t)got < k) {
 			addrs += got + 1;

@@ -75,8 +75,9 @@ OBJDIR := $(BUILDDIR)/obj
 VERBS_SRCS  := $(wildcard lib/verbs.c)
 URING_SRCS  := $(wildcard lib/uring.c)
 LIB_SRCS    := $(filter-out $(VERBS_SRCS) $(URING_SRCS),$(wildcard lib/*.c))
-DAEMON_SRCS := $(filter-out daemon/cowguardctl.c daemon/ctl-%.c,$(wildcard daemon/*.c))
-CTL_SRCS    := $(wildcard daemon/cowguardctl.c daemon/ctl-*.c)
+# A program a folder: cowguardd in daemon/, cowguardctl in daemon/ctl/.
+DAEMON_SRCS := $(wildcard daemon/*.c)
+CTL_SRCS    := $(wildcard daemon/ctl/*.c)
 EXAMPLE_SRCS := $(wildcard examples/*.c)
 # bench/bench.c is the benchmarks' shared helpers, linked into each.
 BENCH_LIB_SRCS := $(wildcard bench/bench.c)
@@ -169,7 +170,7 @@ vm_lane = CG_VM_DIST=$(1) CG_TEST_LANE=vm-$(1) CG_TEST_TALLY=$(2) \
 check: deps
 	@$(MAKE) --no-print-directory build-all
 	@echo "make check changes this machine while it runs (docs/testing.md): the" \
-	      "group cowguard and the user cowguard-test (kept), /dev/userfaultfd" \
+	      "group cowguard and the users cowguard, cowguard-test (kept), /dev/userfaultfd" \
 	      "root:cowguard 0660, the hugetlb pools, khugepaged paused (put back" \
 	      "at the end and on Ctrl-C; not after SIGKILL)."
 	@rm -f $(TALLY) $(TALLY).failures; status=0; \

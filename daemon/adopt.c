@@ -1,8 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
- * Adoption that knows the child.  A fork event hands us the child's uffd
- * but no pid; the child's library then connects and says CHILD_HELLO with
- * its parent's pid.  Before a connection gets an adopted uffd:
+ * Adoption that knows the child, whole: from the fork event to the child's
+ * hello.  It sits above tracked.c and calls it (to make, poll and close
+ * tracked address spaces); tracked.c never calls here, and learns of forks
+ * only through the hooks adopt_forks() gives the engine.
+ *
+ * A fork event hands us the child's uffd but no pid: it is served at once,
+ * unnamed, within the parent's bounds.  The child's library then connects
+ * and says CHILD_HELLO with its parent's pid.  Before a connection gets an
+ * adopted uffd:
  *
  *  1. It must be a child of that parent: ppid in /proc/PID/stat.  When the
  *     parent has died since (the child was reparented), only the proof
@@ -82,7 +88,8 @@ static bool mm_alive(const struct tracked *t)
 	return cg__uffd_wp(t->mm.uffd, PROBE_ADDR, CG_PAGE_SIZE, true) != -ESRCH;
 }
 
-void adopt_reap(struct server *srv, pid_t parent)
+/* Release the unnamed children of parent whose process exited or exec'd. */
+static void adopt_reap(struct server *srv, pid_t parent)
 {
 	for (struct tracked *t = srv->tracked, *next; t; t = next) {
 		next = t->next;
@@ -95,6 +102,66 @@ void adopt_reap(struct server *srv, pid_t parent)
 		tracked_close(t);
 	}
 }
+
+/* ---- at the fork: the child's uffd, served unnamed ---------------------- */
+
+static unsigned count_children(struct server *srv, pid_t parent)
+{
+	unsigned n = 0;
+
+	for (struct tracked *t = srv->tracked; t; t = t->next)
+		n += !t->conn && t->parent_pid == parent && !t->closing;
+	return n;
+}
+
+/*
+ * Before a fork event's child is copied: within its user's bounds
+ * (quota.c), the copy being what the child will cost.
+ */
+static int may_adopt(struct cg__mm *parent, void *arg)
+{
+	struct tracked *pt = arg;
+
+	/* Unnamed children that exited or exec'd count no more. */
+	adopt_reap(pt->srv, parent->pid);
+	if (count_children(pt->srv, parent->pid) >= pt->srv->opt.max_children) {
+		log_warn("pid %d: more than %u unnamed children, not tracking "
+			 "the new one", (int)parent->pid, pt->srv->opt.max_children);
+		return -EDQUOT;
+	}
+	return quota_child(pt->srv, pt->uid, parent);
+}
+
+/* A fork event: serve the child's uffd until the child names itself. */
+static void adopt(struct cg__mm *parent, struct cg__mm *child, void *arg)
+{
+	struct tracked *pt = arg, *t;
+
+	/* may_adopt() has checked the bounds. */
+	t = tracked_take(pt->srv, child, pt->uid);
+	if (!t)
+		return;
+	/* The child's own forks are adopted in turn. */
+	adopt_forks(t);
+	t->parent_pid = parent->pid;
+	if (tracked_poll(t)) {
+		log_err("pid %d: cannot poll its child's uffd", (int)parent->pid);
+		tracked_close(t);
+		return;
+	}
+	/* Protecting the child may have read its messages: handle them. */
+	cg__mm_service_backlog(&t->mm);
+	log_debug("pid %d forked: adopted its child's uffd", (int)parent->pid);
+}
+
+void adopt_forks(struct tracked *t)
+{
+	t->mm.adopt = adopt;
+	t->mm.may_adopt = may_adopt;
+	t->mm.adopt_arg = t;
+}
+
+/* ---- at the hello: which unnamed uffd is the child's -------------------- */
 
 /*
  * The unit of t's memory the proof flips: the first of its first region,
@@ -210,27 +277,27 @@ int adopt_claim(struct conn *c, pid_t parent, struct tracked **out)
 	int ret;
 
 	if (parent <= 0) {
-		conn_log(4, c, "refused as a child: no parent named (%d)",
-			 (int)parent);
+		conn_log(LOG_WARNING, c, "refused as a child: no parent named "
+			 "(%d)", (int)parent);
 		return -ESRCH;
 	}
 	ret = read_stat(pid, &ppid, &threads);
 	if (ret) {
-		conn_log(4, c, "refused as a child of %d: its /proc stat: %s",
-			 (int)parent, cg_strerror(ret));
+		conn_log(LOG_WARNING, c, "refused as a child of %d: its /proc "
+			 "stat: %s", (int)parent, cg_strerror(ret));
 		return -ESRCH;
 	}
 	n = candidates(c->srv, parent, c->cred.uid, v);
 	if (!n) {
-		conn_log(4, c, "refused as a child of %d: no adopted uffd to "
-			 "claim", (int)parent);
+		conn_log(LOG_WARNING, c, "refused as a child of %d: no "
+			 "adopted uffd to claim", (int)parent);
 		return -ESRCH;
 	}
 	/* Another thread of the child could write unseen during the flip. */
 	*out = threads == 1 ? prove(v, n, pid, &tried) : NULL;
 	if (*out) {
-		conn_log(7, c, "child of %d%s: its uffd proven by its VMAs "
-			 "(1 of %zu, %ld threads)", (int)parent,
+		conn_log(LOG_DEBUG, c, "child of %d%s: its uffd proven by its "
+			 "VMAs (1 of %zu, %ld threads)", (int)parent,
 			 ppid == parent ? "" : " (reparented)", n, threads);
 		return 0;
 	}
@@ -242,8 +309,9 @@ int adopt_claim(struct conn *c, pid_t parent, struct tracked **out)
 	else
 		snprintf(why, sizeof(why), "none of %zu has a region registered "
 			 "in it", n);
-	conn_log(4, c, "refused as a child of %d (its parent is %d): %s, and "
-		 "no adopted uffd is proven its own", (int)parent, (int)ppid, why);
+	conn_log(LOG_WARNING, c, "refused as a child of %d (its parent is "
+		 "%d): %s, and no adopted uffd is proven its own", (int)parent,
+		 (int)ppid, why);
 	return ppid == parent ? -ESRCH : -EPERM;
 }
 
@@ -256,8 +324,8 @@ int adopt_claim(struct conn *c, pid_t parent, struct tracked **out)
 static int named_parent(const struct conn *c, int64_t claim, pid_t *parent)
 {
 	if (claim <= 0 || claim > INT32_MAX) {
-		conn_log(4, c, "refused as a child: no parent named (%lld)",
-			 (long long)claim);
+		conn_log(LOG_WARNING, c, "refused as a child: no parent named "
+			 "(%lld)", (long long)claim);
 		return -ESRCH;
 	}
 	for (const struct tracked *t = c->srv->tracked; t; t = t->next)
@@ -267,9 +335,9 @@ static int named_parent(const struct conn *c, int64_t claim, pid_t *parent)
 			*parent = t->mm.pid;
 			return 0;
 		}
-	conn_log(4, c, "refused as a child of %lld: no client is that pid in "
-		 "its pid namespace (%lld is %d there)", (long long)claim,
-		 (long long)claim, (int)c->proc.ns_pid);
+	conn_log(LOG_WARNING, c, "refused as a child of %lld: no client is "
+		 "that pid in its pid namespace (%lld is %d there)",
+		 (long long)claim, (long long)claim, (int)c->proc.ns_pid);
 	return -ESRCH;
 }
 
@@ -296,8 +364,8 @@ int adopt_child_hello(struct conn *c, int64_t claim)
 		return ret;
 	pagemap = open_pagemap_privileged(c->cred.pid);
 	if (pagemap < 0) {
-		conn_log(4, c, "refused as a child of %d: its pagemap: %s",
-			 (int)parent, cg_strerror(pagemap));
+		conn_log(LOG_WARNING, c, "refused as a child of %d: its "
+			 "pagemap: %s", (int)parent, cg_strerror(pagemap));
 		return pagemap;
 	}
 	ret = adopt_claim(c, parent, &t);
@@ -305,16 +373,17 @@ int adopt_child_hello(struct conn *c, int64_t claim)
 	if (!ret) {
 		ret = cg__proc_check(&c->proc, pagemap);
 		if (ret)
-			conn_log(4, c, "refused as a child of %d: it exited, "
-				 "exec'd or changed its owner meanwhile (%s)",
-				 (int)parent, cg_strerror(ret));
+			conn_log(LOG_WARNING, c, "refused as a child of %d: "
+				 "it exited, exec'd or changed its owner "
+				 "meanwhile (%s)", (int)parent,
+				 cg_strerror(ret));
 	}
 	if (ret) {
 		close(pagemap);
 		return ret;
 	}
 	name_child(c, t, pagemap);
-	conn_log(7, c, "named as a child of %d (%lld in its pid namespace)",
-		 (int)parent, (long long)claim);
+	conn_log(LOG_DEBUG, c, "named as a child of %d (%lld in its pid "
+		 "namespace)", (int)parent, (long long)claim);
 	return 0;
 }

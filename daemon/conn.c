@@ -1,16 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
- * Connections: accepting (within the bounds), reading packets, queueing
- * replies, and letting go.  One event loop serves every client, so nothing
- * here ever waits for one: a reply that does not fit in a client's socket
- * waits in a bounded queue of its own, and a client that fills it, or reads
- * none of it for a while, is dropped.
+ * One connection: its admission (within the bounds), reading its packets,
+ * queueing its replies, and letting go.  One event loop serves every
+ * client, so nothing here ever waits for one: a reply that does not fit in
+ * a client's socket waits in a bounded queue of its own, and a client that
+ * fills it, or reads none of it for a while, is dropped.  The listening
+ * socket, and the server's start and stop, are server.c's.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -41,8 +40,6 @@
 #define REFUSING_WAIT_MS 1000
 /* Refusals logged: one line a second at most. */
 #define REFUSAL_LOG_MS 1000
-/* With no spare fd to give up, accepting pauses this long. */
-#define ACCEPT_PAUSE_MS 100
 
 static void on_handle_closed(uv_handle_t *h)
 {
@@ -141,8 +138,8 @@ static void on_write_timeout(uv_timer_t *t)
 {
 	struct conn *c = t->data;
 
-	conn_log(4, c, "dropped: read none of its %u queued replies for %u ms",
-		 c->out.len, WRITE_TIMEOUT_MS);
+	conn_log(LOG_WARNING, c, "dropped: read none of its %u queued replies "
+		 "for %u ms", c->out.len, WRITE_TIMEOUT_MS);
 	conn_close(c);
 }
 
@@ -187,8 +184,8 @@ static int park(struct conn *c, const struct cg__req *req)
 	return 0;
 }
 
-/* Answer parked requests until one starts a stream.  Returns 0 or -1: drop. */
-static int run_parked(struct conn *c)
+/* Answer parked requests until one starts a stream. */
+static enum req_result run_parked(struct conn *c)
 {
 	struct parked *p = &c->parked;
 
@@ -198,9 +195,9 @@ static int run_parked(struct conn *c)
 		p->head = (p->head + 1) % PARKED_MAX;
 		p->len--;
 		if (request_dispatch(c, &req, -1))
-			return -1;
+			return REQ_DROP;
 	}
-	return 0;
+	return REQ_KEEP;
 }
 
 /*
@@ -208,7 +205,8 @@ static int run_parked(struct conn *c)
  * (its reply must come after the stream's end), a few at most: a client
  * that sends more without reading is over its bound.
  */
-static int take_request(struct conn *c, const struct cg__req *req, int fd)
+static enum req_result take_request(struct conn *c, const struct cg__req *req,
+				    int fd)
 {
 	int ret;
 
@@ -217,31 +215,33 @@ static int take_request(struct conn *c, const struct cg__req *req, int fd)
 	/* Only a first packet carries an fd; a later one is a protocol error. */
 	if (fd >= 0) {
 		close(fd);
-		conn_log(4, c, "dropped: unexpected fd with %s", cg__op_name(req->op));
-		return -1;
+		conn_log(LOG_WARNING, c, "dropped: unexpected fd with %s",
+			 cg__op_name(req->op));
+		return REQ_DROP;
 	}
 	ret = park(c, req);
 	if (ret == -ENOBUFS)
-		conn_log(4, c, "dropped: %u more requests while it reads none of "
-			 "%u queued replies", c->parked.len, c->out.len);
+		conn_log(LOG_WARNING, c, "dropped: %u more requests while it "
+			 "reads none of %u queued replies", c->parked.len,
+			 c->out.len);
 	else if (ret)
-		conn_log(4, c, "dropped: %s", cg_strerror(ret));
-	return ret ? -1 : 0;
+		conn_log(LOG_WARNING, c, "dropped: %s", cg_strerror(ret));
+	return ret ? REQ_DROP : REQ_KEEP;
 }
 
 /* The socket has room: send the queue, then go on with the stream. */
-static int on_room(struct conn *c, bool *progressed)
+static enum req_result on_room(struct conn *c, bool *progressed)
 {
 	int sent = outq_flush(c);
 
 	if (sent < 0) {
-		conn_log(7, c, "disconnected while replies waited (%s)",
+		conn_log(LOG_DEBUG, c, "disconnected while replies waited (%s)",
 			 cg_strerror(sent));
-		return -1;
+		return REQ_DROP;
 	}
 	*progressed = sent > 0;
 	if (c->stream.active && conn_has_room(c) && request_stream(c))
-		return -1;
+		return REQ_DROP;
 	return run_parked(c);
 }
 
@@ -270,39 +270,40 @@ static void on_hello_timeout(uv_timer_t *t)
 	struct conn *c = t->data;
 
 	if (c->kind == CONN_NEW)
-		conn_log(4, c, "dropped: no hello within %u ms",
+		conn_log(LOG_WARNING, c, "dropped: no hello within %u ms",
 			 c->srv->opt.hello_timeout_ms);
 	else if (c->kind != CONN_REFUSED)
 		return;
 	conn_close(c);
 }
 
-/* Read one packet.  Returns 0, or -1 when the connection must go. */
-static int on_packet(struct conn *c)
+/* Read one packet, if one came. */
+static enum req_result on_packet(struct conn *c)
 {
 	struct cg__req req = { 0 };
 	int fd, ret;
 
 	ret = cg__recv(c->sock, &req, sizeof(req), &fd);
 	if (ret == -EAGAIN)
-		return 0;
+		return REQ_KEEP;
 	if (c->kind == CONN_REFUSED) {
 		if (!ret)
 			refuse_hello(c, &req, fd);
-		return -1;
+		return REQ_DROP;
 	}
 	if (ret == -ECONNRESET) {
-		conn_log(7, c, "disconnected");
-		return -1;
+		conn_log(LOG_DEBUG, c, "disconnected");
+		return REQ_DROP;
 	}
 	/* Another major's packet: its header is enough to say so and refuse. */
 	if (ret == -EPROTONOSUPPORT) {
 		request_dispatch(c, &req, -1);
-		return -1;
+		return REQ_DROP;
 	}
 	if (ret) {
-		conn_log(4, c, "dropped: unreadable request (%s)", cg_strerror(ret));
-		return -1;
+		conn_log(LOG_WARNING, c, "dropped: unreadable request (%s)",
+			 cg_strerror(ret));
+		return REQ_DROP;
 	}
 	return take_request(c, &req, fd);
 }
@@ -456,8 +457,7 @@ static int conn_init(struct conn *c, struct server *srv, int sock)
 	return 0;
 }
 
-/* Returns 0, or why the connection was closed at once. */
-static int conn_new(struct server *srv, int sock)
+int conn_new(struct server *srv, int sock)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	unsigned wait;
@@ -483,127 +483,6 @@ static int conn_new(struct server *srv, int sock)
 	uv_poll_start(&c->poll, c->events, on_io);
 	uv_timer_start(&c->hello_timer, on_hello_timeout, wait, 0);
 	if (c->kind == CONN_NEW)
-		conn_log(7, c, "connected");
+		conn_log(LOG_DEBUG, c, "connected");
 	return 0;
-}
-
-/* ---- out of file descriptors -------------------------------------------- */
-
-static void on_accept(uv_poll_t *h, int status, int events);
-
-static void on_accept_resume(uv_timer_t *t)
-{
-	struct server *srv = t->data;
-
-	if (srv->spare_fd < 0)
-		srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	uv_poll_start(&srv->listen_poll, UV_READABLE, on_accept);
-}
-
-/*
- * accept4() failed for want of an fd, and the connection stays queued: the
- * listener stays readable and the loop would spin on it.  Give up the
- * spare fd for a moment to take the connection and close it (the client
- * sees its connection closed), or with no spare, stop listening a while.
- */
-static void fds_short(struct server *srv, int err)
-{
-	if (!srv->fd_refused++)
-		log_warn("out of file descriptors (%s): refusing connections "
-			 "until some close", strerror(err));
-}
-
-static void out_of_fds(struct server *srv, int err)
-{
-	int sock, accept_err;
-
-	fds_short(srv, err);
-	if (srv->spare_fd >= 0) {
-		close(srv->spare_fd);
-		sock = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		accept_err = errno;
-		if (sock >= 0)
-			close(sock);
-		srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		/* Taken, or gone meanwhile: either way the listener is quiet. */
-		if (srv->spare_fd >= 0 && (sock >= 0 || accept_err == EAGAIN ||
-					   accept_err == ECONNABORTED))
-			return;
-	}
-	uv_poll_stop(&srv->listen_poll);
-	uv_timer_start(&srv->accept_timer, on_accept_resume, ACCEPT_PAUSE_MS, 0);
-}
-
-static void on_accept(uv_poll_t *h, int status, int events)
-{
-	struct server *srv = h->data;
-	int sock, ret;
-
-	(void)status;
-	(void)events;
-	sock = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	if (sock < 0) {
-		if (errno == EMFILE || errno == ENFILE)
-			out_of_fds(srv, errno);
-		return;
-	}
-	/* Taken, but its pidfd found no fd left: as short. */
-	ret = conn_new(srv, sock);
-	if (ret == -EMFILE || ret == -ENFILE) {
-		fds_short(srv, -ret);
-	} else if (srv->fd_refused) {
-		log_info("file descriptors again: %u connections were refused "
-			 "meanwhile", srv->fd_refused);
-		srv->fd_refused = 0;
-	}
-}
-
-/* ---- the server --------------------------------------------------------- */
-
-static void on_signal(uv_signal_t *h, int signum)
-{
-	struct server *srv = h->data;
-
-	log_info("signal %d: shutting down", signum);
-	server_stop(srv);
-}
-
-int server_start(struct server *srv)
-{
-	int ret;
-
-	srv->listen_poll.data = srv;
-	srv->sigint.data = srv->sigterm.data = srv;
-	srv->accept_timer.data = srv;
-	/* Kept for the moment fds run out (out_of_fds). */
-	srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	ret = uv_timer_init(srv->loop, &srv->accept_timer);
-	if (!ret)
-		ret = uv_poll_init(srv->loop, &srv->listen_poll, srv->listen_fd);
-	if (!ret)
-		ret = uv_poll_start(&srv->listen_poll, UV_READABLE, on_accept);
-	if (!ret)
-		ret = uv_signal_init(srv->loop, &srv->sigint);
-	if (!ret)
-		ret = uv_signal_start(&srv->sigint, on_signal, SIGINT);
-	if (!ret)
-		ret = uv_signal_init(srv->loop, &srv->sigterm);
-	if (!ret)
-		ret = uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
-	return ret;
-}
-
-void server_stop(struct server *srv)
-{
-	while (srv->conns)
-		conn_close(srv->conns);
-	while (srv->tracked)
-		tracked_close(srv->tracked);
-	if (srv->spare_fd >= 0)
-		close(srv->spare_fd);
-	srv->spare_fd = -1;
-	uv_close((uv_handle_t *)&srv->accept_timer, NULL);
-	uv_close((uv_handle_t *)&srv->listen_poll, NULL);
-	uv_close((uv_handle_t *)&srv->sigint, NULL);
-	uv_close((uv_handle_t *)&srv->sigterm, NULL);
 }

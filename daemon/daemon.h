@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <syslog.h>
 #include <uv.h>
 
 #include "mm.h"
@@ -134,15 +135,21 @@ struct server {
 	struct refusal_log quota_log[QUOTA_KINDS];
 };
 
-/* log.c: one line to stderr, prefixed by severity. */
+/*
+ * log.c: one line to stderr, prefixed by its level, one of syslog.h's
+ * LOG_ERR .. LOG_DEBUG (LOG_DEBUG only with --verbose).
+ */
 void log_msg(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void log_set_verbose(bool verbose);
-#define log_err(...) log_msg(3, __VA_ARGS__)
-#define log_warn(...) log_msg(4, __VA_ARGS__)
-#define log_info(...) log_msg(6, __VA_ARGS__)
-#define log_debug(...) log_msg(7, __VA_ARGS__)
-/* Per-connection logging names the peer, as CRIU's lp_err() does. */
+#define log_err(...) log_msg(LOG_ERR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARNING, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+/*
+ * Per-connection logging names the peer, as CRIU's lp_err() does; level
+ * as log_msg()'s.
+ */
 #define conn_log(level, c, fmt, ...)                                          \
 	log_msg(level, "pid %d uid %u: " fmt, (int)(c)->cred.pid,             \
 		(unsigned)(c)->cred.uid, ##__VA_ARGS__)
@@ -173,9 +180,15 @@ int open_pagemap_privileged(pid_t pid);
 /* listen.c */
 int listen_open(const char *path);
 
-/* conn.c */
+/*
+ * server.c: accept on srv->listen_fd and stop at SIGINT or SIGTERM.
+ * server_start() returns 0 or libuv's error.
+ */
 int server_start(struct server *srv);
 void server_stop(struct server *srv);
+
+/* conn.c: an accepted sock; 0, or why it was closed at once. */
+int conn_new(struct server *srv, int sock);
 void conn_close(struct conn *c);
 /*
  * Send one packet of a reply, or queue it while the client's socket is
@@ -190,6 +203,13 @@ bool conn_has_room(const struct conn *c);
 struct tracked *tracked_new(struct server *srv, int uffd, uint64_t features,
 			    pid_t pid, uid_t uid);
 void tracked_close(struct tracked *t);
+/*
+ * Serve mm, an address space the engine made (a fork event's child): t
+ * takes it over, or it is freed and NULL returned.  Not polled yet.
+ */
+struct tracked *tracked_take(struct server *srv, struct cg__mm *mm, uid_t uid);
+/* Watch t's uffd from the loop: 0 or libuv's error. */
+int tracked_poll(struct tracked *t);
 struct tracked *tracked_find_pid(struct server *srv, pid_t pid);
 /*
  * Whether the client did what only a hostile client does with the uffd it
@@ -197,12 +217,16 @@ struct tracked *tracked_find_pid(struct server *srv, pid_t pid);
  */
 bool tracked_tampered(const struct tracked *t);
 
-/* adopt.c: which adopted uffd a forked child's connection may claim. */
 /*
- * The unnamed child of parent whose uffd is c's peer's own, proven (see
- * adopt.c); the reason for a refusal is logged.  Returns 0 and *out,
- * -ESRCH (none is proven: also with no region to prove by, or with other
- * threads running), -EPERM (not that parent's child, and none proven).
+ * adopt.c: forked children, from the fork event to their hello.  Have t's
+ * forks adopted: each child's uffd is served, unnamed, from the fork on.
+ */
+void adopt_forks(struct tracked *t);
+/*
+ * Which adopted uffd a forked child's connection may claim: the unnamed
+ * child of parent whose uffd is c's peer's own, proven; the reason for a
+ * refusal is logged.  Returns 0 and *out, -ESRCH (none is proven:
+ * also with no region to prove by, or with other threads running), -EPERM (not that parent's child, and none proven).
  */
 int adopt_claim(struct conn *c, pid_t parent, struct tracked **out);
 /*
@@ -218,16 +242,19 @@ int adopt_child_hello(struct conn *c, int64_t claim);
  * the reason in why.
  */
 int gate_hello(const struct conn *c, char *why, size_t n);
-/* Release the unnamed children of parent whose process exited or exec'd. */
-void adopt_reap(struct server *srv, pid_t parent);
 
-/* requests.c */
-int request_dispatch(struct conn *c, const struct cg__req *req, int fd);
+/*
+ * requests.c.  What serving a packet leaves of its connection: kept, or
+ * to be dropped (the reason is logged).
+ */
+enum req_result { REQ_KEEP = 0, REQ_DROP = -1 };
+/* The packet, with fd (or -1), as the op table says (lib/protocol.h). */
+enum req_result request_dispatch(struct conn *c, const struct cg__req *req,
+				 int fd);
 /*
  * Make more of c's streamed reply while its queue has room, at most a
- * turn's worth.  Returns 0 (c->stream.active says whether it is done) or
- * -1: drop the connection (the reason is logged).
+ * turn's worth (c->stream.active then says whether it is done).
  */
-int request_stream(struct conn *c);
+enum req_result request_stream(struct conn *c);
 
 #endif

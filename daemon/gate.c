@@ -90,6 +90,20 @@ static int still_bound(const struct conn *c, char *why, size_t n)
 	return ret;
 }
 
+/*
+ * What the daemon opens of the client's, its /proc files, the client may
+ * open itself only while dumpable (they are root's, 0400, else): the
+ * kernel's own check, made for it.
+ */
+static int dumpable(const struct conn *c, char *why, size_t n)
+{
+	if (c->proc.owner_uid == c->cred.uid)
+		return 0;
+	snprintf(why, n, "its process is not dumpable (or not its own user's): "
+		 "the kernel would not let it read its /proc files");
+	return -EPERM;
+}
+
 int gate_hello(const struct conn *c, char *why, size_t n)
 {
 	struct stat st;
@@ -108,12 +122,12 @@ int gate_hello(const struct conn *c, char *why, size_t n)
 			 "open to a group", DEVICE);
 		return -EPERM;
 	}
-	if ((st.st_mode & (S_IROTH | S_IWOTH)) == (S_IROTH | S_IWOTH))
-		return 0;
-	if ((st.st_mode & (S_IRGRP | S_IWGRP)) == (S_IRGRP | S_IWGRP) &&
-	    (c->cred.gid == st.st_gid || peer_in_group(c->sock, st.st_gid)))
-		return 0;
-	snprintf(why, n, "not root, nor in group %u that %s is opened to",
-		 (unsigned)st.st_gid, DEVICE);
-	return -EPERM;
+	if ((st.st_mode & (S_IROTH | S_IWOTH)) != (S_IROTH | S_IWOTH) &&
+	    ((st.st_mode & (S_IRGRP | S_IWGRP)) != (S_IRGRP | S_IWGRP) ||
+	     (c->cred.gid != st.st_gid && !peer_in_group(c->sock, st.st_gid)))) {
+		snprintf(why, n, "not root, nor in group %u that %s is opened "
+			 "to", (unsigned)st.st_gid, DEVICE);
+		return -EPERM;
+	}
+	return dumpable(c, why, n);
 }

@@ -16,9 +16,9 @@ void log_msg(int level, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (level > 6 && !verbose)
+	if (level > LOG_INFO && !verbose)
 		return;
-	/* "<N>" lets journald file each line at its priority. */
+	/* "<N>", syslog's number, lets journald file each line at its level. */
 	fprintf(stderr, "<%d>cowguardd: ", level);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);

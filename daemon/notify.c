@@ -100,7 +100,7 @@ static void on_status_timer(uv_timer_t *t)
 		send_status(n, "");
 }
 
-/* conn.c shuts the server down on the same signals; we only say so. */
+/* server.c shuts the server down on the same signals; we only say so. */
 static void on_stop_signal(uv_signal_t *h, int signum)
 {
 	(void)signum;

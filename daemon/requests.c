@@ -3,8 +3,10 @@
  * Requests, one small function each.  What a connection may do follows
  * from who it is (SO_PEERCRED): an application acts on its own address
  * space; cowguardctl sees the clients of its own user, or all of them as
- * root.  Page frame numbers and kernel page flags never leave the daemon:
- * an audit returns counts only.
+ * root; the op table at the end, made from lib/protocol.h's CG_OP_MAP,
+ * says which kind may send what, and who serves it.  Page frame numbers
+ * and kernel page flags never leave the daemon: an audit returns counts
+ * only.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,20 +32,28 @@
 #define REGISTER_SLICE (4ULL << 20)
 #define REGISTER_TURN_NS (5 * 1000 * 1000)
 
+/*
+ * One packet of a stream: there is more to come, the end was sent, or the
+ * connection must go.
+ */
+enum step { STEP_DROP = REQ_DROP, STEP_END = 0, STEP_MORE = 1 };
+
 /* Never waits: conn.c queues what the socket does not take now. */
-static int reply(struct conn *c, struct cg__rep *rep)
+static enum req_result reply(struct conn *c, struct cg__rep *rep)
 {
 	int ret = conn_send(c, rep);
 
 	if (ret == -ENOBUFS)
-		conn_log(4, c, "dropped: %u replies unread, its queue is full",
-			 c->out.len);
+		conn_log(LOG_WARNING, c, "dropped: %u replies unread, its "
+			 "queue is full", c->out.len);
 	else if (ret)
-		conn_log(4, c, "dropped: cannot reply (%s)", cg_strerror(ret));
-	return ret;
+		conn_log(LOG_WARNING, c, "dropped: cannot reply (%s)",
+			 cg_strerror(ret));
+	return ret ? REQ_DROP : REQ_KEEP;
 }
 
-static int reply_status(struct conn *c, const struct cg__req *req, int status)
+static enum req_result reply_status(struct conn *c, const struct cg__req *req,
+				    int status)
 {
 	struct cg__rep rep;
 
@@ -52,7 +62,8 @@ static int reply_status(struct conn *c, const struct cg__req *req, int status)
 	return reply(c, &rep);
 }
 
-static int do_hello(struct conn *c, const struct cg__req *req, int fd)
+static enum req_result do_hello(struct conn *c, const struct cg__req *req,
+				int fd)
 {
 	struct cg__rep rep;
 	uint64_t features;
@@ -60,18 +71,18 @@ static int do_hello(struct conn *c, const struct cg__req *req, int fd)
 	int ret;
 
 	if (fd < 0 || !cg__is_uffd(fd)) {
-		conn_log(4, c, "refused: hello without a userfaultfd");
+		conn_log(LOG_WARNING, c, "refused: hello without a userfaultfd");
 		if (fd >= 0)
 			close(fd);
 		reply_status(c, req, -EBADF);
-		return -1;
+		return REQ_DROP;
 	}
 	ret = gate_hello(c, why, sizeof(why));
 	if (ret) {
-		conn_log(4, c, "refused: %s", why);
+		conn_log(LOG_WARNING, c, "refused: %s", why);
 		close(fd);
 		reply_status(c, req, ret);
-		return -1;
+		return REQ_DROP;
 	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	/* We negotiate, not the client: EVENT_FORK needs CAP_SYS_PTRACE. */
@@ -83,24 +94,36 @@ static int do_hello(struct conn *c, const struct cg__req *req, int fd)
 	}
 	if (ret) {
 		close(fd);
-		conn_log(4, c, "refused: %s", cg_strerror(ret));
+		conn_log(LOG_WARNING, c, "refused: %s", cg_strerror(ret));
 		reply_status(c, req, ret);
-		return -1;
+		return REQ_DROP;
 	}
 	c->tracked->conn = c;
+	adopt_forks(c->tracked);
 	cg__proc_move(&c->tracked->mm.proc, &c->proc);
 	c->kind = CONN_APP;
 	cg__rep_init(&rep, req);
 	rep.u.features = features;
-	conn_log(6, c, "tracking, uffd features %#llx",
+	conn_log(LOG_INFO, c, "tracking, uffd features %#llx",
 		 (unsigned long long)features);
 	return reply(c, &rep);
 }
 
 /* Which adopted uffd is the peer's own, proven: daemon/adopt.c. */
-static int do_child_hello(struct conn *c, const struct cg__req *req)
+static enum req_result do_child_hello(struct conn *c, const struct cg__req *req,
+				      int fd)
 {
+	(void)fd;
 	return reply_status(c, req, adopt_child_hello(c, req->pid));
+}
+
+/* cowguardctl: it sees, it tracks nothing. */
+static enum req_result do_ctl_hello(struct conn *c, const struct cg__req *req,
+				    int fd)
+{
+	(void)fd;
+	c->kind = CONN_CTL;
+	return reply_status(c, req, 0);
 }
 
 static void log_registered(struct conn *c, const struct cg__req *req, int status)
@@ -112,15 +135,17 @@ static void log_registered(struct conn *c, const struct cg__req *req, int status
 	if (!c->srv->opt.verbose)
 		return;
 	if (status || !r) {
-		conn_log(7, c, "register %#llx+%#llx: %s", (unsigned long long)req->addr,
+		conn_log(LOG_DEBUG, c, "register %#llx+%#llx: %s",
+			 (unsigned long long)req->addr,
 			 (unsigned long long)req->len, cg_strerror(status));
 		return;
 	}
 	cg__mm_region_counts(r, &n);
-	conn_log(7, c, "registered %#llx+%#llx (%s): %llu pages present, "
-		 "%llu exclusive", (unsigned long long)req->addr,
+	conn_log(LOG_DEBUG, c, "registered %#llx+%#llx (%s): %llu pages "
+		 "present, %llu exclusive", (unsigned long long)req->addr,
 		 (unsigned long long)req->len, cg__rkind_name(r),
-		 (unsigned long long)n.present, (unsigned long long)n.exclusive);
+		 (unsigned long long)n.present,
+		 (unsigned long long)n.exclusive);
 }
 
 /*
@@ -152,9 +177,9 @@ static uint64_t now_ns(void)
 /*
  * The next slices of a lazy registration (a stream: requests sent
  * meanwhile wait, faults are served between turns).  Answered when none is
- * left; a failure undoes the registration.  0, or -1: drop.
+ * left; a failure undoes the registration.
  */
-static int register_step(struct conn *c)
+static enum req_result register_step(struct conn *c)
 {
 	struct stream *s = &c->stream;
 	struct cg__mm *mm = &c->tracked->mm;
@@ -166,17 +191,17 @@ static int register_step(struct conn *c)
 	while (ret > 0 && now_ns() < until);
 	cg__mm_service_backlog(mm);
 	if (ret > 0)
-		return 0;
+		return REQ_KEEP;
 	s->active = false;
 	if (ret)
 		cg__mm_unregister(mm, s->req.addr, s->req.len);
 	log_registered(c, &s->req, ret);
 	if (reply_status(c, &s->req, ret))
-		return -1;
-	return tracked_tampered(c->tracked) ? -1 : 0;
+		return REQ_DROP;
+	return tracked_tampered(c->tracked) ? REQ_DROP : REQ_KEEP;
 }
 
-static int do_register_lazy(struct conn *c, const struct cg__req *req)
+static enum req_result do_register_lazy(struct conn *c, const struct cg__req *req)
 {
 	struct cg__mm *mm = &c->tracked->mm;
 	int ret = cg__mm_register_lazy(mm, req->addr, req->len);
@@ -193,11 +218,14 @@ static int do_register_lazy(struct conn *c, const struct cg__req *req)
 	return register_step(c);
 }
 
-static int do_range(struct conn *c, const struct cg__req *req)
+/* What the engine serves, within the user's bounds (quota.c). */
+static enum req_result do_engine(struct conn *c, const struct cg__req *req,
+				 int fd)
 {
 	struct cg__rep rep;
 	int ret = user_quota(c, req);
 
+	(void)fd;
 	if (ret)
 		return reply_status(c, req, ret);
 	if (req->op == CG_OP_REGISTER && !req->flags && req->len > REGISTER_SLICE)
@@ -209,11 +237,13 @@ static int do_range(struct conn *c, const struct cg__req *req)
 	if (req->op == CG_OP_REGISTER)
 		log_registered(c, req, rep.status);
 	if (req->op == CG_OP_UNPIN && rep.status == -ENOTRECOVERABLE)
-		conn_log(4, c, "pin %llu violated: the page at %#llx was replaced "
-			 "while pinned", (unsigned long long)req->id,
+		conn_log(LOG_WARNING, c, "pin %llu violated: the page at "
+			 "%#llx was replaced while pinned",
+			 (unsigned long long)req->id,
 			 (unsigned long long)rep.u.pinned.bad_addr);
-	ret = reply(c, &rep);
-	return tracked_tampered(c->tracked) ? -1 : ret;
+	if (reply(c, &rep))
+		return REQ_DROP;
+	return tracked_tampered(c->tracked) ? REQ_DROP : REQ_KEEP;
 }
 
 static bool may_see(const struct conn *c, const struct tracked *t)
@@ -233,8 +263,8 @@ static void fill_region(struct cg__status_region *out, pid_t pid,
 		  : r->kind == CG_RK_THP ? CG_PAGE_THP : CG_PAGE_4K;
 }
 
-static int send_client(struct conn *c, const struct cg__req *req,
-		       struct tracked *t)
+static enum req_result send_client(struct conn *c, const struct cg__req *req,
+				   struct tracked *t)
 {
 	struct cg__status_client *sc;
 	struct cg__mm_counts counts;
@@ -259,8 +289,9 @@ static int send_client(struct conn *c, const struct cg__req *req,
 	return reply(c, &rep);
 }
 
-static int send_region(struct conn *c, const struct cg__req *req,
-		       struct tracked *t, struct cg__region *r, bool audit)
+static enum req_result send_region(struct conn *c, const struct cg__req *req,
+				   struct tracked *t, struct cg__region *r,
+				   bool audit)
 {
 	struct cg__mm_counts counts;
 	struct cg__rep rep;
@@ -280,7 +311,8 @@ static int send_region(struct conn *c, const struct cg__req *req,
 	return reply(c, &rep);
 }
 
-static int send_end(struct conn *c, const struct cg__req *req, int status)
+static enum req_result send_end(struct conn *c, const struct cg__req *req,
+				int status)
 {
 	struct cg__rep rep;
 
@@ -336,17 +368,23 @@ static struct tracked *tracked_serial(struct server *srv, uint64_t serial)
 	return NULL;
 }
 
+/* The end of a stream, with status. */
+static enum step step_end(struct conn *c, int status)
+{
+	return send_end(c, &c->stream.req, status) ? STEP_DROP : STEP_END;
+}
+
 /*
- * One packet of each stream, from *t: 1 more to come, 0 the end sent, or
- * -1 dropped.  Record 0 is the client, then its regions (or pins).
+ * One packet of each stream, from *t.  Record 0 is the client, then its
+ * regions (or pins).
  */
-static int status_step(struct conn *c, struct tracked **t)
+static enum step status_step(struct conn *c, struct tracked **t)
 {
 	struct stream *s = &c->stream;
-	int ret;
+	enum req_result ret;
 
 	if (!*t)
-		return send_end(c, &s->req, 0) ? -1 : 0;
+		return step_end(c, 0);
 	if ((*t)->serial != s->at) {	/* the one it was in went away */
 		s->at = (*t)->serial;
 		s->next = 0;
@@ -355,7 +393,7 @@ static int status_step(struct conn *c, struct tracked **t)
 		*t = status_from(c, (*t)->next, s->at - 1);
 		s->at = *t ? (*t)->serial : 0;
 		s->next = 0;
-		return 1;
+		return STEP_MORE;
 	}
 	if (s->next == 0)
 		ret = send_client(c, &s->req, *t);
@@ -363,19 +401,19 @@ static int status_step(struct conn *c, struct tracked **t)
 		ret = send_region(c, &s->req, *t, (*t)->mm.regions[s->next - 1],
 				  false);
 	s->next++;
-	return ret ? -1 : 1;
+	return ret ? STEP_DROP : STEP_MORE;
 }
 
-static int audit_step(struct conn *c, struct tracked **t)
+static enum step audit_step(struct conn *c, struct tracked **t)
 {
 	struct stream *s = &c->stream;
-	int ret;
+	enum req_result ret;
 
 	if (!*t)
-		return send_end(c, &s->req, -ESRCH) ? -1 : 0;
+		return step_end(c, -ESRCH);
 	if (s->next > (*t)->mm.nregions) {
 		cg__mm_service_backlog(&(*t)->mm);
-		return send_end(c, &s->req, 0) ? -1 : 0;
+		return step_end(c, 0);
 	}
 	if (s->next == 0)
 		ret = send_client(c, &s->req, *t);
@@ -383,10 +421,10 @@ static int audit_step(struct conn *c, struct tracked **t)
 		ret = send_region(c, &s->req, *t, (*t)->mm.regions[s->next - 1],
 				  true);
 	s->next++;
-	return ret ? -1 : 1;
+	return ret ? STEP_DROP : STEP_MORE;
 }
 
-static int pins_step(struct conn *c, struct tracked **t)
+static enum step pins_step(struct conn *c, struct tracked **t)
 {
 	struct stream *s = &c->stream;
 	const struct cg__pin *p;
@@ -395,9 +433,9 @@ static int pins_step(struct conn *c, struct tracked **t)
 	uint64_t ms;
 
 	if (!*t)
-		return send_end(c, &s->req, -ESRCH) ? -1 : 0;
+		return step_end(c, -ESRCH);
 	if (s->next >= (*t)->mm.npins)
-		return send_end(c, &s->req, 0) ? -1 : 0;
+		return step_end(c, 0);
 	p = (*t)->mm.pins[s->next++];
 	clock_gettime(CLOCK_BOOTTIME, &now);
 	ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
@@ -408,18 +446,18 @@ static int pins_step(struct conn *c, struct tracked **t)
 		.len = p->len, .flags = p->flags, .age_ms = ms - p->created_ms,
 	};
 	memcpy(rep.u.pin.consumer, p->consumer, sizeof(rep.u.pin.consumer));
-	return reply(c, &rep) ? -1 : 1;
+	return reply(c, &rep) ? STEP_DROP : STEP_MORE;
 }
 
-int request_stream(struct conn *c)
+enum req_result request_stream(struct conn *c)
 {
 	struct stream *s = &c->stream;
-	int (*step)(struct conn *, struct tracked **);
+	enum step (*step)(struct conn *, struct tracked **);
+	enum step ret = STEP_MORE;
 	struct tracked *t;
-	int ret = 1;
 
 	if (s->req.op == CG_OP_REGISTER)
-		return c->tracked ? register_step(c) : -1;
+		return c->tracked ? register_step(c) : REQ_DROP;
 	if (s->req.op == CG_OP_STATUS) {
 		step = status_step;
 		t = status_from(c, c->srv->tracked, s->at);
@@ -428,31 +466,36 @@ int request_stream(struct conn *c)
 		t = tracked_serial(c->srv, s->at);
 	}
 	/* Pointers hold for a turn: a tracked is freed on a later one. */
-	for (int n = 0; ret > 0 && n < STREAM_TURN && conn_has_room(c); n++)
+	for (int n = 0; ret == STEP_MORE && n < STREAM_TURN && conn_has_room(c);
+	     n++)
 		ret = step(c, &t);
-	if (ret <= 0)
+	if (ret != STEP_MORE)
 		s->active = false;
-	return ret < 0 ? -1 : 0;
+	return ret == STEP_DROP ? REQ_DROP : REQ_KEEP;
 }
 
-static int stream_start(struct conn *c, const struct cg__req *req,
-			uint64_t at)
+static enum req_result stream_start(struct conn *c, const struct cg__req *req,
+				    uint64_t at)
 {
 	c->stream = (struct stream){ .req = *req, .at = at, .active = true };
 	return request_stream(c);
 }
 
-static int do_status(struct conn *c, const struct cg__req *req)
+static enum req_result do_status(struct conn *c, const struct cg__req *req,
+				 int fd)
 {
+	(void)fd;
 	give_serials(c->srv);
 	return stream_start(c, req, c->srv->last_serial);
 }
 
 /* AUDIT_PID and PINS: one client's records, if c may see them. */
-static int do_one_client(struct conn *c, const struct cg__req *req)
+static enum req_result do_one_client(struct conn *c, const struct cg__req *req,
+				     int fd)
 {
 	struct tracked *t = tracked_find_pid(c->srv, (pid_t)req->pid);
 
+	(void)fd;
 	if (!t)
 		return send_end(c, req, -ESRCH);
 	if (!may_see(c, t))
@@ -461,62 +504,87 @@ static int do_one_client(struct conn *c, const struct cg__req *req)
 	return stream_start(c, req, t->serial);
 }
 
-/* What each kind of connection may ask. */
-static bool allowed(const struct conn *c, unsigned op)
+/* ---- the op table -------------------------------------------------------- */
+
+/*
+ * A handler of the table: the packet, and its fd, -1 unless the op's row
+ * says it carries one.
+ */
+typedef enum req_result serve_fn(struct conn *c, const struct cg__req *req,
+				 int fd);
+
+/* Each op's row of CG_OP_MAP (lib/protocol.h), its handler do_<served>. */
+static const struct op {
+	unsigned from;		/* enum cg__from: who may send it */
+	bool fd;		/* its packet carries an fd */
+	serve_fn *serve;
+} ops[CG_OP_MAX] = {
+#define X(name, str, from, fd, served)                                       \
+	[CG_OP_##name] = { from, fd == CG_FD, do_##served },
+	CG_OP_MAP(X)
+#undef X
+};
+
+/* An op the map has not: the engine's to refuse, for a client only. */
+static const struct op unknown_op = { CG_FROM_APP, false, do_engine };
+
+static const struct op *op_row(unsigned op)
 {
-	switch (op) {
-	case CG_OP_HELLO:
-	case CG_OP_CHILD_HELLO:
-	case CG_OP_CTL_HELLO:
-		return c->kind == CONN_NEW;
-	case CG_OP_STATUS:
-	case CG_OP_AUDIT_PID:
-	case CG_OP_PINS:
-		return c->kind == CONN_CTL || c->kind == CONN_APP;
-	default:
-		return c->kind == CONN_APP && c->tracked;
-	}
+	return op < CG_OP_MAX && ops[op].serve ? &ops[op] : &unknown_op;
 }
 
-int request_dispatch(struct conn *c, const struct cg__req *req, int fd)
+/*
+ * Whether c may send op: it is of a kind the row names, and what the
+ * engine serves needs an address space to serve it against.
+ */
+static bool allowed(const struct conn *c, const struct op *op)
+{
+	static const unsigned kind_is[] = {
+		[CONN_NEW] = CG_FROM_NEW, [CONN_APP] = CG_FROM_APP,
+		[CONN_CTL] = CG_FROM_CTL, [CONN_REFUSED] = 0,
+	};
+
+	if (!(op->from & kind_is[c->kind]))
+		return false;
+	return op->serve != do_engine || c->tracked;
+}
+
+/* A packet of another protocol, or of another major: refused, once said. */
+static bool foreign(struct conn *c, const struct cg__req *req)
 {
 	if (req->magic != CG_PROTO_MAGIC) {
-		conn_log(4, c, "dropped: not the cowguard protocol");
+		conn_log(LOG_WARNING, c, "dropped: not the cowguard protocol");
+		return true;
+	}
+	if (req->major == CG_PROTO_MAJOR)
+		return false;
+	conn_log(LOG_WARNING, c, "dropped: protocol %u.%u, we speak %u.%u",
+		 req->major, req->minor, CG_PROTO_MAJOR, CG_PROTO_MINOR);
+	reply_status(c, req, -EPROTONOSUPPORT);
+	return true;
+}
+
+enum req_result request_dispatch(struct conn *c, const struct cg__req *req,
+				 int fd)
+{
+	const struct op *op = op_row(req->op);
+
+	if (foreign(c, req))
+		goto drop;
+	if (fd >= 0 && !op->fd) {
+		conn_log(LOG_WARNING, c, "dropped: unexpected fd with %s",
+			 cg__op_name(req->op));
 		goto drop;
 	}
-	if (req->major != CG_PROTO_MAJOR) {
-		conn_log(4, c, "dropped: protocol %u.%u, we speak %u.%u",
-			 req->major, req->minor, CG_PROTO_MAJOR, CG_PROTO_MINOR);
-		reply_status(c, req, -EPROTONOSUPPORT);
-		goto drop;
-	}
-	if (fd >= 0 && req->op != CG_OP_HELLO) {
-		conn_log(4, c, "dropped: unexpected fd with %s", cg__op_name(req->op));
-		goto drop;
-	}
-	if (!allowed(c, req->op)) {
-		conn_log(4, c, "dropped: %s not allowed here", cg__op_name(req->op));
+	if (!allowed(c, op)) {
+		conn_log(LOG_WARNING, c, "dropped: %s not allowed here",
+			 cg__op_name(req->op));
 		reply_status(c, req, -EPERM);
 		goto drop;
 	}
-	switch (req->op) {
-	case CG_OP_HELLO:
-		return do_hello(c, req, fd) ? -1 : 0;
-	case CG_OP_CHILD_HELLO:
-		return do_child_hello(c, req);
-	case CG_OP_CTL_HELLO:
-		c->kind = CONN_CTL;
-		return reply_status(c, req, 0);
-	case CG_OP_STATUS:
-		return do_status(c, req);
-	case CG_OP_AUDIT_PID:
-	case CG_OP_PINS:
-		return do_one_client(c, req);
-	default:
-		return do_range(c, req);
-	}
+	return op->serve(c, req, fd);
 drop:
 	if (fd >= 0)
 		close(fd);
-	return -1;
+	return REQ_DROP;
 }

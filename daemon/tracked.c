@@ -3,11 +3,11 @@
  * Tracked address spaces: the uffds cowguardd services.  A client's own
  * lives as long as its connection.  A child's arrives in a fork event with
  * no pid; it is served at once (its faults must not wait) and named when the
- * child connects and says hello (daemon/adopt.c proves which uffd is its
- * own), or dropped with its parent's connection, or when its process exits
- * or execs unnamed (noticed at the parent's next fork).
+ * child connects and says hello, or dropped with its parent's connection,
+ * or when its process exits or execs unnamed (noticed at the parent's next
+ * fork).  All of that is adoption's (daemon/adopt.c), which calls here:
+ * nothing here calls it.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -93,63 +93,11 @@ static void on_uffd(uv_poll_t *h, int status, int events)
 			 cg_strerror(ret));
 }
 
-static void count_children(struct server *srv, pid_t parent, unsigned *n)
+int tracked_poll(struct tracked *t)
 {
-	*n = 0;
-	for (struct tracked *t = srv->tracked; t; t = t->next)
-		if (!t->conn && t->parent_pid == parent && !t->closing)
-			(*n)++;
-}
+	int ret = uv_poll_init(t->srv->loop, &t->poll, t->mm.uffd);
 
-/*
- * Before a fork event's child is copied: within its user's bounds
- * (quota.c), the copy being what the child will cost.
- */
-static int may_adopt(struct cg__mm *parent, void *arg)
-{
-	struct tracked *pt = arg;
-	unsigned n;
-
-	/* Unnamed children that exited or exec'd count no more. */
-	adopt_reap(pt->srv, parent->pid);
-	count_children(pt->srv, parent->pid, &n);
-	if (n >= pt->srv->opt.max_children) {
-		log_warn("pid %d: more than %u unnamed children, not tracking "
-			 "the new one", (int)parent->pid, pt->srv->opt.max_children);
-		return -EDQUOT;
-	}
-	return quota_child(pt->srv, pt->uid, parent);
-}
-
-/* A fork event: serve the child's uffd until the child names itself. */
-static void adopt(struct cg__mm *parent, struct cg__mm *child, void *arg)
-{
-	struct tracked *pt = arg, *t;
-
-	/* may_adopt() has checked the bounds. */
-	t = tracked_new(pt->srv, -1, 0, 0, pt->uid);
-	if (!t) {
-		cg__mm_destroy(child);
-		free(child);
-		return;
-	}
-	/* tracked_new made an empty mm: take over the child's instead. */
-	cg__mm_destroy(&t->mm);
-	t->mm = *child;
-	free(child);
-	t->mm.adopt = adopt;
-	t->mm.may_adopt = may_adopt;
-	t->mm.adopt_arg = t;
-	t->parent_pid = parent->pid;
-	if (uv_poll_init(pt->srv->loop, &t->poll, t->mm.uffd) ||
-	    uv_poll_start(&t->poll, UV_READABLE, on_uffd)) {
-		log_err("pid %d: cannot poll its child's uffd", (int)parent->pid);
-		tracked_close(t);
-		return;
-	}
-	/* Protecting the child may have read its messages: handle them. */
-	cg__mm_service_backlog(&t->mm);
-	log_debug("pid %d forked: adopted its child's uffd", (int)parent->pid);
+	return ret ? ret : uv_poll_start(&t->poll, UV_READABLE, on_uffd);
 }
 
 struct tracked *tracked_new(struct server *srv, int uffd, uint64_t features,
@@ -181,21 +129,33 @@ struct tracked *tracked_new(struct server *srv, int uffd, uint64_t features,
 	t->mm.uffd_unproven = pid != 0;
 	t->mm.limits = srv->opt.limits;
 	t->mm.ioctl_patience_ns = IOCTL_PATIENCE_NS;
-	t->mm.adopt = adopt;
-	t->mm.may_adopt = may_adopt;
-	t->mm.adopt_arg = t;
 	t->uid = uid;
 	t->srv = srv;
 	t->poll.data = t;
 	t->next = srv->tracked;
 	srv->tracked = t;
-	if (uffd >= 0 && (uv_poll_init(srv->loop, &t->poll, uffd) ||
-			  uv_poll_start(&t->poll, UV_READABLE, on_uffd))) {
+	if (uffd >= 0 && tracked_poll(t)) {
 		srv->tracked = t->next;
 		cg__mm_destroy(&t->mm);
 		free(t);
 		return NULL;
 	}
+	return t;
+}
+
+struct tracked *tracked_take(struct server *srv, struct cg__mm *mm, uid_t uid)
+{
+	struct tracked *t = tracked_new(srv, -1, 0, 0, uid);
+
+	if (!t) {
+		cg__mm_destroy(mm);
+		free(mm);
+		return NULL;
+	}
+	/* tracked_new made an empty mm: take over the given one instead. */
+	cg__mm_destroy(&t->mm);
+	t->mm = *mm;
+	free(mm);
 	return t;
 }
 

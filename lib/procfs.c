@@ -176,7 +176,13 @@ int cg__vma_probe(int smaps_fd, uint64_t addr, uint64_t len,
 	return ret;
 }
 
-int cg__vma_flag(int smaps_fd, uint64_t addr, const char *flag)
+/*
+ * Whether the VMAs of [lo, hi) have flag: 1 at the first that has it, 0
+ * when none does (or, where only one VMA is asked about, it has not), or
+ * -ENOENT when no VMA is there, -ESRCH when that address space is gone.
+ */
+static int vma_flag_scan(int smaps_fd, uint64_t lo, uint64_t hi,
+			 const char *flag)
 {
 	struct vma v = { 0 };
 	char line[512], want[8];
@@ -191,10 +197,11 @@ int cg__vma_flag(int smaps_fd, uint64_t addr, const char *flag)
 	while (fgets(line, sizeof(line), f)) {
 		if (ret == -ESRCH)
 			ret = -ENOENT;
-		if (strncmp(line, "VmFlags:", 8) == 0 && addr >= v.start &&
-		    addr < v.end) {
+		if (strncmp(line, "VmFlags:", 8) == 0 && v.start < hi &&
+		    v.end > lo) {
 			ret = strstr(line + 7, want) != NULL;
-			break;
+			if (ret)
+				break;
 		}
 		if (vma_header_line(line))
 			vma_header(&v, line);
@@ -203,31 +210,16 @@ int cg__vma_flag(int smaps_fd, uint64_t addr, const char *flag)
 	return ret;
 }
 
+int cg__vma_flag(int smaps_fd, uint64_t addr, const char *flag)
+{
+	return vma_flag_scan(smaps_fd, addr, addr + 1, flag);
+}
+
 int cg__vma_flag_in(int smaps_fd, uint64_t lo, uint64_t hi, const char *flag)
 {
-	struct vma v = { 0 };
-	char line[512], want[8];
-	int ret;
-	FILE *f;
+	int ret = vma_flag_scan(smaps_fd, lo, hi, flag);
 
-	snprintf(want, sizeof(want), " %.2s", flag);
-	f = smaps_rewind(smaps_fd, &ret);
-	if (!f)
-		return ret;
-	ret = -ESRCH;	/* until a line shows the mm is still there */
-	while (fgets(line, sizeof(line), f)) {
-		if (ret == -ESRCH)
-			ret = 0;
-		if (strncmp(line, "VmFlags:", 8) == 0 && v.start < hi &&
-		    v.end > lo && strstr(line + 7, want)) {
-			ret = 1;
-			break;
-		}
-		if (vma_header_line(line))
-			vma_header(&v, line);
-	}
-	fclose(f);
-	return ret;
+	return ret == -ENOENT ? 0 : ret;
 }
 
 static long hugetlb_counter(unsigned shift, const char *name)

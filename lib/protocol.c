@@ -12,7 +12,7 @@
 const char *cg__op_name(unsigned op)
 {
 	static const char *const names[] = {
-#define X(name, str) [CG_OP_##name] = str,
+#define X(name, str, ...) [CG_OP_##name] = str,
 		CG_OP_MAP(X)
 #undef X
 	};

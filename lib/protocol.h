@@ -23,26 +23,50 @@
 #define CG_PROTO_MAJOR 2
 #define CG_PROTO_MINOR 0
 
-/* The operations, their names, and whether a packet carries an fd. */
+/*
+ * Who may send an op: a connection yet to say hello, a client (one that
+ * said HELLO, or CHILD_HELLO), cowguardctl (after CTL_HELLO).
+ */
+enum cg__from { CG_FROM_NEW = 1, CG_FROM_APP = 2, CG_FROM_CTL = 4 };
+enum cg__fd { CG_NOFD, CG_FD };
+
+/*
+ * The operations, one row each, X(name, string, from, fd, served):
+ *  - from: who may send it (enum cg__from, or-ed);
+ *  - fd: CG_FD if its packet carries an fd; with any other op an fd is a
+ *    protocol error;
+ *  - served: by the daemon's handler do_<served> (daemon/requests.c), or,
+ *    as engine, by cg__mm_dispatch() against the sender's own address
+ *    space, in the daemon and in embedded mode alike.
+ * The daemon's permission check, fd rule and dispatch all follow from it.
+ * A row's place is its number on the wire: a new op goes at the end.
+ */
 #define CG_OP_MAP(X)                                                          \
-	X(HELLO, "hello")		/* client: its uffd, un-negotiated */ \
-	X(CHILD_HELLO, "child-hello")	/* forked child: which one am I */   \
-	X(CTL_HELLO, "ctl-hello")	/* cowguardctl: no uffd */           \
-	X(REGISTER, "register")                                               \
-	X(UNREGISTER, "unregister")                                           \
-	X(QUERY, "query")                                                     \
-	X(AUDIT, "audit")                                                     \
-	X(STATS, "stats")                                                     \
-	X(FORK_PREPARE, "fork-prepare")                                       \
-	X(PIN, "pin")                                                         \
-	X(UNPIN, "unpin")                                                     \
-	X(STATUS, "status")		/* ctl: clients and regions */       \
-	X(AUDIT_PID, "audit-pid")	/* ctl: audit every region */        \
-	X(PINS, "pins")			/* ctl: a client's pins */
+	/* a client: its uffd, un-negotiated */                               \
+	X(HELLO, "hello", CG_FROM_NEW, CG_FD, hello)                          \
+	/* a forked child: which one am I */                                  \
+	X(CHILD_HELLO, "child-hello", CG_FROM_NEW, CG_NOFD, child_hello)      \
+	/* cowguardctl: no uffd */                                            \
+	X(CTL_HELLO, "ctl-hello", CG_FROM_NEW, CG_NOFD, ctl_hello)            \
+	X(REGISTER, "register", CG_FROM_APP, CG_NOFD, engine)                 \
+	X(UNREGISTER, "unregister", CG_FROM_APP, CG_NOFD, engine)             \
+	X(QUERY, "query", CG_FROM_APP, CG_NOFD, engine)                       \
+	X(AUDIT, "audit", CG_FROM_APP, CG_NOFD, engine)                       \
+	X(STATS, "stats", CG_FROM_APP, CG_NOFD, engine)                       \
+	X(FORK_PREPARE, "fork-prepare", CG_FROM_APP, CG_NOFD, engine)         \
+	X(PIN, "pin", CG_FROM_APP, CG_NOFD, engine)                           \
+	X(UNPIN, "unpin", CG_FROM_APP, CG_NOFD, engine)                       \
+	/* clients and regions */                                             \
+	X(STATUS, "status", CG_FROM_APP | CG_FROM_CTL, CG_NOFD, status)       \
+	/* audit every region of a client */                                  \
+	X(AUDIT_PID, "audit-pid", CG_FROM_APP | CG_FROM_CTL, CG_NOFD,         \
+	  one_client)                                                         \
+	/* a client's pins */                                                 \
+	X(PINS, "pins", CG_FROM_APP | CG_FROM_CTL, CG_NOFD, one_client)
 
 enum cg__op {
 	CG_OP_NONE = 0,
-#define X(name, str) CG_OP_##name,
+#define X(name, ...) CG_OP_##name,
 	CG_OP_MAP(X)
 #undef X
 	CG_OP_MAX

@@ -20,12 +20,15 @@
 	X(EPERM, "no full userfaultfd for this process: userfaultfd(2) needs "\
 		 "CAP_SYS_PTRACE and /dev/userfaultfd is not open to you; "   \
 		 "join the group 'cowguard' (cowguard's install makes the "   \
-		 "device root:cowguard 0660) and log in again, or run as root")\
+		 "device root:cowguard 0660) and log in again, or run as "    \
+		 "root; or the process is not dumpable (it changed its ids "  \
+		 "without exec: prctl(PR_SET_DUMPABLE, 1))")                  \
 	X(ENOSYS, "kernel lacks userfaultfd write-protect")                   \
 	X(ECONNREFUSED, "cowguardd is not running on that socket")            \
 	X(EACCES, "refused: the socket's server is neither root, nor you, "   \
-		  "nor the user $COWGUARD_DAEMON_USER names; or the daemon "  \
-		  "does not let you see that process")                        \
+		  "nor the system user cowguard, nor the user "               \
+		  "$COWGUARD_DAEMON_USER names; or the daemon does not let "  \
+		  "you see that process")                                     \
 	X(ENOTCONN, "cowguardd went away and is not back: page state unknown, "\
 		    "memory untracked until the next call reconnects")        \
 	X(EPROTO, "protocol error between libcowguard and cowguardd")         \

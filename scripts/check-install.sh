@@ -72,7 +72,7 @@ for lib in uring verbs; do
 		"$prefix/lib/libcowguard-$lib.so" "$prefix/lib/pkgconfig/cowguard-$lib.pc")
 done
 [ -e daemon/main.c ] && want+=("$prefix/sbin/cowguardd")
-[ -e daemon/cowguardctl.c ] && want+=("$prefix/bin/cowguardctl")
+[ -e daemon/ctl/cowguardctl.c ] && want+=("$prefix/bin/cowguardctl")
 for u in systemd/*.service systemd/*.socket; do
 	[ -e "$u" ] && want+=("$prefix/lib/systemd/system/${u##*/}")
 done

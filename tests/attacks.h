@@ -2,7 +2,8 @@
 /*
  * The attacks of issue 11's table, as a hostile local client makes them:
  * each runs in a child against the daemon at attack_socket until it is
- * killed.  For the tests that run a daemon through each of them.
+ * killed.  For the tests that run a daemon through each of them.  They
+ * speak the protocol by hand, through tests/wire.h.
  */
 #ifndef CG_TESTS_ATTACKS_H
 #define CG_TESTS_ATTACKS_H
@@ -16,68 +17,17 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
 #include "protocol.h"
 #include "uffd.h"
+#include "wire.h"
 
 #define LEN (64 * 4096)
 
 static const char *attack_socket;	/* the daemon attacked */
-
-static double now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
-
-static int connect_daemon(void)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int s = socket(AF_UNIX, SOCK_SEQPACKET, 0);
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", attack_socket);
-	if (s >= 0 && connect(s, (struct sockaddr *)&sa, sizeof(sa))) {
-		close(s);
-		return -1;
-	}
-	return s;
-}
-
-static int request(int s, enum cg__op op, uint64_t addr, uint64_t len, int fd)
-{
-	struct cg__req req;
-	struct cg__rep rep;
-
-	cg__req_init(&req, op);
-	req.addr = addr;
-	req.len = len;
-	if (cg__send(s, &req, sizeof(req), fd) ||
-	    cg__recv(s, &rep, sizeof(rep), NULL))
-		return -EPIPE;
-	return rep.status;
-}
-
-/* A registered client of its own, by the wire: its socket, or -1. */
-static int client(void *p, size_t len, int *uffd_out)
-{
-	int s = connect_daemon(), uffd = cg__uffd_create();
-
-	if (s < 0 || uffd < 0 || request(s, CG_OP_HELLO, 0, 0, uffd) ||
-	    request(s, CG_OP_REGISTER, (uintptr_t)p, len, -1))
-		return -1;
-	if (uffd_out)
-		*uffd_out = uffd;
-	else
-		close(uffd);
-	return s;
-}
 
 static char *fresh(size_t len)
 {
@@ -89,18 +39,31 @@ static char *fresh(size_t len)
 	return p;
 }
 
+/*
+ * A fresh LEN mapping, its pages populated, registered by a client of its
+ * own (its uffd to *uffd_out, or closed when NULL): the socket.  The
+ * child _exit()s where that fails.
+ */
+static int populated_client(char **p, int *uffd_out)
+{
+	int s;
+
+	*p = fresh(LEN);
+	memset(*p, 1, LEN);
+	s = wire_client(attack_socket, *p, LEN, uffd_out);
+	if (s < 0)
+		_exit(3);
+	return s;
+}
+
 /* ---- the attacks: each runs in a child until it is killed ----------- */
 
 /* Row 1: a client that execs, its connection kept open across. */
 static void execs_with_its_connection(void)
 {
-	char *p = fresh(LEN);
-	int s;
+	char *p;
+	int s = populated_client(&p, NULL);
 
-	memset(p, 1, LEN);
-	s = client(p, LEN, NULL);
-	if (s < 0)
-		_exit(3);
 	fcntl(s, F_SETFD, 0);
 	execl("/bin/sleep", "sleep", "60", (char *)NULL);
 }
@@ -108,7 +71,7 @@ static void execs_with_its_connection(void)
 /* Row 3: asks for STATUS without end and reads no reply. */
 static void asks_and_never_reads(void)
 {
-	int s = connect_daemon();
+	int s = wire_connect(attack_socket);
 	struct cg__req req;
 
 	cg__req_init(&req, CG_OP_CTL_HELLO);
@@ -124,7 +87,7 @@ static void asks_and_never_reads(void)
 static void takes_every_connection(void)
 {
 	for (int i = 0; i < 4096; i++)
-		if (connect_daemon() < 0)
+		if (wire_connect(attack_socket) < 0)
 			break;
 	pause();
 }
@@ -135,7 +98,7 @@ static void registers_huge_and_forks(void)
 	size_t len = 64ULL << 30;
 	char *p = fresh(len);
 
-	if (client(p, len, NULL) < 0)
+	if (wire_client(attack_socket, p, len, NULL) < 0)
 		_exit(3);
 	for (;;) {
 		pid_t c = fork();
@@ -149,13 +112,9 @@ static void registers_huge_and_forks(void)
 /* Row 6: overlapping pins, as many as are taken. */
 static void pins_without_end(void)
 {
-	char *p = fresh(LEN);
-	int s;
+	char *p;
+	int s = populated_client(&p, NULL);
 
-	memset(p, 1, LEN);
-	s = client(p, LEN, NULL);
-	if (s < 0)
-		_exit(3);
 	for (;;) {
 		struct cg__req req;
 		struct cg__rep rep;
@@ -179,14 +138,11 @@ static void *write_page(void *p)
 /* A client that makes the uffd it shares with the daemon blocking. */
 static void makes_its_uffd_blocking(void)
 {
-	char *p = fresh(LEN);
 	pthread_t t;
-	int uffd, s;
+	char *p;
+	int uffd;
 
-	memset(p, 1, LEN);
-	s = client(p, LEN, &uffd);
-	if (s < 0)
-		_exit(3);
+	populated_client(&p, &uffd);
 	fcntl(uffd, F_SETFL, 0);
 	pthread_create(&t, NULL, write_page, p);
 	pause();
@@ -195,15 +151,14 @@ static void makes_its_uffd_blocking(void)
 /* Row 2: MODE_MISSING added through the uffd it kept, then a fault. */
 static void registers_missing_through_its_uffd(void)
 {
-	char *p = fresh(LEN);
 	pthread_t t;
-	int uffd, s;
+	char *p;
+	int uffd;
 
-	memset(p, 1, LEN);
-	s = client(p, LEN, &uffd);
-	if (s < 0 || cg__uffd_register_mode(uffd, (uintptr_t)p, LEN,
-					    UFFDIO_REGISTER_MODE_MISSING |
-					    UFFDIO_REGISTER_MODE_WP))
+	populated_client(&p, &uffd);
+	if (cg__uffd_register_mode(uffd, (uintptr_t)p, LEN,
+				   UFFDIO_REGISTER_MODE_MISSING |
+				   UFFDIO_REGISTER_MODE_WP))
 		_exit(3);
 	madvise(p, LEN, MADV_DONTNEED);
 	pthread_create(&t, NULL, write_page, p);
@@ -223,19 +178,15 @@ static void *drop_without_pause(void *p)
  */
 static void raises_events_without_pause(void)
 {
-	char *p = fresh(LEN), *q = fresh(LEN);
+	char *p, *q = fresh(LEN);
+	int s = populated_client(&p, NULL);
 	pthread_t t;
-	int s;
 
-	memset(p, 1, LEN);
-	s = client(p, LEN, NULL);
-	if (s < 0)
-		_exit(3);
 	pthread_create(&t, NULL, drop_without_pause, p);
 	for (;;) {
 		memset(q, 1, LEN);
-		request(s, CG_OP_REGISTER, (uintptr_t)q, LEN, -1);
-		request(s, CG_OP_UNREGISTER, (uintptr_t)q, LEN, -1);
+		wire_request(s, CG_OP_REGISTER, (uintptr_t)q, LEN, -1);
+		wire_request(s, CG_OP_UNREGISTER, (uintptr_t)q, LEN, -1);
 	}
 }
 
@@ -245,7 +196,7 @@ static void sends_garbage(void)
 	unsigned seed = 1;
 
 	for (;;) {
-		int s = connect_daemon();
+		int s = wire_connect(attack_socket);
 		char buf[512];
 
 		if (s < 0)
@@ -266,20 +217,31 @@ struct attack {
 	const char *name;
 	void (*run)(void);
 	rlim_t nofile;		/* the daemon's RLIMIT_NOFILE; 0 = as is */
+	/*
+	 * What the daemon does in one turn where the kernel has no
+	 * PAGEMAP_SCAN, so that others wait: NULL if nothing.
+	 */
+	const char *unsliced;
 };
 
 static const struct attack attacks[] = {
-	{ "a client that execs with its connection", execs_with_its_connection, 0 },
-	{ "a control connection that never reads", asks_and_never_reads, 0 },
-	{ "connections without end", takes_every_connection, 0 },
-	{ "connections until the daemon has no fd", takes_every_connection, 64 },
-	{ "a huge registration and forks", registers_huge_and_forks, 0 },
-	{ "pins without end", pins_without_end, 0 },
-	{ "a uffd made blocking", makes_its_uffd_blocking, 0 },
-	{ "missing faults through the uffd it kept",
-	  registers_missing_through_its_uffd, 0 },
-	{ "events without pause", raises_events_without_pause, 0 },
-	{ "random packets", sends_garbage, 0 },
+	{ .name = "a client that execs with its connection",
+	  .run = execs_with_its_connection },
+	{ .name = "a control connection that never reads",
+	  .run = asks_and_never_reads },
+	{ .name = "connections without end", .run = takes_every_connection },
+	{ .name = "connections until the daemon has no fd",
+	  .run = takes_every_connection, .nofile = 64 },
+	{ .name = "a huge registration and forks",
+	  .run = registers_huge_and_forks,
+	  .unsliced = "a fork reads a pagemap entry per registered page in "
+		      "one turn" },
+	{ .name = "pins without end", .run = pins_without_end },
+	{ .name = "a uffd made blocking", .run = makes_its_uffd_blocking },
+	{ .name = "missing faults through the uffd it kept",
+	  .run = registers_missing_through_its_uffd },
+	{ .name = "events without pause", .run = raises_events_without_pause },
+	{ .name = "random packets", .run = sends_garbage },
 };
 
 

@@ -476,6 +476,21 @@ int h_wait(pid_t pid)
 	return WEXITSTATUS(status);
 }
 
+double h_now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+void h_sleep_ms(int ms)
+{
+	struct timespec t = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&t, NULL);
+}
+
 struct waiter_arg {
 	int rd;
 	const volatile char *check;
@@ -990,4 +1005,16 @@ int h_main(Suite *s, unsigned needs)
 	failed += stop_suite_daemon();
 	cleanup();
 	return failed ? 1 : 0;
+}
+
+bool h_have_pagemap_scan(const char *what)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	bool works = fd >= 0 && cg__pagemap_scan_works(fd);
+
+	if (fd >= 0)
+		close(fd);
+	if (!works)
+		h_skip("needs PAGEMAP_SCAN (6.7+): %s", what);
+	return works;
 }

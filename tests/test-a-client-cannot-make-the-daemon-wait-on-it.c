@@ -31,8 +31,6 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -41,44 +39,10 @@
 #include "protocol.h"
 #include "touch.h"
 #include "uffd.h"
+#include "wire.h"
 
 #define LEN (16 * 4096)
 #define ANSWER_MAX_MS 1000.0	/* a bound, not a benchmark */
-
-static double now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
-
-static int request(int s, enum cg__op op, uint64_t addr, uint64_t len, int fd)
-{
-	struct cg__req req;
-	struct cg__rep rep;
-
-	cg__req_init(&req, op);
-	req.addr = addr;
-	req.len = len;
-	if (cg__send(s, &req, sizeof(req), fd) ||
-	    cg__recv(s, &rep, sizeof(rep), NULL))
-		return -EPIPE;
-	return rep.status;
-}
-
-static int connect_daemon(void)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", h_socket());
-	if (s >= 0 && connect(s, (struct sockaddr *)&sa, sizeof(sa))) {
-		close(s);
-		return -1;
-	}
-	return s;
-}
 
 /* Whether the daemon closes s within ms. */
 static bool dropped_within(int s, int ms)
@@ -88,6 +52,33 @@ static bool dropped_within(int s, int ms)
 
 	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	return read(s, &b, 1) <= 0 && errno != EAGAIN;
+}
+
+/*
+ * A hostile client of its own, by the wire: LEN bytes mapped and written,
+ * registered through a fresh uffd (to *uffd).  The socket, or -1.
+ */
+static int hostile_client(char **p, int *uffd)
+{
+	*p = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		  -1, 0);
+	if (*p == MAP_FAILED)
+		return -1;
+	memset(*p, 'H', LEN);
+	return wire_client(h_socket(), *p, LEN, uffd);
+}
+
+/*
+ * Run a hostile client (one of the functions below) in a child, which
+ * returns 0 once the daemon dropped it, and wait for it: it must have been
+ * dropped.  who says which client, in the failure message.
+ */
+static void hostile_child_is_dropped(int (*hostile)(void *), const char *who)
+{
+	int status = h_wait(h_fork(hostile, NULL));
+
+	ck_assert_msg(status == 0, "%s was not dropped (child status %d)", who,
+		      status);
 }
 
 static void *write_first_page(void *p)
@@ -101,18 +92,14 @@ static void *write_first_page(void *p)
  * that makes the daemon look is a thread's: dropped, its fault is never
  * answered (we keep the uffd's file), and the thread dies with us.
  */
-static int make_its_uffd_blocking(void)
+static int make_its_uffd_blocking(void *unused)
 {
 	pthread_t writer;
-	char *p = mmap(NULL, LEN, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	int s = connect_daemon(), uffd = cg__uffd_create();
+	char *p;
+	int uffd, s = hostile_client(&p, &uffd);
 
-	if (p == MAP_FAILED || s < 0 || uffd < 0)
-		return 2;
-	memset(p, 'H', LEN);
-	if (request(s, CG_OP_HELLO, 0, 0, uffd) ||
-	    request(s, CG_OP_REGISTER, (uintptr_t)p, LEN, -1))
+	(void)unused;
+	if (s < 0)
 		return 3;
 	if (fcntl(uffd, F_SETFL, fcntl(uffd, F_GETFL) & ~O_NONBLOCK))
 		return 4;
@@ -128,21 +115,14 @@ START_TEST(a_client_that_makes_its_uffd_blocking_is_dropped)
 	struct cg_page_info info;
 	struct cg *cg = NULL;
 	double t0, took;
-	pid_t child;
-	int status;
 
 	ck_assert_int_eq(cg_open(&o, sizeof(o), &cg), 0);
 	ck_assert_int_eq(cg_register(cg, v, LEN, 0), 0);
-	child = fork();
-	ck_assert_int_ge(child, 0);
-	if (child == 0)
-		_exit(make_its_uffd_blocking());
-	status = h_wait(child);
-	ck_assert_msg(status == 0, "the client that made its uffd blocking was "
-		      "not dropped (child status %d)", status);
-	t0 = now_ms();
+	hostile_child_is_dropped(make_its_uffd_blocking,
+				 "the client that made its uffd blocking");
+	t0 = h_now_ms();
 	ck_assert_int_eq(cg_query(cg, v, &info, sizeof(info)), 0);
-	took = now_ms() - t0;
+	took = h_now_ms() - t0;
 	ck_assert_msg(took < ANSWER_MAX_MS, "another client waited %.0f ms", took);
 	/* The daemon of the unprivileged lane logs where we cannot read. */
 	if (h_daemon_pid())
@@ -160,18 +140,14 @@ static void *read_first_page(void *p)
 }
 
 /* The hostile client, in a child: adds MODE_MISSING through its uffd. */
-static int register_missing_through_its_uffd(void)
+static int register_missing_through_its_uffd(void *unused)
 {
-	char *p = mmap(NULL, LEN, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	int s = connect_daemon(), uffd = cg__uffd_create();
 	pthread_t reader;
+	char *p;
+	int uffd, s = hostile_client(&p, &uffd);
 
-	if (p == MAP_FAILED || s < 0 || uffd < 0)
-		return 2;
-	memset(p, 'H', LEN);
-	if (request(s, CG_OP_HELLO, 0, 0, uffd) ||
-	    request(s, CG_OP_REGISTER, (uintptr_t)p, LEN, -1))
+	(void)unused;
+	if (s < 0)
 		return 3;
 	if (cg__uffd_register_mode(uffd, (uintptr_t)p, LEN,
 				   UFFDIO_REGISTER_MODE_MISSING |
@@ -185,15 +161,9 @@ static int register_missing_through_its_uffd(void)
 
 START_TEST(a_client_that_registers_missing_faults_through_its_uffd_is_dropped)
 {
-	pid_t child = fork();
-	int status;
-
-	ck_assert_int_ge(child, 0);
-	if (child == 0)
-		_exit(register_missing_through_its_uffd());
-	status = h_wait(child);
-	ck_assert_msg(status == 0, "the client was not dropped (child status "
-		      "%d)", status);
+	hostile_child_is_dropped(register_missing_through_its_uffd,
+				 "the client that registered missing faults "
+				 "through its uffd");
 	if (h_daemon_pid())
 		ck_assert_int_eq(h_log_lines(h_socket(), "dropped: it registered "
 					     "modes of its own"), 1);
@@ -213,10 +183,10 @@ START_TEST(a_read_of_a_uffd_made_blocking_does_not_wait)
 	ck_assert_int_eq(cg__uffd_bound_reads(), 0);
 	ck_assert_int_eq(cg__uffd_read(uffd, buf, sizeof(buf)), 0);
 	ck_assert_int_eq(fcntl(uffd, F_SETFL, 0), 0);
-	t0 = now_ms();
+	t0 = h_now_ms();
 	/* Nothing (RWF_NOWAIT, 6.6+), or found blocking (the timer). */
 	got = cg__uffd_read(uffd, buf, sizeof(buf));
-	took = now_ms() - t0;
+	took = h_now_ms() - t0;
 	ck_assert_msg(got == 0 || got == -EPERM, "read: %zd", got);
 	ck_assert_msg(took < ANSWER_MAX_MS, "returned after %.0f ms", took);
 	close(uffd);
@@ -270,9 +240,9 @@ START_TEST(a_read_that_waits_on_the_client_s_own_registration_is_given_up)
 	ck_assert_int_ge(mm->smaps_fd, 0);
 
 	cg__touch_isolate();
-	t0 = now_ms();
+	t0 = h_now_ms();
 	got = cg__touch(mm, &addr, 1);
-	took = now_ms() - t0;
+	took = h_now_ms() - t0;
 	ck_assert_msg(got == -EPERM, "touch returned %zd, not -EPERM", got);
 	ck_assert_ptr_nonnull(mm->tampered);
 	ck_assert_msg(took < ANSWER_MAX_MS, "given up after %.0f ms", took);

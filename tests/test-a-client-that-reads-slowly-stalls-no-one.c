@@ -17,13 +17,13 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "client.h"
 #include "harness.h"
 #include "protocol.h"
+#include "victim.h"
+#include "wire.h"
 
 #define PAGES 400		/* one write fault and one query each */
 #define VICTIM_MAX_MS 8000	/* it stops there, done or not */
@@ -31,125 +31,6 @@
 #define P99_MAX_MS 50.0
 #define BURST_EVERY_MS 900	/* the slow reader's rhythm */
 #define BURST_PACKETS 8
-
-static double now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec t = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&t, NULL);
-}
-
-/* ---- the victim: another process, a registered client ---------------- */
-
-struct victim_result {
-	int error;		/* 0, or where it failed (a line number) */
-	int done;		/* pages written and queried */
-	double write_p99, write_max, query_p99, query_max;	/* ms */
-};
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static void percentiles(double *v, int n, double *p99, double *max)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	*p99 = n ? v[n * 99 / 100] : 0;
-	*max = n ? v[n - 1] : 0;
-}
-
-/* Write and query each page in turn, timing both, until done or out of time. */
-static void victim_measure(struct cg *cg, volatile char *p,
-			   struct victim_result *r)
-{
-	static double writes[PAGES], queries[PAGES];
-	double start = now_ms();
-	struct cg_page_info info;
-
-	for (r->done = 0; r->done < PAGES && now_ms() - start < VICTIM_MAX_MS;
-	     r->done++) {
-		volatile char *page = p + (size_t)r->done * 4096;
-		double t0 = now_ms(), t1, t2;
-
-		*page = 'W';
-		t1 = now_ms();
-		if (cg_query(cg, (const void *)page, &info, sizeof(info)) ||
-		    !info.dirty) {
-			r->error = __LINE__;
-			return;
-		}
-		t2 = now_ms();
-		writes[r->done] = t1 - t0;
-		queries[r->done] = t2 - t1;
-		sleep_ms(2);
-	}
-	percentiles(writes, r->done, &r->write_p99, &r->write_max);
-	percentiles(queries, r->done, &r->query_p99, &r->query_max);
-}
-
-/* In the child: no ck_assert; the result goes back through out. */
-static int victim_main(int ready, int go, int out)
-{
-	struct cg_options o = { CG_MODE_DAEMON, h_socket() };
-	struct victim_result r = { 0 };
-	size_t len = (size_t)PAGES * 4096;
-	struct cg *cg = NULL;
-	char *p, b;
-
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-		 -1, 0);
-	if (p == MAP_FAILED)
-		r.error = __LINE__;
-	else
-		memset(p, 'V', len);
-	if (!r.error && (cg_open(&o, sizeof(o), &cg) || cg_register(cg, p, len, 0)))
-		r.error = __LINE__;
-	if (write(ready, "r", 1) != 1 || read(go, &b, 1) != 1)
-		return 2;
-	if (!r.error)
-		victim_measure(cg, p, &r);
-	cg_close(cg);
-	return write(out, &r, sizeof(r)) == sizeof(r) ? 0 : 3;
-}
-
-struct victim {
-	pid_t pid;
-	int go, result;		/* write end; read end */
-};
-
-static struct victim victim_start(void)
-{
-	int ready[2], go[2], res[2];
-	struct victim v;
-	char b;
-
-	ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
-	ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
-	ck_assert_int_eq(pipe2(res, O_CLOEXEC), 0);
-	v.pid = fork();
-	ck_assert_int_ge(v.pid, 0);
-	if (v.pid == 0)
-		_exit(victim_main(ready[1], go[0], res[1]));
-	close(ready[1]);
-	close(go[0]);
-	close(res[1]);
-	ck_assert_int_eq(read(ready[0], &b, 1), 1);
-	close(ready[0]);
-	v.go = go[1];
-	v.result = res[0];
-	return v;
-}
 
 /* ---- the slow reader -------------------------------------------------- */
 
@@ -161,22 +42,19 @@ struct slow {
 
 static void slow_connect(struct slow *s)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct cg__req req;
 	struct cg__rep rep;
 	struct pollfd p;
 
-	s->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	s->sock = wire_connect(h_socket());
 	ck_assert_int_ge(s->sock, 0);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", h_socket());
-	ck_assert_int_eq(connect(s->sock, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	cg__req_init(&req, CG_OP_CTL_HELLO);
 	ck_assert_int_eq(cg__send(s->sock, &req, sizeof(req), -1), 0);
 	p = (struct pollfd){ .fd = s->sock, .events = POLLIN };
 	ck_assert_int_eq(poll(&p, 1, 5000), 1);
 	ck_assert_int_eq(cg__recv(s->sock, &rep, sizeof(rep), NULL), 0);
 	ck_assert_int_eq(rep.status, 0);
-	s->next_burst = now_ms() + BURST_EVERY_MS;
+	s->next_burst = h_now_ms() + BURST_EVERY_MS;
 }
 
 static void slow_dropped(struct slow *s)
@@ -201,7 +79,7 @@ static bool slow_burst(struct slow *s)
 			return false;
 		}
 	}
-	s->next_burst = now_ms() + BURST_EVERY_MS;
+	s->next_burst = h_now_ms() + BURST_EVERY_MS;
 	return true;
 }
 
@@ -220,7 +98,7 @@ static void slow_run(struct slow *s, int victim_result)
 			{ .fd = victim_result, .events = POLLIN },
 			{ .fd = s->sock, .events = POLLOUT },
 		};
-		int wait = s->sock < 0 ? 100 : (int)(s->next_burst - now_ms());
+		int wait = s->sock < 0 ? 100 : (int)(s->next_burst - h_now_ms());
 
 		if (poll(p, s->sock < 0 ? 1 : 2, wait < 0 ? 0 : wait) < 0)
 			continue;
@@ -234,7 +112,7 @@ static void slow_run(struct slow *s, int victim_result)
 			slow_dropped(s);
 			continue;
 		}
-		if (now_ms() >= s->next_burst && !slow_burst(s))
+		if (h_now_ms() >= s->next_burst && !slow_burst(s))
 			continue;
 		if ((p[1].revents & POLLOUT) &&
 		    send(s->sock, &req, sizeof(req), MSG_DONTWAIT | MSG_NOSIGNAL) ==
@@ -245,30 +123,30 @@ static void slow_run(struct slow *s, int victim_result)
 
 START_TEST(a_client_that_reads_its_replies_slowly_stalls_no_other_client)
 {
+	/* Each page once, 2 ms apart; the slow reader runs until it reports. */
+	const struct victim_spec spec = {
+		.socket = h_socket(), .pages = PAGES, .turns = PAGES,
+		.max_ms = VICTIM_MAX_MS, .pause_ms = 2,
+	};
 	struct victim_result r;
 	struct slow s = { .sock = -1 };
-	struct victim v = victim_start();
+	struct victim v = victim_start(&spec);
 
 	slow_connect(&s);
-	ck_assert_int_eq(write(v.go, "g", 1), 1);
+	victim_go(&v);
 	slow_run(&s, v.result);
-	ck_assert_int_eq(read(v.result, &r, sizeof(r)), sizeof(r));
-	ck_assert_int_eq(h_wait(v.pid), 0);
+	r = victim_finish(&v);
 	if (s.sock >= 0)
 		close(s.sock);
-	close(v.go);
-	close(v.result);
 	printf("slow reader: %d STATUS requests sent, dropped %d times; victim: "
 	       "%d pages, write p99 %.1f ms (max %.1f), query p99 %.1f ms "
-	       "(max %.1f)\n", s.sent, s.drops, r.done, r.write_p99, r.write_max,
-	       r.query_p99, r.query_max);
+	       "(max %.1f)\n", s.sent, s.drops, r.done, r.write.p99, r.write.max,
+	       r.query.p99, r.query.max);
 	fflush(stdout);
-	ck_assert_msg(r.error == 0, "the victim failed at line %d", r.error);
-	ck_assert_msg(r.done >= MIN_DONE, "the victim did only %d of %d pages in "
-		      "%d ms", r.done, PAGES, VICTIM_MAX_MS);
-	ck_assert_msg(r.query_p99 < P99_MAX_MS, "query p99 %.1f ms", r.query_p99);
-	ck_assert_msg(r.write_p99 < P99_MAX_MS, "write fault p99 %.1f ms",
-		      r.write_p99);
+	victim_assert_enough(&r, &spec, MIN_DONE, NULL);
+	ck_assert_msg(r.query.p99 < P99_MAX_MS, "query p99 %.1f ms", r.query.p99);
+	ck_assert_msg(r.write.p99 < P99_MAX_MS, "write fault p99 %.1f ms",
+		      r.write.p99);
 	ck_assert_msg(s.drops >= 1, "the slow reader was never dropped (%d "
 		      "requests sent)", s.sent);
 }
@@ -291,7 +169,7 @@ static void read_stream(int sock, pid_t pid, struct tally *t)
 		struct pollfd p = { .fd = sock, .events = POLLIN };
 
 		if (n % 50 == 49)
-			sleep_ms(20);
+			h_sleep_ms(20);
 		ck_assert_int_eq(poll(&p, 1, 5000), 1);
 		ck_assert_int_eq(cg__recv(sock, &rep, sizeof(rep), NULL), 0);
 		if (rep.rec == CG_REC_END) {
@@ -378,7 +256,7 @@ START_TEST(a_client_that_never_reads_is_dropped_at_its_queue_bound)
 	ck_assert_int_eq(cg__client_open(&c, h_socket()), 0);
 	cg__req_init(&req, CG_OP_QUERY);
 	req.addr = 4096;	/* in no region: -ENOENT, a reply all the same */
-	start = now_ms();
+	start = h_now_ms();
 	for (;;) {
 		struct pollfd p = { .fd = c.sock, .events = POLLOUT };
 
@@ -390,7 +268,7 @@ START_TEST(a_client_that_never_reads_is_dropped_at_its_queue_bound)
 		    sizeof(req))
 			sent++;
 	}
-	ms = now_ms() - start;
+	ms = h_now_ms() - start;
 	printf("never reads: dropped after %d requests, %.0f ms\n", sent, ms);
 	fflush(stdout);
 	cg__client_close(&c);

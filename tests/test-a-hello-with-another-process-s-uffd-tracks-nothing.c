@@ -20,12 +20,12 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "harness.h"
 #include "protocol.h"
 #include "uffd.h"
+#include "wire.h"
 
 #define LEN (16 * 4096)
 
@@ -44,24 +44,9 @@ static int child_gives_its_uffd(int sock)
 	return 0;
 }
 
-static int request(int s, enum cg__op op, uint64_t addr, uint64_t len, int fd)
-{
-	struct cg__req req;
-	struct cg__rep rep;
-
-	cg__req_init(&req, op);
-	req.addr = addr;
-	req.len = len;
-	if (cg__send(s, &req, sizeof(req), fd) ||
-	    cg__recv(s, &rep, sizeof(rep), NULL))
-		return -EPIPE;
-	return rep.status;
-}
-
 START_TEST(a_hello_with_another_process_s_uffd_tracks_nothing)
 {
 	char *p = h_map(H_4K, LEN, 'A');
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int pair[2], uffd = -1, s, ret;
 	char byte;
 	pid_t child;
@@ -77,12 +62,11 @@ START_TEST(a_hello_with_another_process_s_uffd_tracks_nothing)
 	ck_assert_int_eq(cg__recv(pair[0], &byte, 1, &uffd), 0);
 	ck_assert_int_ge(uffd, 0);
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", h_socket());
-	s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	ck_assert_int_eq(connect(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ck_assert_int_eq(request(s, CG_OP_HELLO, 0, 0, uffd), 0);
+	s = wire_connect(h_socket());
+	ck_assert_int_ge(s, 0);
+	ck_assert_int_eq(wire_request(s, CG_OP_HELLO, 0, 0, uffd), 0);
 	close(uffd);
-	ret = request(s, CG_OP_REGISTER, (uintptr_t)p, LEN, -1);
+	ret = wire_request(s, CG_OP_REGISTER, (uintptr_t)p, LEN, -1);
 	ck_assert_msg(ret == -EPERM, "register through the child's uffd: %d (%s), "
 		      "not -EPERM", ret, cg_strerror(ret));
 	ck_assert_msg(h_vma_flag(p, "uw") == 0, "our region got registered");

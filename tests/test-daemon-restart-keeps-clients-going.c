@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -437,8 +438,14 @@ static int unpriv_main(void *arg)
 
 	if (private_uffd_device(u))
 		return step(u, STEP_SKIP), 0;
+	/*
+	 * Dumpable again, as after a login's exec: changed ids leave it not,
+	 * and the daemon serves no user a process whose /proc files the
+	 * kernel keeps from that user.
+	 */
 	if (setgroups(1, &u->group) || setresgid(u->gid, u->gid, u->gid) ||
-	    setresuid(u->uid, u->uid, u->uid))
+	    setresuid(u->uid, u->uid, u->uid) ||
+	    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0))
 		return step(u, -errno), 3;
 	p = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 		 -1, 0);

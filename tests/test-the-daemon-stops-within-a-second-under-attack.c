@@ -23,12 +23,12 @@
 /* ms until pid exits (status in *status), or -1 after 5 s. */
 static double exit_within(pid_t pid, int *status)
 {
-	double t0 = now_ms();
+	double t0 = h_now_ms();
 	struct timespec pause = { 0, 2 * 1000 * 1000 };
 
-	while (now_ms() - t0 < 5000) {
+	while (h_now_ms() - t0 < 5000) {
 		if (waitpid(pid, status, WNOHANG) == pid)
-			return now_ms() - t0;
+			return h_now_ms() - t0;
 		nanosleep(&pause, NULL);
 	}
 	return -1;

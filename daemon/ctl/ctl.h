@@ -49,7 +49,10 @@ struct ctl_opts {
 	pid_t pid;			/* audit, pins */
 };
 
-/* UFFD_FEATURE_* names by bit number, as far as Linux 6.8 (MOVE). */
+/*
+ * names.c: the words for the daemon's numbers.  UFFD_FEATURE_* names by
+ * bit number, as far as Linux 6.8 (MOVE).
+ */
 extern const char *const ctl_feature_names[];
 #define CTL_NFEATURES 17
 
@@ -89,7 +92,7 @@ const char *ctl_pin_mode(uint32_t flags, bool json);
 const char *ctl_pin_fork(uint32_t flags);
 
 /*
- * ctl-escape.c: strings that came from elsewhere (a pin's consumer, named
+ * escape.c: strings that came from elsewhere (a pin's consumer, named
  * by the client; a socket path; a command line) made safe for where they
  * go.  ctl_utf8_next() decodes one UTF-8 sequence strictly (no overlong
  * forms, surrogates or code points past U+10FFFF): its length and *cp, or
@@ -111,7 +114,7 @@ void ctl_json_escape(FILE *f, const char *s);
 void ctl_prom_escape(FILE *f, const char *s);
 
 /*
- * ctl-timeout.c: --timeout.  ctl_timeout_start() makes ready what a
+ * timeout.c: --timeout.  ctl_timeout_start() makes ready what a
  * timeout writes (returns 0 or -errno); ctl_timeout_arm() starts the clock
  * again (before connecting, at each answer); ctl_timeout_stop() stops it;
  * ctl_timeout_end() frees.  When o->timeout runs out with no answer, the
@@ -123,20 +126,20 @@ void ctl_timeout_arm(const struct ctl_opts *o);
 void ctl_timeout_stop(const struct ctl_opts *o);
 void ctl_timeout_end(void);
 
-/* ctl-text.c: aligned tables for people. */
+/* text.c: aligned tables for people. */
 void text_status(const struct ctl_reply *r, const struct ctl_opts *o);
 void text_audit(const struct ctl_client *cl,
 		const struct cg_audit_report *total, bool clean);
 void text_pins(const struct ctl_reply *r, const struct ctl_opts *o);
 
-/* ctl-json.c: one JSON object. */
+/* json.c: one JSON object. */
 void json_status(const struct ctl_reply *r, const struct ctl_opts *o);
 void json_audit(const struct ctl_client *cl,
 		const struct cg_audit_report *total, bool clean);
 void json_pins(const struct ctl_reply *r, const struct ctl_opts *o);
 
 /*
- * ctl-metrics.c: the Prometheus text exposition format (0.0.4), for
+ * metrics.c: the Prometheus text exposition format (0.0.4), for
  * node_exporter's textfile collector.  metrics_down() is the whole output
  * when cowguardd did not answer (cowguard_up 0), written to f: stdout, or
  * a buffer made ahead for the timeout's signal handler to write(2).

@@ -69,7 +69,7 @@ static void jw_addr(struct jw *w, const char *key, uint64_t v)
 	printf("\"0x%" PRIx64 "\"", v);
 }
 
-/* Strings may be the client's (a pin's consumer): see ctl-escape.c. */
+/* Strings may be the client's (a pin's consumer): see escape.c. */
 static void jw_str(struct jw *w, const char *key, const char *s)
 {
 	jw_key(w, key);

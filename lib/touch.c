@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -132,6 +133,23 @@ static int sleep_on(struct channel *ch, uint32_t s, enum side me,
 	return ret;
 }
 
+/*
+ * Every fd the daemon had: a client's uffd kept open here would keep its
+ * registrations alive after the daemon let the client go.
+ */
+static void close_all(void)
+{
+	struct rlimit rl;
+
+	if (!syscall(SYS_close_range, 0, ~0U, 0))
+		return;
+	/* Before 5.9, or filtered out by seccomp. */
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		rl.rlim_cur = 1 << 20;
+	for (rlim_t fd = 0; fd < rl.rlim_cur; fd++)
+		close((int)fd);
+}
+
 /* The reader: no allocation, no fd but the shared page, dies with us. */
 static _Noreturn void reader_main(struct channel *ch, pid_t daemon)
 {
@@ -140,7 +158,7 @@ static _Noreturn void reader_main(struct channel *ch, pid_t daemon)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != daemon)
 		_exit(0);
-	syscall(SYS_close_range, 0, ~0U, 0);
+	close_all();
 	for (;;) {
 		uint32_t s = atomic_load(&ch->state);
 

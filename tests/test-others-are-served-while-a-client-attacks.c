@@ -74,11 +74,17 @@ START_TEST(others_are_served_while_a_client_attacks)
 	waitpid(attacker, NULL, 0);
 	if (daemon)
 		ck_assert_int_eq(h_daemon_stop(daemon), 0);
+	printf("%s: %d queries, p99 %.2f ms, max %.2f ms\n", a->name, r.done,
+	       r.turn.p99, r.turn.max);
+#ifdef __SANITIZE_ADDRESS__
+	/* Served at all, and no memory error: time means nothing there. */
+	victim_assert_enough(&r, &spec, 1, a->name);
+	printf("NOTE: %s: no bound on time in a sanitizers' build\n", a->name);
+	return;
+#endif
 	victim_assert_enough(&r, &spec, MIN_QUERIES, a->name);
 	ck_assert_msg(r.turn.p99 < P99_MAX_MS, "%s: the victim's queries took "
 		      "%.1f ms at p99 (max %.1f)", a->name, r.turn.p99, r.turn.max);
-	printf("%s: %d queries, p99 %.2f ms, max %.2f ms\n", a->name, r.done,
-	       r.turn.p99, r.turn.max);
 }
 END_TEST
 

@@ -643,7 +643,7 @@ void h_timeout(TCase *tc, double seconds)
 	tcase_set_timeout(tc, seconds);
 }
 
-static bool connectable(const char *path)
+bool h_connectable(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -684,7 +684,7 @@ pid_t h_daemon_start_opt(const char *path, const char *opt, const char *val)
 	if (pid < 0)
 		return -1;
 	for (int i = 0; i < 500; i++) {
-		if (connectable(path))
+		if (h_connectable(path))
 			return pid;
 		if (waitpid(pid, NULL, WNOHANG) == pid)
 			break;

@@ -213,6 +213,8 @@ bool h_have_own_daemon(const char *what);
  * SIGTERM and returns its exit status (128 + signal if killed).
  */
 pid_t h_daemon_start(const char *socket_path);
+/* Whether a daemon takes connections at socket_path now. */
+bool h_connectable(const char *socket_path);
 /* The same with one more option and its value (opt NULL: none). */
 pid_t h_daemon_start_opt(const char *socket_path, const char *opt,
 			 const char *val);

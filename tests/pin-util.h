@@ -7,9 +7,12 @@
 #ifndef CG_TEST_PIN_UTIL_H
 #define CG_TEST_PIN_UTIL_H
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -97,6 +100,42 @@ static inline int ph_kernel_exclusive(const void *p, enum h_kind kind)
 static inline uint64_t ph_pfn(const void *p)
 {
 	return h_kpage(p).pfn;
+}
+
+/*
+ * A fork that runs no atfork handler (so cowguard is told of it by its fork
+ * event alone); the child waits for a byte, then exits.
+ */
+static inline pid_t raw_fork_waiting(int *go)
+{
+	int fds[2];
+	pid_t pid;
+
+	if (pipe(fds))
+		return -1;
+	pid = (pid_t)syscall(SYS_fork);
+	if (pid == 0) {
+		char c;
+
+		close(fds[1]);
+		/* Nothing but raw syscalls here: no handler ran for us. */
+		_exit(read(fds[0], &c, 1) == 1 ? 0 : 2);
+	}
+	close(fds[0]);
+	*go = fds[1];
+	return pid;
+}
+
+static inline int raw_fork_release(pid_t pid, int go)
+{
+	int status = -1;
+
+	if (write(go, "g", 1) != 1)
+		return -1;
+	close(go);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return status;
 }
 
 #endif

@@ -152,19 +152,6 @@ static const char *daemon_bin(void)
 	return bin;
 }
 
-static bool connectable(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	bool ok;
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
 static void exec_daemon(const struct daemon *d, enum how how)
 {
 	const char *bin = daemon_bin();
@@ -217,14 +204,14 @@ static void daemon_start(struct daemon *d, enum how how, const struct ids *svc)
 	ck_assert_int_ge(d->pid, 0);
 	if (d->pid == 0)
 		exec_daemon(d, how);
-	for (int i = 0; i < 500 && !connectable(d->sock); i++) {
+	for (int i = 0; i < 500 && !h_connectable(d->sock); i++) {
 		if (waitpid(d->pid, NULL, WNOHANG) == d->pid) {
 			show_log(d);
 			ck_abort_msg("cowguardd (%s) exited at start", how_name[how]);
 		}
 		nanosleep(&pause, NULL);
 	}
-	ck_assert_msg(connectable(d->sock), "cowguardd (%s) did not come up",
+	ck_assert_msg(h_connectable(d->sock), "cowguardd (%s) did not come up",
 		      how_name[how]);
 }
 
@@ -790,7 +777,7 @@ START_TEST(a_user_it_cannot_become_stops_the_start)
 		      "10 s), want 1 and a line with "
 		      "\"%s\"; it said: %s", prefix, r->user, run->status,
 		      r->says, run->out);
-	ck_assert_msg(!connectable(sock), "--user %s: its socket still answers",
+	ck_assert_msg(!h_connectable(sock), "--user %s: its socket still answers",
 		      r->user);
 	ck_assert_msg((access(sock, F_OK) == 0) == r->made_socket,
 		      "--user %s: socket %s, want it %s", r->user,

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "pin-util.h"
 
 #define RANGE (64 * MIB)
 #define PINS 200
@@ -88,35 +89,6 @@ START_TEST(overlapping_pins_of_one_range_grow_the_daemon_by_less_than_a_bound)
 }
 END_TEST
 
-/* A fork that runs no atfork handler; the child waits for a byte, exits. */
-static pid_t raw_fork_waiting(int *go)
-{
-	int fds[2];
-	pid_t pid;
-
-	if (pipe(fds))
-		return -1;
-	pid = (pid_t)syscall(SYS_fork);
-	if (pid == 0) {
-		char c;
-
-		close(fds[1]);
-		_exit(read(fds[0], &c, 1) == 1 ? 0 : 2);
-	}
-	close(fds[0]);
-	*go = fds[1];
-	return pid;
-}
-
-static void release(pid_t pid, int go)
-{
-	int status;
-
-	ck_assert_int_eq(write(go, "g", 1), 1);
-	close(go);
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-}
-
 /*
  * Three pins share the page at p; the page is replaced; each of the three
  * fails its unpin, in whatever order, and a fourth pin made after the
@@ -139,7 +111,7 @@ START_TEST(a_page_replaced_under_overlapping_pins_fails_every_pin_that_holds_it)
 	child = raw_fork_waiting(&go);
 	ck_assert_int_ge(child, 0);
 	p[0] = 'R';	/* COW: our page is replaced, the pinned one stays */
-	release(child, go);
+	ck_assert_int_eq(raw_fork_release(child, go), 0);
 	/* The new page, pinned: its frame replaces the old one recorded. */
 	ck_assert_int_eq(cg_pin(cg, p, 4096, CG_PIN_RO, &later), 0);
 	ck_assert_int_eq(cg_unpin(pins[1]), -ENOTRECOVERABLE);

@@ -37,39 +37,6 @@
 #include "harness.h"
 #include "pin-util.h"
 
-/* A fork that runs no atfork handler; the child waits for a byte, exits. */
-static pid_t raw_fork_waiting(int *go)
-{
-	int fds[2];
-	pid_t pid;
-
-	if (pipe(fds))
-		return -1;
-	pid = (pid_t)syscall(SYS_fork);
-	if (pid == 0) {
-		char c;
-
-		close(fds[1]);
-		/* Nothing but raw syscalls here: no handler ran for us. */
-		_exit(read(fds[0], &c, 1) == 1 ? 0 : 2);
-	}
-	close(fds[0]);
-	*go = fds[1];
-	return pid;
-}
-
-static int release(pid_t pid, int go)
-{
-	int status = -1;
-
-	if (write(go, "g", 1) != 1)
-		return -1;
-	close(go);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	return status;
-}
-
 /* cg_unpin() with stderr collected into msg. */
 static int unpin_capturing(struct cg_pin *pin, char *msg, size_t size)
 {
@@ -134,7 +101,7 @@ START_TEST(a_pinned_page_replaced_behind_our_back_fails_the_unpin)
 		 * a private 1 GiB page is not shared at all.  Nothing was
 		 * replaced, and the unpin rightly says so.
 		 */
-		release(child, go);
+		raw_fork_release(child, go);
 		p[0] = 'B';
 		ck_assert_int_eq(cg_unpin(pin), 0);
 		h_skip("%s: fork did not share the page (6.18 kernel): nothing "
@@ -143,7 +110,7 @@ START_TEST(a_pinned_page_replaced_behind_our_back_fails_the_unpin)
 	}
 	p[0] = 'B';	/* COW: the parent gets a new page, the pinned one stays */
 	ck_assert_int_eq(p[0], 'B');
-	ck_assert_int_eq(release(child, go), 0);
+	ck_assert_int_eq(raw_fork_release(child, go), 0);
 
 	ret = unpin_capturing(pin, msg, sizeof(msg));
 	ck_assert_msg(ret == -ENOTRECOVERABLE, "cg_unpin: %d (%s), want "
@@ -211,7 +178,7 @@ static int violation_without_frames(void *arg)
 	if (child < 0)
 		return 14;
 	p[0] = 'B';
-	if (release(child, go) != 0)
+	if (raw_fork_release(child, go) != 0)
 		return 15;
 	if (cg_unpin(pin) != -ENOTRECOVERABLE)
 		return 16;

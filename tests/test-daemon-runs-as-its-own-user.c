@@ -213,6 +213,14 @@ static void daemon_start(struct daemon *d, enum how how, const struct ids *svc)
 	}
 	ck_assert_msg(h_connectable(d->sock), "cowguardd (%s) did not come up",
 		      how_name[how]);
+	/*
+	 * It listens before it becomes its user: "listening on" is logged
+	 * once it has (a slow guest showed the gap).
+	 */
+	for (int i = 0; i < 500 && h_log_lines(d->sock, "listening on") < 1; i++)
+		nanosleep(&pause, NULL);
+	ck_assert_msg(h_log_lines(d->sock, "listening on") >= 1, "cowguardd "
+		      "(%s) never said it was listening", how_name[how]);
 }
 
 static void daemon_stop(struct daemon *d)

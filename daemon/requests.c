@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "daemon.h"
 #include "pin.h"
 #include "uffd.h"
@@ -166,13 +167,6 @@ static int user_quota(struct conn *c, const struct cg__req *req)
 	return 0;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /*
  * The next slices of a lazy registration (a stream: requests sent
@@ -183,12 +177,12 @@ static enum req_result register_step(struct conn *c)
 {
 	struct stream *s = &c->stream;
 	struct cg__mm *mm = &c->tracked->mm;
-	uint64_t until = now_ns() + REGISTER_TURN_NS;
+	uint64_t until = cg__now_ns() + REGISTER_TURN_NS;
 	int ret;
 
 	do
 		ret = cg__mm_learn_pending(mm, REGISTER_SLICE);
-	while (ret > 0 && now_ns() < until);
+	while (ret > 0 && cg__now_ns() < until);
 	cg__mm_service_backlog(mm);
 	if (ret > 0)
 		return REQ_KEEP;

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "daemon.h"
 #include "uffd.h"
 
@@ -36,13 +37,6 @@
  */
 #define IOCTL_PATIENCE_NS (1000 * 1000)
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 bool tracked_tampered(const struct tracked *t)
 {
@@ -63,7 +57,7 @@ static void drop(struct tracked *t)
 static void on_uffd(uv_poll_t *h, int status, int events)
 {
 	struct tracked *t = h->data;
-	uint64_t start = now_ns(), until = start + SPIN_NS;
+	uint64_t start = cg__now_ns(), until = start + SPIN_NS;
 	int ret = 0;
 
 	(void)events;
@@ -80,10 +74,10 @@ static void on_uffd(uv_poll_t *h, int status, int events)
 		do {
 			ret = cg__mm_service(&t->mm);
 			if (ret > 0)
-				until = now_ns() + SPIN_NS;
+				until = cg__now_ns() + SPIN_NS;
 			if (until > start + TURN_NS)
 				until = start + TURN_NS;
-		} while (ret >= 0 && now_ns() < until);
+		} while (ret >= 0 && cg__now_ns() < until);
 	if (tracked_tampered(t)) {
 		drop(t);
 		return;

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "compat.h"
 #include "embedded.h"
 #include "mm_internal.h"
@@ -27,13 +28,6 @@
 /* How long the handler keeps looking for the next fault before sleeping. */
 #define SPIN_NS (50 * 1000)
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Service what is pending; returns messages handled, or -1 to stop. */
 static int service(struct cg__embedded *e)
@@ -57,15 +51,15 @@ static int service(struct cg__embedded *e)
  */
 static int spin(struct cg__embedded *e)
 {
-	uint64_t until = now_ns() + SPIN_NS;
+	uint64_t until = cg__now_ns() + SPIN_NS;
 	int ret;
 
-	while (now_ns() < until) {
+	while (cg__now_ns() < until) {
 		ret = service(e);
 		if (ret < 0)
 			return ret;
 		if (ret > 0)
-			until = now_ns() + SPIN_NS;
+			until = cg__now_ns() + SPIN_NS;
 		else
 			sched_yield();	/* the writer may share our CPU */
 	}

@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "mm_internal.h"
 #include "uffd.h"
 
@@ -61,13 +62,6 @@ static int op_once(int fd, enum op op, uint64_t start, uint64_t len)
 	return -EINVAL;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
 
 /*
  * By the clock, not by the sleeps: a client that raises events without
@@ -80,7 +74,7 @@ static int with_retry(struct cg__mm *mm, enum op op, uint64_t start,
 	const struct timespec pause = { 0, 20 * 1000 };
 	uint64_t patience = mm->ioctl_patience_ns ? mm->ioctl_patience_ns
 						  : RETRY_LIMIT_NS;
-	uint64_t now = now_ns(), deadline = now + patience;
+	uint64_t now = cg__now_ns(), deadline = now + patience;
 	int ret;
 
 	/*
@@ -96,7 +90,7 @@ static int with_retry(struct cg__mm *mm, enum op op, uint64_t start,
 		ret = drain(mm);
 		if (ret < 0)
 			return ret;
-		now = now_ns();
+		now = cg__now_ns();
 		if (now >= deadline) {
 			mm->ioctl_impatient_until = now + patience;
 			return -ETIME;

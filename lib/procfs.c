@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Reading a process's VMAs and page tables through /proc. */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -176,20 +177,34 @@ int cg__vma_probe(int smaps_fd, uint64_t addr, uint64_t len,
 	return ret;
 }
 
+/* Whether a VmFlags line has any of the space-separated two-letter flags. */
+static bool has_any_flag(const char *vmflags, const char *flags)
+{
+	char want[4] = " ..";
+
+	for (const char *f = flags; f[0] && f[1]; f += f[2] ? 3 : 2) {
+		want[1] = f[0];
+		want[2] = f[1];
+		if (strstr(vmflags, want))
+			return true;
+	}
+	return false;
+}
+
 /*
- * Whether the VMAs of [lo, hi) have flag: 1 at the first that has it, 0
- * when none does (or, where only one VMA is asked about, it has not), or
- * -ENOENT when no VMA is there, -ESRCH when that address space is gone.
+ * Whether the VMAs of [lo, hi) have one of flags: 1 at the first that
+ * has, 0 when none does (or, where only one VMA is asked about, it has
+ * not), or -ENOENT when no VMA is there, -ESRCH when that address space is
+ * gone.
  */
 static int vma_flag_scan(int smaps_fd, uint64_t lo, uint64_t hi,
-			 const char *flag)
+			 const char *flags)
 {
 	struct vma v = { 0 };
-	char line[512], want[8];
+	char line[512];
 	int ret;
 	FILE *f;
 
-	snprintf(want, sizeof(want), " %.2s", flag);
 	f = smaps_rewind(smaps_fd, &ret);
 	if (!f)
 		return ret;
@@ -199,7 +214,7 @@ static int vma_flag_scan(int smaps_fd, uint64_t lo, uint64_t hi,
 			ret = -ENOENT;
 		if (strncmp(line, "VmFlags:", 8) == 0 && v.start < hi &&
 		    v.end > lo) {
-			ret = strstr(line + 7, want) != NULL;
+			ret = has_any_flag(line + 7, flags);
 			if (ret)
 				break;
 		}
@@ -215,9 +230,9 @@ int cg__vma_flag(int smaps_fd, uint64_t addr, const char *flag)
 	return vma_flag_scan(smaps_fd, addr, addr + 1, flag);
 }
 
-int cg__vma_flag_in(int smaps_fd, uint64_t lo, uint64_t hi, const char *flag)
+int cg__vma_flag_in(int smaps_fd, uint64_t lo, uint64_t hi, const char *flags)
 {
-	int ret = vma_flag_scan(smaps_fd, lo, hi, flag);
+	int ret = vma_flag_scan(smaps_fd, lo, hi, flags);
 
 	return ret == -ENOENT ? 0 : ret;
 }

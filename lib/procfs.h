@@ -41,8 +41,11 @@ int cg__vma_probe(int smaps_fd, uint64_t addr, uint64_t len,
  */
 int cg__vma_flag(int smaps_fd, uint64_t addr, const char *flag);
 
-/* Whether any VMA overlapping [lo, hi) has flag: 1, 0, or -ESRCH. */
-int cg__vma_flag_in(int smaps_fd, uint64_t lo, uint64_t hi, const char *flag);
+/*
+ * Whether any VMA overlapping [lo, hi) has one of flags (space-separated,
+ * e.g. "um ui"), in one pass over smaps: 1, 0, or -ESRCH.
+ */
+int cg__vma_flag_in(int smaps_fd, uint64_t lo, uint64_t hi, const char *flags);
 
 /*
  * Huge pages of 1 << shift bytes that an unreservered allocation (a COW

@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "mm.h"
 #include "procfs.h"
 #include "touch.h"
@@ -87,18 +88,11 @@ static int futex(_Atomic uint32_t *word, int op, uint32_t val,
 	return (int)syscall(SYS_futex, word, op, val, timeout, NULL, 0);
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
 
 /* Wait up to ns for state to become want, without sleeping. */
 static bool spin_for(struct channel *ch, uint32_t want, uint64_t ns)
 {
-	uint64_t until = now_ns() + ns;
+	uint64_t until = cg__now_ns() + ns;
 
 	do {
 		for (int i = 0; i < 64; i++) {
@@ -106,7 +100,7 @@ static bool spin_for(struct channel *ch, uint32_t want, uint64_t ns)
 				return true;
 			__builtin_ia32_pause();
 		}
-	} while (now_ns() < until);
+	} while (cg__now_ns() < until);
 	return false;
 }
 
@@ -220,8 +214,7 @@ static bool foreign_modes(const struct cg__mm *mm, const uint64_t *addrs,
 		if (r && r == last)
 			continue;
 		last = r;
-		if (cg__vma_flag_in(mm->smaps_fd, lo, hi, "um") == 1 ||
-		    cg__vma_flag_in(mm->smaps_fd, lo, hi, "ui") == 1)
+		if (cg__vma_flag_in(mm->smaps_fd, lo, hi, "um ui") == 1)
 			return true;
 	}
 	return false;

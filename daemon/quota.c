@@ -34,6 +34,8 @@
 #define ROOT_FACTOR 4
 /* The default --max-user-memory: this, or a 16th of RAM if less. */
 #define MEM_DEFAULT (256ULL << 20)
+/* A pin's working memory below this (a pin of 73 MiB) is not counted. */
+#define PIN_WORK_UNCOUNTED (1ULL << 20)
 
 struct usage {
 	uint64_t bytes, mem;
@@ -168,9 +170,10 @@ int quota_register(struct server *srv, uid_t uid, uint64_t len)
 	return check_mem(srv, uid, &u, region_mem(len));
 }
 
-int quota_pin(struct server *srv, uid_t uid)
+int quota_pin(struct server *srv, uid_t uid, uint64_t len)
 {
 	uint64_t max = bound(uid, srv->opt.user.max_pins);
+	uint64_t work = cg__pin_working_bytes(len);
 	struct usage u;
 
 	/*
@@ -184,7 +187,15 @@ int quota_pin(struct server *srv, uid_t uid)
 			"--max-user-pins");
 		return -EDQUOT;
 	}
-	return 0;
+	/*
+	 * What a pin takes while it is made is the daemon's memory too (900
+	 * MB for 64 GiB): counted against the user's bound, with the walk,
+	 * for the pins where it matters.
+	 */
+	if (work <= PIN_WORK_UNCOUNTED)
+		return 0;
+	usage_of(srv, uid, true, &u);
+	return check_mem(srv, uid, &u, work);
 }
 
 int quota_child(struct server *srv, uid_t uid, const struct cg__mm *parent)

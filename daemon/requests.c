@@ -163,7 +163,7 @@ static int user_quota(struct conn *c, const struct cg__req *req)
 	if (req->op == CG_OP_REGISTER)
 		return quota_register(c->srv, c->tracked->uid, req->len);
 	if (req->op == CG_OP_PIN)
-		return quota_pin(c->srv, c->tracked->uid);
+		return quota_pin(c->srv, c->tracked->uid, req->len);
 	return 0;
 }
 
@@ -181,7 +181,7 @@ static enum req_result register_step(struct conn *c)
 	int ret;
 
 	do
-		ret = cg__mm_learn_pending(mm, REGISTER_SLICE);
+		ret = cg__mm_learn_pending(mm, REGISTER_SLICE, until);
 	while (ret > 0 && cg__now_ns() < until);
 	cg__mm_service_backlog(mm);
 	if (ret > 0)

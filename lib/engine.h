@@ -59,8 +59,12 @@ struct cg__region {
 	struct cg__chunk *chunks;
 	uint64_t splits;	/* huge chunks followed down to 4 KiB */
 	size_t diverged;	/* chunks with a nibble array */
-	/* From here on, not looked at since a lazy registration (lib/learn.c). */
+	/*
+	 * From here on, not looked at since a lazy registration, or since a
+	 * fork when unlearned_forked (lib/learn.c).
+	 */
 	uint64_t unlearned;
+	bool unlearned_forked;
 };
 
 /* A run of pages that share one state, as walks report them. */

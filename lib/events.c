@@ -153,6 +153,7 @@ static int share_range(struct cg__mm *mm, struct cg__region *r, uint64_t start,
  * After a fork every populated page may be shared, on both sides, except
  * pinned ones: a pin's consumer holds a FOLL_PIN (fork copies those pages
  * for the child) or its range is MADV_DONTFORK (the child gets none).
+ * Pages not seen yet are learned later, as shared (lib/learn.c).
  */
 static int mark_shared(struct cg__mm *mm)
 {
@@ -163,7 +164,7 @@ static int mark_shared(struct cg__mm *mm)
 		uint64_t a = r->start, end = r->start + r->len;
 		const struct cg__pin *p;
 
-		ret = cg__mm_learn(mm, r, r->start, r->len, CG_LEARN_NEW);
+		cg__mm_unlearn_forked(r);
 		while (!ret && a < end) {
 			p = next_pin(mm, a, end);
 			ret = share_range(mm, r, a, p && p->start < end ? p->start
@@ -174,12 +175,13 @@ static int mark_shared(struct cg__mm *mm)
 	return ret;
 }
 
-static int protect_all_present(struct cg__mm *mm)
+/* After a fork: every page the kernel maps, seen yet or not. */
+static int protect_all(struct cg__mm *mm)
 {
 	int ret = 0;
 
 	for (size_t i = 0; i < mm->nregions && !ret; i++)
-		ret = cg__mm_protect_present(mm, mm->regions[i]);
+		ret = cg__mm_protect_mapped(mm, mm->regions[i]);
 	return ret;
 }
 
@@ -222,7 +224,7 @@ static struct cg__mm *fork_child(struct cg__mm *mm, int ufd, int *err)
 				  0, false);
 	/* The child's page tables kept the uffd-wp bits the parent had. */
 	if (!ret)
-		ret = protect_all_present(child);
+		ret = protect_all(child);
 	if (ret && child) {
 		child->uffd = -1;	/* the caller closes it */
 		cg__mm_destroy(child);
@@ -265,7 +267,7 @@ static int handle_fork(struct cg__mm *mm, const struct uffd_msg *msg)
 			free(child);
 		}
 	}
-	pret = protect_all_present(mm);
+	pret = protect_all(mm);
 	return ret ? ret : pret;
 }
 
@@ -563,5 +565,5 @@ int cg__mm_fork_parent(struct cg__mm *mm)
 
 	mm->stats.fork_events++;
 	ret = mark_shared(mm);
-	return ret ? ret : protect_all_present(mm);
+	return ret ? ret : protect_all(mm);
 }

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "compat.h"
 #include "kernel.h"
 #include "mm_internal.h"
@@ -68,7 +69,14 @@ static int any_seen(const struct cg__run *run, void *arg)
 /* Modes that pass over the pages the engine has seen present. */
 static bool seen_only(enum cg__learn mode)
 {
-	return mode == CG_LEARN_NEW || mode == CG_LEARN_UNKNOWN;
+	return mode == CG_LEARN_NEW || mode == CG_LEARN_UNKNOWN ||
+	       mode == CG_LEARN_FORKED;
+}
+
+/* Modes that learn a page as one populated since the engine last looked. */
+static bool since_looked(enum cg__learn mode)
+{
+	return mode == CG_LEARN_NEW || mode == CG_LEARN_FORKED;
 }
 
 /* Modes that unshare what they learn: its history is unknown. */
@@ -174,7 +182,7 @@ static int learn_unit(struct cg__mm *mm, struct cg__region *r,
 	unsigned st, next;
 
 	/* Most of a huge sparse region: decided without a look at our state. */
-	if (!kernel_present(pme) && mode == CG_LEARN_NEW)
+	if (!kernel_present(pme) && since_looked(mode))
 		return 0;
 	st = cg__region_get(r, addr);
 	if ((st & CG_ST_PRESENT) && seen_only(mode))
@@ -183,6 +191,7 @@ static int learn_unit(struct cg__mm *mm, struct cg__region *r,
 		return st ? cg__region_update(r, addr, size, CG_ST_ALL, 0) : 0;
 	switch (mode) {
 	case CG_LEARN_NEW:
+	case CG_LEARN_FORKED:
 		/*
 		 * Still carrying the uffd-wp bit we set (no marker survives a
 		 * zap of anonymous memory): a page a REMOVE event did not free
@@ -209,6 +218,13 @@ static int learn_unit(struct cg__mm *mm, struct cg__region *r,
 			next = CG_ST_PRESENT | CG_ST_EXCL | CG_ST_DIRTY;
 		else
 			next = protected(mm, l, addr, size, CG_ST_PRESENT);
+		/*
+		 * Populated before a fork we have not learned up to: mapped
+		 * once now or not, a page the fork shared (pins were learned
+		 * before it, so this is none of theirs).
+		 */
+		if (mode == CG_LEARN_FORKED)
+			next &= ~CG_ST_EXCL;
 		break;
 	case CG_LEARN_REGISTER:
 	case CG_LEARN_UNKNOWN:
@@ -353,8 +369,8 @@ static int learn_chunk(struct cg__mm *mm, struct cg__region *r,
 	 */
 	if (r->kind != CG_RK_HUGETLB && !huge && none_present(pme, n) &&
 	    !cg__region_remove_split(r, lo) && !cg__region_is_huge(r, lo) &&
-	    (mode == CG_LEARN_NEW || !cg__region_walk(r, lo, hi - lo, any_state,
-						       NULL)))
+	    (since_looked(mode) || !cg__region_walk(r, lo, hi - lo, any_state,
+						     NULL)))
 		return 0;
 	if (!huge && cg__region_remove_split(r, lo))
 		cg__region_set_huge(r, lo, false, 0);	/* the kernel split it */
@@ -503,6 +519,11 @@ static int learn_range(struct cg__mm *mm, struct cg__region *r, uint64_t start,
 		if (!ret && l->nrecheck)
 			ret = recheck(mm, r, l);
 		start = hi;
+		/* Out of time: the rest of a pending span waits (learn_pending). */
+		if (mm->learn_until && start < end && cg__now_ns() > mm->learn_until) {
+			mm->learn_stopped = start;
+			break;
+		}
 	}
 	if (!ret)
 		ret = protect_flush(mm, l);
@@ -514,11 +535,14 @@ static int learn_range(struct cg__mm *mm, struct cg__region *r, uint64_t start,
 /*
  * Past r->unlearned a lazy registration has not looked yet: what is seen
  * there for the first time has an unknown history, as at registration.
- * Learned from its start on, the span is learned for good.
+ * Or a fork has not: what is seen there for the first time was shared by
+ * it.  Learned from its start on, the span is learned for good.
  */
 int cg__mm_learn(struct cg__mm *mm, struct cg__region *r, uint64_t start,
 		 uint64_t len, enum cg__learn mode)
 {
+	enum cg__learn past = r->unlearned_forked ? CG_LEARN_FORKED
+						  : CG_LEARN_UNKNOWN;
 	uint64_t end = start + len, cut;
 	int ret = 0;
 
@@ -528,10 +552,24 @@ int cg__mm_learn(struct cg__mm *mm, struct cg__region *r, uint64_t start,
 	if (cut > start)
 		ret = learn_range(mm, r, start, cut - start, CG_LEARN_NEW);
 	if (!ret)
-		ret = learn_range(mm, r, cut, end - cut, CG_LEARN_UNKNOWN);
+		ret = learn_range(mm, r, cut, end - cut, past);
+	if (mm->learn_stopped > cut && mm->learn_stopped < end)
+		end = mm->learn_stopped;
 	if (!ret && cut == r->unlearned && mm->pagemap_fd >= 0)
 		r->unlearned = end < r->start + r->len ? end : r->start + r->len;
 	return ret;
+}
+
+/*
+ * A fork shared every page of r: those not seen present yet are learned
+ * later, a slice at a time, as shared (CG_LEARN_FORKED).  Reading a pagemap
+ * entry of each page at the fork is what held the daemon a second for a
+ * 4 GiB region where the kernel has no PAGEMAP_SCAN.
+ */
+void cg__mm_unlearn_forked(struct cg__region *r)
+{
+	r->unlearned = r->start;
+	r->unlearned_forked = true;
 }
 
 /*
@@ -558,7 +596,7 @@ static uint64_t pending_span(struct cg__mm *mm, const struct cg__region *r,
 	return first > r->unlearned + span ? first - r->unlearned : span;
 }
 
-int cg__mm_learn_pending(struct cg__mm *mm, uint64_t span)
+int cg__mm_learn_pending(struct cg__mm *mm, uint64_t span, uint64_t until_ns)
 {
 	for (size_t i = 0; i < mm->nregions; i++) {
 		struct cg__region *r = mm->regions[i];
@@ -572,7 +610,10 @@ int cg__mm_learn_pending(struct cg__mm *mm, uint64_t span)
 		span = pending_span(mm, r, span);
 		if (span > end - r->unlearned)
 			span = end - r->unlearned;
+		mm->learn_until = until_ns;
+		mm->learn_stopped = 0;
 		ret = cg__mm_learn(mm, r, r->unlearned, span, CG_LEARN_NEW);
+		mm->learn_until = mm->learn_stopped = 0;
 		return ret ? ret : cg__mm_learn_left(mm);
 	}
 	return 0;
@@ -589,43 +630,70 @@ bool cg__mm_learn_left(const struct cg__mm *mm)
 	return false;
 }
 
-/* Protect [start, start+len) of r and record it. */
+/*
+ * Protect [start, start+len) (unless the kernel has) and record it in r
+ * (unless r is NULL).
+ */
 static int protect_span(struct cg__mm *mm, struct cg__region *r,
-			uint64_t start, uint64_t len)
+			uint64_t start, uint64_t len, bool kernel_done)
 {
-	int ret = cg__mm_ioctl_wp(mm, start, len, true);
+	int ret = kernel_done ? 0 : cg__mm_ioctl_wp(mm, start, len, true);
 
-	return ret ? ret : cg__region_update(r, start, len, 0, CG_ST_WP);
+	return ret || !r ? ret : cg__region_update(r, start, len, 0, CG_ST_WP);
 }
 
 /*
- * Protect the present, unprotected pages of r (after a fork, say).  Before
- * 5.19 a pinned page stays unprotected while pinned: a write fault on a
- * write-protected page that its consumer holds would copy it (lib/pin.c).
+ * Before 5.19 a pinned page stays unprotected while pinned: a write fault
+ * on a write-protected page that its consumer holds would copy it
+ * (lib/pin.c).  Protect [a, end) but for such pages.
  */
-int cg__mm_protect_present(struct cg__mm *mm, struct cg__region *r)
+static int protect_unpinned(struct cg__mm *mm, struct cg__region *r,
+			    uint64_t a, uint64_t end, bool kernel_done)
 {
-	bool skip_pins = !cg__kernel_read_pin_unshares() && mm->npins;
+	uint64_t lo, hi;
+	int ret = 0;
+
+	if (cg__kernel_read_pin_unshares() || !mm->npins)
+		return protect_span(mm, r, a, end - a, kernel_done);
+	for (; !ret && a < end; a = hi) {
+		cg__mm_unpinned_span(mm, a, end, &lo, &hi);
+		if (lo < hi)
+			ret = protect_span(mm, r, lo, hi - lo, kernel_done);
+	}
+	return ret;
+}
+
+static int protect_present(struct cg__mm *mm, struct cg__region *r,
+			   bool kernel_done)
+{
 	struct cg__runs runs;
 	int ret;
 
 	ret = cg__region_collect(r, r->start, r->len, CG_ST_PRESENT | CG_ST_WP,
 				 CG_ST_PRESENT, &runs);
-	for (size_t i = 0; i < runs.n && !ret; i++) {
-		uint64_t a = runs.v[i].start, end = a + runs.v[i].len, lo, hi;
-
-		if (!skip_pins) {
-			ret = protect_span(mm, r, a, end - a);
-			continue;
-		}
-		for (; !ret && a < end; a = hi) {
-			cg__mm_unpinned_span(mm, a, end, &lo, &hi);
-			if (lo < hi)
-				ret = protect_span(mm, r, lo, hi - lo);
-		}
-	}
+	for (size_t i = 0; i < runs.n && !ret; i++)
+		ret = protect_unpinned(mm, r, runs.v[i].start,
+				       runs.v[i].start + runs.v[i].len,
+				       kernel_done);
 	cg__runs_free(&runs);
 	return ret;
+}
+
+int cg__mm_protect_present(struct cg__mm *mm, struct cg__region *r)
+{
+	return protect_present(mm, r, false);
+}
+
+/*
+ * One ioctl over all of r protects what the kernel maps there, seen or
+ * not, at the cost of what is populated: the kernel skips empty page
+ * tables.  Then what we saw present is recorded protected.
+ */
+int cg__mm_protect_mapped(struct cg__mm *mm, struct cg__region *r)
+{
+	int ret = protect_unpinned(mm, NULL, r->start, r->start + r->len, false);
+
+	return ret ? ret : protect_present(mm, r, true);
 }
 
 int cg__mm_learn_and_protect_all(struct cg__mm *mm)

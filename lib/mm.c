@@ -31,6 +31,17 @@ int cg__mm_init(struct cg__mm *mm, int uffd, uint64_t features, pid_t pid,
 	return 0;
 }
 
+/*
+ * COWGUARD_PAGEMAP_SCAN=off learns as kernels before 6.7 make us, a
+ * pagemap read per page, so that the host can time that path.
+ */
+static bool scan_wanted(void)
+{
+	const char *s = getenv("COWGUARD_PAGEMAP_SCAN");
+
+	return !s || strcmp(s, "off");
+}
+
 void cg__mm_set_process(struct cg__mm *mm, pid_t pid, int pagemap_fd)
 {
 	if (mm->pagemap_fd >= 0)
@@ -45,7 +56,8 @@ void cg__mm_set_process(struct cg__mm *mm, pid_t pid, int pagemap_fd)
 	 * than aiming us at the new image.  pid 0: an unnamed child.
 	 */
 	mm->smaps_fd = pid ? cg__smaps_open(pid) : -1;
-	mm->has_scan = pagemap_fd >= 0 && cg__pagemap_scan_works(pagemap_fd);
+	mm->has_scan = pagemap_fd >= 0 && scan_wanted() &&
+		       cg__pagemap_scan_works(pagemap_fd);
 }
 
 void cg__mm_destroy(struct cg__mm *mm)

@@ -72,6 +72,11 @@ struct cg__mm {
 	 */
 	uint64_t ioctl_patience_ns;
 	uint64_t ioctl_impatient_until;	/* CLOCK_MONOTONIC ns: lib/mm_ioctl.c */
+	/*
+	 * While cg__mm_learn_pending() runs: when to stop at the next 2 MiB
+	 * chunk (CLOCK_MONOTONIC ns), and where learning stopped.
+	 */
+	uint64_t learn_until, learn_stopped;
 	uint64_t features;
 	struct cg__limits limits;
 
@@ -126,10 +131,12 @@ int cg__mm_register(struct cg__mm *mm, uint64_t addr, uint64_t len,
  */
 int cg__mm_register_lazy(struct cg__mm *mm, uint64_t addr, uint64_t len);
 /*
- * Learn up to span bytes of what lazy registrations left.  Returns 1 when
- * more is left, 0 when none, or -errno.
+ * Learn up to span bytes of what lazy registrations and forks left, or
+ * less: it stops at the first 2 MiB boundary past until_ns
+ * (CLOCK_MONOTONIC; 0: never), since populated pages cost far more than
+ * absent ones.  Returns 1 when more is left, 0 when none, or -errno.
  */
-int cg__mm_learn_pending(struct cg__mm *mm, uint64_t span);
+int cg__mm_learn_pending(struct cg__mm *mm, uint64_t span, uint64_t until_ns);
 bool cg__mm_learn_left(const struct cg__mm *mm);
 int cg__mm_unregister(struct cg__mm *mm, uint64_t addr, uint64_t len);
 int cg__mm_query(struct cg__mm *mm, uint64_t addr, struct cg_page_info *out);

@@ -44,6 +44,13 @@ enum cg__learn {
 	 * registration.  cg__mm_learn() picks it there by itself.
 	 */
 	CG_LEARN_UNKNOWN,
+	/*
+	 * Pages not seen present before a fork that left them unlearned
+	 * (past r->unlearned, r->unlearned_forked): learned as
+	 * CG_LEARN_NEW would, but shared, never exclusive.  cg__mm_learn()
+	 * picks it there by itself.
+	 */
+	CG_LEARN_FORKED,
 };
 
 /*
@@ -66,6 +73,13 @@ int cg__mm_register_as(struct cg__mm *mm, uint64_t addr, uint64_t len,
 
 /* Write-protect the present, unprotected pages of r. */
 int cg__mm_protect_present(struct cg__mm *mm, struct cg__region *r);
+/*
+ * Write-protect every page of r the kernel maps, seen present or not (but
+ * pinned ones before 5.19, as above): after a fork.
+ */
+int cg__mm_protect_mapped(struct cg__mm *mm, struct cg__region *r);
+/* A fork shared r: what was not seen present is learned later, as shared. */
+void cg__mm_unlearn_forked(struct cg__region *r);
 
 /* Learn every region, then write-protect all present pages. */
 int cg__mm_learn_and_protect_all(struct cg__mm *mm);

@@ -363,6 +363,30 @@ int cg__pagemap_present(int fd, uint64_t start, uint64_t end,
 	return ret;
 }
 
+int cg__pagemap_first_absent(int fd, uint64_t start, uint64_t end,
+			     uint64_t *hole)
+{
+	struct page_region v;
+	struct pm_scan_arg arg = {
+		.size = sizeof(arg),
+		.start = start,
+		.end = end,
+		.vec = (uint64_t)(uintptr_t)&v,
+		.vec_len = 1,
+		.max_pages = 1,
+		.category_inverted = PAGE_IS_PRESENT,
+		.category_mask = PAGE_IS_PRESENT,
+		.return_mask = PAGE_IS_PRESENT,
+	};
+	int ret = ioctl(fd, PAGEMAP_SCAN, &arg);
+
+	if (ret < 0)
+		return -errno;
+	if (ret)
+		*hole = v.start;
+	return ret;
+}
+
 bool cg__pagemap_scan_works(int fd)
 {
 	struct page_region vec[1];

@@ -84,5 +84,12 @@ int cg__pmd_mapped(int fd, uint64_t start, uint64_t len, uint64_t *mask);
 struct page_region;
 int cg__pagemap_present(int fd, uint64_t start, uint64_t end,
 			struct page_region *vec, size_t nvec, uint64_t *walk_end);
+/*
+ * The first page of [start, end) that is not present (absent or swapped)
+ * into *hole: 1, or 0 when every page is, or -errno.  One PAGEMAP_SCAN,
+ * however large the range; only where cg__pagemap_scan_works().
+ */
+int cg__pagemap_first_absent(int fd, uint64_t start, uint64_t end,
+			     uint64_t *hole);
 
 #endif

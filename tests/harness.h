@@ -141,6 +141,13 @@ pid_t h_fork(int (*fn)(void *arg), void *arg);
 /* Wait for a child; returns its exit status, or 128+signal. */
 int h_wait(pid_t pid);
 
+/*
+ * Whether a bound on time means anything in this run: not in a sanitizers'
+ * build, nor in a guest QEMU emulates (CG_VM: TCG runs code about 6 times
+ * slower).  If not, prints a NOTE that what goes unbounded.
+ */
+bool h_time_bounds(const char *what);
+
 /* CLOCK_MONOTONIC in milliseconds, and a sleep of ms milliseconds. */
 double h_now_ms(void);
 void h_sleep_ms(int ms);
@@ -277,9 +284,6 @@ int h_log_lines(const char *socket_path, const char *text);
  * prints "SKIP: what: ..." and returns false; the other lanes run it.
  */
 bool h_fork_safe_allocator(const char *what);
-
-/* Whether the kernel has PAGEMAP_SCAN (6.7+); if not, skips saying what. */
-bool h_have_pagemap_scan(const char *what);
 
 /* Per-TCase timeout, scaled by CK_TIMEOUT_MULTIPLIER like Check's own. */
 void h_timeout(TCase *tc, double seconds);

@@ -127,16 +127,12 @@ START_TEST(a_hostile_client_at_its_bounds_stalls_no_other_clients_queries)
 	ck_assert(h.big != MAP_FAILED);
 	memset(h.big, 'H', POPULATED);
 	/*
-	 * Without PAGEMAP_SCAN every registered page is a pagemap read, and
-	 * forks and pins read them in one turn (issue 11 row 6, open there):
-	 * only the sliced registration of 4 GiB is checked.
+	 * Without PAGEMAP_SCAN every registered page is a pagemap read: 256
+	 * GiB would be minutes of slices, so 4 GiB.
 	 */
 	if (h_pmd_mapped(h.big) < 0) {
 		munmap(h.big + 4 * GIB, h.len - 4 * GIB);
 		h.len = 4 * GIB;
-		register_big(&h, true);
-		h_have_pagemap_scan("forks and pins are not sliced without it");
-		return;
 	}
 	register_big(&h, true);
 	v = victim_start(&spec);
@@ -159,8 +155,13 @@ START_TEST(a_hostile_client_at_its_bounds_stalls_no_other_clients_queries)
 	       "8 pins and unpins %.1f\n", h.max_register, h.max_unregister,
 	       h.max_fork, h.max_pins);
 	fflush(stdout);
-	victim_assert_enough(&r, &spec, MIN_DONE, NULL);
-	ck_assert_msg(r.query.p99 < P99_MAX_MS, "query p99 %.1f ms", r.query.p99);
+	if (h_time_bounds("the victim's queries")) {
+		victim_assert_enough(&r, &spec, MIN_DONE, NULL);
+		ck_assert_msg(r.query.p99 < P99_MAX_MS, "query p99 %.1f ms",
+			      r.query.p99);
+	} else {
+		victim_assert_enough(&r, &spec, 1, NULL);
+	}
 	ck_assert_uint_eq(r.unsafe, 0);
 	h_audit_clean(h.cg, h.big, POPULATED);	/* still right after all that */
 	cg_close(h.cg);

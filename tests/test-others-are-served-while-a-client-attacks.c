@@ -42,9 +42,6 @@ START_TEST(others_are_served_while_a_client_attacks)
 	struct victim_result r;
 	struct victim v;
 
-	/* Issue 11 row 6, open where the kernel cannot skip holes. */
-	if (a->unsliced && !h_have_pagemap_scan(a->unsliced))
-		return;
 	/*
 	 * A daemon of its own where the test may start one; in the
 	 * unprivileged lane, the lane's (root's) daemon, attacked by a user.
@@ -71,17 +68,18 @@ START_TEST(others_are_served_while_a_client_attacks)
 	victim_go(&v);
 	r = victim_finish(&v);
 	kill(attacker, SIGKILL);
-	waitpid(attacker, NULL, 0);
+	/* Killed at it: an attack that gave up early proved nothing. */
+	ck_assert_msg(h_wait(attacker) == 128 + SIGKILL, "%s: the attacker "
+		      "exited before the victim was done", a->name);
 	if (daemon)
 		ck_assert_int_eq(h_daemon_stop(daemon), 0);
 	printf("%s: %d queries, p99 %.2f ms, max %.2f ms\n", a->name, r.done,
 	       r.turn.p99, r.turn.max);
-#ifdef __SANITIZE_ADDRESS__
-	/* Served at all, and no memory error: time means nothing there. */
-	victim_assert_enough(&r, &spec, 1, a->name);
-	printf("NOTE: %s: no bound on time in a sanitizers' build\n", a->name);
-	return;
-#endif
+	/* Where time means nothing: served at all, and no memory error. */
+	if (!h_time_bounds(a->name)) {
+		victim_assert_enough(&r, &spec, 1, a->name);
+		return;
+	}
 	victim_assert_enough(&r, &spec, MIN_QUERIES, a->name);
 	ck_assert_msg(r.turn.p99 < P99_MAX_MS, "%s: the victim's queries took "
 		      "%.1f ms at p99 (max %.1f)", a->name, r.turn.p99, r.turn.max);

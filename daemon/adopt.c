@@ -247,10 +247,9 @@ static size_t candidates(struct server *srv, pid_t parent, uid_t uid,
  * pid's smaps shows registered can be told by unregistering it.
  */
 static struct tracked *prove(struct tracked **v, size_t n, pid_t pid,
-			     bool *tried)
+			     int smaps, bool *tried)
 {
 	struct tracked *found = NULL;
-	int smaps = cg__smaps_open(pid);
 	struct unit u;
 
 	*tried = false;
@@ -261,12 +260,10 @@ static struct tracked *prove(struct tracked **v, size_t n, pid_t pid,
 		if (vma_flips(v[i], pid, smaps, &u))
 			found = v[i];
 	}
-	if (smaps >= 0)
-		close(smaps);
 	return found;
 }
 
-int adopt_claim(struct conn *c, pid_t parent, struct tracked **out)
+int adopt_claim(struct conn *c, pid_t parent, int smaps, struct tracked **out)
 {
 	struct tracked *v[MAX_CANDIDATES];
 	pid_t pid = c->cred.pid, ppid = 0;
@@ -294,7 +291,7 @@ int adopt_claim(struct conn *c, pid_t parent, struct tracked **out)
 		return -ESRCH;
 	}
 	/* Another thread of the child could write unseen during the flip. */
-	*out = threads == 1 ? prove(v, n, pid, &tried) : NULL;
+	*out = threads == 1 ? prove(v, n, pid, smaps, &tried) : NULL;
 	if (*out) {
 		conn_log(LOG_DEBUG, c, "child of %d%s: its uffd proven by its "
 			 "VMAs (1 of %zu, %ld threads)", (int)parent,
@@ -341,10 +338,11 @@ static int named_parent(const struct conn *c, int64_t claim, pid_t *parent)
 	return -ESRCH;
 }
 
-/* Give t to c: its process, its pagemap (taken), its connection. */
-static void name_child(struct conn *c, struct tracked *t, int pagemap)
+/* Give t to c: its process, its files (taken), its connection. */
+static void name_child(struct conn *c, struct tracked *t,
+		       const struct client_files *files)
 {
-	cg__mm_set_process(&t->mm, c->cred.pid, pagemap);
+	cg__mm_set_process(&t->mm, c->cred.pid, files->pagemap, files->smaps);
 	cg__proc_move(&t->mm.proc, &c->proc);
 	t->mm.pfn_visible = c->cred.uid == 0 && c->srv->kpageflags_fd >= 0;
 	/* parent_pid stays: STATUS reports whom a named child came from. */
@@ -355,23 +353,24 @@ static void name_child(struct conn *c, struct tracked *t, int pagemap)
 
 int adopt_child_hello(struct conn *c, int64_t claim)
 {
+	struct client_files files;
 	struct tracked *t;
 	pid_t parent;
-	int pagemap, ret;
+	int ret;
 
 	ret = named_parent(c, claim, &parent);
 	if (ret)
 		return ret;
-	pagemap = open_pagemap_privileged(c->cred.pid);
-	if (pagemap < 0) {
+	ret = client_files_open(c, &files);
+	if (ret) {
 		conn_log(LOG_WARNING, c, "refused as a child of %d: its "
-			 "pagemap: %s", (int)parent, cg_strerror(pagemap));
-		return pagemap;
+			 "pagemap: %s", (int)parent, cg_strerror(ret));
+		return ret;
 	}
-	ret = adopt_claim(c, parent, &t);
+	ret = adopt_claim(c, parent, files.smaps, &t);
 	/* What adopt_claim() read by pid was the child's only if it still is. */
 	if (!ret) {
-		ret = cg__proc_check(&c->proc, pagemap);
+		ret = cg__proc_check(&c->proc, files.pagemap);
 		if (ret)
 			conn_log(LOG_WARNING, c, "refused as a child of %d: "
 				 "it exited, exec'd or changed its owner "
@@ -379,10 +378,10 @@ int adopt_child_hello(struct conn *c, int64_t claim)
 				 cg_strerror(ret));
 	}
 	if (ret) {
-		close(pagemap);
+		client_files_close(&files);
 		return ret;
 	}
-	name_child(c, t, pagemap);
+	name_child(c, t, &files);
 	conn_log(LOG_DEBUG, c, "named as a child of %d (%lld in its pid "
 		 "namespace)", (int)parent, (long long)claim);
 	return 0;

@@ -48,6 +48,7 @@ static void on_handle_closed(uv_handle_t *h)
 	if (--c->open_handles)
 		return;
 	close(c->sock);
+	client_files_close(&c->files);
 	cg__proc_release(&c->proc);
 	free(c->out.pkts);
 	free(c->parked.reqs);
@@ -281,9 +282,15 @@ static void on_hello_timeout(uv_timer_t *t)
 static enum req_result on_packet(struct conn *c)
 {
 	struct cg__req req = { 0 };
-	int fd, ret;
+	int fds[CG__MAX_FDS], fd, ret;
+	size_t n;
 
-	ret = cg__recv(c->sock, &req, sizeof(req), &fd);
+	ret = cg__recv_fds(c->sock, &req, sizeof(req), fds, CG__MAX_FDS, &n);
+	/* A hello's /proc files aside, one fd at most goes with a request. */
+	n = client_files_keep(&c->files, &req, fds, n);
+	fd = n ? fds[0] : -1;
+	while (n > 1)
+		close(fds[--n]);
 	if (ret == -EAGAIN)
 		return REQ_KEEP;
 	if (c->kind == CONN_REFUSED) {
@@ -461,7 +468,11 @@ int conn_new(struct server *srv, int sock)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	unsigned wait;
-	int ret = c ? conn_init(c, srv, sock) : -ENOMEM;
+	int ret;
+
+	if (c)
+		c->files = (struct client_files){ -1, -1 };
+	ret = c ? conn_init(c, srv, sock) : -ENOMEM;
 
 	if (ret) {
 		close(sock);

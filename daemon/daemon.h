@@ -39,6 +39,11 @@ struct stream {
 	bool active;
 };
 
+/* A client's /proc/PID/pagemap and smaps: fds, -1 where none. */
+struct client_files {
+	int pagemap, smaps;
+};
+
 /* A connection: an application, a forked child, or cowguardctl. */
 struct conn {
 	uv_poll_t poll;
@@ -53,6 +58,12 @@ struct conn {
 	 * application's goes to its tracked address space at hello.
 	 */
 	struct cg__proc proc;
+	/*
+	 * The pagemap and smaps its hello came with (CG_HELLO_PROCFS), -1
+	 * each without: client_files.c takes them, conn_close() closes what
+	 * is left.
+	 */
+	struct client_files files;
 	/* CONN_REFUSED: over a bound; its hello gets the errno `refusal`. */
 	enum { CONN_NEW, CONN_APP, CONN_CTL, CONN_REFUSED } kind;
 	int refusal;
@@ -181,6 +192,20 @@ int open_pagemap_privileged(pid_t pid);
 int listen_open(const char *path);
 
 /*
+ * client_files.c.  Keep the /proc files a hello came with, of the n fds
+ * received with req, in f: returns how many fds are left for the request.
+ */
+size_t client_files_keep(struct client_files *f, const struct cg__req *req,
+			 const int *fds, size_t n);
+/*
+ * The pagemap and smaps of c's process into out (the caller's to close):
+ * the ones it sent when they are its own, else the daemon's.  0 or -errno
+ * (no pagemap).
+ */
+int client_files_open(struct conn *c, struct client_files *out);
+void client_files_close(struct client_files *f);
+
+/*
  * server.c: accept on srv->listen_fd and stop at SIGINT or SIGTERM.
  * server_start() returns 0 or libuv's error.
  */
@@ -199,9 +224,12 @@ int conn_send(struct conn *c, const struct cg__rep *rep);
 /* Whether the queue has room for a stream to go on. */
 bool conn_has_room(const struct conn *c);
 
-/* tracked.c */
+/*
+ * tracked.c.  A client's address space: its files (taken, closed on
+ * failure) when pid is known, NULL for an unnamed child (pid 0).
+ */
 struct tracked *tracked_new(struct server *srv, int uffd, uint64_t features,
-			    pid_t pid, uid_t uid);
+			    pid_t pid, uid_t uid, struct client_files *files);
 void tracked_close(struct tracked *t);
 /*
  * Serve mm, an address space the engine made (a fork event's child): t
@@ -224,11 +252,11 @@ bool tracked_tampered(const struct tracked *t);
 void adopt_forks(struct tracked *t);
 /*
  * Which adopted uffd a forked child's connection may claim: the unnamed
- * child of parent whose uffd is c's peer's own, proven; the reason for a
- * refusal is logged.  Returns 0 and *out, -ESRCH (none is proven:
+ * child of parent whose uffd is c's peer's own, proven by its smaps (an
+ * fd); the reason for a refusal is logged.  Returns 0 and *out, -ESRCH (none is proven:
  * also with no region to prove by, or with other threads running), -EPERM (not that parent's child, and none proven).
  */
-int adopt_claim(struct conn *c, pid_t parent, struct tracked **out);
+int adopt_claim(struct conn *c, pid_t parent, int smaps, struct tracked **out);
 /*
  * A CHILD_HELLO naming claim, a pid of the child's own namespace, as its
  * parent: c is given its adopted uffd, or 0 is not returned (-ESRCH,

@@ -66,6 +66,7 @@ static enum req_result reply_status(struct conn *c, const struct cg__req *req,
 static enum req_result do_hello(struct conn *c, const struct cg__req *req,
 				int fd)
 {
+	struct client_files files;
 	struct cg__rep rep;
 	uint64_t features;
 	char why[128];
@@ -88,9 +89,11 @@ static enum req_result do_hello(struct conn *c, const struct cg__req *req,
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	/* We negotiate, not the client: EVENT_FORK needs CAP_SYS_PTRACE. */
 	ret = cg__uffd_api(fd, CG_UFFD_WANTED, &features);
+	if (!ret)
+		ret = client_files_open(c, &files);
 	if (!ret) {
 		c->tracked = tracked_new(c->srv, fd, features, c->cred.pid,
-					 c->cred.uid);
+					 c->cred.uid, &files);
 		ret = c->tracked ? 0 : -ENOMEM;
 	}
 	if (ret) {

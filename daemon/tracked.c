@@ -95,29 +95,24 @@ int tracked_poll(struct tracked *t)
 }
 
 struct tracked *tracked_new(struct server *srv, int uffd, uint64_t features,
-			    pid_t pid, uid_t uid)
+			    pid_t pid, uid_t uid, struct client_files *files)
 {
 	struct tracked *t = calloc(1, sizeof(*t));
-	int pagemap = -1;
 
-	if (!t)
+	if (!t) {
+		if (files)
+			client_files_close(files);
 		return NULL;
-	if (pid) {
-		pagemap = open_pagemap_privileged(pid);
-		if (pagemap < 0) {
-			log_warn("pid %d: cannot open its pagemap: %s", (int)pid,
-				 cg_strerror(pagemap));
-			free(t);
-			return NULL;
-		}
 	}
 	/*
 	 * Frames and kpageflags are root's (the kernel hides them from other
 	 * users): the engine uses them for root's clients only, so that an
 	 * audit or an unpin tells no one else what the kernel would not.
 	 */
-	cg__mm_init(&t->mm, uffd, features, pid, pagemap,
+	cg__mm_init(&t->mm, uffd, features, 0, -1,
 		    uid == 0 ? srv->kpageflags_fd : -1);
+	if (files)
+		cg__mm_set_process(&t->mm, pid, files->pagemap, files->smaps);
 	t->mm.pfn_visible = uid == 0 && srv->kpageflags_fd >= 0;
 	/* A client's hello proves nothing of whose uffd it sent (lib/mm.c). */
 	t->mm.uffd_unproven = pid != 0;
@@ -139,7 +134,7 @@ struct tracked *tracked_new(struct server *srv, int uffd, uint64_t features,
 
 struct tracked *tracked_take(struct server *srv, struct cg__mm *mm, uid_t uid)
 {
-	struct tracked *t = tracked_new(srv, -1, 0, 0, uid);
+	struct tracked *t = tracked_new(srv, -1, 0, 0, uid, NULL);
 
 	if (!t) {
 		cg__mm_destroy(mm);

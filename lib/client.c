@@ -140,6 +140,34 @@ static int reply(struct cg__client *c, const struct cg__req *req,
 	return 0;
 }
 
+/*
+ * Send a hello with fd (>= 0: our uffd) and, when we can open them, our
+ * own /proc/self/pagemap and smaps (CG_HELLO_PROCFS): opened by us, what
+ * the daemon reads of us through them is what the kernel lets us read.
+ */
+static int send_hello(int sock, struct cg__req *req, int fd)
+{
+	int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	int smaps = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
+	int fds[CG__MAX_FDS];
+	size_t n = 0;
+	int ret;
+
+	if (fd >= 0)
+		fds[n++] = fd;
+	if (pagemap >= 0 && smaps >= 0) {
+		req->flags |= CG_HELLO_PROCFS;
+		fds[n++] = pagemap;
+		fds[n++] = smaps;
+	}
+	ret = cg__send_fds(sock, req, sizeof(*req), fds, n);
+	if (pagemap >= 0)
+		close(pagemap);
+	if (smaps >= 0)
+		close(smaps);
+	return ret;
+}
+
 static int connect_checked(struct cg__client *c, const char *path)
 {
 	int ret;
@@ -176,7 +204,7 @@ int cg__client_open(struct cg__client *c, const char *path)
 		goto err;
 	}
 	cg__req_init(&req, CG_OP_HELLO);
-	ret = cg__send(c->sock, &req, sizeof(req), uffd);
+	ret = send_hello(c->sock, &req, uffd);
 	/* In flight or refused, our copy must go: the daemon holds the only one. */
 	close(uffd);
 	if (!ret)
@@ -264,7 +292,11 @@ int cg__client_child(struct cg__client *c, pid_t parent)
 	close(sock);
 	cg__req_init(&req, CG_OP_CHILD_HELLO);
 	req.pid = parent;
-	ret = cg__client_call(c, &req, &rep);
+	ret = send_hello(c->sock, &req, -1);
+	if (ret == -EPIPE || ret == -ECONNRESET)
+		ret = -ENOTCONN;
+	if (!ret)
+		ret = reply(c, &req, &rep);
 	if (!ret)
 		ret = rep.status;
 	if (ret)

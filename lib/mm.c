@@ -27,7 +27,7 @@ int cg__mm_init(struct cg__mm *mm, int uffd, uint64_t features, pid_t pid,
 	mm->kpageflags_fd = cg__kernel_read_pin_unshares() ? kpageflags_fd : -1;
 	mm->pagemap_fd = mm->smaps_fd = -1;
 	cg__proc_init(&mm->proc);
-	cg__mm_set_process(mm, pid, pagemap_fd);
+	cg__mm_set_process(mm, pid, pagemap_fd, -1);
 	return 0;
 }
 
@@ -42,7 +42,8 @@ static bool scan_wanted(void)
 	return !s || strcmp(s, "off");
 }
 
-void cg__mm_set_process(struct cg__mm *mm, pid_t pid, int pagemap_fd)
+void cg__mm_set_process(struct cg__mm *mm, pid_t pid, int pagemap_fd,
+			int smaps_fd)
 {
 	if (mm->pagemap_fd >= 0)
 		close(mm->pagemap_fd);
@@ -55,7 +56,9 @@ void cg__mm_set_process(struct cg__mm *mm, pid_t pid, int pagemap_fd)
 	 * exec by the process (a set-user-ID program, say) ends them rather
 	 * than aiming us at the new image.  pid 0: an unnamed child.
 	 */
-	mm->smaps_fd = pid ? cg__smaps_open(pid) : -1;
+	mm->smaps_fd = smaps_fd >= 0 || !pid ? smaps_fd : cg__smaps_open(pid);
+	if (mm->smaps_fd < 0)
+		mm->smaps_fd = -1;
 	mm->has_scan = pagemap_fd >= 0 && scan_wanted() &&
 		       cg__pagemap_scan_works(pagemap_fd);
 }

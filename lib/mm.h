@@ -116,8 +116,12 @@ struct cg__mm {
 int cg__mm_init(struct cg__mm *mm, int uffd, uint64_t features, pid_t pid,
 		int pagemap_fd, int kpageflags_fd);
 void cg__mm_destroy(struct cg__mm *mm);
-/* Learn the process of an adopted mm: takes ownership of pagemap_fd. */
-void cg__mm_set_process(struct cg__mm *mm, pid_t pid, int pagemap_fd);
+/*
+ * Learn the process of an mm: takes ownership of pagemap_fd and smaps_fd;
+ * smaps_fd -1 opens pid's.
+ */
+void cg__mm_set_process(struct cg__mm *mm, pid_t pid, int pagemap_fd,
+			int smaps_fd);
 
 int cg__mm_register(struct cg__mm *mm, uint64_t addr, uint64_t len,
 		    unsigned flags);

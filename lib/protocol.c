@@ -22,56 +22,67 @@ const char *cg__op_name(unsigned op)
 	return names[op];
 }
 
-int cg__send(int sock, const void *buf, size_t len, int fd)
+int cg__send_fds(int sock, const void *buf, size_t len, const int *fds,
+		 size_t n)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(CG__MAX_FDS * sizeof(int))];
 		struct cmsghdr align;
 	} ctl;
 	struct iovec iov = { (void *)buf, len };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	ssize_t n;
+	ssize_t sent;
 
-	if (fd >= 0) {
+	if (n > CG__MAX_FDS)
+		return -EINVAL;
+	if (n) {
 		struct cmsghdr *c;
 
 		memset(&ctl, 0, sizeof(ctl));
 		msg.msg_control = ctl.buf;
-		msg.msg_controllen = sizeof(ctl.buf);
+		msg.msg_controllen = CMSG_SPACE(n * sizeof(int));
 		c = CMSG_FIRSTHDR(&msg);
 		c->cmsg_level = SOL_SOCKET;
 		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+		c->cmsg_len = CMSG_LEN(n * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, n * sizeof(int));
 	}
 	do
-		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
+		sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
+	while (sent < 0 && errno == EINTR);
+	if (sent < 0)
 		return -errno;
-	return (size_t)n == len ? 0 : -EPROTO;
+	return (size_t)sent == len ? 0 : -EPROTO;
 }
 
-/* Close every fd of a control message but the first, which *fd gets. */
-static void take_fds(struct msghdr *msg, int *fd)
+int cg__send(int sock, const void *buf, size_t len, int fd)
 {
+	return cg__send_fds(sock, buf, len, &fd, fd >= 0);
+}
+
+/* Keep the first max fds of a control message in fds, close the rest. */
+static size_t take_fds(struct msghdr *msg, int *fds, size_t max)
+{
+	size_t kept = 0;
+
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
 		size_t n;
-		int fds[16];
+		int got[16];
 
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
 		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 		if (n > 16)
 			n = 16;
-		memcpy(fds, CMSG_DATA(c), n * sizeof(int));
+		memcpy(got, CMSG_DATA(c), n * sizeof(int));
 		for (size_t i = 0; i < n; i++) {
-			if (fd && *fd < 0)
-				*fd = fds[i];
+			if (kept < max)
+				fds[kept++] = got[i];
 			else
-				close(fds[i]);
+				close(got[i]);
 		}
 	}
+	return kept;
 }
 
 /*
@@ -87,7 +98,8 @@ static bool foreign_major(const void *buf, ssize_t n)
 	       h->magic == CG_PROTO_MAGIC && h->major != CG_PROTO_MAJOR;
 }
 
-int cg__recv(int sock, void *buf, size_t len, int *fd)
+int cg__recv_fds(int sock, void *buf, size_t len, int *fds, size_t max,
+		 size_t *n)
 {
 	union {
 		char buf[CMSG_SPACE(16 * sizeof(int))];
@@ -100,32 +112,40 @@ int cg__recv(int sock, void *buf, size_t len, int *fd)
 		.msg_control = ctl.buf,
 		.msg_controllen = sizeof(ctl.buf),
 	};
-	ssize_t n;
+	ssize_t got;
 
-	if (fd)
-		*fd = -1;
+	*n = 0;
 	do
-		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
+		got = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+	while (got < 0 && errno == EINTR);
+	if (got < 0)
 		return -errno;
-	take_fds(&msg, fd);
+	*n = take_fds(&msg, fds, max);
 	/*
-	 * A packet of any other size is refused, and the fd it carried
+	 * A packet of any other size is refused, and the fds it carried
 	 * closed: a zero-length one too, which a SOCK_SEQPACKET peer may send
 	 * with fds and which reads like the end of the connection (found by
 	 * tests/test-protocol-fuzzing-leaves-the-daemon-serving.c).
 	 */
-	if ((size_t)n != len || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-		if (fd && *fd >= 0) {
-			close(*fd);
-			*fd = -1;
-		}
-		if (n == 0)
+	if ((size_t)got != len || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+		while (*n)
+			close(fds[--*n]);
+		if (got == 0)
 			return -ECONNRESET;
-		return foreign_major(buf, n) ? -EPROTONOSUPPORT : -EPROTO;
+		return foreign_major(buf, got) ? -EPROTONOSUPPORT : -EPROTO;
 	}
 	return 0;
+}
+
+int cg__recv(int sock, void *buf, size_t len, int *fd)
+{
+	int kept = -1;
+	size_t n;
+	int ret = cg__recv_fds(sock, buf, len, &kept, fd ? 1 : 0, &n);
+
+	if (fd)
+		*fd = n ? kept : -1;
+	return ret;
 }
 
 void cg__req_init(struct cg__req *req, enum cg__op op)

@@ -31,6 +31,13 @@ enum cg__from { CG_FROM_NEW = 1, CG_FROM_APP = 2, CG_FROM_CTL = 4 };
 enum cg__fd { CG_NOFD, CG_FD };
 
 /*
+ * HELLO and CHILD_HELLO flag: the packet's last two fds are the sender's
+ * /proc/self/pagemap and /proc/self/smaps, opened by the sender, so that
+ * the kernel decides with its credentials what the daemon reads of it.
+ */
+#define CG_HELLO_PROCFS (1u << 0)
+
+/*
  * The operations, one row each, X(name, string, from, fd, served):
  *  - from: who may send it (enum cg__from, or-ed);
  *  - fd: CG_FD if its packet carries an fd; with any other op an fd is a
@@ -43,6 +50,7 @@ enum cg__fd { CG_NOFD, CG_FD };
  */
 #define CG_OP_MAP(X)                                                          \
 	/* a client: its uffd, un-negotiated */                               \
+	/* (CG_HELLO_PROCFS: then its pagemap and smaps fds too) */         \
 	X(HELLO, "hello", CG_FROM_NEW, CG_FD, hello)                          \
 	/* a forked child: which one am I */                                  \
 	X(CHILD_HELLO, "child-hello", CG_FROM_NEW, CG_NOFD, child_hello)      \
@@ -147,8 +155,14 @@ struct cg__rep {
 	} u;
 };
 
+/* The most fds a packet carries: a HELLO's uffd, pagemap and smaps. */
+#define CG__MAX_FDS 3
+
 /* Send one packet, with fd (>= 0) attached.  Returns 0 or -errno. */
 int cg__send(int sock, const void *buf, size_t len, int fd);
+/* Send one packet with the n fds (all >= 0) attached, in that order. */
+int cg__send_fds(int sock, const void *buf, size_t len, const int *fds,
+		 size_t n);
 
 /*
  * Receive one packet of exactly len bytes; *fd gets an attached fd or -1
@@ -158,6 +172,12 @@ int cg__send(int sock, const void *buf, size_t len, int fd);
  * holds that header), or -errno.
  */
 int cg__recv(int sock, void *buf, size_t len, int *fd);
+/*
+ * cg__recv() keeping up to max attached fds, in order, in fds (*n of
+ * them); any more are closed.
+ */
+int cg__recv_fds(int sock, void *buf, size_t len, int *fds, size_t max,
+		 size_t *n);
 
 void cg__req_init(struct cg__req *req, enum cg__op op);
 void cg__rep_init(struct cg__rep *rep, const struct cg__req *req);

@@ -243,12 +243,16 @@ START_TEST(the_user_cowguard_daemon_user_names_is_trusted_with_the_uffd)
 	o.socket_path = srv.path;
 	ret = cg_open(&o, sizeof(o), &cg);
 	s = server_stop(&srv);
-	/* It sent its hello and uffd; the fake server hung up on it. */
+	/*
+	 * It sent its hello, its uffd and its own pagemap and smaps
+	 * (CG_HELLO_PROCFS); the fake server hung up on it.
+	 */
 	ck_assert_msg(ret != 0 && ret != -EACCES, "cg_open: %d (%s)", ret,
 		      cg_strerror(ret));
-	ck_assert_msg(s.accepted && s.packets == 1 && s.fds == 1 && s.uffds == 1,
+	ck_assert_msg(s.accepted && s.packets == 1 && s.fds == 3 && s.uffds == 1,
 		      "COWGUARD_DAEMON_USER=%s: the server got %d packets, %d fds "
-		      "(%d uffds), want the hello with one uffd",
+		      "(%d uffds), want the hello with one uffd and two /proc "
+		      "files",
 		      _i ? uid : FOREIGN, s.packets, s.fds, s.uffds);
 }
 END_TEST

@@ -37,6 +37,10 @@ struct stream {
 	uint64_t at;			/* the serial of the tracked it is in */
 	size_t next;			/* that tracked's next record */
 	bool active;
+	/* An audit in slices: its range, how far it got, its report. */
+	bool auditing;
+	uint64_t audit_start, audit_pos, audit_end;
+	struct cg_audit_report audit;
 };
 
 /* A client's /proc/PID/pagemap and smaps: fds, -1 where none. */

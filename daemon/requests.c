@@ -32,12 +32,21 @@
  */
 #define REGISTER_SLICE (4ULL << 20)
 #define REGISTER_TURN_NS (5 * 1000 * 1000)
+/*
+ * An audit is cut the same way (64 GiB of sparse memory: 100 ms at once),
+ * in shorter turns: a client auditing without pause gets a turn at every
+ * pass of the loop, and another's fault and query take several passes.
+ */
+#define AUDIT_TURN_NS (2 * 1000 * 1000)
 
 /*
- * One packet of a stream: there is more to come, the end was sent, or the
- * connection must go.
+ * One packet of a stream: there is more to come, the end was sent, the
+ * turn is over with nothing sent (an audit in slices), or the connection
+ * must go.
  */
-enum step { STEP_DROP = REQ_DROP, STEP_END = 0, STEP_MORE = 1 };
+enum step {
+	STEP_DROP = REQ_DROP, STEP_END = 0, STEP_MORE = 1, STEP_YIELD = 2
+};
 
 /* Never waits: conn.c queues what the socket does not take now. */
 static enum req_result reply(struct conn *c, struct cg__rep *rep)
@@ -215,6 +224,57 @@ static enum req_result do_register_lazy(struct conn *c, const struct cg__req *re
 	return register_step(c);
 }
 
+/*
+ * The next slice of an audit of t's [audit_start, audit_end): 1 while
+ * more is left, 0 when s->audit is the report, or -errno.
+ */
+static int audit_slice(struct stream *s, struct tracked *t)
+{
+	int ret = 0;
+
+	if (!s->auditing) {
+		ret = cg__mm_audit_begin(&t->mm, s->audit_start,
+					 s->audit_end - s->audit_start, &s->audit);
+		s->audit_pos = s->audit_start;
+		s->auditing = !ret;
+	}
+	if (!ret)
+		ret = cg__mm_audit_part(&t->mm, &s->audit_pos, s->audit_end,
+					&s->audit, cg__now_ns() + AUDIT_TURN_NS);
+	cg__mm_service_backlog(&t->mm);
+	if (ret <= 0)
+		s->auditing = false;
+	return ret;
+}
+
+/* AUDIT: answered when its last slice is done (a stream, as REGISTER). */
+static enum req_result audit_range_step(struct conn *c)
+{
+	struct stream *s = &c->stream;
+	int ret = audit_slice(s, c->tracked);
+	struct cg__rep rep;
+
+	if (ret > 0)
+		return REQ_KEEP;
+	s->active = false;
+	cg__rep_init(&rep, &s->req);
+	rep.status = ret;
+	rep.u.audit = s->audit;
+	if (reply(c, &rep))
+		return REQ_DROP;
+	return tracked_tampered(c->tracked) ? REQ_DROP : REQ_KEEP;
+}
+
+static enum req_result do_audit_range(struct conn *c,
+				      const struct cg__req *req)
+{
+	c->stream = (struct stream){
+		.req = *req, .active = true,
+		.audit_start = req->addr, .audit_end = req->addr + req->len,
+	};
+	return audit_range_step(c);
+}
+
 /* What the engine serves, within the user's bounds (quota.c). */
 static enum req_result do_engine(struct conn *c, const struct cg__req *req,
 				 int fd)
@@ -227,6 +287,8 @@ static enum req_result do_engine(struct conn *c, const struct cg__req *req,
 		return reply_status(c, req, ret);
 	if (req->op == CG_OP_REGISTER && !req->flags && req->len > REGISTER_SLICE)
 		return do_register_lazy(c, req);
+	if (req->op == CG_OP_AUDIT)
+		return do_audit_range(c, req);
 	cg__mm_dispatch(&c->tracked->mm, req, &rep);
 	if (rep.status == -EDQUOT)
 		quota_client_refused(c->srv, c->cred.uid, c->cred.pid,
@@ -286,9 +348,11 @@ static enum req_result send_client(struct conn *c, const struct cg__req *req,
 	return reply(c, &rep);
 }
 
+/* A region's record, with its audit (and the audit's status) if any. */
 static enum req_result send_region(struct conn *c, const struct cg__req *req,
 				   struct tracked *t, struct cg__region *r,
-				   bool audit)
+				   const struct cg_audit_report *audit,
+				   int status)
 {
 	struct cg__mm_counts counts;
 	struct cg__rep rep;
@@ -303,8 +367,8 @@ static enum req_result send_region(struct conn *c, const struct cg__req *req,
 	rep.u.region.dirty = counts.dirty;
 	rep.u.region.wp = counts.wp;
 	if (audit)
-		rep.status = cg__mm_audit(&t->mm, r->start, r->len,
-					  &rep.u.region.audit);
+		rep.u.region.audit = *audit;
+	rep.status = status;
 	return reply(c, &rep);
 }
 
@@ -396,7 +460,7 @@ static enum step status_step(struct conn *c, struct tracked **t)
 		ret = send_client(c, &s->req, *t);
 	else
 		ret = send_region(c, &s->req, *t, (*t)->mm.regions[s->next - 1],
-				  false);
+				  NULL, 0);
 	s->next++;
 	return ret ? STEP_DROP : STEP_MORE;
 }
@@ -404,7 +468,9 @@ static enum step status_step(struct conn *c, struct tracked **t)
 static enum step audit_step(struct conn *c, struct tracked **t)
 {
 	struct stream *s = &c->stream;
+	struct cg__region *r;
 	enum req_result ret;
+	int status;
 
 	if (!*t)
 		return step_end(c, -ESRCH);
@@ -412,11 +478,22 @@ static enum step audit_step(struct conn *c, struct tracked **t)
 		cg__mm_service_backlog(&(*t)->mm);
 		return step_end(c, 0);
 	}
-	if (s->next == 0)
+	if (s->next == 0) {
 		ret = send_client(c, &s->req, *t);
-	else
-		ret = send_region(c, &s->req, *t, (*t)->mm.regions[s->next - 1],
-				  true);
+		s->next++;
+		return ret ? STEP_DROP : STEP_MORE;
+	}
+	r = (*t)->mm.regions[s->next - 1];
+	if (!s->auditing) {
+		s->audit_start = r->start;
+		s->audit_end = r->start + r->len;
+	}
+	status = audit_slice(s, *t);
+	if (status > 0)
+		return STEP_YIELD;
+	/* The region audited, wherever the list moved it meanwhile. */
+	r = cg__mm_find(&(*t)->mm, s->audit_start);
+	ret = r ? send_region(c, &s->req, *t, r, &s->audit, status) : REQ_KEEP;
 	s->next++;
 	return ret ? STEP_DROP : STEP_MORE;
 }
@@ -455,6 +532,8 @@ enum req_result request_stream(struct conn *c)
 
 	if (s->req.op == CG_OP_REGISTER)
 		return c->tracked ? register_step(c) : REQ_DROP;
+	if (s->req.op == CG_OP_AUDIT)
+		return c->tracked ? audit_range_step(c) : REQ_DROP;
 	if (s->req.op == CG_OP_STATUS) {
 		step = status_step;
 		t = status_from(c, c->srv->tracked, s->at);
@@ -466,7 +545,7 @@ enum req_result request_stream(struct conn *c)
 	for (int n = 0; ret == STEP_MORE && n < STREAM_TURN && conn_has_room(c);
 	     n++)
 		ret = step(c, &t);
-	if (ret != STEP_MORE)
+	if (ret == STEP_END || ret == STEP_DROP)
 		s->active = false;
 	return ret == STEP_DROP ? REQ_DROP : REQ_KEEP;
 }

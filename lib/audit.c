@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "clock.h"
 #include "compat.h"
 #include "mm_internal.h"
 #include "procfs.h"
@@ -108,31 +109,39 @@ static int audit_chunk(struct audit_ctx *a, struct cg__region *r, uint64_t lo,
 	return 0;
 }
 
-static int audit_region(struct audit_ctx *a, struct cg__region *r,
-			uint64_t start, uint64_t end)
+/*
+ * Audit [start, end) of r, learned first; with mm->learn_until set, only
+ * as far as learning got in time, and up to the first 2 MiB boundary past
+ * it.  Returns where it stopped, or -errno.
+ */
+static int64_t audit_region(struct audit_ctx *a, struct cg__region *r,
+			    uint64_t start, uint64_t end)
 {
-	int ret = cg__mm_learn(a->mm, r, start, end - start, CG_LEARN_NEW);
+	uint64_t until = a->mm->learn_until;
+	int ret;
 
+	a->mm->learn_stopped = 0;
+	ret = cg__mm_learn(a->mm, r, start, end - start, CG_LEARN_NEW);
+	if (a->mm->learn_stopped)
+		end = a->mm->learn_stopped;
 	a->gigantic = r->kind == CG_RK_HUGETLB && r->unit_shift == CG_PUD_SHIFT;
 	while (!ret && start < end) {
 		uint64_t hi = (start & ~(CG_PMD_SIZE - 1)) + CG_PMD_SIZE;
 
 		ret = audit_chunk(a, r, start, hi < end ? hi : end);
-		start = hi;
+		start = hi < end ? hi : end;
+		if (until && cg__now_ns() > until)
+			break;
 	}
-	return ret;
+	return ret ? ret : (int64_t)start;
 }
 
-int cg__mm_audit(struct cg__mm *mm, uint64_t addr, uint64_t len,
-		 struct cg_audit_report *out)
+int cg__mm_audit_begin(const struct cg__mm *mm, uint64_t addr, uint64_t len,
+		       struct cg_audit_report *out)
 {
-	struct audit_ctx a = { .mm = mm, .rep = out };
-	uint64_t end = addr + len;
-	int ret = 0;
-
 	if (!len || (addr | len) & (CG_PAGE_SIZE - 1))
 		return -EINVAL;
-	if (end < addr)
+	if (addr + len < addr)
 		return -EOVERFLOW;
 	if (!cg__mm_covered(mm, addr, len))
 		return -ENOENT;
@@ -142,16 +151,43 @@ int cg__mm_audit(struct cg__mm *mm, uint64_t addr, uint64_t len,
 	out->truth = mm->kpageflags_fd >= 0 && mm->pfn_visible
 			     ? CG_TRUTH_KPAGEFLAGS
 			     : CG_TRUTH_MAPCOUNT;
-	while (!ret && addr < end) {
-		struct cg__region *r = cg__mm_find(mm, addr);
+	return 0;
+}
+
+int cg__mm_audit_part(struct cg__mm *mm, uint64_t *pos, uint64_t end,
+		      struct cg_audit_report *out, uint64_t until_ns)
+{
+	struct audit_ctx a = { .mm = mm, .rep = out };
+	int64_t done = 0;
+
+	/* Unmapped since the audit began: the rest cannot be audited. */
+	if (*pos < end && !cg__mm_covered(mm, *pos, end - *pos))
+		return -ENOENT;
+	mm->learn_until = until_ns;
+	while (*pos < end && done >= 0) {
+		struct cg__region *r = cg__mm_find(mm, *pos);
 		uint64_t stop = r->start + r->len < end ? r->start + r->len : end;
 
-		ret = audit_region(&a, r, addr, stop);
-		addr = stop;
+		done = audit_region(&a, r, *pos, stop);
+		if (done > 0)
+			*pos = (uint64_t)done;
+		if (until_ns && cg__now_ns() > until_ns)
+			break;
 	}
-	if (ret)
-		return ret;
+	mm->learn_until = mm->learn_stopped = 0;
+	if (done < 0)
+		return (int)done;
+	if (*pos < end)
+		return 1;
 	mm->stats.audits++;
 	mm->stats.mismatches += out->unsafe + out->conservative;
 	return 0;
+}
+
+int cg__mm_audit(struct cg__mm *mm, uint64_t addr, uint64_t len,
+		 struct cg_audit_report *out)
+{
+	int ret = cg__mm_audit_begin(mm, addr, len, out);
+
+	return ret ? ret : cg__mm_audit_part(mm, &addr, addr + len, out, 0);
 }

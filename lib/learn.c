@@ -551,11 +551,12 @@ int cg__mm_learn(struct cg__mm *mm, struct cg__region *r, uint64_t start,
 	cut = start > r->unlearned ? start : r->unlearned;
 	if (cut > start)
 		ret = learn_range(mm, r, start, cut - start, CG_LEARN_NEW);
-	if (!ret)
+	/* Out of time before the unlearned part: it waits whole. */
+	if (!ret && !mm->learn_stopped)
 		ret = learn_range(mm, r, cut, end - cut, past);
-	if (mm->learn_stopped > cut && mm->learn_stopped < end)
+	if (mm->learn_stopped)
 		end = mm->learn_stopped;
-	if (!ret && cut == r->unlearned && mm->pagemap_fd >= 0)
+	if (!ret && cut == r->unlearned && end > cut && mm->pagemap_fd >= 0)
 		r->unlearned = end < r->start + r->len ? end : r->start + r->len;
 	return ret;
 }

@@ -146,6 +146,17 @@ int cg__mm_unregister(struct cg__mm *mm, uint64_t addr, uint64_t len);
 int cg__mm_query(struct cg__mm *mm, uint64_t addr, struct cg_page_info *out);
 int cg__mm_audit(struct cg__mm *mm, uint64_t addr, uint64_t len,
 		 struct cg_audit_report *out);
+/*
+ * The same in parts, for a daemon that must not stall its other clients
+ * on an audit of a huge region: begin checks the range and clears out
+ * (0 or -errno); each part audits from *pos towards end, stopping at the
+ * first 2 MiB boundary past until_ns (0: never), and returns 1 when more
+ * is left (*pos: where), 0 when done, or -errno.
+ */
+int cg__mm_audit_begin(const struct cg__mm *mm, uint64_t addr, uint64_t len,
+		       struct cg_audit_report *out);
+int cg__mm_audit_part(struct cg__mm *mm, uint64_t *pos, uint64_t end,
+		      struct cg_audit_report *out, uint64_t until_ns);
 void cg__mm_stats(const struct cg__mm *mm, struct cg_stats *out);
 
 /*

@@ -160,6 +160,36 @@ static void pins_a_sparse_registration(void)
 			pause();
 }
 
+/*
+ * Row 6: audits of a huge registration, of the range and of the whole
+ * client (AUDIT_PID), without end.  An audit of 64 GiB held the daemon
+ * 100 ms at once before it was cut in slices.
+ */
+static void audits_a_huge_registration(void)
+{
+	size_t len = 64ULL << 30;
+	char *p = fresh(len);
+	int s = wire_client(attack_socket, p, len, NULL);
+	struct cg__req req;
+	struct cg__rep rep;
+
+	if (s < 0)
+		_exit(3);
+	memset(p, 1, LEN);
+	for (;;) {
+		if (wire_request(s, CG_OP_AUDIT, (uintptr_t)p, len, -1) == -EPIPE)
+			pause();
+		cg__req_init(&req, CG_OP_AUDIT_PID);
+		req.pid = getpid();
+		if (cg__send(s, &req, sizeof(req), -1))
+			pause();
+		do
+			if (cg__recv(s, &rep, sizeof(rep), NULL))
+				pause();
+		while (rep.rec != CG_REC_END);
+	}
+}
+
 /* A client that makes the uffd it shares with the daemon blocking. */
 static void makes_its_uffd_blocking(void)
 {
@@ -257,6 +287,8 @@ static const struct attack attacks[] = {
 	{ .name = "pins without end", .run = pins_without_end },
 	{ .name = "pins of a sparse registration",
 	  .run = pins_a_sparse_registration },
+	{ .name = "audits of a huge registration",
+	  .run = audits_a_huge_registration },
 	{ .name = "a uffd made blocking", .run = makes_its_uffd_blocking },
 	{ .name = "missing faults through the uffd it kept",
 	  .run = registers_missing_through_its_uffd },

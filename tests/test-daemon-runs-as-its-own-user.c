@@ -717,10 +717,13 @@ START_TEST(the_user_cowguard_is_trusted_without_being_named_and_nobody_else)
 	}
 	ret = connect_to_fake(pw, &fds);
 	if (_i) {
-		/* Trusted: the hello went with its uffd (then a hang-up). */
-		ck_assert_msg(ret != -EACCES && fds == 1, "a server as %s: cg_open "
-			      "%d (%s), %d fds sent, want the uffd", SERVICE, ret,
-			      cg_strerror(ret), fds);
+		/*
+		 * Trusted: the hello went with its uffd and its own pagemap
+		 * and smaps (then a hang-up).
+		 */
+		ck_assert_msg(ret != -EACCES && fds == 3, "a server as %s: cg_open "
+			      "%d (%s), %d fds sent, want the uffd and two /proc "
+			      "files", SERVICE, ret, cg_strerror(ret), fds);
 	} else {
 		ck_assert_msg(ret == -EACCES && fds == 0, "a server as %s: cg_open "
 			      "%d (%s), %d fds sent, want -EACCES and none",

@@ -37,9 +37,10 @@ struct stream {
 	uint64_t at;			/* the serial of the tracked it is in */
 	size_t next;			/* that tracked's next record */
 	bool active;
-	/* An audit in slices: its range, how far it got, its report. */
+	uint64_t pos;			/* how far an audit or a pin got */
+	/* An audit in slices: its range and its report. */
 	bool auditing;
-	uint64_t audit_start, audit_pos, audit_end;
+	uint64_t audit_start, audit_end;
 	struct cg_audit_report audit;
 };
 

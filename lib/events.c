@@ -104,6 +104,18 @@ static int handle_fault(struct cg__mm *mm, const struct uffd_msg *msg,
 		ret = cg__mm_follow_split(mm, r, addr);
 		if (ret)
 			return ret;
+	} else if (!(st & CG_ST_EXCL) && r->kind == CG_RK_THP &&
+		   cg__region_is_huge(r, addr)) {
+		/*
+		 * The write will copy one 4 KiB page of a THP still shared,
+		 * after splitting its PMD: only that page becomes exclusive
+		 * (conservative where the kernel reuses the THP whole).
+		 * Marking the whole unit lied under COWGUARD_KERNEL=pre-5.19
+		 * on 6.18 (511 unsafe pages in the audit).
+		 */
+		ret = cg__region_set_huge(r, addr, false, st);
+		if (ret)
+			return ret;
 	}
 	cg__region_unit(r, addr, &ustart, &ulen);
 	if (!(st & CG_ST_EXCL))

@@ -34,6 +34,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "compat.h"
 #include "kernel.h"
 #include "mm_internal.h"
@@ -296,7 +297,7 @@ static void count_unshares(struct cg__mm *mm, const struct unit *before,
 static int ask_write_unshare(struct cg__mm *mm, const struct units *u,
 			     struct cg__pin_result *res)
 {
-	uint64_t first = 0, end = 0;
+	uint64_t first = 0, end = 0, lift = 0, lift_end = 0;
 	int ret = 0;
 
 	for (size_t i = 0; !ret && i < u->n; i++) {
@@ -315,12 +316,22 @@ static int ask_write_unshare(struct cg__mm *mm, const struct units *u,
 					  : &mm->stats.unshare_copies) += size >> CG_PAGE_SHIFT;
 			mm->stats.pages_made_exclusive += size >> CG_PAGE_SHIFT;
 		}
-		if (cg__region_get(r, x->addr) & CG_ST_WP)
-			ret = cg__mm_ioctl_wp(mm, x->addr, size, false);
+		/* Protection is lifted by runs: an ioctl a page was 200 ms a GiB. */
+		if (cg__region_get(r, x->addr) & CG_ST_WP) {
+			if (lift_end != x->addr) {
+				if (lift_end)
+					ret = cg__mm_ioctl_wp(mm, lift, lift_end - lift,
+							      false);
+				lift = x->addr;
+			}
+			lift_end = x->addr + size;
+		}
 		if (!ret)
 			ret = cg__region_update(r, x->addr, size, CG_ST_WP,
 						CG_ST_DIRTY);
 	}
+	if (!ret && lift_end)
+		ret = cg__mm_ioctl_wp(mm, lift, lift_end - lift, false);
 	if (ret || !end)
 		return ret;
 	mm->stats.unshare_writes += (end - first) >> CG_PAGE_SHIFT;
@@ -710,6 +721,127 @@ int cg__mm_pin(struct cg__mm *mm, uint64_t start, uint64_t len, unsigned flags,
 					 res);
 	free(before.v);
 	return ret;
+}
+
+/* ---- unsharing ahead of a pin, a window at a time ------------------------ */
+
+/* Mark the units of u at the indexes in idx exclusive, by runs. */
+static int mark_exclusive(struct cg__mm *mm, const struct units *u,
+			  const size_t *idx, size_t n)
+{
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < n;) {
+		const struct unit *x = &u->v[idx[i]];
+		struct cg__region *r = cg__mm_find(mm, x->addr);
+		uint64_t start = x->addr, end = x->addr + (1ULL << x->shift);
+
+		for (i++; i < n && u->v[idx[i]].addr == end &&
+			  cg__mm_find(mm, end) == r; i++)
+			end += 1ULL << u->v[idx[i]].shift;
+		ret = r ? cg__region_update(r, start, end - start, 0,
+					   CG_ST_PRESENT | CG_ST_EXCL)
+			: -ENOENT;
+	}
+	return ret;
+}
+
+/*
+ * Unshare what the window [lo, hi) needs, as cg__mm_pin() would, and mark
+ * exclusive what then is: the pin that follows finds nothing left to do.
+ */
+static int prepare_window(struct cg__mm *mm, struct cg__region *r,
+			  uint64_t lo, uint64_t hi, struct cg__pin_result *res)
+{
+	struct units before = { 0 }, after = { 0 };
+	unsigned long huge_copies[2] = { 0, 0 };
+	uint64_t *todo = NULL;
+	size_t ntodo = 0, *idx = NULL, nidx = 0;
+	int ret = cg__mm_learn(mm, r, lo, hi - lo, CG_LEARN_NEW);
+
+	if (!ret)
+		ret = collect_units(mm, lo, hi - lo, &before);
+	if (!ret)
+		ret = read_units(mm, &before);
+	if (!ret && !(todo = malloc(before.n * sizeof(*todo))))
+		ret = -ENOMEM;
+	if (!ret)
+		ret = plan_unshare(mm, &before, todo, &ntodo, huge_copies,
+				   &res->bad_addr);
+	if (!ret && ntodo)
+		ret = pool_check(huge_copies);
+	if (!ret && ntodo)
+		ret = cg__unshare(mm, todo, ntodo);
+	if (!ret && ntodo) {
+		sync_thp_chunks(mm, lo, hi - lo);
+		ret = collect_units(mm, lo, hi - lo, &after);
+	}
+	if (!ret && ntodo)
+		ret = read_units(mm, &after);
+	if (!ret && ntodo && after.n == before.n &&
+	    !(idx = malloc(after.n * sizeof(*idx))))
+		ret = -ENOMEM;
+	for (size_t i = 0; !ret && idx && i < after.n; i++) {
+		struct cg__region *ur = cg__mm_find(mm, after.v[i].addr);
+
+		if (!ur || (cg__region_get(ur, after.v[i].addr) & CG_ST_EXCL) ||
+		    !mapped_alone(&after.v[i]))
+			continue;
+		count_unshares(mm, &before.v[i], &after.v[i], ur);
+		idx[nidx++] = i;
+	}
+	if (!ret && nidx)
+		ret = mark_exclusive(mm, &after, idx, nidx);
+	free(idx);
+	free(todo);
+	free(before.v);
+	free(after.v);
+	return ret;
+}
+
+int cg__mm_pin_prepare(struct cg__mm *mm, uint64_t start, uint64_t len,
+		       unsigned flags, uint64_t *pos,
+		       struct cg__pin_result *res, uint64_t until_ns)
+{
+	uint64_t end = start + len;
+	int ret = 0;
+
+	memset(res, 0, sizeof(*res));
+	/* Only the client's writes unshare there: cg__mm_pin() asks for them. */
+	if (!cg__kernel_read_pin_unshares()) {
+		*pos = end;
+		return 0;
+	}
+	if (*pos == start) {
+		/* What the last pin asked the client to write is counted. */
+		memcpy(mm->wu_counted, mm->wu_asked, sizeof(mm->wu_counted));
+		memset(mm->wu_asked, 0, sizeof(mm->wu_asked));
+		ret = check_pin_args(mm, start, len, flags);
+		if (!ret)
+			ret = first_hole(mm, start, len, &res->bad_addr);
+		if (!ret && res->bad_addr)
+			return -EAGAIN;
+	} else if (*pos < end && !cg__mm_covered(mm, *pos, end - *pos)) {
+		ret = -ENOENT;	/* unmapped between two windows */
+	}
+	while (!ret && *pos < end) {
+		struct cg__region *r = cg__mm_find(mm, *pos);
+		uint64_t w = r->kind == CG_RK_HUGETLB &&
+				     r->unit_shift > CG_PMD_SHIFT
+			     ? 1ULL << r->unit_shift : CG_PMD_SIZE;
+		uint64_t hi = (*pos & ~(w - 1)) + w;
+
+		if (hi > r->start + r->len)
+			hi = r->start + r->len;
+		if (hi > end)
+			hi = end;
+		ret = prepare_window(mm, r, *pos, hi, res);
+		if (!ret)
+			*pos = hi;
+		if (until_ns && cg__now_ns() > until_ns)
+			break;
+	}
+	return ret ? ret : *pos < end;
 }
 
 static ssize_t pin_index(const struct cg__mm *mm, uint64_t id)

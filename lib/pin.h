@@ -105,6 +105,19 @@ struct cg__frames {
 	size_t n, cap;			/* cap: 0 or a power of two */
 };
 
+/*
+ * Unshare ahead of cg__mm_pin(), a 2 MiB window (or a 1 GiB page) at a
+ * time from *pos, up to the first window past until_ns (0: never), for a
+ * daemon that must not stall its other clients on a pin of much shared
+ * memory: cg__mm_pin() then has little left to do in one go.  Returns 1
+ * when more is left (*pos: where), 0 when done, -EAGAIN with
+ * res->bad_addr on a hole, or -errno.  Does nothing before 5.19, where
+ * only the client's writes unshare.
+ */
+int cg__mm_pin_prepare(struct cg__mm *mm, uint64_t start, uint64_t len,
+		       unsigned flags, uint64_t *pos,
+		       struct cg__pin_result *res, uint64_t until_ns);
+
 /* Bytes the pins of mm hold: records and the frame table, for quotas. */
 size_t cg__mm_pins_footprint(const struct cg__mm *mm);
 /*

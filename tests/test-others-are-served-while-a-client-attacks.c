@@ -83,6 +83,9 @@ START_TEST(others_are_served_while_a_client_attacks)
 	victim_assert_enough(&r, &spec, MIN_QUERIES, a->name);
 	ck_assert_msg(r.turn.p99 < P99_MAX_MS, "%s: the victim's queries took "
 		      "%.1f ms at p99 (max %.1f)", a->name, r.turn.p99, r.turn.max);
+	ck_assert_msg(!a->max_ms || r.turn.max < a->max_ms, "%s: the victim "
+		      "waited %.1f ms at once (over %.0f)", a->name, r.turn.max,
+		      a->max_ms);
 }
 END_TEST
 

@@ -778,6 +778,9 @@ static int prepare_window(struct cg__mm *mm, struct cg__region *r,
 	}
 	if (!ret && ntodo)
 		ret = read_units(mm, &after);
+	/* 6.1 drops the uffd-wp bit of a hugetlb page a read pin copies. */
+	if (!ret && ntodo)
+		ret = reprotect_dropped(mm, &after);
 	if (!ret && ntodo && after.n == before.n &&
 	    !(idx = malloc(after.n * sizeof(*idx))))
 		ret = -ENOMEM;

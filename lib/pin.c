@@ -146,9 +146,10 @@ static int hole_by_reads(const struct cg__mm *mm, const struct cg__region *r,
 	uint64_t pme[BATCH];
 
 	for (a &= ~(step - 1); a < end;) {
-		size_t n = step == CG_PAGE_SIZE && (end - a) / step < BATCH
-				   ? (size_t)((end - a) / step)
-				   : step == CG_PAGE_SIZE ? BATCH : 1;
+		/* A huge page's one entry speaks for it; 4 KiB pages in batches. */
+		size_t n = step > CG_PAGE_SIZE ? 1
+			   : (end - a) / step < BATCH ? (size_t)((end - a) / step)
+						      : BATCH;
 		int ret = cg__pagemap_read(mm->pagemap_fd, a, n, pme);
 
 		if (ret)

@@ -57,6 +57,21 @@ static int populated_client(char **p, int *uffd_out)
 	return s;
 }
 
+/* A read-only PIN of [p, p+len): its reply, or the child pauses. */
+static struct cg__rep pin_or_pause(int s, void *p, size_t len)
+{
+	struct cg__req req;
+	struct cg__rep rep;
+
+	cg__req_init(&req, CG_OP_PIN);
+	req.addr = (uintptr_t)p;
+	req.len = len;
+	req.flags = CG_PIN_RO;
+	if (wire_call(s, &req, -1, &rep))
+		pause();
+	return rep;
+}
+
 /* ---- the attacks: each runs in a child until it is killed ----------- */
 
 /* Row 1: a client that execs, its connection kept open across. */
@@ -116,18 +131,8 @@ static void pins_without_end(void)
 	char *p;
 	int s = populated_client(&p, NULL);
 
-	for (;;) {
-		struct cg__req req;
-		struct cg__rep rep;
-
-		cg__req_init(&req, CG_OP_PIN);
-		req.addr = (uintptr_t)p;
-		req.len = LEN;
-		req.flags = CG_PIN_RO;
-		if (cg__send(s, &req, sizeof(req), -1) ||
-		    cg__recv(s, &rep, sizeof(rep), NULL))
-			pause();
-	}
+	for (;;)
+		pin_or_pause(s, p, LEN);
 }
 
 static void *write_page(void *p)
@@ -146,19 +151,11 @@ static void pins_a_sparse_registration(void)
 	size_t len = 64ULL << 30;
 	char *p = fresh(len);
 	int s = wire_client(attack_socket, p, len, NULL);
-	struct cg__req req;
-	struct cg__rep rep;
 
 	if (s < 0)
 		_exit(3);
-	cg__req_init(&req, CG_OP_PIN);
-	req.addr = (uintptr_t)p;
-	req.len = len;
-	req.flags = CG_PIN_RO;
 	for (;;)
-		if (cg__send(s, &req, sizeof(req), -1) ||
-		    cg__recv(s, &rep, sizeof(rep), NULL))
-			pause();
+		pin_or_pause(s, p, len);
 }
 
 /*
@@ -185,17 +182,10 @@ static void pins_memory_shared_with_a_child(void)
 			pause();
 			_exit(0);
 		}
-		cg__req_init(&req, CG_OP_PIN);
-		req.addr = (uintptr_t)p;
-		req.len = len;
-		req.flags = CG_PIN_RO;
-		if (cg__send(s, &req, sizeof(req), -1) ||
-		    cg__recv(s, &rep, sizeof(rep), NULL))
-			pause();
+		rep = pin_or_pause(s, p, len);
 		cg__req_init(&req, CG_OP_UNPIN);
 		req.id = rep.u.pinned.id;
-		if (cg__send(s, &req, sizeof(req), -1) ||
-		    cg__recv(s, &rep, sizeof(rep), NULL))
+		if (wire_call(s, &req, -1, &rep))
 			pause();
 		kill(child, SIGKILL);
 		waitpid(child, NULL, 0);

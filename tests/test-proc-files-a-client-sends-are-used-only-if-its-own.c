@@ -85,8 +85,7 @@ static int query(int s, void *addr, struct cg_page_info *info)
 
 	cg__req_init(&req, CG_OP_QUERY);
 	req.addr = (uintptr_t)addr;
-	if (cg__send(s, &req, sizeof(req), -1) ||
-	    cg__recv(s, &rep, sizeof(rep), NULL))
+	if (wire_call(s, &req, -1, &rep))
 		return -EPIPE;
 	*info = rep.u.page;
 	return rep.status;

@@ -33,6 +33,16 @@ static inline int wire_connect(const char *path)
 	return s;
 }
 
+/* req on s, fd passed with it (-1: none), its reply into rep: 0 or -EPIPE. */
+static inline int wire_call(int s, const struct cg__req *req, int fd,
+			    struct cg__rep *rep)
+{
+	if (cg__send(s, req, sizeof(*req), fd) ||
+	    cg__recv(s, rep, sizeof(*rep), NULL))
+		return -EPIPE;
+	return 0;
+}
+
 /* One request on s, fd passed with it (-1: none): the reply's status, or -EPIPE. */
 static inline int wire_request(int s, enum cg__op op, uint64_t addr,
 			       uint64_t len, int fd)
@@ -43,10 +53,7 @@ static inline int wire_request(int s, enum cg__op op, uint64_t addr,
 	cg__req_init(&req, op);
 	req.addr = addr;
 	req.len = len;
-	if (cg__send(s, &req, sizeof(req), fd) ||
-	    cg__recv(s, &rep, sizeof(rep), NULL))
-		return -EPIPE;
-	return rep.status;
+	return wire_call(s, &req, fd, &rep) ? -EPIPE : rep.status;
 }
 
 /*

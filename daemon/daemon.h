@@ -179,7 +179,7 @@ int parse_size(const char *s, uint64_t *out);
  * -ENOSPC (the daemon's memory for that user), logged.
  */
 int quota_register(struct server *srv, uid_t uid, uint64_t len);
-int quota_pin(struct server *srv, uid_t uid, uint64_t len);
+int quota_pin(struct server *srv, uid_t uid);
 int quota_child(struct server *srv, uid_t uid, const struct cg__mm *parent);
 /* The engine refused a request of uid's client over a per-client bound: log. */
 void quota_client_refused(struct server *srv, uid_t uid, pid_t pid,

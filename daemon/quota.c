@@ -34,8 +34,6 @@
 #define ROOT_FACTOR 4
 /* The default --max-user-memory: this, or a 16th of RAM if less. */
 #define MEM_DEFAULT (256ULL << 20)
-/* A pin's working memory below this (a pin of 73 MiB) is not counted. */
-#define PIN_WORK_UNCOUNTED (1ULL << 20)
 
 struct usage {
 	uint64_t bytes, mem;
@@ -170,32 +168,22 @@ int quota_register(struct server *srv, uid_t uid, uint64_t len)
 	return check_mem(srv, uid, &u, region_mem(len));
 }
 
-int quota_pin(struct server *srv, uid_t uid, uint64_t len)
+int quota_pin(struct server *srv, uid_t uid)
 {
 	uint64_t max = bound(uid, srv->opt.user.max_pins);
-	uint64_t work = cg__pin_working_bytes(len);
 	struct usage u;
 
 	/*
 	 * Pins are bounded by count, which bounds their records; their
-	 * frames (root's alone) by the pages registered.  A pin is asked for
+	 * frames (root's alone) by the pages registered, and what a pin takes
+	 * while it is made by its window (lib/pin.c).  A pin is asked for
 	 * often: no walk of every region for it.
 	 */
 	usage_of(srv, uid, false, &u);
-	if (u.pins + 1 > max) {
-		refused(srv, QUOTA_PINS, uid, "pins", u.pins, 1, max,
-			"--max-user-pins");
-		return -EDQUOT;
-	}
-	/*
-	 * What a pin takes while it is made is the daemon's memory too (900
-	 * MB for 64 GiB): counted against the user's bound, with the walk,
-	 * for the pins where it matters.
-	 */
-	if (work <= PIN_WORK_UNCOUNTED)
+	if (u.pins + 1 <= max)
 		return 0;
-	usage_of(srv, uid, true, &u);
-	return check_mem(srv, uid, &u, work);
+	refused(srv, QUOTA_PINS, uid, "pins", u.pins, 1, max, "--max-user-pins");
+	return -EDQUOT;
 }
 
 int quota_child(struct server *srv, uid_t uid, const struct cg__mm *parent)

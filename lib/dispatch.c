@@ -11,48 +11,85 @@
 #include "pin.h"
 #include "protocol.h"
 
-static int pin(struct cg__mm *mm, const struct cg__req *req,
-	       struct cg__rep *rep)
+static void answer_pin(const struct cg__req *req, struct cg__rep *rep,
+		       int status, const struct cg__pin_result *res)
+{
+	rep->status = status;
+	rep->u.pinned.id = req->op == CG_OP_UNPIN ? req->id : res->id;
+	rep->u.pinned.bad_addr = res->bad_addr;
+	rep->u.pinned.bad_len = res->bad_len;
+}
+
+/* A PIN or UNPIN begins: 1 while it goes on, 0 when rep holds the answer. */
+static int start_pin(struct cg__mm *mm, const struct cg__req *req,
+		     struct cg__rep *rep)
 {
 	struct cg__pin_result res;
 	char name[CG_CONSUMER_LEN];
 	int ret;
 
-	memcpy(name, req->name, sizeof(name));
-	name[sizeof(name) - 1] = 0;
-	ret = cg__mm_pin(mm, req->addr, req->len, req->flags, name, &res);
-	rep->u.pinned.id = res.id;
-	rep->u.pinned.bad_addr = res.bad_addr;
-	rep->u.pinned.bad_len = res.bad_len;
-	return ret;
+	if (req->op == CG_OP_UNPIN) {
+		ret = cg__mm_unpin_start(mm, req->id, &res);
+	} else {
+		memcpy(name, req->name, sizeof(name));
+		name[sizeof(name) - 1] = 0;
+		ret = cg__mm_pin_start(mm, req->addr, req->len, req->flags, name,
+				       &res);
+	}
+	if (!ret)
+		return 1;
+	answer_pin(req, rep, ret, &res);
+	return 0;
 }
 
-static int unpin(struct cg__mm *mm, const struct cg__req *req,
-		 struct cg__rep *rep)
+int cg__mm_dispatch_step(struct cg__mm *mm, const struct cg__req *req,
+			 struct cg__rep *rep, uint64_t until_ns)
 {
 	struct cg__pin_result res;
-	int ret = cg__mm_unpin(mm, req->id, &res);
+	int ret = cg__mm_pin_step(mm, &res, until_ns);
 
-	rep->u.pinned.id = req->id;
-	rep->u.pinned.bad_addr = res.bad_addr;
-	return ret;
+	cg__mm_service_backlog(mm);
+	if (ret > 0)
+		return 1;
+	cg__rep_init(rep, req);
+	answer_pin(req, rep, ret, &res);
+	return 0;
+}
+
+/*
+ * In the daemon, every request answers from what was opened of the
+ * process that said hello: once it exec'd, exited or became less
+ * dumpable, nothing more is told or done (-ESRCH, -EPERM).  Its uffd is
+ * still served, so its writes never wait.
+ */
+static int process_gone(struct cg__mm *mm)
+{
+	return mm->proc.pidfd >= 0 ? cg__proc_check(&mm->proc, mm->pagemap_fd)
+				   : 0;
+}
+
+int cg__mm_dispatch_start(struct cg__mm *mm, const struct cg__req *req,
+			  struct cg__rep *rep)
+{
+	if (req->op != CG_OP_PIN && req->op != CG_OP_UNPIN) {
+		cg__mm_dispatch(mm, req, rep);
+		return 0;
+	}
+	cg__rep_init(rep, req);
+	rep->status = process_gone(mm);
+	if (!rep->status && start_pin(mm, req, rep))
+		return 1;
+	cg__mm_service_backlog(mm);
+	return 0;
 }
 
 int cg__mm_dispatch(struct cg__mm *mm, const struct cg__req *req,
 		    struct cg__rep *rep)
 {
 	cg__rep_init(rep, req);
-	/*
-	 * In the daemon, every request answers from what was opened of the
-	 * process that said hello: once it exec'd, exited or became less
-	 * dumpable, nothing more is told or done (-ESRCH, -EPERM).  Its uffd
-	 * is still served, so its writes never wait.
-	 */
-	if (mm->proc.pidfd >= 0) {
-		rep->status = cg__proc_check(&mm->proc, mm->pagemap_fd);
-		if (rep->status)
-			return rep->status;
-	}
+	rep->status = process_gone(mm);
+	if (rep->status)
+		return rep->status;
 	switch (req->op) {
 	case CG_OP_REGISTER:
 		rep->status = cg__mm_register(mm, req->addr, req->len, req->flags);
@@ -73,10 +110,10 @@ int cg__mm_dispatch(struct cg__mm *mm, const struct cg__req *req,
 		rep->status = cg__mm_fork_prepare(mm);
 		break;
 	case CG_OP_PIN:
-		rep->status = pin(mm, req, rep);
-		break;
 	case CG_OP_UNPIN:
-		rep->status = unpin(mm, req, rep);
+		if (start_pin(mm, req, rep))
+			while (cg__mm_dispatch_step(mm, req, rep, 0))
+				;
 		break;
 	default:
 		rep->status = -EOPNOTSUPP;

@@ -436,8 +436,28 @@ static int handle_unmap(struct cg__mm *mm, const struct uffd_msg *msg)
 		   msg->arg.remove.end - msg->arg.remove.start, 0, false);
 }
 
+/* What an event may have changed of a pin in progress (lib/pin.c). */
+static void disturb_pin_job(struct cg__mm *mm, const struct uffd_msg *msg)
+{
+	switch (msg->event) {
+	case UFFD_EVENT_FORK:
+		cg__mm_pin_disturbed(mm, 0, UINT64_MAX);
+		break;
+	case UFFD_EVENT_REMAP:
+		cg__mm_pin_disturbed(mm, msg->arg.remap.from, msg->arg.remap.len);
+		cg__mm_pin_disturbed(mm, msg->arg.remap.to, msg->arg.remap.len);
+		break;
+	case UFFD_EVENT_REMOVE:
+	case UFFD_EVENT_UNMAP:
+		cg__mm_pin_disturbed(mm, msg->arg.remove.start,
+				     msg->arg.remove.end - msg->arg.remove.start);
+		break;
+	}
+}
+
 static int handle_event(struct cg__mm *mm, const struct uffd_msg *msg)
 {
+	disturb_pin_job(mm, msg);
 	switch (msg->event) {
 	case UFFD_EVENT_FORK:
 		return handle_fork(mm, msg);
@@ -576,6 +596,7 @@ int cg__mm_fork_parent(struct cg__mm *mm)
 	int ret;
 
 	mm->stats.fork_events++;
+	cg__mm_pin_disturbed(mm, 0, UINT64_MAX);
 	ret = mark_shared(mm);
 	return ret ? ret : protect_all(mm);
 }

@@ -29,6 +29,7 @@
 struct cg__mm;
 struct cg__pin;
 struct cg__frames;
+struct cg__pin_job;
 
 /* Called with a child's uffd from a fork event; takes ownership of the fd. */
 typedef void (*cg__adopt_fn)(struct cg__mm *parent, struct cg__mm *child,
@@ -84,7 +85,8 @@ struct cg__mm {
 	size_t nregions, cap;
 	struct cg__pin **pins;		/* lib/pin.c */
 	size_t npins, pins_cap;
-	struct cg__frames *frames;	/* lib/pin.c: each pinned unit's, once */
+	struct cg__frames *frames;	/* lib/frames.h: each pinned unit's, once */
+	struct cg__pin_job *pin_job;	/* lib/pin.c: a pin or unpin in steps */
 	uint64_t next_pin_id;
 	/*
 	 * The span the last pin asked the client to write-unshare (counted
@@ -196,6 +198,17 @@ struct cg__req;
 struct cg__rep;
 int cg__mm_dispatch(struct cg__mm *mm, const struct cg__req *req,
 		    struct cg__rep *rep);
+/*
+ * PIN and UNPIN in steps, for a daemon that serves others meanwhile
+ * (lib/pin.h): 1 while the request goes on, cg__mm_dispatch_step() to be
+ * called again, up to until_ns (CLOCK_MONOTONIC) a call; 0 when rep holds
+ * the answer.  Every other request is answered at once, as by
+ * cg__mm_dispatch().
+ */
+int cg__mm_dispatch_start(struct cg__mm *mm, const struct cg__req *req,
+			  struct cg__rep *rep);
+int cg__mm_dispatch_step(struct cg__mm *mm, const struct cg__req *req,
+			 struct cg__rep *rep, uint64_t until_ns);
 
 /* Internal to lib/: the region covering addr, or NULL. */
 struct cg__region *cg__mm_find(const struct cg__mm *mm, uint64_t addr);

@@ -36,6 +36,7 @@
 
 #include "clock.h"
 #include "compat.h"
+#include "frames.h"
 #include "kernel.h"
 #include "mm_internal.h"
 #include "pin.h"
@@ -285,6 +286,7 @@ static void count_unshares(struct cg__mm *mm, const struct unit *before,
 	mm->stats.pages_made_exclusive += pages;
 }
 
+
 /*
  * Units a read-only pin cannot make exclusive: the zero page (not an
  * anonymous page: a pin takes it as it is) on every kernel, and before
@@ -293,14 +295,16 @@ static void count_unshares(struct cg__mm *mm, const struct unit *before,
  * cannot write into it): lift their write protection first, so that the
  * client's writes cost no round trip to the handler, mark them dirty
  * (the write-unshare writes, and a concurrent write there would go
- * unseen), and hand the client the span to write.  -EAGAIN with it.
+ * unseen), and add them to wu, the span [first, end) the client is handed
+ * to write when the walk is over.  *asked: some unit of u was.
  */
 static int ask_write_unshare(struct cg__mm *mm, const struct units *u,
-			     struct cg__pin_result *res)
+			     uint64_t *wu, bool *asked)
 {
-	uint64_t first = 0, end = 0, lift = 0, lift_end = 0;
+	uint64_t lift = 0, lift_end = 0;
 	int ret = 0;
 
+	*asked = false;
 	for (size_t i = 0; !ret && i < u->n; i++) {
 		const struct unit *x = &u->v[i];
 		struct cg__region *r = cg__mm_find(mm, x->addr);
@@ -308,9 +312,10 @@ static int ask_write_unshare(struct cg__mm *mm, const struct units *u,
 
 		if (mapped_alone(x) && !write_may_replace(r, x))
 			continue;
-		if (!end)
-			first = x->addr;
-		end = x->addr + size;
+		*asked = true;
+		if (!wu[1])
+			wu[0] = x->addr;
+		wu[1] = x->addr + size;
 		/* The write copies what someone else maps, and reuses the rest. */
 		if (!(cg__region_get(r, x->addr) & CG_ST_EXCL)) {
 			*(mapped_alone(x) ? &mm->stats.unshare_reuses
@@ -333,32 +338,22 @@ static int ask_write_unshare(struct cg__mm *mm, const struct units *u,
 	}
 	if (!ret && lift_end)
 		ret = cg__mm_ioctl_wp(mm, lift, lift_end - lift, false);
-	if (ret || !end)
-		return ret;
-	mm->stats.unshare_writes += (end - first) >> CG_PAGE_SHIFT;
-	mm->wu_asked[0] = res->bad_addr = first;
-	mm->wu_asked[1] = res->bad_len = end - first;
-	return -EAGAIN;
+	return ret;
 }
 
-/* After unsharing: every unit exclusive, or the first that is not. */
-static int verify_and_mark(struct cg__mm *mm, const struct units *before,
-			   struct units *after, bool reread, unsigned flags,
-			   struct cg__pin_result *res)
+/* Count the unshares of units found exclusive, then mark them so. */
+static int mark_pinned(struct cg__mm *mm, const struct units *before,
+		       const struct units *after, unsigned flags)
 {
 	unsigned set = CG_ST_PRESENT | CG_ST_EXCL |
 		       (flags & CG_PIN_RW ? CG_ST_DIRTY : 0);
-	int ret = reread ? read_units(mm, after) : 0;
+	int ret = 0;
 
-	if (!ret)
-		ret = ask_write_unshare(mm, after, res);
-	if (!ret && after->n != before->n)
-		return -EAGAIN;	/* the regions changed under us */
 	/*
 	 * Count before marking anything: marking a THP whole makes the rest
 	 * of its 4 KiB units look exclusive already, and uncounted.
 	 */
-	for (size_t i = 0; !ret && i < after->n; i++)
+	for (size_t i = 0; i < after->n; i++)
 		count_unshares(mm, &before->v[i], &after->v[i],
 			       cg__mm_find(mm, after->v[i].addr));
 	/*
@@ -396,230 +391,6 @@ static void sync_thp_chunks(struct cg__mm *mm, uint64_t start, uint64_t len)
 	}
 }
 
-/* ---- the frame table: each pinned unit's frame, once -------------------- */
-
-static size_t frame_slot(const struct cg__frames *t, uint64_t addr)
-{
-	uint64_t h = (addr >> CG_PAGE_SHIFT) * 0x9E3779B97F4A7C15ULL;
-
-	return (size_t)(h ^ (h >> 32)) & (t->cap - 1);
-}
-
-static struct cg__frame *frame_find(const struct cg__frames *t, uint64_t addr)
-{
-	if (!t || !t->cap)
-		return NULL;
-	for (size_t i = frame_slot(t, addr);; i = (i + 1) & (t->cap - 1)) {
-		if (t->v[i].addr == addr)
-			return &t->v[i];
-		if (!t->v[i].addr)
-			return NULL;
-	}
-}
-
-/* The entry of addr, a new one (refs 0) if it had none: room is reserved. */
-static struct cg__frame *frame_get(struct cg__frames *t, uint64_t addr)
-{
-	size_t i = frame_slot(t, addr);
-
-	while (t->v[i].addr && t->v[i].addr != addr)
-		i = (i + 1) & (t->cap - 1);
-	if (!t->v[i].addr) {
-		t->v[i] = (struct cg__frame){ .addr = addr };
-		t->n++;
-	}
-	return &t->v[i];
-}
-
-/* Room for more new entries, keeping the table at most half full. */
-static int frames_reserve(struct cg__mm *mm, size_t more)
-{
-	struct cg__frames *t = mm->frames, old;
-	size_t cap;
-
-	if (!t) {
-		t = mm->frames = calloc(1, sizeof(*t));
-		if (!t)
-			return -ENOMEM;
-	}
-	for (cap = t->cap ? t->cap : 64; (t->n + more) * 2 > cap; cap *= 2)
-		;
-	if (cap == t->cap)
-		return 0;
-	old = *t;
-	t->v = calloc(cap, sizeof(*t->v));
-	if (!t->v) {
-		*t = old;
-		return -ENOMEM;
-	}
-	t->cap = cap;
-	t->n = 0;
-	for (size_t i = 0; i < old.cap; i++)
-		if (old.v[i].addr)
-			*frame_get(t, old.v[i].addr) = old.v[i];
-	free(old.v);
-	return 0;
-}
-
-/* Free slot i, moving back the entries its removal would hide. */
-static void frame_remove(struct cg__frames *t, struct cg__frame *f)
-{
-	size_t i = (size_t)(f - t->v), j = i;
-
-	t->v[i].addr = 0;
-	t->n--;
-	for (;;) {
-		size_t home;
-
-		j = (j + 1) & (t->cap - 1);
-		if (!t->v[j].addr)
-			return;
-		home = frame_slot(t, t->v[j].addr);
-		/* Stays if its home lies cyclically in (i, j]. */
-		if (i <= j ? (home > i && home <= j) : (home > i || home <= j))
-			continue;
-		t->v[i] = t->v[j];
-		t->v[j].addr = 0;
-		i = j;
-	}
-}
-
-/*
- * The pins that hold [addr, addr+size) had a page there that is gone: the
- * new pin found another frame.  Their consumers may hold the old page.
- */
-static void frame_replaced(struct cg__mm *mm, uint64_t addr, uint64_t size)
-{
-	for (size_t i = 0; i < mm->npins; i++) {
-		struct cg__pin *p = mm->pins[i];
-
-		if (p->framed && p->start < addr + size &&
-		    addr < p->start + p->len && !p->violated)
-			p->violated = addr > p->start ? addr : p->start;
-	}
-}
-
-/* Take a reference on each unit's frame for a new pin. */
-static int frames_take(struct cg__mm *mm, const struct units *u)
-{
-	int ret = frames_reserve(mm, u->n);
-
-	for (size_t i = 0; !ret && i < u->n; i++) {
-		const struct unit *x = &u->v[i];
-		struct cg__frame *f = frame_get(mm->frames, x->addr);
-
-		if (f->refs && f->frame != pfn_of(x)) {
-			frame_replaced(mm, x->addr, 1ULL << x->shift);
-			f->frame = pfn_of(x);
-		} else if (!f->refs) {
-			f->frame = pfn_of(x);
-			f->shift = x->shift;
-		}
-		f->refs++;
-	}
-	return ret;
-}
-
-/*
- * Drop p's references, walking its range by the units it took (their
- * sizes are in the table: the regions may have changed since).
- */
-static void frames_put(struct cg__mm *mm, const struct cg__pin *p)
-{
-	uint64_t a = p->start, end = p->start + p->len;
-
-	if (!p->framed)
-		return;
-	while (a < end) {
-		struct cg__frame *f = frame_find(mm->frames, a);
-
-		if (!f) {
-			a += CG_PAGE_SIZE;
-			continue;
-		}
-		a += 1ULL << f->shift;
-		if (!--f->refs)
-			frame_remove(mm->frames, f);
-	}
-}
-
-uint64_t cg__pin_working_bytes(uint64_t len)
-{
-	return (len >> CG_PAGE_SHIFT) * (2 * sizeof(struct unit) +
-					 sizeof(uint64_t));
-}
-
-size_t cg__mm_pins_footprint(const struct cg__mm *mm)
-{
-	size_t bytes = mm->pins_cap * sizeof(*mm->pins) +
-		       mm->npins * sizeof(struct cg__pin);
-
-	if (mm->frames)
-		bytes += sizeof(*mm->frames) + mm->frames->cap * sizeof(*mm->frames->v);
-	return bytes;
-}
-
-static struct cg__pin *record(struct cg__mm *mm, uint64_t start, uint64_t len,
-			      unsigned flags, const char *consumer,
-			      const struct units *u)
-{
-	struct cg__pin *p = calloc(1, sizeof(*p));
-
-	if (!p)
-		return NULL;
-	p->id = ++mm->next_pin_id;
-	p->start = start;
-	p->len = len;
-	p->flags = flags;
-	strncpy(p->consumer, consumer ? consumer : "application",
-		sizeof(p->consumer) - 1);
-	p->created_ms = boottime_ms();
-	/* The last step that can fail: nothing to undo after it. */
-	if (mm->pfn_visible && u->n) {
-		if (frames_take(mm, u)) {
-			free(p);
-			return NULL;
-		}
-		p->framed = true;
-	}
-	return p;
-}
-
-static int pins_add(struct cg__mm *mm, struct cg__pin *p)
-{
-	if (mm->npins == mm->pins_cap) {
-		size_t cap = mm->pins_cap ? mm->pins_cap * 2 : 8;
-		struct cg__pin **v = realloc(mm->pins, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		mm->pins = v;
-		mm->pins_cap = cap;
-	}
-	mm->pins[mm->npins++] = p;
-	mm->stats.pins = mm->npins;
-	return 0;
-}
-
-static int check_pin_args(const struct cg__mm *mm, uint64_t start,
-			  uint64_t len, unsigned flags)
-{
-	if ((flags & ~PIN_FLAGS) || !(flags & (CG_PIN_RO | CG_PIN_RW)) ||
-	    (flags & CG_PIN_RO && flags & CG_PIN_RW))
-		return -EINVAL;
-	if (!len || (start | len) & (CG_PAGE_SIZE - 1))
-		return -EINVAL;
-	if (start + len < start)
-		return -EOVERFLOW;
-	if (!cg__mm_covered(mm, start, len))
-		return -ENOENT;
-	if (!hugetlb_aligned(mm, start, len))
-		return -EINVAL;
-	if (mm->limits.max_pins && mm->npins >= mm->limits.max_pins)
-		return -EDQUOT;
-	return mm->pagemap_fd < 0 ? -ESRCH : 0;
-}
-
 /*
  * Put back the uffd-wp bit the unshare dropped.  6.1 loses it when a
  * read-only pin copies a shared hugetlb page (measured in the 6.1 guest:
@@ -642,210 +413,88 @@ static int reprotect_dropped(struct cg__mm *mm, const struct units *after)
 	return ret;
 }
 
-static int unshare_and_record(struct cg__mm *mm, uint64_t start, uint64_t len,
-			      unsigned flags, const char *consumer,
-			      struct units *before, struct cg__pin_result *res)
+/* Unshare todo by read-only pins, and read what [lo, hi) holds after. */
+static int unshare_window(struct cg__mm *mm, const uint64_t *todo,
+			  size_t ntodo, uint64_t lo, uint64_t hi,
+			  struct units *after)
 {
-	struct units after = { 0 }, *now = &after;
-	unsigned long huge_copies[2] = { 0, 0 };
-	uint64_t *todo = malloc(before->n * sizeof(*todo));
-	struct cg__pin *p = NULL;
-	size_t ntodo;
-	int ret;
+	int ret = cg__unshare(mm, todo, ntodo);
 
-	if (!todo)
-		return -ENOMEM;
-	ret = plan_unshare(mm, before, todo, &ntodo, huge_copies, &res->bad_addr);
-	if (!ret)
-		ret = pool_check(huge_copies);
-	if (!ret && ntodo && cg__kernel_read_pin_unshares())
-		ret = cg__unshare(mm, todo, ntodo);
-	free(todo);
-	/*
-	 * Nothing unshared: every unit was just read exclusive and mapped
-	 * alone, and is still what before holds.  Skip a second walk of the
-	 * range (a third of pinning an exclusive 64 MiB, perf).
-	 */
-	if (!ret && !ntodo)
-		now = before;
-	else if (!ret)
-		ret = collect_units(mm, start, len, &after);
 	/* Follow the kernel's splits first, so marking does not split more. */
 	if (!ret)
-		sync_thp_chunks(mm, start, len);
+		sync_thp_chunks(mm, lo, hi - lo);
 	if (!ret)
-		ret = verify_and_mark(mm, before, now, now == &after, flags,
-				      res);
-	if (!ret && now == &after)
-		ret = reprotect_dropped(mm, now);
-	if (!ret) {
-		p = record(mm, start, len, flags, consumer, now);
-		ret = p ? pins_add(mm, p) : -ENOMEM;
-	}
-	if (ret && p) {
-		frames_put(mm, p);
-		free(p);
-	} else if (!ret) {
-		res->id = p->id;
-	}
-	free(after.v);
+		ret = collect_units(mm, lo, hi - lo, after);
+	if (!ret)
+		ret = read_units(mm, after);
+	if (!ret)
+		ret = reprotect_dropped(mm, after);
 	return ret;
 }
 
-int cg__mm_pin(struct cg__mm *mm, uint64_t start, uint64_t len, unsigned flags,
-	       const char *consumer, struct cg__pin_result *res)
-{
-	struct units before = { 0 };
-	int ret = check_pin_args(mm, start, len, flags);
-
-	memset(res, 0, sizeof(*res));
-	memcpy(mm->wu_counted, mm->wu_asked, sizeof(mm->wu_counted));
-	memset(mm->wu_asked, 0, sizeof(mm->wu_asked));
-	if (!ret)
-		ret = first_hole(mm, start, len, &res->bad_addr);
-	if (!ret && res->bad_addr)
-		return -EAGAIN;
-	for (uint64_t a = start; !ret && a < start + len;) {
-		struct cg__region *r = cg__mm_find(mm, a);
-		uint64_t end = r->start + r->len < start + len ? r->start + r->len
-							       : start + len;
-
-		ret = cg__mm_learn(mm, r, a, end - a, CG_LEARN_NEW);
-		a = end;
-	}
-	if (!ret)
-		ret = collect_units(mm, start, len, &before);
-	if (!ret)
-		ret = read_units(mm, &before);
-	if (!ret)
-		ret = unshare_and_record(mm, start, len, flags, consumer, &before,
-					 res);
-	free(before.v);
-	return ret;
-}
-
-/* ---- unsharing ahead of a pin, a window at a time ------------------------ */
-
-/* Mark the units of u at the indexes in idx exclusive, by runs. */
-static int mark_exclusive(struct cg__mm *mm, const struct units *u,
-			  const size_t *idx, size_t n)
-{
-	int ret = 0;
-
-	for (size_t i = 0; !ret && i < n;) {
-		const struct unit *x = &u->v[idx[i]];
-		struct cg__region *r = cg__mm_find(mm, x->addr);
-		uint64_t start = x->addr, end = x->addr + (1ULL << x->shift);
-
-		for (i++; i < n && u->v[idx[i]].addr == end &&
-			  cg__mm_find(mm, end) == r; i++)
-			end += 1ULL << u->v[idx[i]].shift;
-		ret = r ? cg__region_update(r, start, end - start, 0,
-					   CG_ST_PRESENT | CG_ST_EXCL)
-			: -ENOENT;
-	}
-	return ret;
-}
+/* ---- pins, their frames, their list ------------------------------------ */
 
 /*
- * Unshare what the window [lo, hi) needs, as cg__mm_pin() would, and mark
- * exclusive what then is: the pin that follows finds nothing left to do.
+ * The pins that hold [addr, addr+size) had a page there that is gone: the
+ * new pin found another frame.  Their consumers may hold the old page.
  */
-static int prepare_window(struct cg__mm *mm, struct cg__region *r,
-			  uint64_t lo, uint64_t hi, struct cg__pin_result *res)
+static void frame_replaced(struct cg__mm *mm, uint64_t addr, uint64_t size)
 {
-	struct units before = { 0 }, after = { 0 };
-	unsigned long huge_copies[2] = { 0, 0 };
-	uint64_t *todo = NULL;
-	size_t ntodo = 0, *idx = NULL, nidx = 0;
-	int ret = cg__mm_learn(mm, r, lo, hi - lo, CG_LEARN_NEW);
+	for (size_t i = 0; i < mm->npins; i++) {
+		struct cg__pin *p = mm->pins[i];
 
-	if (!ret)
-		ret = collect_units(mm, lo, hi - lo, &before);
-	if (!ret)
-		ret = read_units(mm, &before);
-	if (!ret && !(todo = malloc(before.n * sizeof(*todo))))
-		ret = -ENOMEM;
-	if (!ret)
-		ret = plan_unshare(mm, &before, todo, &ntodo, huge_copies,
-				   &res->bad_addr);
-	if (!ret && ntodo)
-		ret = pool_check(huge_copies);
-	if (!ret && ntodo)
-		ret = cg__unshare(mm, todo, ntodo);
-	if (!ret && ntodo) {
-		sync_thp_chunks(mm, lo, hi - lo);
-		ret = collect_units(mm, lo, hi - lo, &after);
+		if (p->framed && p->start < addr + size &&
+		    addr < p->start + p->len && !p->violated)
+			p->violated = addr > p->start ? addr : p->start;
 	}
-	if (!ret && ntodo)
-		ret = read_units(mm, &after);
-	/* 6.1 drops the uffd-wp bit of a hugetlb page a read pin copies. */
-	if (!ret && ntodo)
-		ret = reprotect_dropped(mm, &after);
-	if (!ret && ntodo && after.n == before.n &&
-	    !(idx = malloc(after.n * sizeof(*idx))))
-		ret = -ENOMEM;
-	for (size_t i = 0; !ret && idx && i < after.n; i++) {
-		struct cg__region *ur = cg__mm_find(mm, after.v[i].addr);
+}
 
-		if (!ur || (cg__region_get(ur, after.v[i].addr) & CG_ST_EXCL) ||
-		    !mapped_alone(&after.v[i]))
-			continue;
-		count_unshares(mm, &before.v[i], &after.v[i], ur);
-		idx[nidx++] = i;
+/* Hold each unit's frame for the pin being made: all of u, or none. */
+static int frames_take(struct cg__mm *mm, const struct units *u)
+{
+	bool replaced;
+	size_t i;
+	int ret = 0;
+
+	for (i = 0; !ret && i < u->n; i++) {
+		const struct unit *x = &u->v[i];
+
+		ret = cg__frames_hold(&mm->frames, x->addr, x->shift, pfn_of(x),
+				      &replaced);
+		if (!ret && replaced)
+			frame_replaced(mm, x->addr, 1ULL << x->shift);
 	}
-	if (!ret && nidx)
-		ret = mark_exclusive(mm, &after, idx, nidx);
-	free(idx);
-	free(todo);
-	free(before.v);
-	free(after.v);
+	for (size_t k = 0; ret && k + 1 < i; k++)
+		cg__frames_release(mm->frames, u->v[k].addr);
 	return ret;
 }
 
-int cg__mm_pin_prepare(struct cg__mm *mm, uint64_t start, uint64_t len,
-		       unsigned flags, uint64_t *pos,
-		       struct cg__pin_result *res, uint64_t until_ns)
+static int pins_add(struct cg__mm *mm, struct cg__pin *p)
 {
-	uint64_t end = start + len;
-	int ret = 0;
+	if (mm->npins == mm->pins_cap) {
+		size_t cap = mm->pins_cap ? mm->pins_cap * 2 : 8;
+		struct cg__pin **v = realloc(mm->pins, cap * sizeof(*v));
 
-	memset(res, 0, sizeof(*res));
-	/* Only the client's writes unshare there: cg__mm_pin() asks for them. */
-	if (!cg__kernel_read_pin_unshares()) {
-		*pos = end;
-		return 0;
+		if (!v)
+			return -ENOMEM;
+		mm->pins = v;
+		mm->pins_cap = cap;
 	}
-	if (*pos == start) {
-		/* What the last pin asked the client to write is counted. */
-		memcpy(mm->wu_counted, mm->wu_asked, sizeof(mm->wu_counted));
-		memset(mm->wu_asked, 0, sizeof(mm->wu_asked));
-		ret = check_pin_args(mm, start, len, flags);
-		if (!ret)
-			ret = first_hole(mm, start, len, &res->bad_addr);
-		if (!ret && res->bad_addr)
-			return -EAGAIN;
-	} else if (*pos < end && !cg__mm_covered(mm, *pos, end - *pos)) {
-		ret = -ENOENT;	/* unmapped between two windows */
-	}
-	while (!ret && *pos < end) {
-		struct cg__region *r = cg__mm_find(mm, *pos);
-		uint64_t w = r->kind == CG_RK_HUGETLB &&
-				     r->unit_shift > CG_PMD_SHIFT
-			     ? 1ULL << r->unit_shift : CG_PMD_SIZE;
-		uint64_t hi = (*pos & ~(w - 1)) + w;
+	p->id = ++mm->next_pin_id;
+	p->created_ms = boottime_ms();
+	mm->pins[mm->npins++] = p;
+	mm->stats.pins = mm->npins;
+	return 0;
+}
 
-		if (hi > r->start + r->len)
-			hi = r->start + r->len;
-		if (hi > end)
-			hi = end;
-		ret = prepare_window(mm, r, *pos, hi, res);
-		if (!ret)
-			*pos = hi;
-		if (until_ns && cg__now_ns() > until_ns)
+static void pins_remove(struct cg__mm *mm, const struct cg__pin *p)
+{
+	for (size_t i = 0; i < mm->npins; i++)
+		if (mm->pins[i] == p) {
+			mm->pins[i] = mm->pins[--mm->npins];
 			break;
-	}
-	return ret ? ret : *pos < end;
+		}
+	mm->stats.pins = mm->npins;
 }
 
 static ssize_t pin_index(const struct cg__mm *mm, uint64_t id)
@@ -856,53 +505,426 @@ static ssize_t pin_index(const struct cg__mm *mm, uint64_t id)
 	return -1;
 }
 
-/* The first unit of p that was replaced or shared, or 0. */
-static uint64_t first_violation(struct cg__mm *mm, const struct cg__pin *p)
+static int check_pin_args(const struct cg__mm *mm, uint64_t start,
+			  uint64_t len, unsigned flags)
+{
+	if ((flags & ~PIN_FLAGS) || !(flags & (CG_PIN_RO | CG_PIN_RW)) ||
+	    (flags & CG_PIN_RO && flags & CG_PIN_RW))
+		return -EINVAL;
+	if (!len || (start | len) & (CG_PAGE_SIZE - 1))
+		return -EINVAL;
+	if (start + len < start)
+		return -EOVERFLOW;
+	if (!cg__mm_covered(mm, start, len))
+		return -ENOENT;
+	if (!hugetlb_aligned(mm, start, len))
+		return -EINVAL;
+	if (mm->limits.max_pins && mm->npins >= mm->limits.max_pins)
+		return -EDQUOT;
+	return mm->pagemap_fd < 0 ? -ESRCH : 0;
+}
+
+/* ---- a pin or an unpin, a window at a time ----------------------------- */
+
+/*
+ * A pin walks its range a window at a time (2 MiB, or one 1 GiB page):
+ * learn, unshare what may be shared, verify, mark, hold the frames.  An
+ * unpin walks it to verify, then lets the frames go.  A daemon serves its
+ * other clients between windows: in one go, a pin of 1 GiB shared with a
+ * child held it 3.6 s, and the commit of a pin, or its unpin, 22-35 ms a
+ * GiB.  What a window showed holds until an event that can change it (a
+ * fork, or a remap, removal or unmap there) comes between two turns: the
+ * walk then starts over, JOB_WALKS times at most.
+ */
+#define JOB_WALKS 4
+/* Frames let go between two looks at the clock. */
+#define RELEASE_BATCH 4096
+
+enum job_phase { JOB_PIN, JOB_VERIFY, JOB_RELEASE };
+
+struct cg__pin_job {
+	enum job_phase phase;
+	bool disturbed;		/* an event hit the range since the walk began */
+	bool again;		/* once the frames are let go, walk again */
+	bool owns_p;		/* p is not (or no longer) in mm->pins */
+	unsigned walks;
+	uint64_t start, end, pos;
+	uint64_t held;		/* the pin being made holds frames up to here */
+	uint64_t wu[2];		/* the span to write-unshare: first, end */
+	int status;		/* the answer, once known */
+	struct cg__pin_result res;
+	struct cg__pin *p;	/* the pin being made, or dropped */
+};
+
+static bool past(uint64_t until_ns)
+{
+	return until_ns && cg__now_ns() > until_ns;
+}
+
+/* Where the window of [a, end) that starts at a ends. */
+static uint64_t window_end(const struct cg__mm *mm, uint64_t a, uint64_t end)
+{
+	const struct cg__region *r = cg__mm_find(mm, a);
+	uint64_t w = r && r->kind == CG_RK_HUGETLB &&
+			     r->unit_shift > CG_PMD_SHIFT
+		     ? 1ULL << r->unit_shift : CG_PMD_SIZE;
+	uint64_t hi = (a & ~(w - 1)) + w;
+
+	if (r && hi > r->start + r->len)
+		hi = r->start + r->len;
+	return hi < end ? hi : end;
+}
+
+/* Begin the walk again: an event came between two windows. */
+static int walk_again(struct cg__mm *mm, struct cg__pin_job *j)
+{
+	if (++j->walks > JOB_WALKS)
+		return -EAGAIN;
+	if (!cg__mm_covered(mm, j->start, j->end - j->start))
+		return -ENOENT;
+	j->pos = j->start;
+	j->disturbed = false;
+	j->wu[0] = j->wu[1] = 0;
+	return 0;
+}
+
+/*
+ * The answer is known.  Over (true) at once, or once the frames the pin
+ * being made holds are let go.
+ */
+static bool job_answer(struct cg__pin_job *j, int status)
+{
+	j->status = status;
+	j->again = false;
+	j->phase = JOB_RELEASE;
+	j->pos = j->start;
+	return j->held == j->start;
+}
+
+/*
+ * Pin [lo, hi): unshare what may be shared; mark what is exclusive then,
+ * unless some unit needs the client's write (j->wu), and hold its frames.
+ */
+static int pin_window(struct cg__mm *mm, struct cg__pin_job *j, uint64_t lo,
+		      uint64_t hi)
+{
+	struct cg__region *r = cg__mm_find(mm, lo);
+	struct units before = { 0 }, after = { 0 }, *now = &before;
+	unsigned long huge_copies[2] = { 0, 0 };
+	uint64_t *todo = NULL;
+	size_t ntodo = 0;
+	bool asked = false;
+	int ret = r ? cg__mm_learn(mm, r, lo, hi - lo, CG_LEARN_NEW) : -ENOENT;
+
+	if (!ret)
+		ret = collect_units(mm, lo, hi - lo, &before);
+	if (!ret)
+		ret = read_units(mm, &before);
+	if (!ret && !(todo = malloc(before.n * sizeof(*todo))))
+		ret = -ENOMEM;
+	if (!ret)
+		ret = plan_unshare(mm, &before, todo, &ntodo, huge_copies,
+				   &j->res.bad_addr);
+	if (!ret && ntodo)
+		ret = pool_check(huge_copies);
+	if (!ret && ntodo && cg__kernel_read_pin_unshares()) {
+		now = &after;
+		ret = unshare_window(mm, todo, ntodo, lo, hi, now);
+	}
+	free(todo);
+	if (!ret && now->n != before.n) {
+		j->res.bad_addr = lo;	/* the regions changed under us */
+		ret = -EAGAIN;
+	}
+	if (!ret)
+		ret = ask_write_unshare(mm, now, j->wu, &asked);
+	if (!ret && !asked)
+		ret = mark_pinned(mm, &before, now, j->p->flags);
+	/* A pin that will ask for writes is not recorded: no frames. */
+	if (!ret && j->p->framed && !j->wu[1]) {
+		ret = frames_take(mm, now);
+		j->held = ret ? j->held : hi;
+	}
+	free(before.v);
+	free(after.v);
+	return ret;
+}
+
+/* The walk is over: record the pin, or hand the client what to write. */
+static bool pin_over(struct cg__mm *mm, struct cg__pin_job *j, int ret)
+{
+	if (!ret && j->wu[1]) {
+		j->res.bad_addr = mm->wu_asked[0] = j->wu[0];
+		j->res.bad_len = mm->wu_asked[1] = j->wu[1] - j->wu[0];
+		mm->stats.unshare_writes += j->res.bad_len >> CG_PAGE_SHIFT;
+		ret = -EAGAIN;
+	}
+	if (!ret)
+		ret = pins_add(mm, j->p);
+	if (!ret) {
+		j->owns_p = false;
+		j->res.id = j->p->id;
+		j->held = j->start;	/* the pin's own now */
+	}
+	return job_answer(j, ret);
+}
+
+static bool pin_some(struct cg__mm *mm, struct cg__pin_job *j,
+		     uint64_t until_ns)
+{
+	int ret = 0;
+
+	if (j->disturbed) {
+		/* Let go of what the walk held, then walk again. */
+		j->again = true;
+		j->phase = JOB_RELEASE;
+		j->pos = j->start;
+		return false;
+	}
+	while (!ret && j->pos < j->end) {
+		uint64_t hi = window_end(mm, j->pos, j->end);
+
+		ret = pin_window(mm, j, j->pos, hi);
+		j->pos = ret ? j->pos : hi;
+		if (past(until_ns))
+			break;
+	}
+	if (!ret && j->pos < j->end)
+		return false;
+	/*
+	 * Events an ioctl read while it waited on them (a fork's, most
+	 * likely) are handled before the pin is recorded, not after.
+	 */
+	if (!ret && mm->nbacklog)
+		cg__mm_service_backlog(mm);
+	if (!ret && j->disturbed)
+		return pin_some(mm, j, until_ns);
+	return pin_over(mm, j, ret);
+}
+
+/* The first unit of p in [lo, hi) that was replaced or shared, or 0. */
+static uint64_t first_violation(struct cg__mm *mm, const struct cg__pin *p,
+				uint64_t lo, uint64_t hi)
 {
 	struct units u = { 0 };
 	uint64_t bad = 0;
 
-	if (collect_units(mm, p->start, p->len, &u) || read_units(mm, &u)) {
-		bad = p->start;	/* cannot vouch for it */
-		goto out;
+	if (collect_units(mm, lo, hi - lo, &u) || read_units(mm, &u)) {
+		free(u.v);
+		return lo;	/* cannot vouch for it */
 	}
 	for (size_t i = 0; i < u.n && !bad; i++) {
 		const struct cg__region *r = cg__mm_find(mm, u.v[i].addr);
-		const struct cg__frame *f = frame_find(mm->frames, u.v[i].addr);
+		uint64_t frame;
 		/* Recorded at the first pin of the page, shared by the later. */
-		bool same = !p->framed || (f && f->frame == pfn_of(&u.v[i]));
+		bool same = !p->framed ||
+			    (cg__frames_frame(mm->frames, u.v[i].addr, &frame) &&
+			     frame == pfn_of(&u.v[i]));
 
 		if (!r || !(cg__region_get(r, u.v[i].addr) & CG_ST_EXCL) ||
 		    !mapped_alone(&u.v[i]) || !same)
 			bad = u.v[i].addr;
 	}
-	if (!bad)
-		bad = p->violated;
-out:
 	free(u.v);
 	return bad;
 }
 
-int cg__mm_unpin(struct cg__mm *mm, uint64_t id, struct cg__pin_result *res)
+/* The verdict is in: drop the pin, and let its frames go. */
+static bool unpin_over(struct cg__mm *mm, struct cg__pin_job *j, uint64_t bad)
 {
-	ssize_t i = pin_index(mm, id);
+	pins_remove(mm, j->p);
+	j->owns_p = true;
+	j->res.bad_addr = bad;
+	j->held = j->p->framed ? j->end : j->start;
+	if (bad)
+		mm->stats.pin_violations++;
+	return job_answer(j, bad ? -ENOTRECOVERABLE : 0);
+}
+
+static bool verify_some(struct cg__mm *mm, struct cg__pin_job *j,
+			uint64_t until_ns)
+{
+	uint64_t bad = 0;
+
+	if (j->disturbed && walk_again(mm, j))
+		bad = j->start;	/* cannot vouch for it */
+	while (!bad && j->pos < j->end) {
+		uint64_t hi = window_end(mm, j->pos, j->end);
+
+		bad = first_violation(mm, j->p, j->pos, hi);
+		j->pos = hi;
+		if (past(until_ns))
+			break;
+	}
+	if (!bad && j->pos < j->end)
+		return false;
+	return unpin_over(mm, j, bad ? bad : j->p->violated);
+}
+
+static bool release_some(struct cg__mm *mm, struct cg__pin_job *j,
+			 uint64_t until_ns)
+{
+	int ret;
+
+	for (unsigned n = 1; j->pos < j->held; n++) {
+		j->pos += cg__frames_release(mm->frames, j->pos);
+		if (!(n % RELEASE_BATCH) && past(until_ns))
+			return false;
+	}
+	j->held = j->start;
+	if (!j->again)
+		return true;
+	j->again = false;
+	ret = walk_again(mm, j);
+	if (ret)
+		return job_answer(j, ret);
+	j->phase = JOB_PIN;
+	return false;
+}
+
+static struct cg__pin_job *job_new(struct cg__mm *mm, enum job_phase phase,
+				   struct cg__pin *p)
+{
+	struct cg__pin_job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return NULL;
+	j->phase = phase;
+	j->walks = 1;
+	j->p = p;
+	j->start = j->pos = j->held = p->start;
+	j->end = p->start + p->len;
+	mm->pin_job = j;
+	return j;
+}
+
+static void job_free(struct cg__mm *mm)
+{
+	if (mm->pin_job->owns_p)
+		free(mm->pin_job->p);
+	free(mm->pin_job);
+	mm->pin_job = NULL;
+}
+
+size_t cg__mm_pins_footprint(const struct cg__mm *mm)
+{
+	return mm->pins_cap * sizeof(*mm->pins) +
+	       mm->npins * sizeof(struct cg__pin) +
+	       (mm->pin_job ? sizeof(*mm->pin_job) + sizeof(struct cg__pin) : 0) +
+	       cg__frames_footprint(mm->frames);
+}
+
+int cg__mm_pin_start(struct cg__mm *mm, uint64_t start, uint64_t len,
+		     unsigned flags, const char *consumer,
+		     struct cg__pin_result *res)
+{
 	struct cg__pin *p;
+	int ret;
 
 	memset(res, 0, sizeof(*res));
+	if (mm->pin_job)
+		return -EBUSY;
+	/* What the last pin asked the client to write is counted. */
+	memcpy(mm->wu_counted, mm->wu_asked, sizeof(mm->wu_counted));
+	memset(mm->wu_asked, 0, sizeof(mm->wu_asked));
+	ret = check_pin_args(mm, start, len, flags);
+	if (!ret)
+		ret = first_hole(mm, start, len, &res->bad_addr);
+	if (!ret && res->bad_addr)
+		return -EAGAIN;
+	if (ret)
+		return ret;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->start = start;
+	p->len = len;
+	p->flags = flags;
+	strncpy(p->consumer, consumer ? consumer : "application",
+		sizeof(p->consumer) - 1);
+	p->framed = mm->pfn_visible;
+	if (!job_new(mm, JOB_PIN, p)) {
+		free(p);
+		return -ENOMEM;
+	}
+	mm->pin_job->owns_p = true;
+	return 0;
+}
+
+int cg__mm_unpin_start(struct cg__mm *mm, uint64_t id,
+		       struct cg__pin_result *res)
+{
+	ssize_t i = pin_index(mm, id);
+
+	memset(res, 0, sizeof(*res));
+	if (mm->pin_job)
+		return -EBUSY;
 	if (i < 0)
 		return -ENOENT;
-	p = mm->pins[i];
-	res->id = id;
-	res->bad_addr = mm->pagemap_fd >= 0 ? first_violation(mm, p) : 0;
-	mm->pins[i] = mm->pins[--mm->npins];
-	mm->stats.pins = mm->npins;
-	frames_put(mm, p);
-	free(p);
-	if (!res->bad_addr)
-		return 0;
-	mm->stats.pin_violations++;
-	return -ENOTRECOVERABLE;
+	if (!job_new(mm, JOB_VERIFY, mm->pins[i]))
+		return -ENOMEM;
+	mm->pin_job->res.id = id;
+	/* Nothing to look with: what the events showed is all there is. */
+	if (mm->pagemap_fd < 0)
+		mm->pin_job->pos = mm->pin_job->end;
+	return 0;
 }
+
+int cg__mm_pin_step(struct cg__mm *mm, struct cg__pin_result *res,
+		    uint64_t until_ns)
+{
+	struct cg__pin_job *j = mm->pin_job;
+	bool over;
+	int ret;
+
+	if (!j)
+		return -EINVAL;
+	do
+		over = j->phase == JOB_PIN      ? pin_some(mm, j, until_ns)
+		       : j->phase == JOB_VERIFY ? verify_some(mm, j, until_ns)
+						: release_some(mm, j, until_ns);
+	while (!over && !past(until_ns));
+	if (!over)
+		return 1;
+	*res = j->res;
+	ret = j->status;
+	job_free(mm);
+	return ret;
+}
+
+void cg__mm_pin_disturbed(struct cg__mm *mm, uint64_t start, uint64_t len)
+{
+	struct cg__pin_job *j = mm->pin_job;
+
+	if (j && start < j->end && (start >= j->start || len > j->start - start))
+		j->disturbed = true;
+}
+
+static int run_job(struct cg__mm *mm, struct cg__pin_result *res)
+{
+	int ret;
+
+	while ((ret = cg__mm_pin_step(mm, res, 0)) > 0)
+		;
+	return ret;
+}
+
+int cg__mm_pin(struct cg__mm *mm, uint64_t start, uint64_t len, unsigned flags,
+	       const char *consumer, struct cg__pin_result *res)
+{
+	int ret = cg__mm_pin_start(mm, start, len, flags, consumer, res);
+
+	return ret ? ret : run_job(mm, res);
+}
+
+int cg__mm_unpin(struct cg__mm *mm, uint64_t id, struct cg__pin_result *res)
+{
+	int ret = cg__mm_unpin_start(mm, id, res);
+
+	return ret ? ret : run_job(mm, res);
+}
+
+/* ---- what faults and events tell of pins -------------------------------- */
 
 /*
  * Whether the kernel maps the page of pme shared, so that a write replaces
@@ -1001,13 +1023,12 @@ void cg__mm_unpinned_span(const struct cg__mm *mm, uint64_t start,
 
 void cg__mm_pins_free(struct cg__mm *mm)
 {
+	if (mm->pin_job)
+		job_free(mm);
 	for (size_t i = 0; i < mm->npins; i++)
 		free(mm->pins[i]);
 	free(mm->pins);
-	if (mm->frames)
-		free(mm->frames->v);
-	free(mm->frames);
-	mm->frames = NULL;
+	cg__frames_free(&mm->frames);
 	mm->pins = NULL;
 	mm->npins = mm->pins_cap = 0;
 }

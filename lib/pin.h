@@ -41,10 +41,11 @@ struct cg__pin_result {
  * -ENOENT (not all registered), -EINVAL (flags), -EDQUOT (pin quota),
  * -ENOMEM (the hugetlb pool cannot take the copies), -EAGAIN with
  * res->bad_addr: a page is not populated (bad_len 0: populate it and
- * retry), or [bad_addr, bad_addr+bad_len) holds pages only a write fault
- * in the process can unshare (the zero page; before 5.19, every page).
- * Their write protection is lifted: write each page there that pagemap
- * does not show write-protected, without changing it, and retry.
+ * retry; also when forks or unmaps there kept the pin from being made),
+ * or [bad_addr, bad_addr+bad_len) holds pages only a write fault in the
+ * process can unshare (the zero page; before 5.19, every page).  Their
+ * write protection is lifted: write each page there that pagemap does not
+ * show write-protected, without changing it, and retry.
  */
 int cg__mm_pin(struct cg__mm *mm, uint64_t start, uint64_t len, unsigned flags,
 	       const char *consumer, struct cg__pin_result *res);
@@ -56,6 +57,27 @@ int cg__mm_pin(struct cg__mm *mm, uint64_t start, uint64_t len, unsigned flags,
  * page.  The pin is dropped in every case but -ENOENT.
  */
 int cg__mm_unpin(struct cg__mm *mm, uint64_t id, struct cg__pin_result *res);
+
+/*
+ * The same, in steps, for a daemon that must not hold its other clients
+ * for a pin of much memory.  A start checks what can be checked at once
+ * and returns 0 (cg__mm_pin_step() goes on), or the answer as above.
+ * Each step walks 2 MiB windows (1 GiB pages) up to the first past
+ * until_ns (CLOCK_MONOTONIC; 0: to the end) and returns 1 while more is
+ * left, or the answer.  One pin or unpin at a time: -EBUSY.
+ */
+int cg__mm_pin_start(struct cg__mm *mm, uint64_t start, uint64_t len,
+		     unsigned flags, const char *consumer,
+		     struct cg__pin_result *res);
+int cg__mm_unpin_start(struct cg__mm *mm, uint64_t id,
+		       struct cg__pin_result *res);
+int cg__mm_pin_step(struct cg__mm *mm, struct cg__pin_result *res,
+		    uint64_t until_ns);
+/*
+ * An event (fork: all of memory; remap, remove, unmap: their range) may
+ * have changed what the windows of the pin in progress showed.
+ */
+void cg__mm_pin_disturbed(struct cg__mm *mm, uint64_t start, uint64_t len);
 
 /*
  * A write fault at addr is about to be resolved: if a pin covers it and the
@@ -88,42 +110,7 @@ void cg__mm_unpinned_span(const struct cg__mm *mm, uint64_t start,
 
 void cg__mm_pins_free(struct cg__mm *mm);
 
-/*
- * The frame of each pinned unit, recorded once however many pins cover it
- * (root's clients only: others have no frames).  An open-addressed table
- * keyed by the unit's address, so that overlapping pins cost no memory per
- * page beyond the first.
- */
-struct cg__frame {
-	uint64_t addr;			/* the unit's start; 0: a free slot */
-	uint64_t frame;			/* at the first pin that holds it */
-	uint32_t refs;			/* pins holding it */
-	uint32_t shift;			/* the unit's size */
-};
-struct cg__frames {
-	struct cg__frame *v;
-	size_t n, cap;			/* cap: 0 or a power of two */
-};
-
-/*
- * Unshare ahead of cg__mm_pin(), a 2 MiB window (or a 1 GiB page) at a
- * time from *pos, up to the first window past until_ns (0: never), for a
- * daemon that must not stall its other clients on a pin of much shared
- * memory: cg__mm_pin() then has little left to do in one go.  Returns 1
- * when more is left (*pos: where), 0 when done, -EAGAIN with
- * res->bad_addr on a hole, or -errno.  Does nothing before 5.19, where
- * only the client's writes unshare.
- */
-int cg__mm_pin_prepare(struct cg__mm *mm, uint64_t start, uint64_t len,
-		       unsigned flags, uint64_t *pos,
-		       struct cg__pin_result *res, uint64_t until_ns);
-
-/* Bytes the pins of mm hold: records and the frame table, for quotas. */
+/* Bytes the pins of mm hold: records, the one in progress, the frame table. */
 size_t cg__mm_pins_footprint(const struct cg__mm *mm);
-/*
- * Bytes a pin of len bytes takes while it is made (its units' entries
- * before and after unsharing), for quotas: about 1.4% of len.
- */
-uint64_t cg__pin_working_bytes(uint64_t len);
 
 #endif

@@ -59,12 +59,8 @@ START_TEST(others_are_served_while_a_client_attacks)
 	}
 	attack_socket = path;
 	v = victim_start(&spec);
-	attacker = fork();
-	ck_assert_int_ge(attacker, 0);
-	if (attacker == 0) {
-		a->run();
-		_exit(4);
-	}
+	attacker = attack_start(a);
+	ck_assert_int_gt(attacker, 0);
 	victim_go(&v);
 	r = victim_finish(&v);
 	kill(attacker, SIGKILL);

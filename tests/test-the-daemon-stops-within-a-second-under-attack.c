@@ -49,12 +49,8 @@ START_TEST(the_daemon_stops_within_a_second_under_attack)
 	attack_socket = path;
 	daemon = attack_daemon_start(a, path);
 	ck_assert_int_gt(daemon, 0);
-	attacker = fork();
-	ck_assert_int_ge(attacker, 0);
-	if (attacker == 0) {
-		a->run();
-		_exit(4);
-	}
+	attacker = attack_start(a);
+	ck_assert_int_gt(attacker, 0);
 	nanosleep(&run, NULL);
 	kill(daemon, SIGTERM);
 	took = exit_within(daemon, &status);

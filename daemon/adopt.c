@@ -151,6 +151,7 @@ static void adopt(struct cg__mm *parent, struct cg__mm *child, void *arg)
 	}
 	/* Protecting the child may have read its messages: handle them. */
 	cg__mm_service_backlog(&t->mm);
+	tracked_backlog_check(t);
 	log_debug("pid %d forked: adopted its child's uffd", (int)parent->pid);
 }
 
@@ -225,6 +226,7 @@ static bool vma_flips(struct tracked *t, pid_t pid, int smaps,
 	if (!ret)
 		restore_unit(t, u);
 	cg__mm_service_backlog(&t->mm);
+	tracked_backlog_check(t);
 	return seen;
 }
 

@@ -142,6 +142,8 @@ struct server {
 	/* Out of fds: a spare to give up for a moment, or a pause. */
 	int spare_fd;
 	uv_timer_t accept_timer;
+	/* Runs while a tracked's backlog waits (tracked_backlog_check()). */
+	uv_idle_t backlog_idle;
 	unsigned fd_refused;		/* connections refused in this burst */
 	/* Refusals are logged at most once a second, with a count. */
 	struct refusal_log {
@@ -249,6 +251,11 @@ struct tracked *tracked_find_pid(struct server *srv, pid_t pid);
  * handed over (mm.tampered): then one line is logged, and it must go.
  */
 bool tracked_tampered(const struct tracked *t);
+/*
+ * After anything that served t's engine: messages left in its backlog are
+ * served on the loop's next turns (srv->backlog_idle).
+ */
+void tracked_backlog_check(struct tracked *t);
 
 /*
  * adopt.c: forked children, from the fork event to their hello.  Have t's

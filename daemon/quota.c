@@ -26,7 +26,6 @@
 #include <sys/sysinfo.h>
 
 #include "daemon.h"
-#include "pin.h"
 
 /* Refusals of one kind are logged once a second at most, with a count. */
 #define QUOTA_LOG_MS 1000
@@ -51,14 +50,7 @@ static uint64_t bound(uid_t uid, uint64_t max)
 /* The daemon's memory for one tracked address space, estimated. */
 static uint64_t tracked_mem(const struct tracked *t)
 {
-	const struct cg__mm *mm = &t->mm;
-	uint64_t bytes = sizeof(*t) + mm->cap * sizeof(*mm->regions) +
-			 mm->backlog_cap * sizeof(*mm->backlog) +
-			 cg__mm_pins_footprint(mm);
-
-	for (size_t i = 0; i < mm->nregions; i++)
-		bytes += cg__region_footprint(mm->regions[i]);
-	return bytes;
+	return sizeof(*t) + cg__mm_footprint(&t->mm);
 }
 
 /* What uid holds; the memory (a walk of every region) only if mem. */
@@ -205,9 +197,7 @@ int quota_child(struct server *srv, uid_t uid, const struct cg__mm *parent)
 			u.bytes, add, max_bytes, "--max-user-bytes");
 		return -EDQUOT;
 	}
-	for (size_t i = 0; i < parent->nregions; i++)
-		mem += cg__region_footprint(parent->regions[i]);
-	return check_mem(srv, uid, &u, mem);
+	return check_mem(srv, uid, &u, mem + cg__mm_regions_footprint(parent));
 }
 
 int quota_option(int c, const char *arg, struct user_quota *q)

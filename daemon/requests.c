@@ -243,6 +243,7 @@ static int audit_slice(struct stream *s, struct tracked *t)
 		ret = cg__mm_audit_part(&t->mm, &s->pos, s->audit_end,
 					&s->audit, cg__now_ns() + AUDIT_TURN_NS);
 	cg__mm_service_backlog(&t->mm);
+	tracked_backlog_check(t);
 	if (ret <= 0)
 		s->auditing = false;
 	return ret;
@@ -513,6 +514,7 @@ static enum step audit_step(struct conn *c, struct tracked **t)
 		return step_end(c, -ESRCH);
 	if (s->next > (*t)->mm.nregions) {
 		cg__mm_service_backlog(&(*t)->mm);
+		tracked_backlog_check(*t);
 		return step_end(c, 0);
 	}
 	if (s->next == 0) {
@@ -560,7 +562,7 @@ static enum step pins_step(struct conn *c, struct tracked **t)
 	return reply(c, &rep) ? STEP_DROP : STEP_MORE;
 }
 
-enum req_result request_stream(struct conn *c)
+static enum req_result stream_turn(struct conn *c)
 {
 	struct stream *s = &c->stream;
 	enum step (*step)(struct conn *, struct tracked **);
@@ -587,6 +589,15 @@ enum req_result request_stream(struct conn *c)
 	if (ret == STEP_END || ret == STEP_DROP)
 		s->active = false;
 	return ret == STEP_DROP ? REQ_DROP : REQ_KEEP;
+}
+
+enum req_result request_stream(struct conn *c)
+{
+	enum req_result ret = stream_turn(c);
+
+	if (c->tracked)
+		tracked_backlog_check(c->tracked);
+	return ret;
 }
 
 static enum req_result stream_start(struct conn *c, const struct cg__req *req,
@@ -683,6 +694,7 @@ enum req_result request_dispatch(struct conn *c, const struct cg__req *req,
 				 int fd)
 {
 	const struct op *op = op_row(req->op);
+	enum req_result ret;
 
 	if (foreign(c, req))
 		goto drop;
@@ -697,7 +709,10 @@ enum req_result request_dispatch(struct conn *c, const struct cg__req *req,
 		reply_status(c, req, -EPERM);
 		goto drop;
 	}
-	return op->serve(c, req, fd);
+	ret = op->serve(c, req, fd);
+	if (c->tracked)
+		tracked_backlog_check(c->tracked);
+	return ret;
 drop:
 	if (fd >= 0)
 		close(fd);

@@ -108,6 +108,8 @@ int server_start(struct server *srv)
 	srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	ret = uv_timer_init(srv->loop, &srv->accept_timer);
 	if (!ret)
+		ret = uv_idle_init(srv->loop, &srv->backlog_idle);
+	if (!ret)
 		ret = uv_poll_init(srv->loop, &srv->listen_poll, srv->listen_fd);
 	if (!ret)
 		ret = uv_poll_start(&srv->listen_poll, UV_READABLE, on_accept);
@@ -132,6 +134,7 @@ void server_stop(struct server *srv)
 		close(srv->spare_fd);
 	srv->spare_fd = -1;
 	uv_close((uv_handle_t *)&srv->accept_timer, NULL);
+	uv_close((uv_handle_t *)&srv->backlog_idle, NULL);
 	uv_close((uv_handle_t *)&srv->listen_poll, NULL);
 	uv_close((uv_handle_t *)&srv->sigint, NULL);
 	uv_close((uv_handle_t *)&srv->sigterm, NULL);

@@ -54,11 +54,33 @@ static void drop(struct tracked *t)
 		tracked_close(t);
 }
 
+/* Serve t's uffd for a turn; false when t was dropped for tampering. */
+static bool serve(struct tracked *t)
+{
+	uint64_t start = cg__now_ns(), until = start + SPIN_NS;
+	int ret;
+
+	do {
+		ret = cg__mm_service(&t->mm);
+		if (ret > 0)
+			until = cg__now_ns() + SPIN_NS;
+		if (until > start + TURN_NS)
+			until = start + TURN_NS;
+	} while (ret >= 0 && cg__now_ns() < until);
+	if (tracked_tampered(t)) {
+		drop(t);
+		return false;
+	}
+	if (ret < 0)
+		log_warn("pid %d: servicing its uffd: %s", (int)t->mm.pid,
+			 cg_strerror(ret));
+	tracked_backlog_check(t);
+	return true;
+}
+
 static void on_uffd(uv_poll_t *h, int status, int events)
 {
 	struct tracked *t = h->data;
-	uint64_t start = cg__now_ns(), until = start + SPIN_NS;
-	int ret = 0;
 
 	(void)events;
 	/*
@@ -70,21 +92,42 @@ static void on_uffd(uv_poll_t *h, int status, int events)
 	else if (status < 0)
 		log_warn("uffd poll of pid %d: %s", (int)t->mm.pid,
 			 uv_strerror(status));
-	else
-		do {
-			ret = cg__mm_service(&t->mm);
-			if (ret > 0)
-				until = cg__now_ns() + SPIN_NS;
-			if (until > start + TURN_NS)
-				until = start + TURN_NS;
-		} while (ret >= 0 && cg__now_ns() < until);
-	if (tracked_tampered(t)) {
+	if (status >= 0)
+		serve(t);
+	else if (tracked_tampered(t))
 		drop(t);
-		return;
+}
+
+/*
+ * Messages an ioctl read while it waited are handled a few batches a
+ * call (lib/events.c), and the uffd does not poll readable for them:
+ * they are served on the loop's next turns, one turn each per client.
+ * After a drop the list may have changed: the next turn starts over.
+ */
+static void on_backlog(uv_idle_t *h)
+{
+	struct server *srv = h->data;
+	bool more = false;
+
+	for (struct tracked *t = srv->tracked; t; t = t->next) {
+		if (t->closing || !cg__mm_pending(&t->mm))
+			continue;
+		if (!serve(t)) {
+			more = true;
+			break;
+		}
+		more |= cg__mm_pending(&t->mm);
 	}
-	if (ret < 0)
-		log_warn("pid %d: servicing its uffd: %s", (int)t->mm.pid,
-			 cg_strerror(ret));
+	if (!more)
+		uv_idle_stop(h);
+}
+
+void tracked_backlog_check(struct tracked *t)
+{
+	if (!t->closing && cg__mm_pending(&t->mm)) {
+		t->srv->backlog_idle.data = t->srv;
+		uv_idle_start(&t->srv->backlog_idle, on_backlog);
+	}
 }
 
 int tracked_poll(struct tracked *t)

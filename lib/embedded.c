@@ -66,6 +66,16 @@ static int spin(struct cg__embedded *e)
 	return 0;
 }
 
+static bool pending(struct cg__embedded *e)
+{
+	bool ret;
+
+	pthread_mutex_lock(&e->lock);
+	ret = cg__mm_pending(&e->mm);
+	pthread_mutex_unlock(&e->lock);
+	return ret;
+}
+
 static void *handler_main(void *arg)
 {
 	struct cg__embedded *e = arg;
@@ -75,7 +85,8 @@ static void *handler_main(void *arg)
 	};
 
 	for (;;) {
-		if (poll(p, 2, -1) < 0) {
+		/* Messages read while an ioctl waited do not poll readable. */
+		if (poll(p, 2, pending(e) ? 0 : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;

@@ -31,7 +31,9 @@ void cg__embedded_close(struct cg__embedded *e);
 		int __ret;                                                    \
 		pthread_mutex_lock(&(e)->lock);                               \
 		__ret = (e)->error ? (e)->error : (call);                     \
-		cg__mm_service_backlog(&(e)->mm);                             \
+		/* No other client here to yield to: empty it. */             \
+		while (cg__mm_pending(&(e)->mm))                              \
+			cg__mm_service(&(e)->mm);                             \
 		pthread_mutex_unlock(&(e)->lock);                             \
 		__ret;                                                        \
 	})

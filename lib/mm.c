@@ -400,3 +400,19 @@ void cg__mm_counts(const struct cg__mm *mm, struct cg__mm_counts *out)
 		out->footprint += one.footprint;
 	}
 }
+
+size_t cg__mm_regions_footprint(const struct cg__mm *mm)
+{
+	size_t bytes = mm->cap * sizeof(*mm->regions);
+
+	for (size_t i = 0; i < mm->nregions; i++)
+		bytes += cg__region_footprint(mm->regions[i]);
+	return bytes;
+}
+
+size_t cg__mm_footprint(const struct cg__mm *mm)
+{
+	return cg__mm_regions_footprint(mm) +
+	       mm->backlog_cap * sizeof(*mm->backlog) +
+	       cg__mm_pins_footprint(mm);
+}

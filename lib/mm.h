@@ -162,16 +162,23 @@ int cg__mm_audit_part(struct cg__mm *mm, uint64_t *pos, uint64_t end,
 void cg__mm_stats(const struct cg__mm *mm, struct cg_stats *out);
 
 /*
- * Read and handle every pending message.  Returns the number handled,
- * 0 when none was pending, or -errno (the uffd is unusable).
+ * Read and handle pending messages, a few batches at most: those read
+ * while retrying an ioctl (the backlog) first, then the uffd's.  Returns
+ * the number handled, 0 when none was pending, or -errno (the uffd is
+ * unusable).
  */
 int cg__mm_service(struct cg__mm *mm);
+/*
+ * Whether messages wait in the backlog.  They no longer make the uffd
+ * readable, and a fault among them has a thread waiting: the owner calls
+ * cg__mm_service() again soon, without waiting for the uffd.
+ */
+bool cg__mm_pending(const struct cg__mm *mm);
 
 /*
- * Handle the messages an operation read into the backlog while retrying an
- * ioctl.  Every caller of a cg__mm_* operation calls this after it: those
- * messages no longer make the uffd readable, and a fault among them has a
- * thread waiting.
+ * Handle some of the messages an operation read into the backlog while
+ * retrying an ioctl.  Every caller of a cg__mm_* operation calls this
+ * after it, then looks at cg__mm_pending().
  */
 void cg__mm_service_backlog(struct cg__mm *mm);
 
@@ -186,6 +193,13 @@ struct cg__mm_counts {
 	uint64_t footprint;	/* bytes of engine state */
 };
 void cg__mm_counts(const struct cg__mm *mm, struct cg__mm_counts *out);
+/*
+ * The memory mm's state takes, for quotas: its regions' (what a fork's
+ * child copies), or all of it (regions, pins and their frames, queued
+ * events).
+ */
+size_t cg__mm_regions_footprint(const struct cg__mm *mm);
+size_t cg__mm_footprint(const struct cg__mm *mm);
 void cg__mm_region_counts(const struct cg__region *r,
 			  struct cg__mm_counts *out);
 

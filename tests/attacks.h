@@ -201,6 +201,34 @@ static void pins_memory_shared_with_a_child(void)
 }
 
 /*
+ * Row 6: as many pins as a client may hold, one a page, then forks
+ * without end.  A fork walks its regions around every pin, and copies to
+ * the child all but what is pinned.
+ */
+static void pins_every_page_and_forks(void)
+{
+	size_t len = 4096UL * 4096;	/* --max-pins: 4096 a client */
+	char *p = fresh(len);
+	int s;
+
+	memset(p, 1, len);
+	s = wire_client(attack_socket, p, len, NULL);
+	if (s < 0)
+		_exit(3);
+	for (size_t off = 0; off < len; off += 4096)
+		if (pin_or_pause(s, p + off, 4096).status)
+			break;	/* over the user's bound: enough */
+	attack_ready();
+	for (;;) {
+		pid_t c = fork();
+
+		if (c == 0)
+			_exit(0);
+		waitpid(c, NULL, 0);
+	}
+}
+
+/*
  * Row 6: pins of 4 GiB of its own (1 GiB in a guest), each unpinned,
  * without end.  Nothing to unshare: the work is the walk itself.  Before
  * pins were walked in windows, the commit of each and its unpin held the
@@ -368,6 +396,8 @@ static const struct attack attacks[] = {
 	  .run = audits_a_huge_registration },
 	{ .name = "pins of memory shared with a child",
 	  .run = pins_memory_shared_with_a_child, .max_ms = 100 },
+	{ .name = "pins of every page, then forks",
+	  .run = pins_every_page_and_forks, .max_ms = 100, .says_ready = true },
 	{ .name = "pins of much memory of its own",
 	  .run = pins_much_memory_of_its_own, .max_ms = 100,
 	  .says_ready = true },

@@ -130,44 +130,6 @@ static int handle_fault(struct cg__mm *mm, const struct uffd_msg *msg,
 	return 0;
 }
 
-struct span {
-	uint64_t start, end;
-};
-
-static int cmp_span(const void *a, const void *b)
-{
-	const struct span *x = a, *y = b;
-
-	return x->start < y->start ? -1 : x->start > y->start;
-}
-
-/* What mm's pins cover, as disjoint spans in address order. */
-static int pinned_spans(const struct cg__mm *mm, struct span **out,
-			size_t *n)
-{
-	struct span *v = mm->npins ? malloc(mm->npins * sizeof(*v)) : NULL;
-	size_t m = 0;
-
-	*out = v;
-	*n = 0;
-	if (mm->npins && !v)
-		return -ENOMEM;
-	for (size_t i = 0; i < mm->npins; i++)
-		v[i] = (struct span){ mm->pins[i]->start,
-				      mm->pins[i]->start + mm->pins[i]->len };
-	if (v)
-		qsort(v, mm->npins, sizeof(*v), cmp_span);
-	for (size_t i = 0; i < mm->npins; i++) {
-		if (m && v[i].start <= v[m - 1].end)
-			v[m - 1].end = v[i].end > v[m - 1].end ? v[i].end
-							       : v[m - 1].end;
-		else
-			v[m++] = v[i];
-	}
-	*n = m;
-	return 0;
-}
-
 /* Shared by fork: [start, end) of r, which no pin covers. */
 static int share_range(struct cg__mm *mm, struct cg__region *r, uint64_t start,
 		       uint64_t end)
@@ -190,15 +152,13 @@ static int share_range(struct cg__mm *mm, struct cg__region *r, uint64_t start,
  * pinned ones: a pin's consumer holds a FOLL_PIN (fork copies those pages
  * for the child) or its range is MADV_DONTFORK (the child gets none).
  * Pages not seen yet are learned later, as shared (lib/learn.c).  Regions
- * and the pins' spans are walked together, once: a search of every pin
- * for each gap between pins made a fork of a client holding 4096 pins
- * take 20 ms.
+ * and the pins' spans are walked together, once.
  */
 static int mark_shared(struct cg__mm *mm)
 {
-	struct span *pinned;
 	size_t npinned, k = 0;
-	int ret = pinned_spans(mm, &pinned, &npinned);
+	const struct cg__span *pinned = cg__mm_pin_spans(mm, &npinned);
+	int ret = 0;
 
 	for (size_t i = 0; i < mm->nregions && !ret; i++) {
 		struct cg__region *r = mm->regions[i];
@@ -214,7 +174,6 @@ static int mark_shared(struct cg__mm *mm)
 			a = !in ? end : pinned[j].end > a ? pinned[j].end : a;
 		}
 	}
-	free(pinned);
 	return ret;
 }
 

@@ -30,6 +30,7 @@ struct cg__mm;
 struct cg__pin;
 struct cg__frames;
 struct cg__pin_job;
+struct cg__span;
 
 /* Called with a child's uffd from a fork event; takes ownership of the fd. */
 typedef void (*cg__adopt_fn)(struct cg__mm *parent, struct cg__mm *child,
@@ -87,6 +88,9 @@ struct cg__mm {
 	size_t npins, pins_cap;
 	struct cg__frames *frames;	/* lib/frames.h: each pinned unit's, once */
 	struct cg__pin_job *pin_job;	/* lib/pin.c: a pin or unpin in steps */
+	struct cg__span *pin_spans;	/* lib/pin.c: room for npins, */
+	size_t npin_spans;		/* of which these are the pins' union */
+	bool pin_spans_stale;		/* since the last pin or unpin */
 	uint64_t next_pin_id;
 	/*
 	 * The span the last pin asked the client to write-unshare (counted

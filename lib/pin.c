@@ -474,16 +474,23 @@ static int pins_add(struct cg__mm *mm, struct cg__pin *p)
 	if (mm->npins == mm->pins_cap) {
 		size_t cap = mm->pins_cap ? mm->pins_cap * 2 : 8;
 		struct cg__pin **v = realloc(mm->pins, cap * sizeof(*v));
+		struct cg__span *spans;
 
 		if (!v)
 			return -ENOMEM;
 		mm->pins = v;
+		/* Rebuilding the spans then never fails. */
+		spans = realloc(mm->pin_spans, cap * sizeof(*spans));
+		if (!spans)
+			return -ENOMEM;
+		mm->pin_spans = spans;
 		mm->pins_cap = cap;
 	}
 	p->id = ++mm->next_pin_id;
 	p->created_ms = boottime_ms();
 	mm->pins[mm->npins++] = p;
 	mm->stats.pins = mm->npins;
+	mm->pin_spans_stale = true;
 	return 0;
 }
 
@@ -495,6 +502,7 @@ static void pins_remove(struct cg__mm *mm, const struct cg__pin *p)
 			break;
 		}
 	mm->stats.pins = mm->npins;
+	mm->pin_spans_stale = true;
 }
 
 static ssize_t pin_index(const struct cg__mm *mm, uint64_t id)
@@ -808,7 +816,7 @@ static void job_free(struct cg__mm *mm)
 
 size_t cg__mm_pins_footprint(const struct cg__mm *mm)
 {
-	return mm->pins_cap * sizeof(*mm->pins) +
+	return mm->pins_cap * (sizeof(*mm->pins) + sizeof(*mm->pin_spans)) +
 	       mm->npins * sizeof(struct cg__pin) +
 	       (mm->pin_job ? sizeof(*mm->pin_job) + sizeof(struct cg__pin) : 0) +
 	       cg__frames_footprint(mm->frames);
@@ -984,39 +992,77 @@ uint32_t cg__mm_pin_count(const struct cg__mm *mm, uint64_t addr)
 	return n;
 }
 
-bool cg__mm_pinned(const struct cg__mm *mm, uint64_t start, uint64_t len)
+static int cmp_span(const void *a, const void *b)
 {
-	for (size_t i = 0; i < mm->npins; i++)
-		if (mm->pins[i]->start < start + len &&
-		    start < mm->pins[i]->start + mm->pins[i]->len)
-			return true;
-	return false;
+	const struct cg__span *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
 }
 
-void cg__mm_unpinned_span(const struct cg__mm *mm, uint64_t start,
-			  uint64_t end, uint64_t *lo, uint64_t *hi)
+const struct cg__span *cg__mm_pin_spans(struct cg__mm *mm, size_t *n)
 {
-	uint64_t a = start;
-	bool moved = true;
+	struct cg__span *v = mm->pin_spans;
+	size_t m = 0;
 
-	/* Skip past every pin covering a: pins may overlap and chain. */
-	while (moved && a < end) {
-		moved = false;
+	if (mm->pin_spans_stale) {
+		for (size_t i = 0; i < mm->npins; i++)
+			v[i] = (struct cg__span){ mm->pins[i]->start,
+						  mm->pins[i]->start +
+							  mm->pins[i]->len };
+		if (mm->npins)
+			qsort(v, mm->npins, sizeof(*v), cmp_span);
 		for (size_t i = 0; i < mm->npins; i++) {
-			const struct cg__pin *p = mm->pins[i];
-
-			if (a >= p->start && a - p->start < p->len) {
-				a = p->start + p->len;
-				moved = true;
-			}
+			if (m && v[i].start <= v[m - 1].end)
+				v[m - 1].end = v[i].end > v[m - 1].end
+						       ? v[i].end : v[m - 1].end;
+			else
+				v[m++] = v[i];
 		}
+		mm->npin_spans = m;
+		mm->pin_spans_stale = false;
 	}
+	*n = mm->npin_spans;
+	return v;
+}
+
+/* The index of the first span of mm that ends after addr, or n. */
+static size_t span_after(struct cg__mm *mm, uint64_t addr,
+			 const struct cg__span **v, size_t *n)
+{
+	size_t lo = 0, hi;
+
+	*v = cg__mm_pin_spans(mm, n);
+	for (hi = *n; lo < hi;) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if ((*v)[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+bool cg__mm_pinned(struct cg__mm *mm, uint64_t start, uint64_t len)
+{
+	const struct cg__span *v;
+	size_t n, i = span_after(mm, start, &v, &n);
+
+	return i < n && v[i].start < start + len;
+}
+
+void cg__mm_unpinned_span(struct cg__mm *mm, uint64_t start, uint64_t end,
+			  uint64_t *lo, uint64_t *hi)
+{
+	const struct cg__span *v;
+	size_t n, i = span_after(mm, start, &v, &n);
+	uint64_t a = start;
+
+	/* Spans are merged: past the one covering a, a is uncovered. */
+	if (i < n && v[i].start <= a)
+		a = v[i++].end;
 	*lo = a < end ? a : end;
-	*hi = end;
-	/* Stop at the first pin that starts after lo. */
-	for (size_t i = 0; i < mm->npins; i++)
-		if (mm->pins[i]->start > *lo && mm->pins[i]->start < *hi)
-			*hi = mm->pins[i]->start;
+	*hi = i < n && v[i].start < end ? v[i].start : end;
 	if (*lo == end)
 		*hi = end;
 }
@@ -1028,6 +1074,9 @@ void cg__mm_pins_free(struct cg__mm *mm)
 	for (size_t i = 0; i < mm->npins; i++)
 		free(mm->pins[i]);
 	free(mm->pins);
+	free(mm->pin_spans);
+	mm->pin_spans = NULL;
+	mm->npin_spans = 0;
 	cg__frames_free(&mm->frames);
 	mm->pins = NULL;
 	mm->npins = mm->pins_cap = 0;

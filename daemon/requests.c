@@ -11,12 +11,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
 #include "daemon.h"
-#include "pin.h"
 #include "uffd.h"
 
 /*
@@ -348,41 +346,16 @@ static bool may_see(const struct conn *c, const struct tracked *t)
 	return c->cred.uid == 0 || c->cred.uid == t->uid;
 }
 
-static void fill_region(struct cg__status_region *out, pid_t pid,
-			const struct cg__region *r)
-{
-	memset(out, 0, sizeof(*out));
-	out->pid = pid;
-	out->start = r->start;
-	out->len = r->len;
-	out->kind = r->kind == CG_RK_HUGETLB ? (r->unit_shift == 30 ? CG_PAGE_HUGETLB_1G
-								   : CG_PAGE_HUGETLB_2M)
-		  : r->kind == CG_RK_THP ? CG_PAGE_THP : CG_PAGE_4K;
-}
-
 static enum req_result send_client(struct conn *c, const struct cg__req *req,
 				   struct tracked *t)
 {
-	struct cg__status_client *sc;
-	struct cg__mm_counts counts;
 	struct cg__rep rep;
 
 	cg__rep_init(&rep, req);
 	rep.rec = CG_REC_CLIENT;
-	sc = &rep.u.client;
-	cg__mm_counts(&t->mm, &counts);
-	sc->pid = t->mm.pid;
-	sc->parent_pid = t->parent_pid;
-	sc->uid = t->uid;
-	sc->nregions = (uint32_t)t->mm.nregions;
-	sc->features = t->mm.features;
-	cg__mm_stats(&t->mm, &sc->stats);
-	sc->present = counts.present;
-	sc->exclusive = counts.exclusive;
-	sc->shared = counts.shared;
-	sc->dirty = counts.dirty;
-	sc->wp = counts.wp;
-	sc->footprint = counts.footprint;
+	cg__mm_status_client(&t->mm, &rep.u.client);
+	rep.u.client.parent_pid = t->parent_pid;
+	rep.u.client.uid = t->uid;
 	return reply(c, &rep);
 }
 
@@ -392,18 +365,11 @@ static enum req_result send_region(struct conn *c, const struct cg__req *req,
 				   const struct cg_audit_report *audit,
 				   int status)
 {
-	struct cg__mm_counts counts;
 	struct cg__rep rep;
 
 	cg__rep_init(&rep, req);
 	rep.rec = CG_REC_REGION;
-	fill_region(&rep.u.region, t->mm.pid, r);
-	cg__mm_region_counts(r, &counts);
-	rep.u.region.present = counts.present;
-	rep.u.region.exclusive = counts.exclusive;
-	rep.u.region.shared = counts.shared;
-	rep.u.region.dirty = counts.dirty;
-	rep.u.region.wp = counts.wp;
+	cg__mm_status_region(&t->mm, r, &rep.u.region);
 	if (audit)
 		rep.u.region.audit = *audit;
 	rep.status = status;
@@ -540,25 +506,14 @@ static enum step audit_step(struct conn *c, struct tracked **t)
 static enum step pins_step(struct conn *c, struct tracked **t)
 {
 	struct stream *s = &c->stream;
-	const struct cg__pin *p;
-	struct timespec now;
 	struct cg__rep rep;
-	uint64_t ms;
 
 	if (!*t)
 		return step_end(c, -ESRCH);
-	if (s->next >= (*t)->mm.npins)
-		return step_end(c, 0);
-	p = (*t)->mm.pins[s->next++];
-	clock_gettime(CLOCK_BOOTTIME, &now);
-	ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
 	cg__rep_init(&rep, &s->req);
 	rep.rec = CG_REC_PIN;
-	rep.u.pin = (struct cg__status_pin){
-		.pid = (*t)->mm.pid, .id = p->id, .start = p->start,
-		.len = p->len, .flags = p->flags, .age_ms = ms - p->created_ms,
-	};
-	memcpy(rep.u.pin.consumer, p->consumer, sizeof(rep.u.pin.consumer));
+	if (cg__mm_status_pin(&(*t)->mm, s->next++, &rep.u.pin))
+		return step_end(c, 0);
 	return reply(c, &rep) ? STEP_DROP : STEP_MORE;
 }
 

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "mm.h"
 #include "pin.h"
@@ -120,4 +121,71 @@ int cg__mm_dispatch(struct cg__mm *mm, const struct cg__req *req,
 	}
 	cg__mm_service_backlog(mm);
 	return rep->status;
+}
+
+/* ---- STATUS, AUDIT_PID and PINS records of one mm ---------------------- */
+
+void cg__mm_status_client(const struct cg__mm *mm,
+			  struct cg__status_client *out)
+{
+	struct cg__mm_counts counts;
+
+	memset(out, 0, sizeof(*out));
+	cg__mm_counts(mm, &counts);
+	out->pid = mm->pid;
+	out->nregions = (uint32_t)mm->nregions;
+	out->features = mm->features;
+	cg__mm_stats(mm, &out->stats);
+	out->present = counts.present;
+	out->exclusive = counts.exclusive;
+	out->shared = counts.shared;
+	out->dirty = counts.dirty;
+	out->wp = counts.wp;
+	out->footprint = cg__mm_footprint(mm);
+}
+
+static uint32_t page_kind(const struct cg__region *r)
+{
+	if (r->kind == CG_RK_HUGETLB)
+		return r->unit_shift == CG_PUD_SHIFT ? CG_PAGE_HUGETLB_1G
+						     : CG_PAGE_HUGETLB_2M;
+	return r->kind == CG_RK_THP ? CG_PAGE_THP : CG_PAGE_4K;
+}
+
+void cg__mm_status_region(const struct cg__mm *mm, const struct cg__region *r,
+			  struct cg__status_region *out)
+{
+	struct cg__mm_counts counts;
+
+	memset(out, 0, sizeof(*out));
+	cg__mm_region_counts(r, &counts);
+	out->pid = mm->pid;
+	out->start = r->start;
+	out->len = r->len;
+	out->kind = page_kind(r);
+	out->present = counts.present;
+	out->exclusive = counts.exclusive;
+	out->shared = counts.shared;
+	out->dirty = counts.dirty;
+	out->wp = counts.wp;
+}
+
+int cg__mm_status_pin(const struct cg__mm *mm, size_t i,
+		      struct cg__status_pin *out)
+{
+	const struct cg__pin *p;
+	struct timespec now;
+
+	if (i >= mm->npins)
+		return -ENOENT;
+	p = mm->pins[i];
+	clock_gettime(CLOCK_BOOTTIME, &now);
+	*out = (struct cg__status_pin){
+		.pid = mm->pid, .id = p->id, .start = p->start, .len = p->len,
+		.flags = p->flags,
+		.age_ms = (uint64_t)now.tv_sec * 1000 +
+			  (uint64_t)now.tv_nsec / 1000000 - p->created_ms,
+	};
+	memcpy(out->consumer, p->consumer, sizeof(out->consumer));
+	return 0;
 }

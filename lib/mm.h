@@ -227,6 +227,21 @@ int cg__mm_dispatch_start(struct cg__mm *mm, const struct cg__req *req,
 			  struct cg__rep *rep);
 int cg__mm_dispatch_step(struct cg__mm *mm, const struct cg__req *req,
 			 struct cg__rep *rep, uint64_t until_ns);
+/*
+ * The records STATUS, AUDIT_PID and PINS stream (lib/protocol.h), as far
+ * as the engine knows them: a client's (its owner adds the parent and the
+ * uid), a region's (without its audit), and pin i's (-ENOENT past the
+ * last).
+ */
+struct cg__status_client;
+struct cg__status_region;
+struct cg__status_pin;
+void cg__mm_status_client(const struct cg__mm *mm,
+			  struct cg__status_client *out);
+void cg__mm_status_region(const struct cg__mm *mm, const struct cg__region *r,
+			  struct cg__status_region *out);
+int cg__mm_status_pin(const struct cg__mm *mm, size_t i,
+		      struct cg__status_pin *out);
 
 /* Internal to lib/: the region covering addr, or NULL. */
 struct cg__region *cg__mm_find(const struct cg__mm *mm, uint64_t addr);

@@ -800,6 +800,7 @@ static struct cg__pin_job *job_new(struct cg__mm *mm, enum job_phase phase,
 	j->phase = phase;
 	j->walks = 1;
 	j->p = p;
+	j->owns_p = phase == JOB_PIN;	/* a pin joins mm->pins when made */
 	j->start = j->pos = j->held = p->start;
 	j->end = p->start + p->len;
 	mm->pin_job = j;
@@ -855,7 +856,6 @@ int cg__mm_pin_start(struct cg__mm *mm, uint64_t start, uint64_t len,
 		free(p);
 		return -ENOMEM;
 	}
-	mm->pin_job->owns_p = true;
 	return 0;
 }
 

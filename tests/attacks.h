@@ -65,6 +65,30 @@ static int populated_client(char **p, int *uffd_out)
 	return s;
 }
 
+/* [p, p+len) populated and registered by a client of its own: the socket. */
+static int populated_at(char *p, size_t len)
+{
+	int s;
+
+	memset(p, 1, len);
+	s = wire_client(attack_socket, p, len, NULL);
+	if (s < 0)
+		_exit(3);
+	return s;
+}
+
+/* Forks a child that exits at once, and waits for it, without end. */
+static void forks_without_end(void)
+{
+	for (;;) {
+		pid_t c = fork();
+
+		if (c == 0)
+			_exit(0);
+		waitpid(c, NULL, 0);
+	}
+}
+
 /* A read-only PIN of [p, p+len): its reply, or the child pauses. */
 static struct cg__rep pin_or_pause(int s, void *p, size_t len)
 {
@@ -78,6 +102,18 @@ static struct cg__rep pin_or_pause(int s, void *p, size_t len)
 	if (wire_call(s, &req, -1, &rep))
 		pause();
 	return rep;
+}
+
+/* UNPIN of pin id, or the child pauses. */
+static void unpin_or_pause(int s, uint64_t id)
+{
+	struct cg__req req;
+	struct cg__rep rep;
+
+	cg__req_init(&req, CG_OP_UNPIN);
+	req.id = id;
+	if (wire_call(s, &req, -1, &rep))
+		pause();
 }
 
 /* ---- the attacks: each runs in a child until it is killed ----------- */
@@ -124,13 +160,7 @@ static void registers_huge_and_forks(void)
 
 	if (wire_client(attack_socket, p, len, NULL) < 0)
 		_exit(3);
-	for (;;) {
-		pid_t c = fork();
-
-		if (c == 0)
-			_exit(0);
-		waitpid(c, NULL, 0);
-	}
+	forks_without_end();
 }
 
 /* Row 6: overlapping pins, as many as are taken. */
@@ -175,26 +205,16 @@ static void pins_memory_shared_with_a_child(void)
 {
 	size_t len = 256ULL << 20;
 	char *p = fresh(len);
-	int s;
+	int s = populated_at(p, len);
 
-	memset(p, 1, len);
-	s = wire_client(attack_socket, p, len, NULL);
-	if (s < 0)
-		_exit(3);
 	for (;;) {
 		pid_t child = fork();
-		struct cg__req req;
-		struct cg__rep rep;
 
 		if (child == 0) {
 			pause();
 			_exit(0);
 		}
-		rep = pin_or_pause(s, p, len);
-		cg__req_init(&req, CG_OP_UNPIN);
-		req.id = rep.u.pinned.id;
-		if (wire_call(s, &req, -1, &rep))
-			pause();
+		unpin_or_pause(s, pin_or_pause(s, p, len).u.pinned.id);
 		kill(child, SIGKILL);
 		waitpid(child, NULL, 0);
 	}
@@ -209,23 +229,13 @@ static void pins_every_page_and_forks(void)
 {
 	size_t len = 4096UL * 4096;	/* --max-pins: 4096 a client */
 	char *p = fresh(len);
-	int s;
+	int s = populated_at(p, len);
 
-	memset(p, 1, len);
-	s = wire_client(attack_socket, p, len, NULL);
-	if (s < 0)
-		_exit(3);
 	for (size_t off = 0; off < len; off += 4096)
 		if (pin_or_pause(s, p + off, 4096).status)
 			break;	/* over the user's bound: enough */
 	attack_ready();
-	for (;;) {
-		pid_t c = fork();
-
-		if (c == 0)
-			_exit(0);
-		waitpid(c, NULL, 0);
-	}
+	forks_without_end();
 }
 
 /*
@@ -238,23 +248,13 @@ static void pins_much_memory_of_its_own(void)
 {
 	size_t len = (getenv("CG_VM") ? 1ULL : 4ULL) << 30;
 	char *p = fresh(len);
-	struct cg__req req;
-	struct cg__rep rep;
 	int s;
 
 	madvise(p, len, MADV_HUGEPAGE);	/* populated sooner */
-	memset(p, 1, len);
-	s = wire_client(attack_socket, p, len, NULL);
-	if (s < 0)
-		_exit(3);
+	s = populated_at(p, len);
 	attack_ready();
-	for (;;) {
-		rep = pin_or_pause(s, p, len);
-		cg__req_init(&req, CG_OP_UNPIN);
-		req.id = rep.u.pinned.id;
-		if (wire_call(s, &req, -1, &rep))
-			pause();
-	}
+	for (;;)
+		unpin_or_pause(s, pin_or_pause(s, p, len).u.pinned.id);
 }
 
 /*

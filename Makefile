@@ -69,21 +69,24 @@ endif
 
 OBJDIR := $(BUILDDIR)/obj
 
-# lib/verbs.c is libcowguard-verbs, a library of its own: only its users
-# need libibverbs.  Likewise lib/uring.c is libcowguard-uring: only its
-# users need liburing.
-VERBS_SRCS  := $(wildcard lib/verbs.c)
-URING_SRCS  := $(wildcard lib/uring.c)
-LIB_SRCS    := $(filter-out $(VERBS_SRCS) $(URING_SRCS),$(wildcard lib/*.c))
+# libcowguard is lib/ (the handle side) and the layers under it: the engine
+# (lib/engine/), kernel I/O (lib/kernel/) and the wire format (lib/wire/).
+# lib/verbs/ is libcowguard-verbs, a library of its own: only its users need
+# libibverbs.  Likewise lib/uring/ is libcowguard-uring: only its users need
+# liburing.
+VERBS_SRCS  := $(wildcard lib/verbs/*.c)
+URING_SRCS  := $(wildcard lib/uring/*.c)
+LIB_SRCS    := $(wildcard lib/*.c lib/engine/*.c lib/kernel/*.c lib/wire/*.c)
 # A program a folder: cowguardd in daemon/, cowguardctl in daemon/ctl/.
 DAEMON_SRCS := $(wildcard daemon/*.c)
 CTL_SRCS    := $(wildcard daemon/ctl/*.c)
 EXAMPLE_SRCS := $(wildcard examples/*.c)
-# bench/bench.c is the benchmarks' shared helpers, linked into each.
-BENCH_LIB_SRCS := $(wildcard bench/bench.c)
+# bench/bench.c is the benchmarks' shared helpers, linked into each, with
+# the harness's helpers that need no Check (tests/sysfile.c).
+BENCH_LIB_SRCS := $(wildcard bench/bench.c) tests/sysfile.c
 BENCH_SRCS  := $(filter-out $(BENCH_LIB_SRCS),$(wildcard bench/*.c))
 TEST_SRCS   := $(wildcard tests/test-*.c)
-HARNESS_SRCS := $(wildcard tests/harness.c)
+HARNESS_SRCS := $(wildcard tests/harness*.c) tests/sysfile.c
 
 objs = $(patsubst %.c,$(OBJDIR)/%.o,$(1))
 
@@ -126,6 +129,7 @@ TESTS    := $(patsubst tests/%.c,$(BUILDDIR)/tests/%,$(TEST_SRCS))
 # ---- targets -----------------------------------------------------------------
 
 .PHONY: all lib daemon examples benches tests build-all check check-host check-root check-asan check-vm bench demo \
+	check-layers \
 	install uninstall clean deps bench-fuzz
 
 all: lib daemon examples
@@ -174,6 +178,7 @@ check: deps
 	      "root:cowguard 0660, the hugetlb pools, khugepaged paused (put back" \
 	      "at the end and on Ctrl-C; not after SIGKILL)."
 	@rm -f $(TALLY) $(TALLY).failures; status=0; \
+	 bash scripts/check-layers.sh || status=1; \
 	 CG_TEST_LANE=root CG_TEST_TALLY=$(TALLY) \
 		bash scripts/run-tests.sh $(BUILDDIR)/tests || status=1; \
 	 CG_TEST_TALLY=$(TALLY) \
@@ -183,6 +188,10 @@ check: deps
 	 $(foreach s,$(VM_RUN_SERIES),$(call vm_lane,$(s),$(TALLY))) \
 	 bash scripts/run-tests.sh --total $(TALLY) root unprivileged install $(VM_LANES) || status=1; \
 	 rm -f $(TALLY); exit $$status
+
+# The module boundaries of docs/architecture.md (make check runs it first).
+check-layers:
+	@bash scripts/check-layers.sh
 
 # The host's two lanes, without the guests: about a minute, not eleven.
 check-host:
@@ -245,6 +254,7 @@ demo: deps
 $(LIB_OBJS) $(VERBS_OBJS) $(URING_OBJS): XCFLAGS := -fPIC
 $(DAEMON_OBJS) $(CTL_OBJS): XCFLAGS = $(UV_CFLAGS)
 $(TEST_OBJS) $(HARNESS_OBJS): XCFLAGS = -Itests $(CHECK_CFLAGS)
+$(BENCH_OBJS) $(BENCH_LIB_OBJS): XCFLAGS = -Itests
 
 $(OBJDIR)/%.o: %.c
 	@mkdir -p $(@D)
@@ -279,9 +289,9 @@ $(STATIC_LIB): $(LIB_OBJS)
 
 # libcowguard-verbs calls cg__pin, which libcowguard.so exports for it alone
 # (COWGUARD_PRIVATE in lib/libcowguard.map).
-$(VERBS_SHARED): $(VERBS_OBJS) lib/libcowguard-verbs.map $(SHARED_LIB)
+$(VERBS_SHARED): $(VERBS_OBJS) lib/verbs/libcowguard-verbs.map $(SHARED_LIB)
 	$(call msg,LD,$@)$(CC) -shared -Wl,-soname,$(VERBS_SONAME) \
-		-Wl,--version-script=lib/libcowguard-verbs.map -Wl,-z,defs \
+		-Wl,--version-script=lib/verbs/libcowguard-verbs.map -Wl,-z,defs \
 		$(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $(VERBS_OBJS) $(SHARED_LIB) -libverbs
 
 $(BUILDDIR)/$(VERBS_SONAME): $(VERBS_SHARED)
@@ -295,9 +305,9 @@ $(VERBS_STATIC): $(VERBS_OBJS)
 	$(call msg,AR,$@)$(AR) rcs $@ $^
 
 # libcowguard-uring likewise (cg__pin), and liburing (io_uring_register_buffers).
-$(URING_SHARED): $(URING_OBJS) lib/libcowguard-uring.map $(SHARED_LIB)
+$(URING_SHARED): $(URING_OBJS) lib/uring/libcowguard-uring.map $(SHARED_LIB)
 	$(call msg,LD,$@)$(CC) -shared -Wl,-soname,$(URING_SONAME) \
-		-Wl,--version-script=lib/libcowguard-uring.map -Wl,-z,defs \
+		-Wl,--version-script=lib/uring/libcowguard-uring.map -Wl,-z,defs \
 		$(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $(URING_OBJS) $(SHARED_LIB) -luring
 
 $(BUILDDIR)/$(URING_SONAME): $(URING_SHARED)

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "sysfile.h"
 #include "cowguard.h"
 
 #define PHASES 4
@@ -106,23 +107,6 @@ static pid_t daemon_pid(void)
 	return cred.pid;
 }
 
-static long rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	long kb = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
 static int phase_pins(struct cg *cg, int npins, pid_t dpid, long *peak_kb)
 {
 	size_t len = PIN_MIB * MIB;
@@ -139,7 +123,7 @@ static int phase_pins(struct cg *cg, int npins, pid_t dpid, long *peak_kb)
 		ret = cg_pin(cg, p, len, CG_PIN_RO, &pins[made]);
 	if (ret)
 		printf("  pin %d of %d: %s\n", made + 1, npins, cg_strerror(ret));
-	*peak_kb = rss_kb(dpid);
+	*peak_kb = sys_rss_kb(dpid);
 	for (int i = 0; i < made; i++)
 		cg_unpin(pins[i]);
 	free(pins);
@@ -212,7 +196,7 @@ static void hostile(struct shared *sh, pid_t dpid, int npins, size_t gib,
 		return;
 	}
 	sh->phase = PH_PINS;
-	kb0 = rss_kb(dpid);
+	kb0 = sys_rss_kb(dpid);
 	t0 = now_ms();
 	made = phase_pins(cg, npins, dpid, &peak);
 	printf("  %d pins of one %d MiB range: %.1f ms, daemon RSS %+.1f MiB "
@@ -223,18 +207,18 @@ static void hostile(struct shared *sh, pid_t dpid, int npins, size_t gib,
 	sh->phase = PH_REGISTER;
 	big = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	kb0 = rss_kb(dpid);
+	kb0 = sys_rss_kb(dpid);
 	t0 = now_ms();
 	ret = big == MAP_FAILED ? -ENOMEM : cg_register(cg, big, len, 0);
 	printf("  register %zu GiB MAP_NORESERVE: %s, %.1f ms, daemon RSS "
 	       "%+.1f MiB\n", gib, cg_strerror(ret), now_ms() - t0,
-	       (double)(rss_kb(dpid) - kb0) / 1024);
+	       (double)(sys_rss_kb(dpid) - kb0) / 1024);
 	if (!ret)
 		memset(big, 'b', 16 * MIB);	/* a little of it populated */
 
 	gap(sh);
 	sh->phase = PH_FORK;
-	kb0 = rss_kb(dpid);
+	kb0 = sys_rss_kb(dpid);
 	t0 = now_ms();
 	for (int i = 0; i < nforks && nk < 64; i++) {
 		pid_t pid = fork();
@@ -247,7 +231,7 @@ static void hostile(struct shared *sh, pid_t dpid, int npins, size_t gib,
 			kids[nk++] = pid;
 	}
 	printf("  %d forks: %.1f ms, daemon RSS %+.1f MiB\n", nk,
-	       now_ms() - t0, (double)(rss_kb(dpid) - kb0) / 1024);
+	       now_ms() - t0, (double)(sys_rss_kb(dpid) - kb0) / 1024);
 	for (int i = 0; i < nk; i++) {
 		kill(kids[i], SIGKILL);
 		waitpid(kids[i], NULL, 0);

@@ -23,12 +23,12 @@
  *   cg-write-emb  no pin: the same writes as "write" to the registered
  *   cg-write-dmn  range, each a write-protect fault that cowguard resolves
  *             by unsharing the page first (through cowguardd, a hand-off
- *             to its reader process, lib/touch.c)
+ *             to its reader process, lib/engine/touch.c)
  *   move      THP only, a reference line, no cowguard: each 2 MiB copied
  *             into a scratch THP allocated inside the timing, the shared
  *             one MADV_DONTNEED'd, the copy moved in with UFFDIO_MOVE
  *             (whole, PMD-mapped: the "copy whole" alternative to the
- *             kernel's split, lib/pin.c)
+ *             kernel's split, lib/engine/pins.c)
  *
  * Each pass maps a fresh region, fills it, registers it (cowguard methods,
  * untimed), forks a child that waits (shared methods; timing starts once
@@ -63,9 +63,10 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "compat.h"
+#include "sysfile.h"
 #include "cowguard.h"
-#include "procfs.h"
+#include "kernel/compat.h"
+#include "kernel/procfs.h"
 
 #ifndef MAP_HUGE_2MB
 #define MAP_HUGE_2MB (21 << MAP_HUGE_SHIFT)
@@ -506,33 +507,10 @@ out_unmap:
 
 /* ---- setup ---------------------------------------------------------------- */
 
-static long read_long(const char *path)
-{
-	FILE *f = fopen(path, "re");
-	long v = -1;
-
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
-static void write_long(const char *path, long v)
-{
-	FILE *f = fopen(path, "we");
-
-	if (f) {
-		fprintf(f, "%ld\n", v);
-		fclose(f);
-	}
-}
-
 static void restore_pool(void)
 {
 	if (saved_nr_2m >= 0)
-		write_long(NR_2M, saved_nr_2m);
+		sys_write_long(NR_2M, saved_nr_2m);
 	saved_nr_2m = -1;
 }
 
@@ -547,7 +525,7 @@ static void on_signal(int sig)
 static void raise_pool(size_t len)
 {
 	long want = (long)(2 * len / HUGE) + 4, spare = cg__hugetlb_spare(21);
-	long nr = read_long(NR_2M);
+	long nr = sys_read_long(NR_2M);
 
 	if (spare >= want || geteuid() != 0 || nr < 0)
 		return;
@@ -555,9 +533,9 @@ static void raise_pool(size_t len)
 	atexit(restore_pool);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	write_long(NR_2M, nr + want - spare);
+	sys_write_long(NR_2M, nr + want - spare);
 	printf("hugetlb: vm.nr_hugepages %ld -> %ld for the run (restored at "
-	       "exit)\n", nr, read_long(NR_2M));
+	       "exit)\n", nr, sys_read_long(NR_2M));
 }
 
 /* A preallocated file on / for O_DIRECT, written once (extents real). */
@@ -604,7 +582,7 @@ static void verdict(const char *what, double x, double limit, const char *cmp)
 /*
  * Of the ways cowguard can unshare (a read-only pin; a write fault, by
  * MADV_POPULATE_WRITE or an atomic add), the fastest that worked here: the
- * data behind lib/pin.c's choice for this kernel.
+ * data behind lib/engine/pins.c's choice for this kernel.
  */
 static void fastest_unshare(const double *med)
 {

@@ -50,8 +50,8 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "compat.h"
 #include "cowguard.h"
+#include "kernel/compat.h"
 
 #define UFFD_BATCH 64
 #define MAX_ROUNDS 1000

@@ -36,7 +36,7 @@
  *
  * The parent a child names is a pid of the child's own pid namespace (a
  * client in a container knows no other), never read as one of ours: it is
- * the client bound (lib/process.c) as that pid of that namespace.  What is
+ * the client bound (lib/kernel/process.c) as that pid of that namespace.  What is
  * read of the child by pid (/proc/PID/stat, smaps, pagemap) counts only if
  * the child is still the process bound at connect afterwards.
  */
@@ -45,11 +45,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "compat.h"
 #include "daemon.h"
-#include "mm_internal.h"
-#include "procfs.h"
-#include "uffd.h"
+#include "engine/engine.h"
+#include "kernel/compat.h"
+#include "kernel/procfs.h"
+#include "kernel/uffd.h"
 
 /* Where no process maps anything registered: a liveness probe's target. */
 #define PROBE_ADDR 0x7fffffffe000ULL
@@ -165,47 +165,6 @@ void adopt_forks(struct tracked *t)
 /* ---- at the hello: which unnamed uffd is the child's -------------------- */
 
 /*
- * The unit of t's memory the proof flips: the first of its first region,
- * a whole 2 MiB in a THP region (a VMA boundary inside a huge PMD would
- * split it), a whole huge page in hugetlb.
- */
-static bool first_unit(const struct tracked *t, struct unit *u)
-{
-	const struct cg__region *r;
-
-	if (!t->mm.nregions)
-		return false;
-	r = t->mm.regions[0];
-	u->addr = r->start;
-	u->len = r->kind == CG_RK_THP ? CG_PMD_SIZE : 1ULL << r->unit_shift;
-	return true;
-}
-
-/* Put a candidate's protection over u back to what its engine says. */
-static void restore_unit(struct tracked *t, const struct unit *u)
-{
-	struct cg__region *r = cg__mm_find(&t->mm, u->addr);
-	uint64_t at = u->addr, end = u->addr + u->len;
-	struct cg__runs runs = { 0 };
-
-	if (!r || cg__region_collect(r, u->addr, u->len, CG_ST_PRESENT | CG_ST_WP,
-				     CG_ST_PRESENT | CG_ST_WP, &runs)) {
-		/* Not ours to track there: nothing may stay protected. */
-		cg__mm_ioctl_wp(&t->mm, u->addr, u->len, false);
-		return;
-	}
-	for (size_t i = 0; i < runs.n; i++) {
-		if (runs.v[i].start > at)
-			cg__mm_ioctl_wp(&t->mm, at, runs.v[i].start - at, false);
-		cg__mm_ioctl_wp(&t->mm, runs.v[i].start, runs.v[i].len, true);
-		at = runs.v[i].start + runs.v[i].len;
-	}
-	if (at < end)
-		cg__mm_ioctl_wp(&t->mm, at, end - at, false);
-	cg__runs_free(&runs);
-}
-
-/*
  * Unregister u through t's uffd: does pid's smaps stop showing it
  * registered ("uw")?  Then register it again and put its protection back
  * as the engine has it (unregistering clears the uffd-wp bits).  A
@@ -224,7 +183,7 @@ static bool vma_flips(struct tracked *t, pid_t pid, int smaps,
 			"%#llx+%#llx again", (int)pid,
 			(unsigned long long)u->addr, (unsigned long long)u->len);
 	if (!ret)
-		restore_unit(t, u);
+		cg__mm_reprotect(&t->mm, u->addr, u->len);
 	cg__mm_service_backlog(&t->mm);
 	tracked_backlog_check(t);
 	return seen;
@@ -256,7 +215,8 @@ static struct tracked *prove(struct tracked **v, size_t n, pid_t pid,
 
 	*tried = false;
 	for (size_t i = 0; i < n && !found; i++) {
-		if (!first_unit(v[i], &u) || cg__vma_flag(smaps, u.addr, "uw") != 1)
+		if (cg__mm_first_unit(&v[i]->mm, &u.addr, &u.len) ||
+		    cg__vma_flag(smaps, u.addr, "uw") != 1)
 			continue;
 		*tried = true;
 		if (vma_flips(v[i], pid, smaps, &u))
@@ -345,12 +305,9 @@ static void name_child(struct conn *c, struct tracked *t,
 		       const struct client_files *files)
 {
 	cg__mm_set_process(&t->mm, c->cred.pid, files->pagemap, files->smaps);
-	cg__proc_move(&t->mm.proc, &c->proc);
 	t->mm.pfn_visible = c->cred.uid == 0 && c->srv->kpageflags_fd >= 0;
 	/* parent_pid stays: STATUS reports whom a named child came from. */
-	t->conn = c;
-	c->tracked = t;
-	c->kind = CONN_APP;
+	conn_serve_tracked(c, t);
 }
 
 int adopt_child_hello(struct conn *c, int64_t claim)

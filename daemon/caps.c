@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
-#include "procfs.h"
+#include "kernel/procfs.h"
 
 static const cap_value_t effective[] = { CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH };
 static const cap_value_t permitted[] = { CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH,

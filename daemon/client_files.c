@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
-#include "procfs.h"
+#include "kernel/procfs.h"
 
 void client_files_close(struct client_files *f)
 {

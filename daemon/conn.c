@@ -85,6 +85,20 @@ bool conn_has_room(const struct conn *c)
 	return c->out.len < OUTQ_STREAM_MAX;
 }
 
+static void close_with_conn(struct tracked *t)
+{
+	conn_close(t->conn);
+}
+
+void conn_serve_tracked(struct conn *c, struct tracked *t)
+{
+	c->tracked = t;
+	c->kind = CONN_APP;
+	t->conn = c;
+	t->drop = close_with_conn;
+	cg__proc_move(&t->mm.proc, &c->proc);
+}
+
 static int outq_push(struct conn *c, const struct cg__rep *rep)
 {
 	struct outq *q = &c->out;
@@ -195,7 +209,7 @@ static enum req_result run_parked(struct conn *c)
 
 		p->head = (p->head + 1) % PARKED_MAX;
 		p->len--;
-		if (request_dispatch(c, &req, -1))
+		if (c->srv->dispatch(c, &req, -1))
 			return REQ_DROP;
 	}
 	return REQ_KEEP;
@@ -212,7 +226,7 @@ static enum req_result take_request(struct conn *c, const struct cg__req *req,
 	int ret;
 
 	if (!c->stream.active && !c->parked.len)
-		return request_dispatch(c, req, fd);
+		return c->srv->dispatch(c, req, fd);
 	/* Only a first packet carries an fd; a later one is a protocol error. */
 	if (fd >= 0) {
 		close(fd);
@@ -241,7 +255,7 @@ static enum req_result on_room(struct conn *c, bool *progressed)
 		return REQ_DROP;
 	}
 	*progressed = sent > 0;
-	if (c->stream.active && conn_has_room(c) && request_stream(c))
+	if (c->stream.active && conn_has_room(c) && c->srv->stream(c))
 		return REQ_DROP;
 	return run_parked(c);
 }
@@ -304,7 +318,7 @@ static enum req_result on_packet(struct conn *c)
 	}
 	/* Another major's packet: its header is enough to say so and refuse. */
 	if (ret == -EPROTONOSUPPORT) {
-		request_dispatch(c, &req, -1);
+		c->srv->dispatch(c, &req, -1);
 		return REQ_DROP;
 	}
 	if (ret) {
@@ -419,7 +433,7 @@ static void refused(struct server *srv, const char *why)
 
 /*
  * A client is a process, not a pid: bind the connection to its peer's
- * process now, as near to its connect() as we can (lib/process.c), before
+ * process now, as near to its connect() as we can (lib/kernel/process.c), before
  * its pid can be anyone else's.  A peer gone already, or whose pid is not
  * in our namespace (0), is nobody to serve.
  */

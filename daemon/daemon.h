@@ -9,10 +9,12 @@
 #include <syslog.h>
 #include <uv.h>
 
-#include "mm.h"
-#include "protocol.h"
+#include "engine/engine.h"
+#include "wire/protocol.h"
 
 struct server;
+
+struct tracked;
 
 /* Replies a client has not read yet, oldest first (conn.c). */
 struct outq {
@@ -59,7 +61,7 @@ struct conn {
 	int events;			/* what poll waits for */
 	struct ucred cred;
 	/*
-	 * The peer's process, bound at accept (lib/process.h); an
+	 * The peer's process, bound at accept (lib/kernel/process.h); an
 	 * application's goes to its tracked address space at hello.
 	 */
 	struct cg__proc proc;
@@ -87,6 +89,11 @@ struct tracked {
 	uid_t uid;
 	pid_t parent_pid;		/* an adopted child's parent, or 0 */
 	struct conn *conn;		/* NULL until a child says hello */
+	/*
+	 * How t goes when its client must (conn.c sets it with conn): by its
+	 * connection, which closes t.  NULL: tracked_close(t) alone.
+	 */
+	void (*drop)(struct tracked *t);
 	struct server *srv;
 	struct tracked *next;
 	bool closing;
@@ -116,6 +123,12 @@ enum { QUOTA_OPT_BYTES = 512, QUOTA_OPT_PINS, QUOTA_OPT_CHILDREN,
 enum { QUOTA_BYTES, QUOTA_PINS, QUOTA_CHILDREN, QUOTA_MEM, QUOTA_CLIENT,
        QUOTA_KINDS };
 
+/*
+ * What serving a packet leaves of its connection: kept, or to be dropped
+ * (the reason is logged).
+ */
+enum req_result { REQ_KEEP = 0, REQ_DROP = -1 };
+
 struct options {
 	const char *socket_path;
 	struct user_quota user;
@@ -142,6 +155,14 @@ struct server {
 	/* Out of fds: a spare to give up for a moment, or a pause. */
 	int spare_fd;
 	uv_timer_t accept_timer;
+	/*
+	 * What serves a connection's packets and streamed replies
+	 * (requests.c): conn.c is the transport only.  Set before
+	 * server_start().
+	 */
+	enum req_result (*dispatch)(struct conn *c, const struct cg__req *req,
+				    int fd);
+	enum req_result (*stream)(struct conn *c);
 	/* Runs while a tracked's backlog waits (tracked_backlog_check()). */
 	uv_idle_t backlog_idle;
 	unsigned fd_refused;		/* connections refused in this burst */
@@ -172,8 +193,10 @@ void log_set_verbose(bool verbose);
 	log_msg(level, "pid %d uid %u: " fmt, (int)(c)->cred.pid,             \
 		(unsigned)(c)->cred.uid, ##__VA_ARGS__)
 
-/* main.c: a number with an optional K, M, G or T; 0 or -EINVAL. */
+/* options.c: a number with an optional K, M, G or T; 0 or -EINVAL. */
 int parse_size(const char *s, uint64_t *out);
+/* A --max-user-* option: 0, -EINVAL (said why), -ENOENT (not one). */
+int option_user_quota(int c, const char *arg, struct user_quota *q);
 
 /*
  * quota.c.  Whether uid may register len more bytes, pin once more, or
@@ -186,9 +209,6 @@ int quota_child(struct server *srv, uid_t uid, const struct cg__mm *parent);
 /* The engine refused a request of uid's client over a per-client bound: log. */
 void quota_client_refused(struct server *srv, uid_t uid, pid_t pid,
 			  const char *op);
-/* A --max-user-* option: 0, -EINVAL (said why), -ENOENT (not one). */
-int quota_option(int c, const char *arg, struct user_quota *q);
-
 /* caps.c */
 int caps_drop(void);
 /* From root to uid/gid (--user), keeping what caps_drop() keeps; 0 or -errno. */
@@ -230,6 +250,11 @@ void conn_close(struct conn *c);
 int conn_send(struct conn *c, const struct cg__rep *rep);
 /* Whether the queue has room for a stream to go on. */
 bool conn_has_room(const struct conn *c);
+/*
+ * c speaks for t from now on: an application's connection, t's process
+ * c's, and t dropped by closing c.
+ */
+void conn_serve_tracked(struct conn *c, struct tracked *t);
 
 /*
  * tracked.c.  A client's address space: its files (taken, closed on
@@ -283,12 +308,8 @@ int adopt_child_hello(struct conn *c, int64_t claim);
  */
 int gate_hello(const struct conn *c, char *why, size_t n);
 
-/*
- * requests.c.  What serving a packet leaves of its connection: kept, or
- * to be dropped (the reason is logged).
- */
-enum req_result { REQ_KEEP = 0, REQ_DROP = -1 };
-/* The packet, with fd (or -1), as the op table says (lib/protocol.h). */
+/* requests.c */
+/* The packet, with fd (or -1), as the op table says (lib/wire/protocol.h). */
 enum req_result request_dispatch(struct conn *c, const struct cg__req *req,
 				 int fd);
 /*

@@ -21,7 +21,7 @@
  * as that outer user would be.
  *
  * The peer must still be the process bound at connect, as dumpable as it
- * was (lib/process.h), before and after its /proc/PID/root is looked at.
+ * was (lib/kernel/process.h), before and after its /proc/PID/root is looked at.
  */
 #include <errno.h>
 #include <stdbool.h>

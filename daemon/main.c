@@ -13,9 +13,9 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "engine/engine.h"
+#include "kernel/uffd.h"
 #include "notify.h"
-#include "touch.h"
-#include "uffd.h"
 
 static void usage(FILE *out)
 {
@@ -53,29 +53,6 @@ static void usage(FILE *out)
 		"  -h, --help               this text\n"
 		"  -V, --version            the version\n",
 		CG_DEFAULT_SOCKET);
-}
-
-int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	switch (*end) {
-	case 'T': v <<= 10; /* fall through */
-	case 'G': v <<= 10; /* fall through */
-	case 'M': v <<= 10; /* fall through */
-	case 'K': v <<= 10; end++; break;
-	case 0: break;
-	default: return -EINVAL;
-	}
-	if (*end)
-		return -EINVAL;
-	*out = v;
-	return 0;
 }
 
 enum { OPT_MAX_CLIENTS = 256, OPT_MAX_REGIONS, OPT_MAX_BYTES, OPT_MAX_CHILDREN,
@@ -159,7 +136,7 @@ static int parse_args(int argc, char **argv, struct options *opt)
 				opt->max_children = (unsigned)n;
 			break;
 		default:
-			if (!quota_option(c, optarg, &opt->user))
+			if (!option_user_quota(c, optarg, &opt->user))
 				break;
 			usage(stderr);
 			return -EINVAL;
@@ -286,6 +263,8 @@ static int open_and_start(struct server *srv)
 		return ret;
 	}
 	srv->loop = uv_default_loop();
+	srv->dispatch = request_dispatch;
+	srv->stream = request_stream;
 	return server_start(srv);
 }
 

@@ -59,21 +59,16 @@ static void usage_of(const struct server *srv, uid_t uid, bool mem,
 {
 	*u = (struct usage){ 0 };
 	for (const struct tracked *t = srv->tracked; t; t = t->next) {
+		struct cg_stats st;
+
 		if (t->closing || t->uid != uid)
 			continue;
-		u->bytes += t->mm.stats.registered_bytes;
-		u->pins += (uint32_t)t->mm.npins;
+		cg__mm_stats(&t->mm, &st);
+		u->bytes += st.registered_bytes;
+		u->pins += (uint32_t)st.pins;
 		u->children += !t->conn && t->parent_pid;
 		u->mem += mem ? tracked_mem(t) : 0;
 	}
-}
-
-/* A new region of len bytes: its chunk table, as cg__region_new makes it. */
-static uint64_t region_mem(uint64_t len)
-{
-	return sizeof(struct cg__region) +
-	       ((len + 2 * CG_PMD_SIZE - 1) >> CG_PMD_SHIFT) *
-		       sizeof(struct cg__chunk);
 }
 
 static uint64_t mem_default(void)
@@ -157,7 +152,7 @@ int quota_register(struct server *srv, uid_t uid, uint64_t len)
 			max, "--max-user-bytes");
 		return -EDQUOT;
 	}
-	return check_mem(srv, uid, &u, region_mem(len));
+	return check_mem(srv, uid, &u, cg__region_cost(len));
 }
 
 int quota_pin(struct server *srv, uid_t uid)
@@ -168,7 +163,7 @@ int quota_pin(struct server *srv, uid_t uid)
 	/*
 	 * Pins are bounded by count, which bounds their records; their
 	 * frames (root's alone) by the pages registered, and what a pin takes
-	 * while it is made by its window (lib/pin.c).  A pin is asked for
+	 * while it is made by its window (lib/engine/pins.c).  A pin is asked for
 	 * often: no walk of every region for it.
 	 */
 	usage_of(srv, uid, false, &u);
@@ -198,26 +193,4 @@ int quota_child(struct server *srv, uid_t uid, const struct cg__mm *parent)
 		return -EDQUOT;
 	}
 	return check_mem(srv, uid, &u, mem + cg__mm_regions_footprint(parent));
-}
-
-int quota_option(int c, const char *arg, struct user_quota *q)
-{
-	uint64_t n;
-
-	if (c < QUOTA_OPT_BYTES || c > QUOTA_OPT_MEM)
-		return -ENOENT;
-	if (parse_size(arg, &n) || !n ||
-	    ((c == QUOTA_OPT_PINS || c == QUOTA_OPT_CHILDREN) && n > UINT32_MAX)) {
-		fprintf(stderr, "cowguardd: bad number '%s'\n", arg);
-		return -EINVAL;
-	}
-	if (c == QUOTA_OPT_BYTES)
-		q->max_bytes = n;
-	else if (c == QUOTA_OPT_PINS)
-		q->max_pins = (uint32_t)n;
-	else if (c == QUOTA_OPT_CHILDREN)
-		q->max_children = (uint32_t)n;
-	else
-		q->max_mem = n;
-	return 0;
 }

@@ -3,7 +3,7 @@
  * Requests, one small function each.  What a connection may do follows
  * from who it is (SO_PEERCRED): an application acts on its own address
  * space; cowguardctl sees the clients of its own user, or all of them as
- * root; the op table at the end, made from lib/protocol.h's CG_OP_MAP,
+ * root; the op table at the end, made from lib/wire/protocol.h's CG_OP_MAP,
  * says which kind may send what, and who serves it.  Page frame numbers
  * and kernel page flags never leave the daemon: an audit returns counts
  * only.
@@ -13,9 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "clock.h"
 #include "daemon.h"
-#include "uffd.h"
+#include "kernel/clock.h"
+#include "kernel/uffd.h"
 
 /*
  * A streamed reply makes at most this many packets a turn of the loop, so
@@ -24,7 +24,7 @@
 #define STREAM_TURN 64
 /*
  * A registration larger than this is answered after its pages are learned
- * a slice at a time (lib/learn.c), for at most REGISTER_TURN_NS a turn of
+ * a slice at a time (lib/engine/learn.c), for at most REGISTER_TURN_NS a turn of
  * the loop: one huge registration (1.4 s for 128 GiB, issue 11) must not
  * hold every other client's faults.  Smaller ones are one slice anyway.
  */
@@ -110,10 +110,8 @@ static enum req_result do_hello(struct conn *c, const struct cg__req *req,
 		reply_status(c, req, ret);
 		return REQ_DROP;
 	}
-	c->tracked->conn = c;
+	conn_serve_tracked(c, c->tracked);
 	adopt_forks(c->tracked);
-	cg__proc_move(&c->tracked->mm.proc, &c->proc);
-	c->kind = CONN_APP;
 	cg__rep_init(&rep, req);
 	rep.u.features = features;
 	conn_log(LOG_INFO, c, "tracking, uffd features %#llx",
@@ -140,24 +138,23 @@ static enum req_result do_ctl_hello(struct conn *c, const struct cg__req *req,
 
 static void log_registered(struct conn *c, const struct cg__req *req, int status)
 {
-	struct cg__region *r = cg__mm_find(&c->tracked->mm, req->addr);
-	struct cg__mm_counts n;
+	const struct cg__mm *mm = &c->tracked->mm;
+	struct cg__status_region rec;
 
 	/* Counting walks the region: not for a line that is not written. */
 	if (!c->srv->opt.verbose)
 		return;
-	if (status || !r) {
+	if (status || cg__mm_status_region_at(mm, req->addr, &rec)) {
 		conn_log(LOG_DEBUG, c, "register %#llx+%#llx: %s",
 			 (unsigned long long)req->addr,
 			 (unsigned long long)req->len, cg_strerror(status));
 		return;
 	}
-	cg__mm_region_counts(r, &n);
 	conn_log(LOG_DEBUG, c, "registered %#llx+%#llx (%s): %llu pages "
 		 "present, %llu exclusive", (unsigned long long)req->addr,
-		 (unsigned long long)req->len, cg__rkind_name(r),
-		 (unsigned long long)n.present,
-		 (unsigned long long)n.exclusive);
+		 (unsigned long long)req->len, cg__mm_kind_at(mm, req->addr),
+		 (unsigned long long)rec.present,
+		 (unsigned long long)rec.exclusive);
 }
 
 /*
@@ -295,7 +292,7 @@ static enum req_result engine_reply(struct conn *c, const struct cg__req *req,
 }
 
 /*
- * PIN and UNPIN: a 2 MiB window at a time (lib/pin.c), for at most
+ * PIN and UNPIN: a 2 MiB window at a time (lib/engine/pins.c), for at most
  * PIN_TURN_NS a turn.  In one go, a pin of 1 GiB shared with a child held
  * the loop 3.6 s, and the commit of a pin, or its unpin, 22-35 ms a GiB.
  */
@@ -361,7 +358,7 @@ static enum req_result send_client(struct conn *c, const struct cg__req *req,
 
 /* A region's record, with its audit (and the audit's status) if any. */
 static enum req_result send_region(struct conn *c, const struct cg__req *req,
-				   struct tracked *t, struct cg__region *r,
+				   const struct cg__status_region *rec,
 				   const struct cg_audit_report *audit,
 				   int status)
 {
@@ -369,7 +366,7 @@ static enum req_result send_region(struct conn *c, const struct cg__req *req,
 
 	cg__rep_init(&rep, req);
 	rep.rec = CG_REC_REGION;
-	cg__mm_status_region(&t->mm, r, &rep.u.region);
+	rep.u.region = *rec;
 	if (audit)
 		rep.u.region.audit = *audit;
 	rep.status = status;
@@ -446,6 +443,7 @@ static enum step step_end(struct conn *c, int status)
 static enum step status_step(struct conn *c, struct tracked **t)
 {
 	struct stream *s = &c->stream;
+	struct cg__status_region rec;
 	enum req_result ret;
 
 	if (!*t)
@@ -454,17 +452,16 @@ static enum step status_step(struct conn *c, struct tracked **t)
 		s->at = (*t)->serial;
 		s->next = 0;
 	}
-	if (s->next > (*t)->mm.nregions) {
+	if (s->next == 0) {
+		ret = send_client(c, &s->req, *t);
+	} else if (cg__mm_status_region(&(*t)->mm, s->next - 1, &rec)) {
 		*t = status_from(c, (*t)->next, s->at - 1);
 		s->at = *t ? (*t)->serial : 0;
 		s->next = 0;
 		return STEP_MORE;
+	} else {
+		ret = send_region(c, &s->req, &rec, NULL, 0);
 	}
-	if (s->next == 0)
-		ret = send_client(c, &s->req, *t);
-	else
-		ret = send_region(c, &s->req, *t, (*t)->mm.regions[s->next - 1],
-				  NULL, 0);
 	s->next++;
 	return ret ? STEP_DROP : STEP_MORE;
 }
@@ -472,33 +469,33 @@ static enum step status_step(struct conn *c, struct tracked **t)
 static enum step audit_step(struct conn *c, struct tracked **t)
 {
 	struct stream *s = &c->stream;
-	struct cg__region *r;
+	struct cg__status_region rec;
 	enum req_result ret;
 	int status;
 
 	if (!*t)
 		return step_end(c, -ESRCH);
-	if (s->next > (*t)->mm.nregions) {
-		cg__mm_service_backlog(&(*t)->mm);
-		tracked_backlog_check(*t);
-		return step_end(c, 0);
-	}
 	if (s->next == 0) {
 		ret = send_client(c, &s->req, *t);
 		s->next++;
 		return ret ? STEP_DROP : STEP_MORE;
 	}
-	r = (*t)->mm.regions[s->next - 1];
 	if (!s->auditing) {
-		s->audit_start = r->start;
-		s->audit_end = r->start + r->len;
+		if (cg__mm_status_region(&(*t)->mm, s->next - 1, &rec)) {
+			cg__mm_service_backlog(&(*t)->mm);
+			tracked_backlog_check(*t);
+			return step_end(c, 0);
+		}
+		s->audit_start = rec.start;
+		s->audit_end = rec.start + rec.len;
 	}
 	status = audit_slice(s, *t);
 	if (status > 0)
 		return STEP_YIELD;
 	/* The region audited, wherever the list moved it meanwhile. */
-	r = cg__mm_find(&(*t)->mm, s->audit_start);
-	ret = r ? send_region(c, &s->req, *t, r, &s->audit, status) : REQ_KEEP;
+	ret = cg__mm_status_region_at(&(*t)->mm, s->audit_start, &rec)
+		      ? REQ_KEEP
+		      : send_region(c, &s->req, &rec, &s->audit, status);
 	s->next++;
 	return ret ? STEP_DROP : STEP_MORE;
 }
@@ -594,7 +591,7 @@ static enum req_result do_one_client(struct conn *c, const struct cg__req *req,
 typedef enum req_result serve_fn(struct conn *c, const struct cg__req *req,
 				 int fd);
 
-/* Each op's row of CG_OP_MAP (lib/protocol.h), its handler do_<served>. */
+/* Each op's row of CG_OP_MAP (lib/wire/protocol.h), its handler do_<served>. */
 static const struct op {
 	unsigned from;		/* enum cg__from: who may send it */
 	bool fd;		/* its packet carries an fd */

@@ -12,9 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
 #include "daemon.h"
-#include "uffd.h"
+#include "kernel/clock.h"
+#include "kernel/uffd.h"
 
 /*
  * How long to keep looking at a uffd that just had work.  A writer walking
@@ -48,8 +48,8 @@ bool tracked_tampered(const struct tracked *t)
 
 static void drop(struct tracked *t)
 {
-	if (t->conn)
-		conn_close(t->conn);
+	if (t->drop)
+		t->drop(t);
 	else
 		tracked_close(t);
 }
@@ -100,7 +100,7 @@ static void on_uffd(uv_poll_t *h, int status, int events)
 
 /*
  * Messages an ioctl read while it waited are handled a few batches a
- * call (lib/events.c), and the uffd does not poll readable for them:
+ * call (lib/engine/events.c), and the uffd does not poll readable for them:
  * they are served on the loop's next turns, one turn each per client.
  * After a drop the list may have changed: the next turn starts over.
  */
@@ -157,7 +157,7 @@ struct tracked *tracked_new(struct server *srv, int uffd, uint64_t features,
 	if (files)
 		cg__mm_set_process(&t->mm, pid, files->pagemap, files->smaps);
 	t->mm.pfn_visible = uid == 0 && srv->kpageflags_fd >= 0;
-	/* A client's hello proves nothing of whose uffd it sent (lib/mm.c). */
+	/* A client's hello proves nothing of whose uffd it sent (lib/engine/mm.c). */
 	t->mm.uffd_unproven = pid != 0;
 	t->mm.limits = srv->opt.limits;
 	t->mm.ioctl_patience_ns = IOCTL_PATIENCE_NS;

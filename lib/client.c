@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "client.h"
-#include "uffd.h"
+#include "kernel/uffd.h"
 
 /* An audit of a large region takes a while; a stopped daemon takes forever. */
 #define CALL_TIMEOUT_MS 30000

@@ -7,7 +7,7 @@
 #include <sys/types.h>
 #include <sys/un.h>
 
-#include "protocol.h"
+#include "wire/protocol.h"
 
 struct cg__client {
 	int sock;

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "handle.h"
-#include "kernel.h"
+#include "kernel/kernel.h"
 
 static const char *socket_path(const struct cg_options *opts)
 {
@@ -90,7 +90,7 @@ int cg_open(const struct cg_options *opts, size_t opts_size, struct cg **out)
 		return ret;
 	if ((unsigned)o.mode > CG_MODE_EMBEDDED)
 		return -EINVAL;
-	/* Before this handle's uffd exists: the probe forks (lib/kernel.c). */
+	/* Before this handle's uffd exists: the probe forks (lib/kernel/kernel.c). */
 	cg__kernel_probe();
 	cg = calloc(1, sizeof(*cg));
 	if (!cg)
@@ -142,16 +142,6 @@ uint64_t cg_features(const struct cg *cg)
 	if (!cg)
 		return 0;
 	return cg_mode(cg) == CG_MODE_DAEMON ? cg->cli.features : cg->emb->mm.features;
-}
-
-int cg__call(struct cg *cg, struct cg__req *req, struct cg__rep *rep)
-{
-	int ret;
-
-	pthread_mutex_lock(&cg->lock);
-	ret = cg->broken ? cg->broken : cg__call_locked(cg, req, rep);
-	pthread_mutex_unlock(&cg->lock);
-	return ret ? ret : rep->status;
 }
 
 /* One request, served by the daemon or in-process as the handle says. */

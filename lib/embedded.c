@@ -18,12 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "compat.h"
 #include "embedded.h"
-#include "mm_internal.h"
-#include "procfs.h"
-#include "uffd.h"
+#include "kernel/clock.h"
+#include "kernel/compat.h"
+#include "kernel/procfs.h"
+#include "kernel/uffd.h"
 
 /* How long the handler keeps looking for the next fault before sleeping. */
 #define SPIN_NS (50 * 1000)
@@ -184,14 +183,7 @@ void cg__embedded_close(struct cg__embedded *e)
 	if (write(e->wake_fd, &one, sizeof(one)) == sizeof(one))
 		pthread_join(e->thread, NULL);
 	/* Unprotect before the uffd goes, so no stale uffd-wp bit lingers. */
-	while (e->mm.nregions) {
-		struct cg__region *r = e->mm.regions[0];
-
-		if (cg__mm_unregister(&e->mm, r->start, r->len)) {
-			cg__mm_remove(&e->mm, r);
-			cg__region_free(r);
-		}
-	}
+	cg__mm_unregister_all(&e->mm);
 	cg__mm_destroy(&e->mm);
 	close(e->wake_fd);
 	if (e->kpageflags_fd >= 0)

@@ -6,7 +6,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 
-#include "mm.h"
+#include "engine/engine.h"
 
 struct cg__embedded {
 	struct cg__mm mm;

@@ -41,23 +41,35 @@ struct cg_pin {
 
 /*
  * cg_pin() with the consumer named (for cowguardctl pins): the io_uring,
- * splice and verbs wrappers use it.  lib/pin_api.c.  Exported from
+ * splice and verbs wrappers use it.  lib/cg_pin.c.  Exported from
  * libcowguard.so in the COWGUARD_PRIVATE node (lib/libcowguard.map) for
  * libcowguard-verbs and libcowguard-uring of the same version, and for
  * nothing else.
  */
 CG_EXPORT int cg__pin(struct cg *cg, void *addr, size_t len, unsigned flags,
 	    const char *consumer, struct cg_pin **out);
-/* One daemon round trip for the handle; 0, -errno, or the op's status. */
+/* One request of the handle (lib/call.c); 0, -errno, or the op's status. */
 int cg__call(struct cg *cg, struct cg__req *req, struct cg__rep *rep);
 
 /*
- * lib/reconnect.c, with cg->lock held.  cg__call_locked: the round trip,
- * coming back first if the connection was lost (see there); 0 with
- * rep->status, or -errno.  cg__mark_lost: the connection is gone.
+ * lib/call.c, with cg->lock held: the round trip, to the daemon or the
+ * engine in process, coming back first if the connection was lost; 0 with
+ * rep->status, or -errno.
  */
 int cg__call_locked(struct cg *cg, struct cg__req *req, struct cg__rep *rep);
+
+/*
+ * lib/reconnect.c, with cg->lock held.  cg__mark_lost: the connection is
+ * gone.  cg__reconnect: come back (a new connection and uffd, every
+ * region registered again), or go on embedded (CG_MODE_AUTO); 0 or
+ * -errno.  cg__remember: follow what the daemon accepted (registrations),
+ * so that it can be told again.  cg__forget: a region no longer to tell
+ * (0, or -ENOENT: none such).
+ */
 void cg__mark_lost(struct cg *cg);
+int cg__reconnect(struct cg *cg);
+void cg__remember(struct cg *cg, const struct cg__req *req, int status);
+int cg__forget(struct cg *cg, uint64_t start, uint64_t len);
 
 /* fork() support over every open handle: lib/fork.c. */
 void cg__handles_add(struct cg *cg);

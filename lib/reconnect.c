@@ -21,21 +21,18 @@
  * is forgotten.  Pins and statistics do not survive: they start afresh.
  */
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "engine/engine.h"
 #include "handle.h"
-#include "pin.h"
+#include "kernel/clock.h"
 
 /*
  * The old uffd's release may trail its socket's: a region still registered
  * with it is EBUSY.  Wait for that this long in all, per reconnection.
  */
 #define BUSY_RETRY_MS 1000
-/* What the embedded engine gives an ioctl that events make fail. */
-#define PATIENCE_MS 2000
 
 static bool conn_error(int err)
 {
@@ -75,8 +72,7 @@ static void range_add(struct cg *cg, uint64_t start, uint64_t len)
 	cg->nranges++;
 }
 
-/* Follow what the daemon accepted, so that it can be told again. */
-static void note(struct cg *cg, const struct cg__req *req, int status)
+void cg__remember(struct cg *cg, const struct cg__req *req, int status)
 {
 	int i;
 
@@ -91,21 +87,6 @@ void cg__mark_lost(struct cg *cg)
 {
 	cg__client_close(&cg->cli);
 	cg->lost = true;
-}
-
-/* A hang-up waiting on the socket: the daemon is gone. */
-static bool hung_up(int sock)
-{
-	struct pollfd p = { .fd = sock, .events = POLLIN };
-
-	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec t = { 0, ms * 1000000L };
-
-	nanosleep(&t, NULL);
 }
 
 /* Returns a transport error, else 0 and the daemon's answer in *status. */
@@ -124,7 +105,7 @@ static int daemon_register(struct cg *cg, uint64_t start, uint64_t len,
 		*status = rep.status;
 		if (ret || rep.status != -EBUSY || *busy_ms >= BUSY_RETRY_MS)
 			return ret;
-		sleep_ms(10);
+		cg__sleep_ms(10);
 	}
 }
 
@@ -157,7 +138,7 @@ static int embedded_register(struct cg__embedded *e, uint64_t start,
 		ret = CG__EMBEDDED_CALL(e, cg__mm_register(&e->mm, start, len, 0));
 		if (ret != -EBUSY || *busy_ms >= BUSY_RETRY_MS)
 			return ret;
-		sleep_ms(10);
+		cg__sleep_ms(10);
 	}
 }
 
@@ -183,7 +164,7 @@ static int go_embedded(struct cg *cg)
 	return 0;
 }
 
-static int reestablish(struct cg *cg)
+int cg__reconnect(struct cg *cg)
 {
 	char path[sizeof(cg->cli.path)];
 	int ret;
@@ -203,64 +184,12 @@ static int reestablish(struct cg *cg)
 	return conn_error(ret) ? -ENOTCONN : ret;
 }
 
-/* After falling back, a request raced in by a thread that saw daemon mode. */
-static int serve_embedded(struct cg *cg, const struct cg__req *req,
-			  struct cg__rep *rep)
+int cg__forget(struct cg *cg, uint64_t start, uint64_t len)
 {
-	struct cg__embedded *e = cg->emb;
+	int i = range_find(cg, start, len);
 
-	/* A dead handler thread answers with its error, the request unrun. */
-	cg__rep_init(rep, req);
-	rep->status = CG__EMBEDDED_CALL(e, cg__mm_dispatch(&e->mm, req, rep));
+	if (i < 0)
+		return -ENOENT;
+	range_del(cg, (size_t)i);
 	return 0;
-}
-
-/*
- * cowguardd gives an ioctl on our uffd a few milliseconds while our events
- * (a fork, madvise or munmap in another thread) make it fail, since it
- * serves others meanwhile; then it answers -ETIME, having changed nothing.
- * We have the time: ask again, for as long as the embedded engine waits.
- */
-static int call_patiently(struct cg *cg, struct cg__req *req,
-			  struct cg__rep *rep)
-{
-	int ret;
-
-	for (int ms = 0;; ms++) {
-		ret = cg__client_call(&cg->cli, req, rep);
-		if (ret || rep->status != -ETIME || ms >= PATIENCE_MS)
-			return ret;
-		sleep_ms(1);
-	}
-}
-
-int cg__call_locked(struct cg *cg, struct cg__req *req, struct cg__rep *rep)
-{
-	int ret, i;
-
-	if (!cg->lost && cg->mode == CG_MODE_DAEMON && hung_up(cg->cli.sock))
-		cg__mark_lost(cg);
-	if (cg->lost && req->op == CG_OP_UNREGISTER) {
-		/* Nothing tracks it now: forgetting it is all there is to do. */
-		i = range_find(cg, req->addr, req->len);
-		if (i >= 0)
-			range_del(cg, (size_t)i);
-		cg__rep_init(rep, req);
-		rep->status = i >= 0 ? 0 : -ENOENT;
-		return 0;
-	}
-	if (cg->lost) {
-		ret = reestablish(cg);
-		if (ret)
-			return ret;
-	}
-	if (cg->mode == CG_MODE_EMBEDDED)
-		return serve_embedded(cg, req, rep);
-	ret = call_patiently(cg, req, rep);
-	/* After a timeout a late reply would answer the next request. */
-	if (ret == -ENOTCONN || ret == -ETIMEDOUT)
-		cg__mark_lost(cg);
-	else if (!ret)
-		note(cg, req, rep->status);
-	return ret;
 }

@@ -4,7 +4,7 @@
  * unshares every page that may still be COW-shared, so the references the
  * pipe takes are to the pages this process goes on writing; and, since
  * those references are not FOLL_PINs, it keeps the range out of any child
- * with MADV_DONTFORK (lib/pin_api.c) for as long as the pipe may hold them.
+ * with MADV_DONTFORK (lib/cg_pin.c) for as long as the pipe may hold them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,8 +12,8 @@
 #include <sys/stat.h>
 
 #include "cowguard/splice.h"
-#include "engine.h"
 #include "handle.h"
+#include "kernel/pages.h"
 
 #define SPLICE_FLAGS (SPLICE_F_MOVE | SPLICE_F_NONBLOCK | SPLICE_F_MORE | \
 		      SPLICE_F_GIFT)

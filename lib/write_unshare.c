@@ -7,7 +7,7 @@
  * writable, so that no later write fault can replace it.
  *
  * The engine lifted the write protection of the pages it wants written
- * (lib/pin.c): a page that pagemap still shows write-protected was not
+ * (lib/engine/pins.c): a page that pagemap still shows write-protected was not
  * asked for, and writing it would cost a round trip to the handler.  On
  * kernels without the uffd-wp bit in pagemap (5.10 shows 0) every page of
  * the span is written, which the engine's span allows.
@@ -23,8 +23,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "compat.h"
-#include "procfs.h"
+#include "kernel/compat.h"
+#include "kernel/procfs.h"
 #include "write_unshare.h"
 
 #define BATCH 512

@@ -9,7 +9,8 @@
 # INCLUDEDIR the headers (default: include).  For each library three lists
 # of names must be equal:
 #   - declared: every CG_EXPORT function of its headers;
-#   - listed:   every name in its lib/*.map but COWGUARD_PRIVATE;
+#   - listed:   every name in its symbol map (lib/, lib/uring/, lib/verbs/)
+#               but COWGUARD_PRIVATE;
 #   - exported: `nm -D --defined-only` of the .so, but COWGUARD_PRIVATE.
 # A name exported but not declared is an accident that becomes ABI; one
 # declared but not exported fails to link in every program that calls it.
@@ -78,9 +79,9 @@ check() {
 
 check libcowguard.so libcowguard.map COWGUARD_ \
 	"$incdir/cowguard.h" "$incdir/cowguard/splice.h"
-check libcowguard-uring.so libcowguard-uring.map COWGUARD_URING_ \
+check libcowguard-uring.so uring/libcowguard-uring.map COWGUARD_URING_ \
 	"$incdir/cowguard/uring.h"
-check libcowguard-verbs.so libcowguard-verbs.map COWGUARD_VERBS_ \
+check libcowguard-verbs.so verbs/libcowguard-verbs.map COWGUARD_VERBS_ \
 	"$incdir/cowguard/verbs.h"
 [ "$status" -eq 0 ] || echo "check-exports: FAILED"
 exit "$status"

@@ -22,9 +22,9 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "protocol.h"
-#include "uffd.h"
+#include "kernel/uffd.h"
 #include "wire.h"
+#include "wire/protocol.h"
 
 #define LEN (64 * 4096)
 

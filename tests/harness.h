@@ -17,32 +17,78 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <sys/types.h>
 
 #include "cowguard.h"
 
 #define H_DAEMON 0
 #define H_EMBEDDED 1
-/* Add fn once per mode: _i is H_DAEMON or H_EMBEDDED. */
-#define h_add_modes(tc, fn) tcase_add_loop_test(tc, fn, 0, 2)
+
+#ifndef MAP_HUGE_2MB
+#define MAP_HUGE_2MB (21 << MAP_HUGE_SHIFT)
+#endif
+#ifndef MAP_HUGE_1GB
+#define MAP_HUGE_1GB (30 << MAP_HUGE_SHIFT)
+#endif
 
 #define KIB 1024ULL
 #define MIB (1024 * KIB)
 #define GIB (1024 * MIB)
 
 enum h_kind { H_4K, H_THP, H_HUGETLB_2M, H_HUGETLB_1G };
-/* Add fn once per page kind: _i is an enum h_kind. */
-#define h_add_kinds(tc, fn) tcase_add_loop_test(tc, fn, 0, 4)
 
-/* Add fn once per mode and kind: _i encodes both, see H_MODE and H_KIND. */
-#define h_add_modes_kinds(tc, fn) tcase_add_loop_test(tc, fn, 0, 8)
+/*
+ * The matrix (tests/harness-cases.c).  A behaviour is added once, with
+ * the modes and page kinds it applies to (masks; 0: not crossed with
+ * them), and each cell becomes a test named "name (mode, kind)": Check
+ * names it in a failure, h_skip() in a skip.
+ */
+#define H_MODES (1u << H_DAEMON | 1u << H_EMBEDDED)
+#define H_KIND_BIT(k) (1u << (k))
+#define H_KINDS_ALL 0xfu
+/* What anonymous memory a fork shares: no 1 GiB pages (too few to copy). */
+#define H_KINDS_SHARED (H_KINDS_ALL & ~H_KIND_BIT(H_HUGETLB_1G))
+/* What uffd-wp tracks on every kernel: before 5.19 hugetlb has no uffd-wp. */
+#define H_KINDS_SMALL (H_KIND_BIT(H_4K) | H_KIND_BIT(H_THP))
+
+/*
+ * A START_TEST function crossed with modes and kinds.  Its _i is the
+ * cell's: the mode (modes only), the kind (kinds only), or both, read with
+ * H_MODE(_i) and H_KIND(_i).
+ */
+void h_add_test(TCase *tc, const TTest *fn, unsigned modes, unsigned kinds);
+#define h_add(tc, fn) h_add_test(tc, fn, 0, 0)
+#define h_add_modes(tc, fn) h_add_test(tc, fn, H_MODES, 0)
+#define h_add_kinds(tc, fn) h_add_test(tc, fn, 0, H_KINDS_ALL)
+#define h_add_modes_kinds(tc, fn) h_add_test(tc, fn, H_MODES, H_KINDS_ALL)
+/* A START_TEST function run n times, _i from 0: "name [i]". */
+void h_add_loop(TCase *tc, const TTest *fn, int n);
 #define H_MODE(i) ((i) / 4)
 #define H_KIND(i) ((enum h_kind)((i) % 4))
+
+/*
+ * A row of a suite's case table: one behaviour, run as run(mode, kind) in
+ * each cell of its modes and kinds (mode H_DAEMON, kind H_4K where a mask
+ * is 0).  H_CASE(fn, modes, kinds) names it after fn.
+ */
+struct h_case {
+	const char *name;
+	void (*run)(int mode, enum h_kind kind);
+	unsigned modes, kinds;
+	const char *file;
+	int line;
+};
+#define H_CASE(fn, modes, kinds) { #fn, fn, modes, kinds, __FILE__, __LINE__ }
+void h_add_cases(TCase *tc, const struct h_case *rows, size_t n);
+#define H_ADD_CASES(tc, rows) h_add_cases(tc, rows, sizeof(rows) / sizeof(rows[0]))
+/* The name of the cell running, or NULL outside one. */
+const char *h_case_name(void);
 
 const char *h_mode_name(int mode);
 const char *h_kind_name(enum h_kind kind);
 
-/* Print "SKIP: <test>: why" once; the caller returns. */
+/* Print "SKIP: <case (mode, kind)>: why" once; the caller returns. */
 void h_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Open a handle in the given mode; fails the test if that is impossible. */

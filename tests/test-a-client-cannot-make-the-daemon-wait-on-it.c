@@ -13,8 +13,8 @@
  *
  * The first is attacked end to end (the client is dropped with one log
  * line, another client's query is answered meanwhile), and its race
- * through the daemon's read (lib/uffd.c), which must return at once.  The second through the engine's
- * touch (lib/touch.c), as the daemon sets it up: the read is given up and
+ * through the daemon's read (lib/kernel/uffd.c), which must return at once.  The second through the engine's
+ * touch (lib/engine/touch.c), as the daemon sets it up: the read is given up and
  * the client named tampering, instead of a hang.
  *
  * Bugs these catch: issue 11 row 2 (the daemon in D state for good) and
@@ -33,13 +33,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "engine/engine.h"
+#include "engine/touch.h"
 #include "harness.h"
-#include "mm.h"
-#include "procfs.h"
-#include "protocol.h"
-#include "touch.h"
-#include "uffd.h"
+#include "kernel/procfs.h"
+#include "kernel/uffd.h"
 #include "wire.h"
+#include "wire/protocol.h"
 
 #define LEN (16 * 4096)
 #define ANSWER_MAX_MS 1000.0	/* a bound, not a benchmark */
@@ -264,10 +264,10 @@ int main(void)
 	TCase *tc = tcase_create("traps");
 
 	h_timeout(tc, 20);
-	tcase_add_test(tc, a_client_that_makes_its_uffd_blocking_is_dropped);
-	tcase_add_test(tc, a_read_of_a_uffd_made_blocking_does_not_wait);
-	tcase_add_test(tc, a_client_that_registers_missing_faults_through_its_uffd_is_dropped);
-	tcase_add_test(tc, a_read_that_waits_on_the_client_s_own_registration_is_given_up);
+	h_add(tc, a_client_that_makes_its_uffd_blocking_is_dropped);
+	h_add(tc, a_read_of_a_uffd_made_blocking_does_not_wait);
+	h_add(tc, a_client_that_registers_missing_faults_through_its_uffd_is_dropped);
+	h_add(tc, a_read_that_waits_on_the_client_s_own_registration_is_given_up);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

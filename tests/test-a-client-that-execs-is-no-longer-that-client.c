@@ -6,7 +6,7 @@
  * stands for).  Through the old connection the child asks to register
  * ranges of the new image: a file mapping, and a hole.  The daemon must
  * answer -ESRCH for both: what it reads of a client stays on the address
- * space it was opened on (lib/procfs.c), so that errnos cannot map the new
+ * space it was opened on (lib/kernel/procfs.c), so that errnos cannot map the new
  * program's layout (EINVAL for a file mapping, ENOMEM for a hole, about
  * 200 us a probe: enough to defeat ASLR) and no unshare reads into it.
  *
@@ -23,7 +23,7 @@
 
 #include "client.h"
 #include "harness.h"
-#include "protocol.h"
+#include "wire/protocol.h"
 
 #define LEN (4 * 4096)
 #define HOLE 0x100000000000ULL	/* nothing maps there in a small program */
@@ -129,7 +129,7 @@ int main(void)
 	TCase *tc = tcase_create("exec");
 
 	h_timeout(tc, 30);
-	tcase_add_test(tc, a_client_that_execs_is_no_longer_that_client);
+	h_add(tc, a_client_that_execs_is_no_longer_that_client);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

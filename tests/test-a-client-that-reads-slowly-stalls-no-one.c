@@ -21,9 +21,9 @@
 
 #include "client.h"
 #include "harness.h"
-#include "protocol.h"
 #include "victim.h"
 #include "wire.h"
+#include "wire/protocol.h"
 
 #define PAGES 400		/* one write fault and one query each */
 #define VICTIM_MAX_MS 8000	/* it stops there, done or not */
@@ -284,9 +284,9 @@ int main(void)
 	TCase *tc = tcase_create("slow reader");
 
 	h_timeout(tc, 60);
-	tcase_add_test(tc, a_client_that_reads_its_replies_slowly_stalls_no_other_client);
-	tcase_add_test(tc, a_long_reply_reaches_a_reader_that_takes_its_time_whole);
-	tcase_add_test(tc, a_client_that_never_reads_is_dropped_at_its_queue_bound);
+	h_add(tc, a_client_that_reads_its_replies_slowly_stalls_no_other_client);
+	h_add(tc, a_long_reply_reaches_a_reader_that_takes_its_time_whole);
+	h_add(tc, a_client_that_never_reads_is_dropped_at_its_queue_bound);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

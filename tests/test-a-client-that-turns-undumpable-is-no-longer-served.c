@@ -12,7 +12,7 @@
  *
  * The kernel shows dumpability as the owner of /proc/PID/stat (root once
  * undumpable, the euid:egid otherwise), which is what the daemon compares
- * (lib/process.c).  Root's files are root's either way, so as root the
+ * (lib/kernel/process.c).  Root's files are root's either way, so as root the
  * client first takes another egid (and makes itself dumpable again, which
  * the change of ids undid): its files are then 0:65534, and 0:0 once
  * undumpable.
@@ -131,7 +131,7 @@ int main(void)
 	TCase *tc = tcase_create("undumpable");
 
 	h_timeout(tc, 20);
-	tcase_add_test(tc, a_client_that_turns_undumpable_is_no_longer_served);
+	h_add(tc, a_client_that_turns_undumpable_is_no_longer_served);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

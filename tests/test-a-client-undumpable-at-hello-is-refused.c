@@ -59,7 +59,7 @@ int main(void)
 	TCase *tc = tcase_create("undumpable");
 
 	h_timeout(tc, 20);
-	tcase_add_test(tc, a_client_undumpable_at_hello_is_refused);
+	h_add(tc, a_client_undumpable_at_hello_is_refused);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

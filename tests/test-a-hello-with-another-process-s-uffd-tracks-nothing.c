@@ -5,7 +5,7 @@
  * the daemon would register, protect and count the other process's
  * memory in the caller's name.  So the first registration through a new
  * client's uffd must show up in the caller's own VMAs (smaps "uw");
- * otherwise it is undone and refused with -EPERM (lib/mm.c).
+ * otherwise it is undone and refused with -EPERM (lib/engine/mm.c).
  *
  * Here the caller maps a region, forks a child that keeps the same layout,
  * takes the child's fresh uffd over a socketpair, says hello with it and
@@ -23,9 +23,9 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "protocol.h"
-#include "uffd.h"
+#include "kernel/uffd.h"
 #include "wire.h"
+#include "wire/protocol.h"
 
 #define LEN (16 * 4096)
 
@@ -95,7 +95,7 @@ int main(void)
 	TCase *tc = tcase_create("foreign uffd");
 
 	h_timeout(tc, 20);
-	tcase_add_test(tc, a_hello_with_another_process_s_uffd_tracks_nothing);
+	h_add(tc, a_hello_with_another_process_s_uffd_tracks_nothing);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

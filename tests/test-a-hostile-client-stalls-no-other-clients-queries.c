@@ -13,7 +13,7 @@
  *
  * The hostile registration is checked too: pages populated before it, all
  * shared with a live child, must come out of the sliced registration
- * exclusive and auditing clean (lib/learn.c learns them a slice at a time).
+ * exclusive and auditing clean (lib/engine/learn.c learns them a slice at a time).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -175,7 +175,7 @@ int main(void)
 	TCase *tc = tcase_create("hostile client");
 
 	h_timeout(tc, 120);
-	tcase_add_test(tc, a_hostile_client_at_its_bounds_stalls_no_other_clients_queries);
+	h_add(tc, a_hostile_client_at_its_bounds_stalls_no_other_clients_queries);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

@@ -26,7 +26,7 @@
 
 #include "client.h"
 #include "harness.h"
-#include "protocol.h"
+#include "wire/protocol.h"
 
 #define FORKS 100
 #define THREADS 4
@@ -463,10 +463,10 @@ int main(void)
 	TCase *tc = tcase_create("forks");
 
 	h_timeout(tc, 60);
-	tcase_add_test(tc, a_hundred_forks_from_four_threads_are_each_adopted_by_their_own_child);
-	tcase_add_test(tc, a_child_is_told_apart_from_an_older_one_that_never_said_hello);
-	tcase_add_test(tc, a_child_is_identified_when_no_registered_page_is_present);
-	tcase_add_test(tc, unnamed_children_are_bounded_and_released_when_they_exit);
+	h_add(tc, a_hundred_forks_from_four_threads_are_each_adopted_by_their_own_child);
+	h_add(tc, a_child_is_told_apart_from_an_older_one_that_never_said_hello);
+	h_add(tc, a_child_is_identified_when_no_registered_page_is_present);
+	h_add(tc, unnamed_children_are_bounded_and_released_when_they_exit);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * A pin is made a 2 MiB window at a time, so that the daemon serves its
- * other clients between windows (lib/pin.c).  What a window showed holds
+ * other clients between windows (lib/engine/pins.c).  What a window showed holds
  * only until an event there comes between two windows: then the walk
  * starts over.  Driven here on the engine itself, against this process,
  * one window a step, with the event raised between the first two.
@@ -20,12 +20,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "engine/engine.h"
+#include "engine/pins.h"
 #include "harness.h"
-#include "kernel.h"
-#include "mm.h"
-#include "pin.h"
-#include "procfs.h"
-#include "uffd.h"
+#include "kernel/kernel.h"
+#include "kernel/procfs.h"
+#include "kernel/uffd.h"
 
 #define LEN (8UL << 20)			/* four windows */
 #define EVENT_WAIT_MS 5000
@@ -169,14 +169,14 @@ int main(void)
 				"event");
 	TCase *tc = tcase_create("windows");
 
-	/* Once, before any uffd registers memory (lib/kernel.h). */
+	/* Once, before any uffd registers memory (lib/kernel/kernel.h). */
 	if (cg__kernel_probe()) {
 		fprintf(stderr, "FAIL: the kernel probe could not decide\n");
 		return 1;
 	}
 	h_timeout(tc, 60);
-	tcase_add_test(tc, a_page_removed_in_a_window_already_walked_is_seen);
-	tcase_add_test(tc, pages_a_fork_shares_in_a_window_already_walked_are_unshared);
+	h_add(tc, a_page_removed_in_a_window_already_walked_is_seen);
+	h_add(tc, pages_a_fork_shares_in_a_window_already_walked_are_unshared);
 	suite_add_tcase(s, tc);
 	return h_main(s, 0);
 }

@@ -25,9 +25,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "compat.h"
 #include "harness.h"
-#include "protocol.h"
+#include "kernel/compat.h"
+#include "wire/protocol.h"
 
 #define NOBODY 65534
 #ifndef UFFD_USER_MODE_ONLY
@@ -95,7 +95,7 @@ int main(void)
 	TCase *tc = tcase_create("gate");
 
 	h_timeout(tc, 20);
-	tcase_add_test(tc, a_user_outside_the_group_cannot_hand_over_a_uffd);
+	h_add(tc, a_user_outside_the_group_cannot_hand_over_a_uffd);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

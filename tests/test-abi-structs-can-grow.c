@@ -218,7 +218,7 @@ int main(void)
 	h_add_modes(sizes, results_fill_exactly_the_size_the_caller_gives);
 	h_add_modes(sizes, options_of_another_size_are_read_or_refused);
 	suite_add_tcase(s, sizes);
-	tcase_add_test(version, cg_version_is_the_headers_version);
+	h_add(version, cg_version_is_the_headers_version);
 	suite_add_tcase(s, version);
 	return h_main(s, H_NEED_DAEMON);
 }

@@ -23,14 +23,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "procfs.h"
-
-#ifndef MAP_HUGE_2MB
-#define MAP_HUGE_2MB (21 << MAP_HUGE_SHIFT)
-#endif
-#ifndef MAP_HUGE_1GB
-#define MAP_HUGE_1GB (30 << MAP_HUGE_SHIFT)
-#endif
+#include "kernel/procfs.h"
 
 #define PG 4096UL
 /* A page-aligned length that makes any user address wrap. */
@@ -611,7 +604,7 @@ int main(void)
 	h_add_modes(other, audit_refuses_bad_ranges_and_ranges_not_fully_registered);
 	suite_add_tcase(s, other);
 
-	tcase_add_test(text, strerror_gives_distinct_text_for_every_errno_cowguard_returns);
+	h_add(text, strerror_gives_distinct_text_for_every_errno_cowguard_returns);
 	suite_add_tcase(s, text);
 	return h_main(s, H_NEED_DAEMON | H_NEED_HUGETLB);
 }

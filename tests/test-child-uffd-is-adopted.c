@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "protocol.h"
+#include "wire/protocol.h"
 
 #define LEN (4 * 4096)
 #define REPORT_TIMEOUT_MS 5000
@@ -285,9 +285,9 @@ int main(void)
 
 	h_timeout(tc, 15);
 	h_add_modes(tc, a_child_write_is_serviced_and_makes_the_page_exclusive_in_the_child_only);
-	tcase_add_test(tc, the_daemon_lists_a_child_under_its_pid_and_parent_until_it_exits);
-	tcase_add_test(tc, a_child_that_execs_releases_its_state_in_the_daemon);
-	tcase_add_test(tc, a_child_that_never_says_hello_still_has_its_writes_serviced);
+	h_add(tc, the_daemon_lists_a_child_under_its_pid_and_parent_until_it_exits);
+	h_add(tc, a_child_that_execs_releases_its_state_in_the_daemon);
+	h_add(tc, a_child_that_never_says_hello_still_has_its_writes_serviced);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

@@ -47,7 +47,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "protocol.h"
+#include "wire/protocol.h"
 
 #define LEN (16 * 4096)
 #define LINE_TIMEOUT_MS 10000
@@ -404,8 +404,7 @@ int main(int argc, char **argv)
 	s = suite_create("clients in a pid and user namespace are served");
 	tc = tcase_create("namespaces");
 	h_timeout(tc, 60);
-	tcase_add_loop_test(tc, clients_in_a_pid_and_user_namespace_are_served,
-			    0, NS_CASES);
+	h_add_loop(tc, clients_in_a_pid_and_user_namespace_are_served, NS_CASES);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

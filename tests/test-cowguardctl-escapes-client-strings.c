@@ -193,9 +193,9 @@ int main(void)
 	TCase *tc = tcase_create("cowguardctl");
 
 	h_timeout(tc, 15);
-	tcase_add_test(tc, text_pins_escapes_control_bytes_and_invalid_utf8_of_a_consumer);
-	tcase_add_test(tc, json_pins_is_valid_utf8_with_control_characters_escaped);
-	tcase_add_test(tc, a_socket_path_in_a_message_is_escaped);
+	h_add(tc, text_pins_escapes_control_bytes_and_invalid_utf8_of_a_consumer);
+	h_add(tc, json_pins_is_valid_utf8_with_control_characters_escaped);
+	h_add(tc, a_socket_path_in_a_message_is_escaped);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

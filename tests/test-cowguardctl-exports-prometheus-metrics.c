@@ -422,9 +422,9 @@ int main(void)
 	TCase *tc = tcase_create("cowguardctl");
 
 	h_timeout(tc, 15);
-	tcase_add_test(tc, the_parser_refuses_what_the_format_forbids);
-	tcase_add_test(tc, metrics_parse_strictly_and_show_what_this_client_did);
-	tcase_add_test(tc, a_daemon_that_does_not_answer_is_cowguard_up_0_with_its_socket_escaped);
+	h_add(tc, the_parser_refuses_what_the_format_forbids);
+	h_add(tc, metrics_parse_strictly_and_show_what_this_client_did);
+	h_add(tc, a_daemon_that_does_not_answer_is_cowguard_up_0_with_its_socket_escaped);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

@@ -230,9 +230,9 @@ int main(void)
 	TCase *tc = tcase_create("cowguardctl");
 
 	h_timeout(tc, 40);
-	tcase_add_test(tc, every_command_gives_up_on_a_stopped_daemon_within_its_timeout);
-	tcase_add_test(tc, without_a_timeout_option_it_gives_up_after_five_seconds);
-	tcase_add_test(tc, a_timeout_that_is_not_seconds_is_refused);
+	h_add(tc, every_command_gives_up_on_a_stopped_daemon_within_its_timeout);
+	h_add(tc, without_a_timeout_option_it_gives_up_after_five_seconds);
+	h_add(tc, a_timeout_that_is_not_seconds_is_refused);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

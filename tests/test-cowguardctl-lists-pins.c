@@ -221,10 +221,10 @@ int main(void)
 	TCase *tc = tcase_create("cowguardctl");
 
 	h_timeout(tc, 15);
-	tcase_add_test(tc, text_pins_lists_each_pin_with_mode_fork_and_consumer);
-	tcase_add_test(tc, json_pins_is_valid_json_with_every_field);
-	tcase_add_test(tc, pins_of_a_process_that_is_not_a_client_fails_and_says_so);
-	tcase_add_test(tc, status_shows_the_pin_counters);
+	h_add(tc, text_pins_lists_each_pin_with_mode_fork_and_consumer);
+	h_add(tc, json_pins_is_valid_json_with_every_field);
+	h_add(tc, pins_of_a_process_that_is_not_a_client_fails_and_says_so);
+	h_add(tc, status_shows_the_pin_counters);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

@@ -101,11 +101,11 @@ int main(void)
 	TCase *tc = tcase_create("cowguardctl");
 
 	h_timeout(tc, 15);
-	tcase_add_test(tc, an_unknown_command_is_named_with_a_hint_and_exits_two);
-	tcase_add_test(tc, an_unknown_command_reaches_the_terminal_escaped);
-	tcase_add_test(tc, a_missing_or_extra_argument_is_said_as_such);
-	tcase_add_test(tc, an_unknown_option_gets_the_hint_not_the_whole_usage);
-	tcase_add_test(tc, help_prints_the_whole_usage_on_stdout);
+	h_add(tc, an_unknown_command_is_named_with_a_hint_and_exits_two);
+	h_add(tc, an_unknown_command_reaches_the_terminal_escaped);
+	h_add(tc, a_missing_or_extra_argument_is_said_as_such);
+	h_add(tc, an_unknown_option_gets_the_hint_not_the_whole_usage);
+	h_add(tc, help_prints_the_whole_usage_on_stdout);
 	suite_add_tcase(s, tc);
 	return h_main(s, 0);
 }

@@ -133,10 +133,10 @@ int main(void)
 	TCase *tc = tcase_create("cowguardctl");
 
 	h_timeout(tc, 15);
-	tcase_add_test(tc, json_status_is_valid_json_listing_this_process_and_its_region);
-	tcase_add_test(tc, text_status_shows_this_process_and_its_region);
-	tcase_add_test(tc, audit_of_a_clean_client_exits_zero);
-	tcase_add_test(tc, audit_of_a_process_that_is_not_a_client_fails_and_says_so);
+	h_add(tc, json_status_is_valid_json_listing_this_process_and_its_region);
+	h_add(tc, text_status_shows_this_process_and_its_region);
+	h_add(tc, audit_of_a_clean_client_exits_zero);
+	h_add(tc, audit_of_a_process_that_is_not_a_client_fails_and_says_so);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

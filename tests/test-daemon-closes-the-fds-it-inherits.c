@@ -71,7 +71,7 @@ int main(void)
 	TCase *tc = tcase_create("fds");
 
 	h_timeout(tc, 30);
-	tcase_add_test(tc, an_fd_left_open_by_whoever_started_the_daemon_is_closed);
+	h_add(tc, an_fd_left_open_by_whoever_started_the_daemon_is_closed);
 	suite_add_tcase(s, tc);
 	return h_main(s, 0);
 }

@@ -110,7 +110,7 @@ int main(void)
 	TCase *tc = tcase_create("daemon death");
 
 	h_timeout(tc, 30);
-	tcase_add_test(tc, a_writer_blocked_on_a_stopped_daemon_goes_on_when_it_is_killed);
+	h_add(tc, a_writer_blocked_on_a_stopped_daemon_goes_on_when_it_is_killed);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

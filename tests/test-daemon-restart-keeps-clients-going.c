@@ -31,7 +31,7 @@
 
 #include "client.h"
 #include "harness.h"
-#include "protocol.h"
+#include "wire/protocol.h"
 
 #define PAGES 64
 #define LEN ((size_t)PAGES * 4096)
@@ -567,11 +567,10 @@ int main(void)
 	TCase *tc = tcase_create("restart");
 
 	h_timeout(tc, 30);
-	tcase_add_loop_test(tc, a_restarted_daemon_tracks_the_client_again_at_its_next_call,
-			    0, 2);
-	tcase_add_test(tc, with_no_daemon_back_an_auto_client_goes_on_embedded);
-	tcase_add_test(tc, a_fork_while_the_daemon_is_down_leaves_both_to_come_back);
-	tcase_add_test(tc, an_unprivileged_client_is_tracked_again_after_a_restart);
+	h_add_loop(tc, a_restarted_daemon_tracks_the_client_again_at_its_next_call, 2);
+	h_add(tc, with_no_daemon_back_an_auto_client_goes_on_embedded);
+	h_add(tc, a_fork_while_the_daemon_is_down_leaves_both_to_come_back);
+	h_add(tc, an_unprivileged_client_is_tracked_again_after_a_restart);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

@@ -807,18 +807,13 @@ int main(void)
 	TCase *tc = tcase_create("user");
 
 	h_timeout(tc, 60);
-	tcase_add_loop_test(tc, the_daemon_is_its_user_with_only_the_documented_capabilities,
-			    0, N_HOW);
-	tcase_add_loop_test(tc, a_client_of_another_user_is_registered_adopted_pinned_and_audits_clean,
-			    0, N_HOW);
-	tcase_add_loop_test(tc, a_root_client_is_audited_by_the_kernel_s_page_flags,
-			    0, N_HOW);
-	tcase_add_loop_test(tc, another_user_can_neither_signal_nor_trace_it_nor_can_its_own_user_without_capabilities,
-			    0, N_HOW);
+	h_add_loop(tc, the_daemon_is_its_user_with_only_the_documented_capabilities, N_HOW);
+	h_add_loop(tc, a_client_of_another_user_is_registered_adopted_pinned_and_audits_clean, N_HOW);
+	h_add_loop(tc, a_root_client_is_audited_by_the_kernel_s_page_flags, N_HOW);
+	h_add_loop(tc, another_user_can_neither_signal_nor_trace_it_nor_can_its_own_user_without_capabilities, N_HOW);
 	/* A server as nobody, then as cowguard. */
-	tcase_add_loop_test(tc, the_user_cowguard_is_trusted_without_being_named_and_nobody_else,
-			    0, 2);
-	tcase_add_loop_test(tc, a_user_it_cannot_become_stops_the_start, 0, N_REFUSALS);
+	h_add_loop(tc, the_user_cowguard_is_trusted_without_being_named_and_nobody_else, 2);
+	h_add_loop(tc, a_user_it_cannot_become_stops_the_start, N_REFUSALS);
 	suite_add_tcase(s, tc);
 	return h_main(s, 0);
 }

@@ -175,9 +175,8 @@ int main(void)
 	TCase *tc = tcase_create("notify");
 
 	h_timeout(tc, 30);
-	tcase_add_loop_test(tc, the_daemon_says_ready_once_it_listens_and_stopping_on_sigterm,
-			    0, 2);
-	tcase_add_test(tc, the_daemon_status_follows_its_connections);
+	h_add_loop(tc, the_daemon_says_ready_once_it_listens_and_stopping_on_sigterm, 2);
+	h_add(tc, the_daemon_status_follows_its_connections);
 	suite_add_tcase(s, tc);
 	return h_main(s, 0);
 }

@@ -22,9 +22,6 @@
 #include "harness.h"
 
 /* Modes × 4 KiB, THP, hugetlb 2 MiB. */
-#define NKINDS 3
-#define MODE(i) ((i) / NKINDS)
-#define KIND(i) ((enum h_kind)((i) % NKINDS))
 
 /* Audit clean, and every page the engine calls present is present. */
 static struct cg_audit_report audit(struct cg *cg, void *addr, size_t len)
@@ -77,7 +74,7 @@ static void assert_back(struct cg *cg, char *page)
  */
 START_TEST(dontneed_makes_the_pages_not_present_and_a_write_brings_one_back)
 {
-	enum h_kind kind = KIND(_i);
+	enum h_kind kind = H_KIND(_i);
 	size_t unit = kind == H_4K ? 16 * 4096 : 2 * MIB, len = 4 * unit;
 	char *p = h_map(kind, len, 'A');
 	struct cg_page_info *was, info;
@@ -92,7 +89,7 @@ START_TEST(dontneed_makes_the_pages_not_present_and_a_write_brings_one_back)
 		munmap(p, len);
 		return;
 	}
-	cg = h_open(MODE(_i));
+	cg = h_open(H_MODE(_i));
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
 	p[5] = 'B';
 	was = h_states(cg, p, len);
@@ -212,8 +209,7 @@ int main(void)
 	TCase *tc = tcase_create("dontneed");
 
 	h_timeout(tc, 30);
-	tcase_add_loop_test(tc, dontneed_makes_the_pages_not_present_and_a_write_brings_one_back,
-			    0, 2 * NKINDS);
+	h_add_test(tc, dontneed_makes_the_pages_not_present_and_a_write_brings_one_back, H_MODES, H_KINDS_SHARED);
 	h_add_modes(tc, dontneed_of_part_of_a_pmd_mapped_thp_splits_it);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON | H_NEED_HUGETLB);

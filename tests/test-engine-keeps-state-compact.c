@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * The page-state engine (lib/engine.h), alone: no kernel, no handle.  It
+ * The page-state engine (lib/engine/pagestate.h), alone: no kernel, no handle.  It
  * keeps a nibble per 4 KiB page only where pages differ, so that a uniform
  * region costs 16 bytes per 2 MiB and a fully diverged one 4 bits per page,
  * and it keeps the kernel's units: a hugetlb page is never cut, a
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "engine/pagestate.h"
 #include "harness.h"
 
 #define PG CG_PAGE_SIZE
@@ -519,18 +519,18 @@ int main(void)
 	TCase *tc = tcase_create("engine");
 
 	h_timeout(tc, 20);
-	tcase_add_test(tc, a_new_region_is_one_uniform_empty_chunk_per_2_mib);
-	tcase_add_test(tc, update_clears_then_sets_bits_on_exactly_the_pages_given);
-	tcase_add_test(tc, a_uniform_1_gib_region_costs_16_bytes_per_2_mib);
-	tcase_add_test(tc, a_fully_diverged_chunk_costs_4_bits_per_page_and_collapses_back);
-	tcase_add_test(tc, a_fully_diverged_1_gib_region_costs_4_bits_per_page_plus_chunks);
-	tcase_add_test(tc, a_region_starting_mid_chunk_collapses_back_when_its_pages_agree);
-	tcase_add_test(tc, walk_reports_maximal_runs_and_collect_merges_what_matches);
-	tcase_add_test(tc, hugetlb_units_are_indivisible);
-	tcase_add_test(tc, a_partial_update_of_a_pmd_mapped_thp_chunk_splits_it_once);
-	tcase_add_test(tc, state_survives_extract_to_another_address_aligned_or_not);
-	tcase_add_test(tc, a_thp_extracted_to_an_aligned_address_stays_pmd_mapped_and_unaligned_splits);
-	tcase_add_test(tc, a_clone_is_deep_and_keeps_huge_chunks_and_splits);
+	h_add(tc, a_new_region_is_one_uniform_empty_chunk_per_2_mib);
+	h_add(tc, update_clears_then_sets_bits_on_exactly_the_pages_given);
+	h_add(tc, a_uniform_1_gib_region_costs_16_bytes_per_2_mib);
+	h_add(tc, a_fully_diverged_chunk_costs_4_bits_per_page_and_collapses_back);
+	h_add(tc, a_fully_diverged_1_gib_region_costs_4_bits_per_page_plus_chunks);
+	h_add(tc, a_region_starting_mid_chunk_collapses_back_when_its_pages_agree);
+	h_add(tc, walk_reports_maximal_runs_and_collect_merges_what_matches);
+	h_add(tc, hugetlb_units_are_indivisible);
+	h_add(tc, a_partial_update_of_a_pmd_mapped_thp_chunk_splits_it_once);
+	h_add(tc, state_survives_extract_to_another_address_aligned_or_not);
+	h_add(tc, a_thp_extracted_to_an_aligned_address_stays_pmd_mapped_and_unaligned_splits);
+	h_add(tc, a_clone_is_deep_and_keeps_huge_chunks_and_splits);
 	suite_add_tcase(s, tc);
 	return h_main(s, 0);
 }

@@ -71,10 +71,8 @@ int main(void)
 	TCase *tc = tcase_create("examples");
 
 	h_timeout(tc, 30);
-	tcase_add_loop_test(tc, an_example_asked_for_help_prints_its_usage_and_does_nothing_else,
-			    0, 2 * NEXAMPLES);
-	tcase_add_loop_test(tc, an_example_refuses_an_option_it_does_not_know,
-			    0, NEXAMPLES);
+	h_add_loop(tc, an_example_asked_for_help_prints_its_usage_and_does_nothing_else, 2 * NEXAMPLES);
+	h_add_loop(tc, an_example_refuses_an_option_it_does_not_know, NEXAMPLES);
 	suite_add_tcase(s, tc);
 	return h_main(s, 0);
 }

@@ -264,11 +264,9 @@ int main(void)
 
 	h_timeout(tc, 30);
 	/* Each value of untrusting[], in daemon mode then in auto mode. */
-	tcase_add_loop_test(tc, a_socket_served_by_another_unprivileged_user_is_refused_and_gets_no_uffd,
-			    0, 2 * N_UNTRUSTING);
+	h_add_loop(tc, a_socket_served_by_another_unprivileged_user_is_refused_and_gets_no_uffd, 2 * N_UNTRUSTING);
 	/* By name, then by uid. */
-	tcase_add_loop_test(tc, the_user_cowguard_daemon_user_names_is_trusted_with_the_uffd,
-			    0, 2);
+	h_add_loop(tc, the_user_cowguard_daemon_user_names_is_trusted_with_the_uffd, 2);
 	suite_add_tcase(s, tc);
 	return h_main(s, 0);
 }

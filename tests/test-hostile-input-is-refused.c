@@ -23,8 +23,8 @@
 
 #include "client.h"
 #include "harness.h"
-#include "protocol.h"
-#include "uffd.h"
+#include "kernel/uffd.h"
+#include "wire/protocol.h"
 
 #define VICTIM_LEN (16 * 4096)
 #define FLOOD 2000
@@ -740,21 +740,21 @@ int main(void)
 	TCase *tc = tcase_create("hostile");
 
 	h_timeout(tc, 30);
-	tcase_add_test(tc, a_hello_that_carries_a_pipe_instead_of_a_uffd_is_refused);
-	tcase_add_test(tc, a_hello_that_carries_an_eventfd_is_refused);
-	tcase_add_test(tc, a_hello_with_no_fd_is_refused);
-	tcase_add_test(tc, garbage_bytes_are_refused);
-	tcase_add_test(tc, a_truncated_packet_is_refused);
-	tcase_add_test(tc, a_packet_of_the_wrong_size_is_refused);
-	tcase_add_test(tc, an_unknown_major_version_is_refused_whatever_its_size);
-	tcase_add_test(tc, a_request_before_hello_is_refused);
-	tcase_add_test(tc, a_second_hello_is_refused);
-	tcase_add_test(tc, a_child_claiming_a_sibling_s_uffd_is_refused);
-	tcase_add_test(tc, a_process_that_is_not_the_child_is_refused);
-	tcase_add_test(tc, a_child_that_maps_none_of_the_memory_is_refused);
-	tcase_add_test(tc, the_client_refuses_a_server_of_another_major_version);
-	tcase_add_test(tc, a_connection_that_never_says_hello_is_dropped_after_the_timeout);
-	tcase_add_test(tc, a_flood_of_connections_is_refused_beyond_the_limit);
+	h_add(tc, a_hello_that_carries_a_pipe_instead_of_a_uffd_is_refused);
+	h_add(tc, a_hello_that_carries_an_eventfd_is_refused);
+	h_add(tc, a_hello_with_no_fd_is_refused);
+	h_add(tc, garbage_bytes_are_refused);
+	h_add(tc, a_truncated_packet_is_refused);
+	h_add(tc, a_packet_of_the_wrong_size_is_refused);
+	h_add(tc, an_unknown_major_version_is_refused_whatever_its_size);
+	h_add(tc, a_request_before_hello_is_refused);
+	h_add(tc, a_second_hello_is_refused);
+	h_add(tc, a_child_claiming_a_sibling_s_uffd_is_refused);
+	h_add(tc, a_process_that_is_not_the_child_is_refused);
+	h_add(tc, a_child_that_maps_none_of_the_memory_is_refused);
+	h_add(tc, the_client_refuses_a_server_of_another_major_version);
+	h_add(tc, a_connection_that_never_says_hello_is_dropped_after_the_timeout);
+	h_add(tc, a_flood_of_connections_is_refused_beyond_the_limit);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

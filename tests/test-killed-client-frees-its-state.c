@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "protocol.h"
+#include "wire/protocol.h"
 
 #define LEN (8 * MIB)
 
@@ -112,7 +112,7 @@ int main(void)
 	TCase *tc = tcase_create("kill");
 
 	h_timeout(tc, 15);
-	tcase_add_test(tc, a_sigkilled_client_leaves_no_record_and_no_fd_in_the_daemon);
+	h_add(tc, a_sigkilled_client_leaves_no_record_and_no_fd_in_the_daemon);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

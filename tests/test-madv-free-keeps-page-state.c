@@ -27,9 +27,6 @@
 #endif
 
 /* Modes × 4 KiB, THP. */
-#define NKINDS 2
-#define MODE(i) ((i) / NKINDS)
-#define KIND(i) ((enum h_kind)((i) % NKINDS))
 
 static int exit_at_once(void *arg)
 {
@@ -49,7 +46,7 @@ static void audit(struct cg *cg, void *addr, size_t len)
 /*
  * Where pagemap cannot show the uffd-wp bit (5.10) a page that MADV_FREE
  * left and one a write populated since look alike: the engine calls a page
- * mapped once exclusive and dirty (lib/learn.c), and protects every such
+ * mapped once exclusive and dirty (lib/engine/learn.c), and protects every such
  * page again (one written before was not protected any more).  Its
  * claims stay true; the dirty bit is conservative there.
  */
@@ -124,13 +121,13 @@ static void free_keeps_state(int mode, enum h_kind kind, bool forked)
 
 START_TEST(madv_free_of_exclusive_pages_keeps_their_state)
 {
-	free_keeps_state(MODE(_i), KIND(_i), false);
+	free_keeps_state(H_MODE(_i), H_KIND(_i), false);
 }
 END_TEST
 
 START_TEST(madv_free_of_pages_a_dead_child_shared_keeps_them_maybe_shared)
 {
-	free_keeps_state(MODE(_i), KIND(_i), true);
+	free_keeps_state(H_MODE(_i), H_KIND(_i), true);
 }
 END_TEST
 
@@ -197,10 +194,8 @@ int main(void)
 	TCase *tc = tcase_create("free");
 
 	h_timeout(tc, 30);
-	tcase_add_loop_test(tc, madv_free_of_exclusive_pages_keeps_their_state,
-			    0, 2 * NKINDS);
-	tcase_add_loop_test(tc, madv_free_of_pages_a_dead_child_shared_keeps_them_maybe_shared,
-			    0, 2 * NKINDS);
+	h_add_test(tc, madv_free_of_exclusive_pages_keeps_their_state, H_MODES, H_KINDS_SMALL);
+	h_add_test(tc, madv_free_of_pages_a_dead_child_shared_keeps_them_maybe_shared, H_MODES, H_KINDS_SMALL);
 	h_add_modes(tc, madv_free_of_half_a_thp_it_cannot_split_keeps_its_state);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);

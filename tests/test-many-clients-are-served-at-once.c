@@ -96,7 +96,7 @@ int main(void)
 	TCase *tc = tcase_create("clients");
 
 	h_timeout(tc, 60);
-	tcase_add_test(tc, eight_clients_writing_and_forking_at_once_are_all_served_apart);
+	h_add(tc, eight_clients_writing_and_forking_at_once_are_all_served_apart);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

@@ -23,9 +23,6 @@
 #include "harness.h"
 
 /* Modes × the three kinds mremap is meaningful for here. */
-#define NKINDS 3
-#define MODE(i) ((i) / NKINDS)
-#define KIND(i) ((enum h_kind)((i) % NKINDS))
 
 /* Four quarters: 4 KiB kind 1 MiB each, huge kinds one 2 MiB unit each. */
 static size_t quarter(enum h_kind kind)
@@ -138,11 +135,11 @@ static void write_is_seen(struct cg *cg, char *page)
 
 START_TEST(mremap_of_a_whole_region_moves_every_page_state_to_the_new_address)
 {
-	enum h_kind kind = KIND(_i);
+	enum h_kind kind = H_KIND(_i);
 	size_t q = quarter(kind), len = 4 * q;
 	/* Off the 2 MiB grid for 4 KiB pages: the state must not shift. */
 	size_t skew = kind == H_4K ? MIB + 3 * 4096 : 0;
-	struct cg *cg = h_open(MODE(_i));
+	struct cg *cg = h_open(H_MODE(_i));
 	struct cg_page_info *was, info;
 	struct cg_stats before, after;
 	struct h_waiter child;
@@ -181,7 +178,7 @@ END_TEST
 
 START_TEST(mremap_of_a_middle_part_moves_its_state_and_leaves_the_rest_in_place)
 {
-	enum h_kind kind = KIND(_i);
+	enum h_kind kind = H_KIND(_i);
 	size_t q = quarter(kind), len = 4 * q;
 	/*
 	 * Quarters 1 and 2, shifted by half a THP (cutting two PMD-mapped
@@ -189,7 +186,7 @@ START_TEST(mremap_of_a_middle_part_moves_its_state_and_leaves_the_rest_in_place)
 	 */
 	size_t shift = kind == H_THP ? MIB : kind == H_4K ? 3 * 4096 : 0;
 	size_t from = q + shift, n = 2 * q;
-	struct cg *cg = h_open(MODE(_i));
+	struct cg *cg = h_open(H_MODE(_i));
 	struct cg_page_info *was, info;
 	struct cg_stats before, after;
 	struct h_waiter child;
@@ -328,10 +325,8 @@ int main(void)
 	TCase *tc = tcase_create("mremap");
 
 	h_timeout(tc, 30);
-	tcase_add_loop_test(tc, mremap_of_a_whole_region_moves_every_page_state_to_the_new_address,
-			    0, 2 * NKINDS);
-	tcase_add_loop_test(tc, mremap_of_a_middle_part_moves_its_state_and_leaves_the_rest_in_place,
-			    0, 2 * NKINDS);
+	h_add_test(tc, mremap_of_a_whole_region_moves_every_page_state_to_the_new_address, H_MODES, H_KINDS_SHARED);
+	h_add_test(tc, mremap_of_a_middle_part_moves_its_state_and_leaves_the_rest_in_place, H_MODES, H_KINDS_SHARED);
 	h_add_modes(tc, mremap_of_a_thp_region_off_the_2mib_grid_splits_it_and_keeps_the_state);
 	h_add_modes(tc, mremap_over_a_hundred_registered_regions_moves_the_state_of_each);
 	suite_add_tcase(s, tc);

@@ -20,9 +20,6 @@
 #include "harness.h"
 
 /* Modes × 4 KiB, THP, hugetlb 2 MiB. */
-#define NKINDS 3
-#define MODE(i) ((i) / NKINDS)
-#define KIND(i) ((enum h_kind)((i) % NKINDS))
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
@@ -90,7 +87,7 @@ static void assert_fresh(struct cg *cg, char *p, size_t len)
 
 START_TEST(munmap_of_the_whole_region_drops_it_and_the_range_can_be_registered_again)
 {
-	enum h_kind kind = KIND(_i);
+	enum h_kind kind = H_KIND(_i);
 	size_t len = 4 * quarter(kind);
 	char *p = h_map(kind, len, 'A');
 	struct cg_page_info info;
@@ -99,7 +96,7 @@ START_TEST(munmap_of_the_whole_region_drops_it_and_the_range_can_be_registered_a
 
 	if (!p)
 		return;
-	cg = h_open(MODE(_i));
+	cg = h_open(H_MODE(_i));
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
 	p[4096 * 5] = 'B';
 	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
@@ -150,7 +147,7 @@ END_TEST
  */
 START_TEST(munmap_of_a_middle_part_leaves_two_regions_that_keep_their_state)
 {
-	enum h_kind kind = KIND(_i);
+	enum h_kind kind = H_KIND(_i);
 	size_t q = quarter(kind), len = 4 * q;
 	size_t small = kind == H_HUGETLB_2M ? 0 : 4096;
 	size_t shift = kind == H_THP ? MIB : kind == H_4K ? 3 * 4096 : 0;
@@ -168,7 +165,7 @@ START_TEST(munmap_of_a_middle_part_leaves_two_regions_that_keep_their_state)
 		munmap(p, len);
 		return;
 	}
-	cg = h_open(MODE(_i));
+	cg = h_open(H_MODE(_i));
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
 	p[7 * small] = 'B';
 	p[q + 7 * small] = 'B';
@@ -233,10 +230,8 @@ int main(void)
 	TCase *tc = tcase_create("munmap");
 
 	h_timeout(tc, 30);
-	tcase_add_loop_test(tc, munmap_of_the_whole_region_drops_it_and_the_range_can_be_registered_again,
-			    0, 2 * NKINDS);
-	tcase_add_loop_test(tc, munmap_of_a_middle_part_leaves_two_regions_that_keep_their_state,
-			    0, 2 * NKINDS);
+	h_add_test(tc, munmap_of_the_whole_region_drops_it_and_the_range_can_be_registered_again, H_MODES, H_KINDS_SHARED);
+	h_add_test(tc, munmap_of_a_middle_part_leaves_two_regions_that_keep_their_state, H_MODES, H_KINDS_SHARED);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON | H_NEED_HUGETLB);
 }

@@ -191,8 +191,8 @@ int main(void)
 	TCase *tc = tcase_create("bounds");
 
 	h_timeout(tc, 60);
-	tcase_add_test(tc, a_user_over_its_connection_bound_is_refused_and_root_still_connects);
-	tcase_add_test(tc, the_last_slots_are_kept_for_root);
+	h_add(tc, a_user_over_its_connection_bound_is_refused_and_root_still_connects);
+	h_add(tc, the_last_slots_are_kept_for_root);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

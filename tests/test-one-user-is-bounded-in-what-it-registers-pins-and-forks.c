@@ -212,7 +212,7 @@ START_TEST(the_daemons_memory_for_one_user_is_bounded)
 END_TEST
 
 /*
- * A pin is made a 2 MiB window at a time (lib/pin.c): what it takes while
+ * A pin is made a 2 MiB window at a time (lib/engine/pins.c): what it takes while
  * it is made is a window's worth, whatever its size, and a pin of 96 MiB
  * goes under root's 1 MiB here.  Before windows it took 56 bytes a page
  * (1.3 MiB here), and it was counted against the bound.
@@ -249,11 +249,11 @@ int main(void)
 	TCase *tc = tcase_create("per-user quotas");
 
 	h_timeout(tc, 60);
-	tcase_add_test(tc, registered_bytes_are_bounded_across_the_clients_of_one_user);
-	tcase_add_test(tc, pins_are_bounded_across_the_clients_of_one_user);
-	tcase_add_test(tc, unnamed_children_are_bounded_for_one_user);
-	tcase_add_test(tc, the_daemons_memory_for_one_user_is_bounded);
-	tcase_add_test(tc, a_pin_of_much_memory_takes_a_windows_worth_while_it_is_made);
+	h_add(tc, registered_bytes_are_bounded_across_the_clients_of_one_user);
+	h_add(tc, pins_are_bounded_across_the_clients_of_one_user);
+	h_add(tc, unnamed_children_are_bounded_for_one_user);
+	h_add(tc, the_daemons_memory_for_one_user_is_bounded);
+	h_add(tc, a_pin_of_much_memory_takes_a_windows_worth_while_it_is_made);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

@@ -91,8 +91,7 @@ int main(void)
 	TCase *tc = tcase_create("attacks");
 
 	h_timeout(tc, 30);
-	tcase_add_loop_test(tc, others_are_served_while_a_client_attacks, 0,
-			    (int)(sizeof(attacks) / sizeof(*attacks)));
+	h_add_loop(tc, others_are_served_while_a_client_attacks, (int)(sizeof(attacks) / sizeof(*attacks)));
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

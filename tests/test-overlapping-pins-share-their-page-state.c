@@ -24,27 +24,12 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "sysfile.h"
 #include "pin-util.h"
 
 #define RANGE (64 * MIB)
 #define PINS 200
 #define BOUND_MIB 4	/* 200 pins kept each 8 bytes a page: 25 MiB */
-
-static long rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	long kb = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	ck_assert(f != NULL);
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
 
 START_TEST(overlapping_pins_of_one_range_grow_the_daemon_by_less_than_a_bound)
 {
@@ -67,7 +52,7 @@ START_TEST(overlapping_pins_of_one_range_grow_the_daemon_by_less_than_a_bound)
 	ck_assert_int_eq(cg_register(cg, p, RANGE, 0), 0);
 	/* The first pin records the frames; the others should add nothing. */
 	ck_assert_int_eq(cg_pin(cg, p, RANGE, CG_PIN_RO, &pins[0]), 0);
-	before = rss_kb(h_daemon_pid());
+	before = sys_rss_kb(h_daemon_pid());
 	for (int i = 1; i < PINS; i++) {
 		/* Overlapping, not all equal: every other one starts a page in. */
 		size_t off = (i & 1) * 4096;
@@ -75,7 +60,7 @@ START_TEST(overlapping_pins_of_one_range_grow_the_daemon_by_less_than_a_bound)
 		ck_assert_int_eq(cg_pin(cg, p + off, RANGE - off, CG_PIN_RO,
 					&pins[i]), 0);
 	}
-	after = rss_kb(h_daemon_pid());
+	after = sys_rss_kb(h_daemon_pid());
 	printf("%d overlapping pins of %llu MiB: daemon RSS %+.1f MiB\n", PINS,
 	       RANGE / MIB, (double)(after - before) / 1024);
 	fflush(stdout);
@@ -129,7 +114,7 @@ int main(void)
 	TCase *tc = tcase_create("overlapping pins");
 
 	h_timeout(tc, 120);
-	tcase_add_test(tc, overlapping_pins_of_one_range_grow_the_daemon_by_less_than_a_bound);
+	h_add(tc, overlapping_pins_of_one_range_grow_the_daemon_by_less_than_a_bound);
 	h_add_modes(tc, a_page_replaced_under_overlapping_pins_fails_every_pin_that_holds_it);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);

@@ -149,7 +149,7 @@ int main(void)
 	h_timeout(tc, 15);
 	h_add_modes(tc, bad_pin_arguments_are_refused_and_change_nothing);
 	h_add_modes(tc, a_pin_that_cuts_a_hugetlb_page_is_refused);
-	tcase_add_test(tc, the_pin_quota_is_enforced);
+	h_add(tc, the_pin_quota_is_enforced);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON | H_NEED_HUGETLB);
 }

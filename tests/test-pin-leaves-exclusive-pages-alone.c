@@ -22,8 +22,8 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "kernel/procfs.h"
 #include "pin-util.h"
-#include "procfs.h"
 
 /* Map, fill, register; NULL after a skip. */
 static char *setup(enum h_kind kind, size_t len, struct cg **cg, int mode)
@@ -64,7 +64,7 @@ static void assert_untouched(struct cg *cg, const char *p, enum h_kind kind,
 			      (unsigned long long)ph_pfn(p + off));
 		ck_assert_msg(ph_kernel_exclusive(p + off, kind) != 0,
 			      "page %zu shared in the kernel after the pin", off / PG);
-		/* Before 5.19 a pinned page stays unprotected (lib/pin.c). */
+		/* Before 5.19 a pinned page stays unprotected (lib/engine/pins.c). */
 		ck_assert_msg(q.exclusive && q.wp == h_read_pins_unshare(NULL) &&
 			      q.pins == 1,
 			      "page %zu: exclusive %d wp %d pins %u", off / PG,
@@ -132,7 +132,7 @@ START_TEST(pinning_a_range_whose_child_has_exited_reuses_every_page)
 	if (!p)
 		return;
 	/*
-	 * Bit 56 cannot tell a 1 GiB page mapped once (lib/pin.c): the pin
+	 * Bit 56 cannot tell a 1 GiB page mapped once (lib/engine/pins.c): the pin
 	 * counts a maybe-shared one as a copy and wants a spare page for it.
 	 */
 	if (!h_hugetlb_room(kind, kind == H_HUGETLB_1G ? 1 : 0)) {

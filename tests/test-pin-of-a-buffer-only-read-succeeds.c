@@ -27,9 +27,6 @@
 #include "harness.h"
 #include "pin-util.h"
 
-#define NKINDS 2	/* 4 KiB and THP: hugetlb has no zero page */
-#define MODE(i) ((i) / NKINDS)
-#define KIND(i) ((enum h_kind)((i) % NKINDS))
 
 static char *map_read_only_touched(enum h_kind kind, size_t len)
 {
@@ -66,17 +63,17 @@ static size_t pages_mapped_shared(const char *p, size_t len)
 
 START_TEST(a_buffer_that_was_only_read_pins_like_any_other)
 {
-	enum h_kind kind = KIND(_i);
+	enum h_kind kind = H_KIND(_i);
 	size_t len = 4 * MIB;
 	char *p = map_read_only_touched(kind, len);
 	size_t shared = pages_mapped_shared(p, len);
 	struct cg_stats s0, s1;
 	struct cg_pin *pin = NULL;
-	struct cg *cg = h_open(MODE(_i));
+	struct cg *cg = h_open(H_MODE(_i));
 	int ret;
 
 	printf("%s %s: %zu of %zu pages read map the zero page%s\n",
-	       h_mode_name(MODE(_i)), h_kind_name(kind), shared, len / PG,
+	       h_mode_name(H_MODE(_i)), h_kind_name(kind), shared, len / PG,
 	       shared ? "" : " (this machine has none)");
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
 	s0 = ph_stats(cg);
@@ -112,8 +109,7 @@ int main(void)
 	TCase *tc = tcase_create("zero page");
 
 	h_timeout(tc, 30);
-	tcase_add_loop_test(tc, a_buffer_that_was_only_read_pins_like_any_other,
-			    0, 2 * NKINDS);
+	h_add_test(tc, a_buffer_that_was_only_read_pins_like_any_other, H_MODES, H_KINDS_SMALL);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

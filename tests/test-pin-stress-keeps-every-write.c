@@ -177,7 +177,7 @@ static int pin_one(struct cg *cg, char *p, uint64_t *seed, char **pinned,
 
 START_TEST(writes_racing_pins_and_forks_all_land)
 {
-	enum h_kind kind = _i % 2 ? H_THP : H_4K;
+	enum h_kind kind = H_KIND(_i);
 	struct writer *w = calloc(WRITERS, sizeof(*w));
 	atomic_bool stop = false;
 	uint64_t seed = (uint64_t)time(NULL) * 2654435761u + (uint64_t)_i + 1;
@@ -190,13 +190,13 @@ START_TEST(writes_racing_pins_and_forks_all_land)
 	struct cg *cg;
 
 	ck_assert_ptr_nonnull(w);
-	if (!p || (_i / 2 == H_EMBEDDED &&
+	if (!p || (H_MODE(_i) == H_EMBEDDED &&
 		   !h_fork_safe_allocator("embedded: forks while the handler "
 					  "thread runs")))
 		goto out_free;
-	printf("stress %s %s: seed %#llx\n", h_mode_name(_i / 2),
+	printf("stress %s %s: seed %#llx\n", h_mode_name(H_MODE(_i)),
 	       h_kind_name(kind), (unsigned long long)seed);
-	cg = h_open(_i / 2);
+	cg = h_open(H_MODE(_i));
 	ck_assert_int_eq(cg_register(cg, p, LEN, 0), 0);
 	s0 = ph_stats(cg);
 	for (unsigned i = 0; i < WRITERS; i++) {
@@ -277,7 +277,7 @@ START_TEST(writes_racing_pins_and_forks_all_land)
 		struct cg_pin *all;
 
 		printf("stress %s %s: %llu conservative pages (writes racing "
-		       "fork)\n", h_mode_name(_i / 2), h_kind_name(kind),
+		       "fork)\n", h_mode_name(H_MODE(_i)), h_kind_name(kind),
 		       (unsigned long long)a.conservative);
 		ck_assert_int_eq(cg_pin(cg, p, LEN, CG_PIN_RO, &all), 0);
 		ck_assert_int_eq(cg_unpin(all), 0);
@@ -285,7 +285,7 @@ START_TEST(writes_racing_pins_and_forks_all_land)
 	h_audit_clean(cg, p, LEN);
 	printf("stress %s %s: %zu iterations, %zu pins, %zu forks, %llu+%llu+%llu "
 	       "writes, %llu WP faults, %llu pages copied by pins, %.1f s\n",
-	       h_mode_name(_i / 2), h_kind_name(kind), iterations, pins,
+	       h_mode_name(H_MODE(_i)), h_kind_name(kind), iterations, pins,
 	       nchildren, (unsigned long long)w[0].writes,
 	       (unsigned long long)w[1].writes, (unsigned long long)w[2].writes,
 	       (unsigned long long)(s1.wp_faults - s0.wp_faults),
@@ -305,7 +305,7 @@ int main(void)
 
 	h_timeout(tc, 20);
 	/* _i: mode * 2 + (0: 4 KiB, 1: THP) */
-	tcase_add_loop_test(tc, writes_racing_pins_and_forks_all_land, 0, 4);
+	h_add_test(tc, writes_racing_pins_and_forks_all_land, H_MODES, H_KINDS_SMALL);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

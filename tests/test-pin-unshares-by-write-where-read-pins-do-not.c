@@ -36,9 +36,6 @@
 #include "harness.h"
 #include "pin-util.h"
 
-#define NKINDS 2	/* 4 KiB and THP: before 5.19 hugetlb has no uffd-wp */
-#define MODE(i) ((i) / NKINDS)
-#define KIND(i) ((enum h_kind)((i) % NKINDS))
 #define NPAGES 64
 
 static bool forced_handling_possible(int mode)
@@ -86,7 +83,7 @@ static void assert_pinned_unprotected(struct cg *cg, const char *p, size_t len,
 
 START_TEST(a_pin_unshares_by_write_and_its_consumer_sees_the_parents_data)
 {
-	enum h_kind kind = KIND(_i);
+	enum h_kind kind = H_KIND(_i);
 	size_t len = kind == H_THP ? 2 * MIB : NPAGES * PG;
 	char *p = h_map(kind, len, 'A');
 	struct cg_stats s0, s1, s2;
@@ -96,9 +93,9 @@ START_TEST(a_pin_unshares_by_write_and_its_consumer_sees_the_parents_data)
 	struct cg *cg;
 	int ret, rd;
 
-	if (!p || !forced_handling_possible(MODE(_i)))
+	if (!p || !forced_handling_possible(H_MODE(_i)))
 		return;
-	cg = h_open(MODE(_i));
+	cg = h_open(H_MODE(_i));
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
 	child = h_fork_waiting(p, 'A');
 	ck_assert_int_eq(h_kpage(p).mapped_once, 0);
@@ -146,7 +143,7 @@ END_TEST
  */
 START_TEST(a_page_given_to_a_pipe_without_any_fork_sees_the_next_write)
 {
-	enum h_kind kind = KIND(_i);
+	enum h_kind kind = H_KIND(_i);
 	size_t len = kind == H_THP ? 2 * MIB : NPAGES * PG;
 	char *p = h_map(kind, len, 'A');
 	struct cg_pin *pin = NULL;
@@ -154,9 +151,9 @@ START_TEST(a_page_given_to_a_pipe_without_any_fork_sees_the_next_write)
 	struct cg *cg;
 	int fds[2];
 
-	if (!p || !forced_handling_possible(MODE(_i)))
+	if (!p || !forced_handling_possible(H_MODE(_i)))
 		return;
-	cg = h_open(MODE(_i));
+	cg = h_open(H_MODE(_i));
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
 	ck_assert(h_kpage(p).mapped_once);
 	ck_assert_int_eq(pipe(fds), 0);
@@ -184,10 +181,8 @@ int main(void)
 	/* Before the first cg_open() and the daemon's start: both read it. */
 	setenv("COWGUARD_KERNEL", "pre-5.19", 1);
 	h_timeout(tc, 30);
-	tcase_add_loop_test(tc, a_pin_unshares_by_write_and_its_consumer_sees_the_parents_data,
-			    0, 2 * NKINDS);
-	tcase_add_loop_test(tc, a_page_given_to_a_pipe_without_any_fork_sees_the_next_write,
-			    0, 2 * NKINDS);
+	h_add_test(tc, a_pin_unshares_by_write_and_its_consumer_sees_the_parents_data, H_MODES, H_KINDS_SMALL);
+	h_add_test(tc, a_page_given_to_a_pipe_without_any_fork_sees_the_next_write, H_MODES, H_KINDS_SMALL);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

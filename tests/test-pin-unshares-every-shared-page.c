@@ -11,7 +11,7 @@
  *
  * THP: the kernel's unshare of a shared PMD-mapped THP splits the PMD and
  * copies 4 KiB pages into small folios, and cowguard does the same (see
- * lib/pin.c): after the pin the chunk is PTE-mapped, the engine says
+ * lib/engine/pins.c): after the pin the chunk is PTE-mapped, the engine says
  * CG_PAGE_THP_PTE, and thp_splits counts each chunk once.
  *
  * Bugs this catches: a page skipped (its consumer keeps a page the next
@@ -27,8 +27,8 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "kernel/procfs.h"
 #include "pin-util.h"
-#include "procfs.h"
 
 struct child_arg {
 	const volatile char *p;

@@ -220,7 +220,7 @@ int main(void)
 
 	h_timeout(tc, 30);
 	h_add_modes_kinds(tc, a_pinned_page_replaced_behind_our_back_fails_the_unpin);
-	tcase_add_test(tc, without_page_frames_the_write_fault_still_catches_the_violation);
+	h_add(tc, without_page_frames_the_write_fault_still_catches_the_violation);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON | H_NEED_HUGETLB);
 }

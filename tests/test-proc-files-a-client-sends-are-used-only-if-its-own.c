@@ -173,7 +173,7 @@ int main(void)
 	TCase *tc = tcase_create("client files");
 
 	h_timeout(tc, 20);
-	tcase_add_test(tc, proc_files_a_client_sends_are_used_only_if_its_own);
+	h_add(tc, proc_files_a_client_sends_are_used_only_if_its_own);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

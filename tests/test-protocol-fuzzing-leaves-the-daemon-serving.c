@@ -35,7 +35,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "protocol.h"
+#include "wire/protocol.h"
 
 #define VICTIM_LEN (64 * 4096)
 #define PACKET_MAX 512
@@ -320,7 +320,7 @@ int main(void)
 	TCase *tc = tcase_create("fuzz");
 
 	h_timeout(tc, 600);
-	tcase_add_test(tc, random_and_mutated_packets_leave_the_daemon_serving);
+	h_add(tc, random_and_mutated_packets_leave_the_daemon_serving);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

@@ -20,8 +20,8 @@
 #include <sys/mman.h>
 
 #include "harness.h"
+#include "kernel/procfs.h"
 #include "pin-util.h"
-#include "procfs.h"
 
 START_TEST(one_spare_page_unshares_the_first_unit_and_leaves_the_second_shared)
 {

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "procfs.h"
+#include "kernel/procfs.h"
 
 static enum cg_page_kind expected_kind(enum h_kind kind)
 {

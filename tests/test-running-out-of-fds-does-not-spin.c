@@ -179,7 +179,7 @@ int main(void)
 	TCase *tc = tcase_create("out of fds");
 
 	h_timeout(tc, 30);
-	tcase_add_test(tc, a_daemon_out_of_fds_stays_idle_and_serves_again_after);
+	h_add(tc, a_daemon_out_of_fds_stays_idle_and_serves_again_after);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

@@ -201,8 +201,8 @@ int main(void)
 	TCase *tc = tcase_create("activation");
 
 	h_timeout(tc, 30);
-	tcase_add_test(tc, the_log_names_the_inherited_socket_not_the_default_path);
-	tcase_add_test(tc, the_inherited_socket_is_served_and_other_inherited_fds_are_closed);
+	h_add(tc, the_log_names_the_inherited_socket_not_the_default_path);
+	h_add(tc, the_inherited_socket_is_served_and_other_inherited_fds_are_closed);
 	suite_add_tcase(s, tc);
 	return h_main(s, 0);
 }

@@ -234,9 +234,9 @@ int main(void)
 	TCase *tc = tcase_create("shared");
 
 	h_timeout(tc, 30);
-	tcase_add_test(tc, a_symlink_swapped_in_for_the_socket_after_bind_keeps_its_target_mode);
-	tcase_add_test(tc, the_socket_is_open_to_all_whatever_the_umask);
-	tcase_add_test(tc, a_file_at_the_socket_path_is_not_removed);
+	h_add(tc, a_symlink_swapped_in_for_the_socket_after_bind_keeps_its_target_mode);
+	h_add(tc, the_socket_is_open_to_all_whatever_the_umask);
+	h_add(tc, a_file_at_the_socket_path_is_not_removed);
 	suite_add_tcase(s, tc);
 	return h_main(s, 0);
 }

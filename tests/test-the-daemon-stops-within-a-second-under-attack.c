@@ -72,8 +72,7 @@ int main(void)
 	TCase *tc = tcase_create("attacks");
 
 	h_timeout(tc, 30);
-	tcase_add_loop_test(tc, the_daemon_stops_within_a_second_under_attack, 0,
-			    (int)(sizeof(attacks) / sizeof(*attacks)));
+	h_add_loop(tc, the_daemon_stops_within_a_second_under_attack, (int)(sizeof(attacks) / sizeof(*attacks)));
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

@@ -68,7 +68,7 @@ static pid_t raw_fork(int (*fn)(void *), void *arg)
 }
 
 /*
- * Each mode (_i / 3) with 4 KiB, THP and hugetlb 2 MiB (_i % 3); 1 GiB is
+ * Each mode (H_MODE(i)) with 4 KiB, THP and hugetlb 2 MiB (H_KIND(i)); 1 GiB is
  * left out (seconds of O_DIRECT per gigantic page).  copies: huge pages the
  * case will need beyond the buffer's own (ignored for other kinds).  False
  * after a skip.
@@ -77,7 +77,7 @@ static bool setup(struct fixture *f, int i, unsigned long copies)
 {
 	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 
-	*f = (struct fixture){ .kind = (enum h_kind)(i % 3), .mode = i / 3 };
+	*f = (struct fixture){ .kind = H_KIND(i), .mode = H_MODE(i) };
 	f->unit = h_page_size(f->kind);
 	f->len = f->kind == H_4K ? 16 * PAGE : 2 * MIB;
 	f->pages = f->len / PAGE;
@@ -288,9 +288,9 @@ int main(void)
 	TCase *tc = tcase_create("fixed");
 
 	h_timeout(tc, 30);
-	tcase_add_loop_test(tc, buffers_registered_after_a_fork_are_exclusive_and_unregister_cleanly, 0, 6);
-	tcase_add_loop_test(tc, a_page_replaced_under_the_ring_fails_the_unregister, 0, 6);
-	tcase_add_loop_test(tc, a_raw_fork_while_registered_leaves_the_buffers_intact, 0, 6);
+	h_add_test(tc, buffers_registered_after_a_fork_are_exclusive_and_unregister_cleanly, H_MODES, H_KINDS_SHARED);
+	h_add_test(tc, a_page_replaced_under_the_ring_fails_the_unregister, H_MODES, H_KINDS_SHARED);
+	h_add_test(tc, a_raw_fork_while_registered_leaves_the_buffers_intact, H_MODES, H_KINDS_SHARED);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON | H_NEED_HUGETLB);
 }

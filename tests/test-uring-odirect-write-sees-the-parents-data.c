@@ -64,8 +64,8 @@ static size_t test_len(enum h_kind kind)
 START_TEST(odirect_write_pinned_after_fork_writes_the_parents_data)
 {
 	/* 1 GiB left out: writing a gigantic page to disk takes seconds. */
-	enum h_kind kind = (enum h_kind)(_i % 3);
-	int mode = _i / 3;
+	enum h_kind kind = H_KIND(_i);
+	int mode = H_MODE(_i);
 	size_t len = test_len(kind), pages = len / PAGE;
 	struct cg_stats st0, st1, st2;
 	struct io_uring_cqe *cqe;
@@ -184,9 +184,8 @@ int main(void)
 	TCase *tc = tcase_create("odirect");
 
 	h_timeout(tc, 30);
-	/* Each mode (_i / 3) with 4 KiB, THP and hugetlb 2 MiB (_i % 3). */
-	tcase_add_loop_test(tc, odirect_write_pinned_after_fork_writes_the_parents_data,
-			    0, 6);
+	/* Each mode (H_MODE(_i)) with 4 KiB, THP and hugetlb 2 MiB (H_KIND(_i)). */
+	h_add_test(tc, odirect_write_pinned_after_fork_writes_the_parents_data, H_MODES, H_KINDS_SHARED);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON | H_NEED_HUGETLB);
 }

@@ -124,8 +124,8 @@ static bool have_send_zc(struct io_uring *ring)
 START_TEST(zero_copy_send_pinned_after_fork_sends_the_parents_data)
 {
 	/* 1 GiB left out: the 2 MiB case covers rounding to a huge page. */
-	enum h_kind kind = (enum h_kind)(_i % 3);
-	int mode = _i / 3;
+	enum h_kind kind = H_KIND(_i);
+	int mode = H_MODE(_i);
 	size_t len = kind == H_4K ? 16 * PAGE : 2 * MIB;
 	size_t unit = kind == H_HUGETLB_2M ? 2 * MIB : PAGE;
 	size_t first = OFF / unit * unit;	/* the pinned pages */
@@ -235,9 +235,8 @@ int main(void)
 	TCase *tc = tcase_create("send_zc");
 
 	h_timeout(tc, 30);
-	/* Each mode (_i / 3) with 4 KiB, THP and hugetlb 2 MiB (_i % 3). */
-	tcase_add_loop_test(tc, zero_copy_send_pinned_after_fork_sends_the_parents_data,
-			    0, 6);
+	/* Each mode (H_MODE(_i)) with 4 KiB, THP and hugetlb 2 MiB (H_KIND(_i)). */
+	h_add_test(tc, zero_copy_send_pinned_after_fork_sends_the_parents_data, H_MODES, H_KINDS_SHARED);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON | H_NEED_HUGETLB);
 }

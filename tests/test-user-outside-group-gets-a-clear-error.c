@@ -165,8 +165,7 @@ int main(int argc, char **argv)
 	s = suite_create("user outside group gets a clear error");
 	tc = tcase_create("outsider");
 	h_timeout(tc, 20);
-	tcase_add_loop_test(tc, cg_open_as_a_user_outside_the_group_is_eperm_and_says_which_group,
-			    0, sizeof(modes) / sizeof(*modes));
+	h_add_loop(tc, cg_open_as_a_user_outside_the_group_is_eperm_and_says_which_group, sizeof(modes) / sizeof(*modes));
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

@@ -27,17 +27,13 @@
 
 #include "harness.h"
 #include "pin-util.h"
-#include "protocol.h"
 #include "verbs-util.h"
-#include "verbs_internal.h"
+#include "verbs/verbs_internal.h"
+#include "wire/protocol.h"
 
 #define FAKE_LKEY 0x1234u
 
 /* Loop tests over mode and the three kinds that make sense here. */
-#define NKINDS 3
-#define add_modes_kinds3(tc, fn) tcase_add_loop_test(tc, fn, 0, 2 * NKINDS)
-#define MODE3(i) ((i) / NKINDS)
-#define KIND3(i) ((enum h_kind)((i) % NKINDS))
 
 /* ---- the fake provider ---------------------------------------------------- */
 
@@ -233,7 +229,7 @@ static size_t mr_map_len(enum h_kind kind)
  */
 START_TEST(a_read_only_mr_of_a_cow_shared_buffer_is_pinned_before_registration)
 {
-	enum h_kind kind = KIND3(_i);
+	enum h_kind kind = H_KIND(_i);
 	size_t len = mr_map_len(kind);
 	char *p = h_map(kind, len, 'A');
 	struct cg_stats s0, s1;
@@ -248,7 +244,7 @@ START_TEST(a_read_only_mr_of_a_cow_shared_buffer_is_pinned_before_registration)
 		munmap(p, len);
 		return;
 	}
-	cg = h_open(MODE3(_i));
+	cg = h_open(H_MODE(_i));
 	fake_reset(cg);
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
 	w = h_fork_waiting(p + len - 1, 'A');
@@ -266,7 +262,7 @@ START_TEST(a_read_only_mr_of_a_cow_shared_buffer_is_pinned_before_registration)
 	ck_assert_msg(fake.pages == len / PG && fake.unpinned == 0 &&
 		      fake.unregistered == 0 &&
 		      fake.shared == 0 &&
-		      /* Before 5.19 the pin writes every page (lib/pin.c). */
+		      /* Before 5.19 the pin writes every page (lib/engine/pins.c). */
 		      fake.clean == (h_read_pins_unshare(NULL) ? fake.pages : 0),
 		      "at registration: %zu pages, %zu without a pin, %zu shared, "
 		      "%zu clean", fake.pages, fake.unpinned, fake.shared,
@@ -276,7 +272,7 @@ START_TEST(a_read_only_mr_of_a_cow_shared_buffer_is_pinned_before_registration)
 	ck_assert_uint_eq(s1.unshare_copies - s0.unshare_copies, len / PG);
 	/* A FOLL_PIN consumer: fork copies for the child, no MADV_DONTFORK. */
 	ck_assert_int_eq(h_vma_flag(p, "dc"), 0);
-	if (MODE3(_i) == H_DAEMON) {
+	if (H_MODE(_i) == H_DAEMON) {
 		struct cg__status_pin sp;
 
 		/* The pin is the MR's pages, rounded out, as cowguardctl shows. */
@@ -494,9 +490,9 @@ int main(void)
 
 	h_timeout(nodev, 30);
 	h_timeout(dev, 30);
-	tcase_add_test(nodev, access_flags_map_to_the_pin_the_kernel_takes);
+	h_add(nodev, access_flags_map_to_the_pin_the_kernel_takes);
 	h_add_modes(nodev, bad_arguments_are_refused_before_the_provider_is_called);
-	add_modes_kinds3(nodev, a_read_only_mr_of_a_cow_shared_buffer_is_pinned_before_registration);
+	h_add_test(nodev, a_read_only_mr_of_a_cow_shared_buffer_is_pinned_before_registration, H_MODES, H_KINDS_SHARED);
 	h_add_modes(nodev, a_writable_mr_is_pinned_read_write);
 	h_add_modes(nodev, an_on_demand_mr_is_registered_without_a_pin);
 	h_add_modes(nodev, a_failed_registration_leaves_nothing_pinned);

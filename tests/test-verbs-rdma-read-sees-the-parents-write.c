@@ -195,7 +195,7 @@ int main(void)
 
 	h_timeout(tc, 60);
 	h_add_modes(tc, with_cowguard_an_rdma_read_after_the_parents_write_returns_it);
-	tcase_add_test(tc, without_cowguard_the_read_is_stale_unless_the_kernel_unshares);
+	h_add(tc, without_cowguard_the_read_is_stale_unless_the_kernel_unshares);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

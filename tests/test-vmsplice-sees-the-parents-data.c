@@ -32,13 +32,9 @@
 
 #include "harness.h"
 #include "pin-util.h"
-#include "protocol.h"
+#include "wire/protocol.h"
 
 /* Loop tests over mode and the three kinds that make sense here. */
-#define NKINDS 3
-#define add_modes_kinds3(tc, fn) tcase_add_loop_test(tc, fn, 0, 2 * NKINDS)
-#define MODE3(i) ((i) / NKINDS)
-#define KIND3(i) ((enum h_kind)((i) % NKINDS))
 
 /*
  * What a case maps: 2 MiB (512 small pages, one THP, one hugetlb page);
@@ -134,7 +130,7 @@ END_TEST
  */
 START_TEST(cg_vmsplice_after_fork_gives_the_pipe_the_parents_write)
 {
-	enum h_kind kind = KIND3(_i);
+	enum h_kind kind = H_KIND(_i);
 	size_t len = map_len(kind, false), plen = pinned_len(kind);
 	char *p = map_kind(kind, len);
 	struct cg_stats s0, s1, s2;
@@ -151,7 +147,7 @@ START_TEST(cg_vmsplice_after_fork_gives_the_pipe_the_parents_write)
 		munmap(p, len);
 		return;
 	}
-	cg = h_open(MODE3(_i));
+	cg = h_open(H_MODE(_i));
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
 	ck_assert_int_eq(pipe(fds), 0);
 	w = h_fork_waiting(p, 'A');
@@ -170,7 +166,7 @@ START_TEST(cg_vmsplice_after_fork_gives_the_pipe_the_parents_write)
 			      "page %zu still shared in the kernel after "
 			      "cg_vmsplice (mapped once %d)", off / PG,
 			      h_kpage(p + off).mapped_once);
-		/* Before 5.19 a pinned page stays unprotected (lib/pin.c). */
+		/* Before 5.19 a pinned page stays unprotected (lib/engine/pins.c). */
 		ck_assert_msg(q.present && q.exclusive &&
 			      q.wp == h_read_pins_unshare(NULL) && q.pins == 1,
 			      "page %zu: present %d exclusive %d wp %d pins %u",
@@ -182,7 +178,7 @@ START_TEST(cg_vmsplice_after_fork_gives_the_pipe_the_parents_write)
 	ck_assert_uint_eq(s1.unshare_copies - s0.unshare_copies, plen / PG);
 	/* A pipe holds plain references: the span is kept out of children. */
 	ck_assert_int_eq(h_vma_flag(p, "dc"), 1);
-	if (MODE3(_i) == H_DAEMON) {
+	if (H_MODE(_i) == H_DAEMON) {
 		struct cg__status_pin sp;
 
 		ck_assert_int_eq(h_daemon_pin(getpid(), 0, &sp), 1);
@@ -200,7 +196,7 @@ START_TEST(cg_vmsplice_after_fork_gives_the_pipe_the_parents_write)
 	s2 = ph_stats(cg);
 	ck_assert_uint_eq(s2.unshare_copies, s1.unshare_copies);
 	ck_assert_msg(read_page(fds[0]) == 'B', "%s, %s: the pipe read stale data",
-		      h_mode_name(MODE3(_i)), h_kind_name(kind));
+		      h_mode_name(H_MODE(_i)), h_kind_name(kind));
 
 	/* Drained: the pin checks out and the range may be forked again. */
 	ck_assert_int_eq(cg_unpin(pin), 0);
@@ -242,7 +238,7 @@ static int touch_both(void *arg)
  */
 START_TEST(a_fork_while_pinned_gives_the_child_no_mapping_and_keeps_the_pin)
 {
-	enum h_kind kind = KIND3(_i);
+	enum h_kind kind = H_KIND(_i);
 	size_t len = map_len(kind, true), plen = pinned_len(kind);
 	char *p = map_kind(kind, len);
 	struct cg_pin *pin = NULL;
@@ -253,7 +249,7 @@ START_TEST(a_fork_while_pinned_gives_the_child_no_mapping_and_keeps_the_pin)
 
 	if (!p)
 		return;
-	cg = h_open(MODE3(_i));
+	cg = h_open(H_MODE(_i));
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
 	ck_assert_int_eq(pipe(fds), 0);
 	s0 = ph_stats(cg);
@@ -291,7 +287,7 @@ END_TEST
  */
 START_TEST(undoing_dontfork_then_fork_and_write_is_a_pin_violation)
 {
-	enum h_kind kind = KIND3(_i);
+	enum h_kind kind = H_KIND(_i);
 	size_t len = map_len(kind, false), plen = pinned_len(kind);
 	char *p = map_kind(kind, len);
 	struct cg_pin *pin = NULL;
@@ -307,7 +303,7 @@ START_TEST(undoing_dontfork_then_fork_and_write_is_a_pin_violation)
 		munmap(p, len);
 		return;
 	}
-	cg = h_open(MODE3(_i));
+	cg = h_open(H_MODE(_i));
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
 	ck_assert_int_eq(pipe(fds), 0);
 	s0 = ph_stats(cg);
@@ -338,7 +334,7 @@ END_TEST
  */
 START_TEST(a_page_only_read_so_far_is_not_spliced_as_the_zero_page)
 {
-	enum h_kind kind = _i % 2 ? H_THP : H_4K;
+	enum h_kind kind = H_KIND(_i);
 	size_t len = 2 * MIB;
 	char *p = h_map(kind, len, -1), *q = h_map(kind, len, -1);
 	struct cg_pin *pin = NULL;
@@ -367,7 +363,7 @@ START_TEST(a_page_only_read_so_far_is_not_spliced_as_the_zero_page)
 		       "checked", h_kind_name(kind));
 	}
 
-	cg = h_open(_i / 2);
+	cg = h_open(H_MODE(_i));
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
 	ck_assert_int_eq(cg_vmsplice(cg, fds[1], &(struct iovec){ p, PG }, 1, 0, &pin),
 			 (ssize_t)PG);
@@ -525,14 +521,11 @@ int main(void)
 	h_timeout(control, 30);
 	h_timeout(tc, 30);
 	h_timeout(args, 30);
-	tcase_add_loop_test(control,
-			    without_cowguard_the_pipe_reads_what_the_page_held_before_the_write,
-			    0, NKINDS);
-	add_modes_kinds3(tc, cg_vmsplice_after_fork_gives_the_pipe_the_parents_write);
-	add_modes_kinds3(tc, a_fork_while_pinned_gives_the_child_no_mapping_and_keeps_the_pin);
-	add_modes_kinds3(tc, undoing_dontfork_then_fork_and_write_is_a_pin_violation);
-	tcase_add_loop_test(tc, a_page_only_read_so_far_is_not_spliced_as_the_zero_page,
-			    0, 4);
+	h_add_test(control, without_cowguard_the_pipe_reads_what_the_page_held_before_the_write, 0, H_KINDS_SHARED);
+	h_add_test(tc, cg_vmsplice_after_fork_gives_the_pipe_the_parents_write, H_MODES, H_KINDS_SHARED);
+	h_add_test(tc, a_fork_while_pinned_gives_the_child_no_mapping_and_keeps_the_pin, H_MODES, H_KINDS_SHARED);
+	h_add_test(tc, undoing_dontfork_then_fork_and_write_is_a_pin_violation, H_MODES, H_KINDS_SHARED);
+	h_add_test(tc, a_page_only_read_so_far_is_not_spliced_as_the_zero_page, H_MODES, H_KINDS_SMALL);
 	h_add_modes(args, bad_arguments_are_refused_and_pin_nothing);
 	h_add_modes(args, the_pin_spans_the_iovecs_rounded_out_to_pages);
 	h_add_modes(args, two_splices_of_one_page_keep_it_out_of_children_until_both_are_released);

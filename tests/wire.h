@@ -16,8 +16,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "protocol.h"
-#include "uffd.h"
+#include "kernel/uffd.h"
+#include "wire/protocol.h"
 
 /* A connection to the daemon at path (close-on-exec): its socket, or -1. */
 static inline int wire_connect(const char *path)

@@ -10,7 +10,7 @@
 #include <sys/types.h>
 
 #include "cowguard.h"
-#include "protocol.h"
+#include "wire/protocol.h"
 
 #define EXIT_CLEAN 0
 #define EXIT_UNCLEAN 1

@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: MIT
+/*
+ * cg_pin() and cg_unpin(), in either mode.  The parts that must run in the
+ * application's own process run here: populating holes (a read-only pin of
+ * a hole would map the shared zero page; a write fault that changes no
+ * byte gives a page of our own and races with nobody), the write
+ * faults the engine asks for where a read-only pin cannot unshare, and
+ * MADV_DONTFORK for consumers that hold plain page references.  Unsharing
+ * and the records are the engine's (lib/engine/pins.c), here or in cowguardd.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "handle.h"
+#include "kernel/compat.h"
+#include "kernel/procfs.h"
+#include "write_unshare.h"
+
+#define TRIES 3
+
+/* The engine's answer to a PIN or UNPIN (the reply's u.pinned). */
+struct pin_answer {
+	uint64_t id;
+	uint64_t bad_addr;	/* the page that failed */
+	uint64_t bad_len;	/* -EAGAIN: the span to write-unshare */
+};
+
+/*
+ * Populate the pages of [addr, addr+len) that pagemap shows absent.  An
+ * undumpable process cannot open its own pagemap (root's, 0400, then):
+ * every page is write-faulted instead, which populates the holes as well.
+ */
+static int populate_holes(uint64_t addr, uint64_t len)
+{
+	int ret = cg__write_fault_unless(addr, len, PM_PRESENT | PM_SWAPPED);
+
+	return ret == -EACCES ? cg__write_fault(addr, len) : ret;
+}
+
+static int engine_pin(struct cg *cg, uint64_t addr, uint64_t len, unsigned flags,
+		      const char *consumer, struct pin_answer *res)
+{
+	struct cg__req req;
+	struct cg__rep rep = { 0 };	/* read even when the call failed */
+	int ret;
+
+	cg__req_init(&req, CG_OP_PIN);
+	req.addr = addr;
+	req.len = len;
+	req.flags = flags;
+	strncpy(req.name, consumer, sizeof(req.name) - 1);
+	ret = cg__call(cg, &req, &rep);
+	res->id = rep.u.pinned.id;
+	res->bad_addr = rep.u.pinned.bad_addr;
+	res->bad_len = rep.u.pinned.bad_len;
+	return ret;
+}
+
+static int engine_unpin(struct cg *cg, uint64_t id, struct pin_answer *res)
+{
+	struct cg__req req;
+	struct cg__rep rep = { 0 };	/* read even when the call failed */
+	int ret;
+
+	cg__req_init(&req, CG_OP_UNPIN);
+	req.id = id;
+	ret = cg__call(cg, &req, &rep);
+	res->bad_addr = rep.u.pinned.bad_addr;
+	return ret;
+}
+
+/*
+ * Undo MADV_DONTFORK where no other such pin of ours still covers, one call
+ * per uncovered run: hugetlb VMAs refuse (EINVAL) a 4 KiB madvise inside a
+ * huge page, so page by page would leave a hugetlb range MADV_DONTFORK.
+ */
+static void dofork_uncovered(struct cg *cg, uint64_t addr, uint64_t len)
+{
+	uint64_t run = addr;
+
+	for (uint64_t a = addr; a <= addr + len; a += CG_PAGE_SIZE) {
+		bool kept = a == addr + len;	/* the end closes the last run */
+
+		for (struct cg_pin *p = cg->pins; p && !kept; p = p->next)
+			kept = !(p->flags & CG_PIN_FOLL_PIN) && a >= p->addr &&
+			       a - p->addr < p->len;
+		if (!kept)
+			continue;
+		if (a > run)
+			madvise((void *)(uintptr_t)run, a - run, MADV_DOFORK);
+		run = a + CG_PAGE_SIZE;
+	}
+}
+
+static int check_args(struct cg *cg, uint64_t addr, size_t len, unsigned flags,
+		      struct cg_pin **out)
+{
+	if (!cg || !out || !len || (addr | len) & (CG_PAGE_SIZE - 1))
+		return -EINVAL;
+	if (!(flags & (CG_PIN_RO | CG_PIN_RW)) ||
+	    (flags & ~(unsigned)(CG_PIN_RO | CG_PIN_RW | CG_PIN_FOLL_PIN)))
+		return -EINVAL;
+	return addr + len < addr ? -EOVERFLOW : 0;
+}
+
+/*
+ * Pin, populating any page the engine found absent, and write-unsharing
+ * what it asks for (lib/write_unshare.c).  A retry is needed only when a
+ * fork or a munmap races with the pin.
+ */
+static int pin_retrying(struct cg *cg, uint64_t addr, uint64_t len,
+			unsigned flags, const char *consumer,
+			struct pin_answer *res)
+{
+	int ret = populate_holes(addr, len);
+
+	for (int i = 0; !ret || ret == -EAGAIN; i++) {
+		ret = engine_pin(cg, addr, len, flags, consumer, res);
+		if (ret != -EAGAIN || i == TRIES)
+			break;
+		if (res->bad_len)
+			ret = cg__write_unshare(res->bad_addr, res->bad_len);
+		else
+			ret = cg__write_fault(res->bad_addr & ~(CG_PAGE_SIZE - 1),
+					      CG_PAGE_SIZE);
+		if (ret)
+			break;
+	}
+	return ret;
+}
+
+int cg__pin(struct cg *cg, void *addr, size_t len, unsigned flags,
+	    const char *consumer, struct cg_pin **out)
+{
+	uint64_t a = (uintptr_t)addr;
+	struct pin_answer res;
+	struct cg_pin *pin;
+	int ret = check_args(cg, a, len, flags, out);
+
+	if (ret)
+		return ret;
+	pin = calloc(1, sizeof(*pin));
+	if (!pin)
+		return -ENOMEM;
+	*pin = (struct cg_pin){ .cg = cg, .addr = a, .len = len, .flags = flags };
+	pthread_mutex_lock(&cg->pins_lock);
+	/* Before the pages become exclusive, so no fork can share them after. */
+	if (!(flags & CG_PIN_FOLL_PIN) && madvise(addr, len, MADV_DONTFORK))
+		ret = errno == ENOMEM ? -ENOENT : -errno;
+	if (!ret)
+		ret = pin_retrying(cg, a, len, flags, consumer, &res);
+	if (ret && !(flags & CG_PIN_FOLL_PIN))
+		dofork_uncovered(cg, a, len);
+	if (!ret) {
+		pin->id = res.id;
+		pin->next = cg->pins;
+		cg->pins = pin;
+		*out = pin;
+	}
+	pthread_mutex_unlock(&cg->pins_lock);
+	if (ret)
+		free(pin);
+	return ret;
+}
+
+int cg_pin(struct cg *cg, void *addr, size_t len, unsigned flags,
+	   struct cg_pin **out)
+{
+	return cg__pin(cg, addr, len, flags, "application", out);
+}
+
+int cg_unpin(struct cg_pin *pin)
+{
+	struct pin_answer res = { 0 };
+	struct cg *cg;
+	int ret;
+
+	if (!pin)
+		return -EINVAL;
+	cg = pin->cg;
+	ret = engine_unpin(cg, pin->id, &res);
+	pthread_mutex_lock(&cg->pins_lock);
+	for (struct cg_pin **p = &cg->pins; *p; p = &(*p)->next)
+		if (*p == pin) {
+			*p = pin->next;
+			break;
+		}
+	if (!(pin->flags & CG_PIN_FOLL_PIN))
+		dofork_uncovered(cg, pin->addr, pin->len);
+	pthread_mutex_unlock(&cg->pins_lock);
+	/* Loud, like the kernel's unpin check: the consumer read stale data. */
+	if (ret == -ENOTRECOVERABLE)
+		fprintf(stderr, "cowguard: pin %#llx+%#llx violated: the page at "
+			"%#llx was replaced while pinned\n",
+			(unsigned long long)pin->addr, (unsigned long long)pin->len,
+			(unsigned long long)res.bad_addr);
+	free(pin);
+	return ret;
+}

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/* What the files implementing struct cg__mm share with each other. */
+#ifndef CG_ENGINE_INTERNAL_H
+#define CG_ENGINE_INTERNAL_H
+
+#include "engine.h"
+#include "pagestate.h"
+
+/* The region covering addr, or NULL. */
+struct cg__region *cg__mm_find(const struct cg__mm *mm, uint64_t addr);
+
+/* Page counts by state, over all regions or one. */
+struct cg__mm_counts {
+	uint64_t present, exclusive, shared, dirty, wp;
+	uint64_t footprint;	/* bytes of engine state */
+};
+void cg__mm_counts(const struct cg__mm *mm, struct cg__mm_counts *out);
+void cg__mm_region_counts(const struct cg__region *r,
+			  struct cg__mm_counts *out);
+
+int cg__mm_insert(struct cg__mm *mm, struct cg__region *r);
+
+/* Whether regions cover all of [addr, addr+len). */
+bool cg__mm_covered(const struct cg__mm *mm, uint64_t addr, uint64_t len);
+
+/*
+ * Whether the 2 MiB chunk around addr is mapped by one PMD, per
+ * PAGEMAP_SCAN: false without it (a PMD mapping cannot be confirmed).
+ */
+bool cg__mm_pmd_mapped(const struct cg__mm *mm, uint64_t addr);
+
+/*
+ * A THP chunk of r the engine holds PMD-mapped but the kernel no longer
+ * maps by one PMD (or cannot confirm it does) is followed down to 4 KiB
+ * pages and counted in thp_splits.  Returns 0 or -errno.
+ */
+int cg__mm_follow_split(struct cg__mm *mm, struct cg__region *r, uint64_t addr);
+void cg__mm_remove(struct cg__mm *mm, struct cg__region *r);
+
+/*
+ * The uffd ioctls, retried while an unread event makes them fail with
+ * EAGAIN: pending messages are read into the backlog and handled later.
+ */
+int cg__mm_ioctl_register(struct cg__mm *mm, uint64_t start, uint64_t len);
+int cg__mm_ioctl_unregister(struct cg__mm *mm, uint64_t start, uint64_t len);
+int cg__mm_ioctl_wp(struct cg__mm *mm, uint64_t start, uint64_t len,
+		    bool protect);
+
+/* What a learning pass may assume about the pages it reads. */
+enum cg__learn {
+	CG_LEARN_NEW,		/* only pages the engine has not seen populated */
+	CG_LEARN_REGISTER,	/* every page, history unknown: unshare them */
+	CG_LEARN_INHERITED,	/* every page, all shared with our parent */
+	/*
+	 * Pages a lazy registration has not looked at yet (past
+	 * r->unlearned): those not seen present since, unshared as at
+	 * registration.  cg__mm_learn() picks it there by itself.
+	 */
+	CG_LEARN_UNKNOWN,
+	/*
+	 * Pages not seen present before a fork that left them unlearned
+	 * (past r->unlearned, r->unlearned_forked): learned as
+	 * CG_LEARN_NEW would, but shared, never exclusive.  cg__mm_learn()
+	 * picks it there by itself.
+	 */
+	CG_LEARN_FORKED,
+};
+
+/*
+ * Learn from pagemap the pages of [start, start+len) in r, as mode says.
+ * Learned pages that may be shared are write-protected so that their next
+ * write is seen; at registration every populated page is.
+ */
+int cg__mm_learn(struct cg__mm *mm, struct cg__region *r, uint64_t start,
+		 uint64_t len, enum cg__learn mode);
+
+/*
+ * Whether the kernel says the page of this pagemap entry is
+ * PageAnonExclusive: false when that cannot be read (no root, no PFN).
+ */
+bool cg__kernel_exclusive(const struct cg__mm *mm, uint64_t pme);
+
+/* Register a range with the given learning mode (see cg__mm_register). */
+int cg__mm_register_as(struct cg__mm *mm, uint64_t addr, uint64_t len,
+		       enum cg__learn mode);
+
+/* Write-protect the present, unprotected pages of r. */
+int cg__mm_protect_present(struct cg__mm *mm, struct cg__region *r);
+/*
+ * Write-protect every page of r the kernel maps, seen present or not (but
+ * pinned ones before 5.19, as above): after a fork.
+ */
+int cg__mm_protect_mapped(struct cg__mm *mm, struct cg__region *r);
+/* A fork shared r: what was not seen present is learned later, as shared. */
+void cg__mm_unlearn_forked(struct cg__region *r);
+
+/* Learn every region, then write-protect all present pages. */
+int cg__mm_learn_and_protect_all(struct cg__mm *mm);
+
+/*
+ * Unshare: make the pages at the n addresses exclusive to the process, the
+ * way the kernel does for a read-only pin: read one byte range of each with
+ * process_vm_readv, which takes FOLL_PIN and so unshares (kernel 5.19+)
+ * without raising a write fault.  Returns 0 or -errno.
+ */
+int cg__unshare(struct cg__mm *mm, const uint64_t *addrs, size_t n);
+
+#endif

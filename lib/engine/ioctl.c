@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: MIT
+/* uffd ioctls on a tracked mm, retried across pending events. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "kernel/clock.h"
+#include "kernel/uffd.h"
+
+/* An event's originator runs on after we read it; give it that long. */
+#define RETRY_LIMIT_NS (2ULL * 1000 * 1000 * 1000)
+
+static int backlog_push(struct cg__mm *mm, const struct uffd_msg *msgs,
+			size_t n)
+{
+	if (mm->nbacklog + n > mm->backlog_cap) {
+		size_t cap = (mm->backlog_cap + n) * 2;
+		struct uffd_msg *b = realloc(mm->backlog, cap * sizeof(*b));
+
+		if (!b)
+			return -ENOMEM;
+		mm->backlog = b;
+		mm->backlog_cap = cap;
+	}
+	memcpy(&mm->backlog[mm->nbacklog], msgs, n * sizeof(*msgs));
+	mm->nbacklog += n;
+	return 0;
+}
+
+/* Read what is pending; returns messages read or -errno. */
+static int drain(struct cg__mm *mm)
+{
+	struct uffd_msg msgs[16];
+	ssize_t n = cg__uffd_read(mm->uffd, msgs, sizeof(msgs));
+	int ret;
+
+	if (n == -EPERM)
+		mm->tampered = CG__TAMPERED_BLOCKING;
+	if (n <= 0)
+		return (int)n;
+	ret = backlog_push(mm, msgs, (size_t)n / sizeof(*msgs));
+	return ret ? ret : (int)(n / (ssize_t)sizeof(*msgs));
+}
+
+enum op { OP_REGISTER, OP_UNREGISTER, OP_PROTECT, OP_UNPROTECT };
+
+static int op_once(int fd, enum op op, uint64_t start, uint64_t len)
+{
+	switch (op) {
+	case OP_REGISTER:
+		return cg__uffd_register(fd, start, len);
+	case OP_UNREGISTER:
+		return cg__uffd_unregister(fd, start, len);
+	case OP_PROTECT:
+		return cg__uffd_wp(fd, start, len, true);
+	case OP_UNPROTECT:
+		return cg__uffd_wp(fd, start, len, false);
+	}
+	return -EINVAL;
+}
+
+
+/*
+ * By the clock, not by the sleeps: a client that raises events without
+ * pause would otherwise keep us reading them here for good.  -ETIME then:
+ * nothing was changed, the caller may try again (the client library does).
+ */
+static int with_retry(struct cg__mm *mm, enum op op, uint64_t start,
+		      uint64_t len)
+{
+	const struct timespec pause = { 0, 20 * 1000 };
+	uint64_t patience = mm->ioctl_patience_ns ? mm->ioctl_patience_ns
+						  : RETRY_LIMIT_NS;
+	uint64_t now = cg__now_ns(), deadline = now + patience;
+	int ret;
+
+	/*
+	 * A request makes many ioctls: once one ran out of time, the next
+	 * ones get no more for a while, or one request would wait for each.
+	 */
+	if (now < mm->ioctl_impatient_until)
+		deadline = now;
+	for (;;) {
+		ret = op_once(mm->uffd, op, start, len);
+		if (ret != -EAGAIN)
+			return ret;
+		ret = drain(mm);
+		if (ret < 0)
+			return ret;
+		now = cg__now_ns();
+		if (now >= deadline) {
+			mm->ioctl_impatient_until = now + patience;
+			return -ETIME;
+		}
+		if (ret == 0)
+			nanosleep(&pause, NULL);
+	}
+}
+
+int cg__mm_ioctl_register(struct cg__mm *mm, uint64_t start, uint64_t len)
+{
+	return with_retry(mm, OP_REGISTER, start, len);
+}
+
+int cg__mm_ioctl_unregister(struct cg__mm *mm, uint64_t start, uint64_t len)
+{
+	return with_retry(mm, OP_UNREGISTER, start, len);
+}
+
+int cg__mm_ioctl_wp(struct cg__mm *mm, uint64_t start, uint64_t len,
+		    bool protect)
+{
+	return with_retry(mm, protect ? OP_PROTECT : OP_UNPROTECT, start, len);
+}

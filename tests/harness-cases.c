@@ -31,7 +31,7 @@ static void run_cell(int i)
 
 	running = c;
 	if (c->row)
-		c->row->run(c->mode < 0 ? H_DAEMON : c->mode,
+		c->row->run(c->row->arg, c->mode < 0 ? H_DAEMON : c->mode,
 			    c->kind < 0 ? H_4K : (enum h_kind)c->kind);
 	else
 		c->fn->fn(c->arg);

@@ -3,27 +3,18 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
 #include "client.h"
 #include "harness.h"
 #include "harness-internal.h"
-#include "kernel/compat.h"
-#include "kernel/kernel.h"
-#include "kernel/procfs.h"
-#include "kernel/uffd.h"
 
 const char *h_socket(void)
 {

@@ -1,26 +1,14 @@
 // SPDX-License-Identifier: MIT
 /* The kernel's truth about our pages: pagemap, kpageflags, smaps, and the engine held to it. */
-#include <dirent.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-#include "client.h"
+
 #include "harness.h"
-#include "harness-internal.h"
-#include "kernel/compat.h"
 #include "kernel/kernel.h"
 #include "kernel/procfs.h"
 #include "kernel/uffd.h"

@@ -1,27 +1,15 @@
 // SPDX-License-Identifier: MIT
 /* Test memory of each kind: mapping it, huge page pools, THP. */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <sched.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include "client.h"
-#include "harness.h"
+
 #include "harness-internal.h"
-#include "kernel/compat.h"
-#include "kernel/kernel.h"
+#include "harness.h"
 #include "kernel/procfs.h"
 #include "kernel/uffd.h"
 #include "sysfile.h"
@@ -214,4 +202,26 @@ bool h_hugetlb_room(enum h_kind kind, unsigned long n)
 	h_skip("%s: %ld spare huge pages, %lu needed", h_kind_name(kind),
 	       spare, n);
 	return false;
+}
+
+bool h_region_open(struct h_region *r, int mode, enum h_kind kind, size_t len,
+		   int fill, unsigned long copies)
+{
+	*r = (struct h_region){ .len = len, .kind = kind };
+	r->p = h_map(kind, len, fill);
+	if (!r->p)
+		return false;
+	if (copies && !h_hugetlb_room(kind, copies)) {
+		munmap(r->p, len);
+		return false;
+	}
+	r->cg = h_open(mode);
+	ck_assert_int_eq(cg_register(r->cg, r->p, len, 0), 0);
+	return true;
+}
+
+void h_region_close(struct h_region *r)
+{
+	cg_close(r->cg);
+	munmap(r->p, r->len);
 }

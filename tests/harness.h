@@ -68,18 +68,22 @@ void h_add_loop(TCase *tc, const TTest *fn, int n);
 #define H_KIND(i) ((enum h_kind)((i) % 4))
 
 /*
- * A row of a suite's case table: one behaviour, run as run(mode, kind) in
- * each cell of its modes and kinds (mode H_DAEMON, kind H_4K where a mask
- * is 0).  H_CASE(fn, modes, kinds) names it after fn.
+ * A row of a suite's case table: one behaviour, run as run(arg, mode,
+ * kind) in each cell of its modes and kinds (mode H_DAEMON, kind H_4K
+ * where a mask is 0).  H_CASE(fn, arg, modes, kinds) names the row after
+ * fn; H_CASE_AS(name, fn, arg, ...) after name, for rows that share fn.
  */
 struct h_case {
 	const char *name;
-	void (*run)(int mode, enum h_kind kind);
+	void (*run)(const void *arg, int mode, enum h_kind kind);
+	const void *arg;
 	unsigned modes, kinds;
 	const char *file;
 	int line;
 };
-#define H_CASE(fn, modes, kinds) { #fn, fn, modes, kinds, __FILE__, __LINE__ }
+#define H_CASE(fn, arg, modes, kinds) H_CASE_AS(fn, fn, arg, modes, kinds)
+#define H_CASE_AS(name, fn, arg, modes, kinds)                                 \
+	{ #name, fn, arg, modes, kinds, __FILE__, __LINE__ }
 void h_add_cases(TCase *tc, const struct h_case *rows, size_t n);
 #define H_ADD_CASES(tc, rows) h_add_cases(tc, rows, sizeof(rows) / sizeof(rows[0]))
 /* The name of the cell running, or NULL outside one. */
@@ -101,6 +105,23 @@ struct cg *h_open(int mode);
  */
 void *h_map(enum h_kind kind, size_t len, int fill);
 size_t h_page_size(enum h_kind kind);
+
+/*
+ * What most cases start from: len bytes of kind filled with fill, made
+ * sure the hugetlb pool can take `copies` more units (what the case's
+ * writes after a fork copy), registered with a handle of mode.  False,
+ * after a skip, when the kind or the copies cannot be had.
+ */
+struct h_region {
+	struct cg *cg;
+	char *p;
+	size_t len;
+	enum h_kind kind;
+};
+bool h_region_open(struct h_region *r, int mode, enum h_kind kind, size_t len,
+		   int fill, unsigned long copies);
+/* Close the handle and unmap. */
+void h_region_close(struct h_region *r);
 
 /*
  * A 4 KiB page faulted in lately sits in its CPU's LRU-add batch, which
@@ -208,6 +229,22 @@ struct h_waiter {
 	int go;		/* write end of the child's pipe */
 };
 struct h_waiter h_fork_waiting(const volatile char *check, char expect);
+/*
+ * The same, checking more when released: in each range of len bytes at
+ * at[0] and at[1] (NULL: none), the first and last byte of every unit
+ * (0: 1 byte) still read expect.  Its exit status: 0, or 3 where one does
+ * not (with written set: 3 where one reads written, what the parent wrote
+ * since, 4 where it reads anything else, a page lost).  raw: forked by the
+ * fork system call, which runs no atfork handler: cowguard's library does
+ * not see it.
+ */
+struct h_check {
+	const volatile char *at[2];
+	size_t len, unit;
+	char expect, written;
+	bool raw;
+};
+struct h_waiter h_fork_checking(const struct h_check *check);
 /* Let the child go and reap it; returns its status as h_wait() does. */
 int h_release(struct h_waiter *w);
 

@@ -257,6 +257,27 @@ static void setup(struct fork_ctx *f, int total, int fill, int *report_rd,
 	*go_wr = go[1];
 }
 
+/*
+ * The daemon's fds now, after our STATUS connections are open (they count
+ * in it: the harness keeps them), with no unnamed child of ours listed.
+ */
+static int daemon_fds_before(void)
+{
+	ck_assert_int_eq(listed_children(getpid(), false), 0);
+	ck_assert_int_eq(h_status_client(getpid(), NULL), 1);
+	return h_daemon_pid() > 0 ? h_fd_count(h_daemon_pid()) : 0;
+}
+
+/* One more fork, which notices that the silent child is gone. */
+static void fork_once_more(struct fork_ctx *f, int report_rd, int go_wr)
+{
+	f->next = 0;
+	f->total = 1;
+	fork_all(f, 1);
+	read_reports(f, report_rd, 1);
+	let_go_and_reap(f, go_wr);
+}
+
 START_TEST(a_hundred_forks_from_four_threads_are_each_adopted_by_their_own_child)
 {
 	struct fork_ctx f;
@@ -265,10 +286,7 @@ START_TEST(a_hundred_forks_from_four_threads_are_each_adopted_by_their_own_child
 	int report_rd, go_wr, before;
 
 	setup(&f, FORKS, 'P', &report_rd, &go_wr);
-	/* Our STATUS connections count in the daemon's fds: open them first. */
-	ck_assert_int_eq(listed_children(getpid(), false), 0);
-	ck_assert_int_eq(h_status_client(getpid(), NULL), 1);
-	before = h_daemon_pid() > 0 ? h_fd_count(h_daemon_pid()) : 0;
+	before = daemon_fds_before();
 
 	fork_all(&f, THREADS);
 	read_reports(&f, report_rd, FORKS);
@@ -298,8 +316,29 @@ START_TEST(a_hundred_forks_from_four_threads_are_each_adopted_by_their_own_child
 END_TEST
 
 /*
- * An older child that never says hello (_Fork runs no atfork handler)
- * waits unnamed: handing the oldest unnamed uffd to each hello, as a
+ * With a child that never says hello (no atfork handler runs) waiting
+ * unnamed, n more children say hello: each is adopted, the silent one's
+ * uffd alone is left unnamed, and once it exits our next fork releases it
+ * (the daemon's fds back to what they were).
+ */
+static void the_silent_child_is_left_unnamed(struct fork_ctx *f, int n,
+					     int report_rd, int go_wr)
+{
+	int before = daemon_fds_before();
+	struct h_waiter silent = h_fork_checking(&(struct h_check){ .raw = true });
+
+	ck_assert_int_eq(listed_children(getpid(), true), 1);
+	fork_all(f, 2);
+	read_reports(f, report_rd, n);
+	ck_assert_int_eq(listed_children(getpid(), true), 1);
+	let_go_and_reap(f, go_wr);
+	ck_assert_int_eq(h_release(&silent), 0);
+	fork_once_more(f, report_rd, go_wr);
+	assert_all_released(before, 5000);
+}
+
+/*
+ * An older child that never says hello waits unnamed: handing the oldest unnamed uffd to each hello, as a
  * first-come rule would, gives every later child that one.  Once it exits,
  * its uffd is released at our next fork.
  */
@@ -308,41 +347,13 @@ START_TEST(a_child_is_told_apart_from_an_older_one_that_never_said_hello)
 	enum { N = 20 };
 	struct fork_ctx f;
 	struct cg_stats st;
-	int report_rd, go_wr, silent_go[2], before;
-	pid_t silent;
-	char go;
+	int report_rd, go_wr;
 
 	setup(&f, N, 'P', &report_rd, &go_wr);
-	ck_assert_int_eq(listed_children(getpid(), false), 0);
-	ck_assert_int_eq(h_status_client(getpid(), NULL), 1);
-	before = h_daemon_pid() > 0 ? h_fd_count(h_daemon_pid()) : 0;
-
-	ck_assert_int_eq(pipe2(silent_go, O_CLOEXEC), 0);
-	silent = _Fork();
-	ck_assert_int_ge(silent, 0);
-	if (silent == 0)
-		_exit(read(silent_go[0], &go, 1) == 1 ? 0 : 2);
-	close(silent_go[0]);
-	ck_assert_int_eq(listed_children(getpid(), true), 1);
-
-	fork_all(&f, 2);
-	read_reports(&f, report_rd, N);
+	the_silent_child_is_left_unnamed(&f, N, report_rd, go_wr);
+	/* N children, the silent one, and the one more fork. */
 	ck_assert_int_eq(cg_stats(f.cg, &st, sizeof(st)), 0);
-	ck_assert_uint_eq(st.fork_events, N + 1);
-	/* The silent child's uffd is the one left unnamed. */
-	ck_assert_int_eq(listed_children(getpid(), true), 1);
-	let_go_and_reap(&f, go_wr);
-
-	ck_assert_int_eq(write(silent_go[1], "g", 1), 1);
-	ck_assert_int_eq(h_wait(silent), 0);
-	close(silent_go[1]);
-	/* One more fork notices that the silent child is gone. */
-	f.next = 0;
-	f.total = 1;
-	fork_all(&f, 1);
-	read_reports(&f, report_rd, 1);
-	let_go_and_reap(&f, go_wr);
-	assert_all_released(before, 5000);
+	ck_assert_uint_eq(st.fork_events, N + 2);
 	cg_close(f.cg);
 	munmap((void *)f.p, LEN);
 }
@@ -356,9 +367,7 @@ START_TEST(a_child_is_identified_when_no_registered_page_is_present)
 {
 	enum { N = 20 };
 	struct fork_ctx f;
-	int report_rd, go_wr, silent_go[2], before, exe;
-	pid_t silent;
-	char go;
+	int report_rd, go_wr, exe;
 
 	setup(&f, N, -1, &report_rd, &go_wr);
 	/* A file mapping, which no uffd may register: each child replaces a slot. */
@@ -367,31 +376,7 @@ START_TEST(a_child_is_identified_when_no_registered_page_is_present)
 	f.window = mmap(NULL, N * SLOT, PROT_READ, MAP_PRIVATE, exe, 0);
 	ck_assert(f.window != MAP_FAILED);
 	close(exe);
-	ck_assert_int_eq(listed_children(getpid(), false), 0);
-	ck_assert_int_eq(h_status_client(getpid(), NULL), 1);
-	before = h_daemon_pid() > 0 ? h_fd_count(h_daemon_pid()) : 0;
-
-	ck_assert_int_eq(pipe2(silent_go, O_CLOEXEC), 0);
-	silent = _Fork();
-	ck_assert_int_ge(silent, 0);
-	if (silent == 0)
-		_exit(read(silent_go[0], &go, 1) == 1 ? 0 : 2);
-	close(silent_go[0]);
-
-	fork_all(&f, 2);
-	read_reports(&f, report_rd, N);
-	ck_assert_int_eq(listed_children(getpid(), true), 1);
-	let_go_and_reap(&f, go_wr);
-	ck_assert_int_eq(write(silent_go[1], "g", 1), 1);
-	ck_assert_int_eq(h_wait(silent), 0);
-	close(silent_go[1]);
-	/* One more fork notices that the silent child is gone. */
-	f.next = 0;
-	f.total = 1;
-	fork_all(&f, 1);
-	read_reports(&f, report_rd, 1);
-	let_go_and_reap(&f, go_wr);
-	assert_all_released(before, 5000);
+	the_silent_child_is_left_unnamed(&f, N, report_rd, go_wr);
 	cg_close(f.cg);
 	munmap(f.window, N * SLOT);
 	munmap((void *)f.p, LEN);

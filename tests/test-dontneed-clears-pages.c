@@ -76,66 +76,58 @@ START_TEST(dontneed_makes_the_pages_not_present_and_a_write_brings_one_back)
 {
 	enum h_kind kind = H_KIND(_i);
 	size_t unit = kind == H_4K ? 16 * 4096 : 2 * MIB, len = 4 * unit;
-	char *p = h_map(kind, len, 'A');
+	struct h_region r;
 	struct cg_page_info *was, info;
 	struct cg_stats before, after;
 	struct h_waiter child;
-	struct cg *cg;
 
-	if (!p)
-		return;
 	/* The fork at the end shares the rewritten unit; the write copies it. */
-	if (!h_hugetlb_room(kind, 1)) {
-		munmap(p, len);
+	if (!h_region_open(&r, H_MODE(_i), kind, len, 'A', 1))
 		return;
-	}
-	cg = h_open(H_MODE(_i));
-	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
-	p[5] = 'B';
-	was = h_states(cg, p, len);
+	r.p[5] = 'B';
+	was = h_states(r.cg, r.p, len);
 	ck_assert(was[0].dirty && !was[unit / 4096].dirty);
-	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
+	ck_assert_int_eq(cg_stats(r.cg, &before, sizeof(before)), 0);
 
-	ck_assert_int_eq(madvise(p + unit, unit, MADV_DONTNEED), 0);
+	ck_assert_int_eq(madvise(r.p + unit, unit, MADV_DONTNEED), 0);
 
-	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
+	ck_assert_int_eq(cg_stats(r.cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.removals, before.removals + 1);
 	ck_assert_uint_eq(after.regions, 1);
 	ck_assert_uint_eq(after.registered_bytes, len);
-	assert_absent(cg, p + unit, unit);
-	h_assert_states(cg, was, p, unit, "the unit before the removed one");
-	h_assert_states(cg, was + 2 * unit / 4096, p + 2 * unit, 2 * unit,
+	assert_absent(r.cg, r.p + unit, unit);
+	h_assert_states(r.cg, was, r.p, unit, "the unit before the removed one");
+	h_assert_states(r.cg, was + 2 * unit / 4096, r.p + 2 * unit, 2 * unit,
 			"the units after the removed one");
-	audit(cg, p, len);
+	audit(r.cg, r.p, len);
 
 	/* Zeros now; written, the page is fresh and ours alone. */
-	ck_assert_int_eq(p[unit + 3 * 4096], 0);
-	p[unit + 3 * 4096 + 1] = 'C';
-	assert_back(cg, p + unit + 3 * 4096);
-	h_assert_states(cg, was, p, unit, "the unit before, after the rewrite");
-	h_assert_states(cg, was + 2 * unit / 4096, p + 2 * unit, 2 * unit,
+	ck_assert_int_eq(r.p[unit + 3 * 4096], 0);
+	r.p[unit + 3 * 4096 + 1] = 'C';
+	assert_back(r.cg, r.p + unit + 3 * 4096);
+	h_assert_states(r.cg, was, r.p, unit, "the unit before, after the rewrite");
+	h_assert_states(r.cg, was + 2 * unit / 4096, r.p + 2 * unit, 2 * unit,
 			"the units after, after the rewrite");
 	/* Following the rewrite must not split a PMD nobody touched. */
 	for (size_t off = 2 * unit; off < len; off += unit)
 		if (was[off / 4096].kind == CG_PAGE_THP)
-			ck_assert_msg(h_pmd_mapped(p + off) == 1,
+			ck_assert_msg(h_pmd_mapped(r.p + off) == 1,
 				      "chunk %zu no longer PMD-mapped", off / unit);
-	audit(cg, p, len);
+	audit(r.cg, r.p, len);
 
 	/* Still followed: a fork shares it, a write after is seen. */
-	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
-	child = h_fork_waiting(p + unit + 3 * 4096 + 1, 'C');
-	ck_assert_int_eq(cg_query(cg, p + unit + 3 * 4096, &info, sizeof(info)), 0);
+	ck_assert_int_eq(cg_stats(r.cg, &before, sizeof(before)), 0);
+	child = h_fork_waiting(r.p + unit + 3 * 4096 + 1, 'C');
+	ck_assert_int_eq(cg_query(r.cg, r.p + unit + 3 * 4096, &info, sizeof(info)), 0);
 	ck_assert(info.present && !info.exclusive);
-	audit(cg, p, len);
-	p[unit + 3 * 4096 + 1] = 'D';
-	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
+	audit(r.cg, r.p, len);
+	r.p[unit + 3 * 4096 + 1] = 'D';
+	ck_assert_int_eq(cg_stats(r.cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.wp_faults, before.wp_faults + 1);
-	assert_back(cg, p + unit + 3 * 4096);
-	audit(cg, p, len);
+	assert_back(r.cg, r.p + unit + 3 * 4096);
+	audit(r.cg, r.p, len);
 	ck_assert_int_eq(h_release(&child), 0);
-	cg_close(cg);
-	munmap(p, len);
+	h_region_close(&r);
 	free(was);
 }
 END_TEST

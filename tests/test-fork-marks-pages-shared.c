@@ -58,30 +58,23 @@ START_TEST(fork_marks_populated_pages_shared_and_a_write_makes_one_exclusive)
 	struct cg_stats stats;
 	int fds[2], status;
 	pid_t pid;
-	char *p = h_map(kind, len, 'A');
-	struct cg *cg;
+	struct h_region r;
 
-	if (!p)
-		return;
 	/* The parent's write after fork copies one unit. */
-	if (!h_hugetlb_room(kind, 1)) {
-		munmap(p, len);
+	if (!h_region_open(&r, H_MODE(_i), kind, len, 'A', 1))
 		return;
-	}
-	cg = h_open(H_MODE(_i));
-	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
-	ck_assert_int_eq(cg_query(cg, p, &info, sizeof(info)), 0);
+	ck_assert_int_eq(cg_query(r.cg, r.p, &info, sizeof(info)), 0);
 	ck_assert_msg(info.present && info.exclusive && info.wp,
 		      "after registration: present %d exclusive %d wp %d "
 		      "(kernel: exclusive %d, mapped once %d)",
 		      info.present, info.exclusive, info.wp,
-		      h_kpage(p).anon_exclusive, h_kpage(p).mapped_once);
-	h_audit_clean(cg, p, len);
+		      h_kpage(r.p).anon_exclusive, h_kpage(r.p).mapped_once);
+	h_audit_clean(r.cg, r.p, len);
 
 	ck_assert_int_eq(pipe(fds), 0);
-	pid = h_fork(child_waits, &(struct child_arg){ p, fds[0] });
+	pid = h_fork(child_waits, &(struct child_arg){ r.p, fds[0] });
 
-	if (kind == H_HUGETLB_1G && fork_kept_it_exclusive(cg, p, len)) {
+	if (kind == H_HUGETLB_1G && fork_kept_it_exclusive(r.cg, r.p, len)) {
 		/*
 		 * Measured on 6.18: after a FOLL_PIN read of a 1 GiB page (our
 		 * unshare at registration), fork copies it for the child in
@@ -91,7 +84,7 @@ START_TEST(fork_marks_populated_pages_shared_and_a_write_makes_one_exclusive)
 		 */
 		struct cg_audit_report a;
 
-		ck_assert_int_eq(cg_audit(cg, p, len, &a, sizeof(a)), 0);
+		ck_assert_int_eq(cg_audit(r.cg, r.p, len, &a, sizeof(a)), 0);
 		ck_assert_uint_eq(a.unsafe, 0);
 		ck_assert_int_eq(write(fds[1], "g", 1), 1);
 		status = h_wait(pid);
@@ -99,35 +92,35 @@ START_TEST(fork_marks_populated_pages_shared_and_a_write_makes_one_exclusive)
 		ck_assert_msg(status == 0 || status == 4, "child exited %d", status);
 		h_skip("kernel copied the 1 GiB page at fork instead of sharing "
 		       "it (%llu conservative)", (unsigned long long)a.conservative);
-		cg_close(cg);
-		munmap(p, len);
+		cg_close(r.cg);
+		munmap(r.p, len);
 		return;
 	}
 	for (size_t off = 0; off < len; off += page) {
-		ck_assert_int_eq(cg_query(cg, p + off, &info, sizeof(info)), 0);
+		ck_assert_int_eq(cg_query(r.cg, r.p + off, &info, sizeof(info)), 0);
 		ck_assert_msg(info.present && !info.exclusive && info.wp,
 			      "after fork, page %zu: present %d exclusive %d wp %d",
 			      off / page, info.present, info.exclusive, info.wp);
-		ck_assert_int_eq(h_kpage(p + off).anon_exclusive == 1, 0);
+		ck_assert_int_eq(h_kpage(r.p + off).anon_exclusive == 1, 0);
 	}
-	h_audit_clean(cg, p, len);
-	ck_assert_int_eq(cg_stats(cg, &stats, sizeof(stats)), 0);
+	h_audit_clean(r.cg, r.p, len);
+	ck_assert_int_eq(cg_stats(r.cg, &stats, sizeof(stats)), 0);
 	ck_assert_uint_eq(stats.fork_events, 1);
 	ck_assert_uint_eq(stats.pages_shared_by_fork, len / 4096);
 
-	p[0] = 'B';	/* a write fault: copy (child alive), exclusive again */
-	ck_assert_int_eq(cg_query(cg, p, &info, sizeof(info)), 0);
+	r.p[0] = 'B';	/* a write fault: copy (child alive), exclusive again */
+	ck_assert_int_eq(cg_query(r.cg, r.p, &info, sizeof(info)), 0);
 	ck_assert(info.present && info.exclusive && info.dirty);
 	if (len > page) {
-		ck_assert_int_eq(cg_query(cg, p + page, &info, sizeof(info)), 0);
+		ck_assert_int_eq(cg_query(r.cg, r.p + page, &info, sizeof(info)), 0);
 		ck_assert(!info.exclusive);
 	}
-	h_audit_clean(cg, p, len);
+	h_audit_clean(r.cg, r.p, len);
 
 	ck_assert_int_eq(write(fds[1], "g", 1), 1);
 	status = h_wait(pid);
-	h_audit_clean(cg, p, len);
-	ck_assert_int_eq(p[0], 'B');
+	h_audit_clean(r.cg, r.p, len);
+	ck_assert_int_eq(r.p[0], 'B');
 	if (status == 4 && kind == H_HUGETLB_1G) {
 		/*
 		 * Measured on 6.18 without cowguard too: the parent's COW of a
@@ -139,8 +132,7 @@ START_TEST(fork_marks_populated_pages_shared_and_a_write_makes_one_exclusive)
 	} else {
 		ck_assert_int_eq(status, 0);
 	}
-	cg_close(cg);
-	munmap(p, len);
+	h_region_close(&r);
 }
 END_TEST
 

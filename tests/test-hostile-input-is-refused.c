@@ -199,134 +199,188 @@ static int hello_with(int fd)
 
 /* ---- the cases ------------------------------------------------------- */
 
-START_TEST(a_hello_that_carries_a_pipe_instead_of_a_uffd_is_refused)
+/*
+ * A hello with something else than a uffd: the fd it carries (-1: none),
+ * and one more to close after it (-1: none).
+ */
+struct fake_uffd {
+	int (*open)(int *other);
+};
+
+static int open_pipe(int *other)
 {
-	struct victim v;
 	int fds[2];
 
-	victim_open(&v);
 	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
-	ck_assert_int_eq(hello_with(fds[0]), -EBADF);
-	close(fds[0]);
-	close(fds[1]);
-	victim_unaffected(&v, "refused: hello without a userfaultfd");
+	*other = fds[1];
+	return fds[0];
 }
-END_TEST
 
-START_TEST(a_hello_that_carries_an_eventfd_is_refused)
+static int open_eventfd(int *other)
 {
-	struct victim v;
-	int efd;
+	int efd = eventfd(0, EFD_CLOEXEC);
 
-	victim_open(&v);
-	efd = eventfd(0, EFD_CLOEXEC);
 	ck_assert_int_ge(efd, 0);
-	ck_assert_int_eq(hello_with(efd), -EBADF);
-	close(efd);
+	*other = -1;
+	return efd;
+}
+
+static int open_nothing(int *other)
+{
+	*other = -1;
+	return -1;
+}
+
+static void a_hello_without_a_uffd_is_refused(const void *arg, int mode,
+					      enum h_kind kind)
+{
+	const struct fake_uffd *f = arg;
+	struct victim v;
+	int fd, other;
+
+	(void)mode;
+	(void)kind;
+	victim_open(&v);
+	fd = f->open(&other);
+	ck_assert_int_eq(hello_with(fd), -EBADF);
+	if (fd >= 0)
+		close(fd);
+	if (other >= 0)
+		close(other);
 	victim_unaffected(&v, "refused: hello without a userfaultfd");
 }
-END_TEST
 
-START_TEST(a_hello_with_no_fd_is_refused)
+/*
+ * A packet a hostile client sends on a connection of its own: made into
+ * buf (zeroed, PACKET_MAX bytes) as the victim is, its length returned;
+ * what the daemon answers (REFUSED: it closes without a word), and what
+ * it logs.
+ */
+#define PACKET_MAX (sizeof(struct cg__req) + 64)
+struct bad_packet {
+	size_t (*make)(const struct victim *v, char *buf);
+	int answer;
+	const char *logged;
+};
+
+static size_t make_garbage(const struct victim *v, char *buf)
 {
-	struct victim v;
-
-	victim_open(&v);
-	ck_assert_int_eq(hello_with(-1), -EBADF);
-	victim_unaffected(&v, "refused: hello without a userfaultfd");
-}
-END_TEST
-
-START_TEST(garbage_bytes_are_refused)
-{
-	struct victim v;
-	unsigned char junk[sizeof(struct cg__req)];
-	int s;
-
-	victim_open(&v);
+	(void)v;
 	srand(42);
-	for (size_t i = 0; i < sizeof(junk); i++)
-		junk[i] = (unsigned char)rand();
-	junk[0] = 'x';		/* never the magic */
-	s = raw_connect(h_socket());
-	ck_assert_int_eq(send_bytes(s, junk, sizeof(junk), -1), 0);
-	ck_assert_int_eq(answer(s), REFUSED);
-	victim_unaffected(&v, "dropped: not the cowguard protocol");
+	for (size_t i = 0; i < sizeof(struct cg__req); i++)
+		buf[i] = (char)rand();
+	buf[0] = 'x';		/* never the magic */
+	return sizeof(struct cg__req);
 }
-END_TEST
 
-START_TEST(a_truncated_packet_is_refused)
+static size_t make_hello(char *buf, unsigned major)
 {
-	struct victim v;
 	struct cg__req req;
-	int s;
 
-	victim_open(&v);
 	cg__req_init(&req, CG_OP_HELLO);
-	s = raw_connect(h_socket());
-	ck_assert_int_eq(send_bytes(s, &req, sizeof(req) / 2, -1), 0);
-	ck_assert_int_eq(answer(s), REFUSED);
-	victim_unaffected(&v, "dropped: unreadable request");
+	if (major)
+		req.major = (uint16_t)major;
+	memcpy(buf, &req, sizeof(req));
+	return sizeof(req);
 }
-END_TEST
 
-START_TEST(a_packet_of_the_wrong_size_is_refused)
+static size_t make_truncated(const struct victim *v, char *buf)
 {
-	struct victim v;
-	char big[sizeof(struct cg__req) + 32];
-	struct cg__req req;
-	int s;
-
-	victim_open(&v);
-	cg__req_init(&req, CG_OP_HELLO);
-	memset(big, 0, sizeof(big));
-	memcpy(big, &req, sizeof(req));
-	s = raw_connect(h_socket());
-	ck_assert_int_eq(send_bytes(s, big, sizeof(big), -1), 0);
-	ck_assert_int_eq(answer(s), REFUSED);
-	victim_unaffected(&v, "dropped: unreadable request");
+	(void)v;
+	return make_hello(buf, 0) / 2;
 }
-END_TEST
 
-START_TEST(an_unknown_major_version_is_refused_whatever_its_size)
+static size_t make_oversized(const struct victim *v, char *buf)
 {
-	struct victim v;
-	char other[sizeof(struct cg__req) + 64];
-	struct cg__req req;
-	int s;
-
-	victim_open(&v);
-	cg__req_init(&req, CG_OP_HELLO);
-	req.major = 99;
-	s = raw_connect(h_socket());
-	ck_assert_int_eq(send_bytes(s, &req, sizeof(req), -1), 0);
-	ck_assert_int_eq(answer(s), -EPROTONOSUPPORT);
-	/* A version 99 packet need not be our size. */
-	memset(other, 0, sizeof(other));
-	memcpy(other, &req, sizeof(req));
-	s = raw_connect(h_socket());
-	ck_assert_int_eq(send_bytes(s, other, sizeof(other), -1), 0);
-	ck_assert_int_eq(answer(s), -EPROTONOSUPPORT);
-	victim_unaffected(&v, "dropped: protocol 99.0, we speak");
+	(void)v;
+	return make_hello(buf, 0) + 32;
 }
-END_TEST
 
-START_TEST(a_request_before_hello_is_refused)
+static size_t make_major_99(const struct victim *v, char *buf)
 {
-	struct victim v;
-	struct cg__req req;
-	int s;
+	(void)v;
+	return make_hello(buf, 99);
+}
 
-	victim_open(&v);
+/* A version 99 packet need not be our size. */
+static size_t make_major_99_larger(const struct victim *v, char *buf)
+{
+	(void)v;
+	return make_hello(buf, 99) + 64;
+}
+
+static size_t make_register(const struct victim *v, char *buf)
+{
+	struct cg__req req;
+
 	cg__req_init(&req, CG_OP_REGISTER);
-	req.addr = (uintptr_t)v.p;
+	req.addr = (uintptr_t)v->p;
 	req.len = VICTIM_LEN;
-	s = raw_connect(h_socket());
-	ck_assert_int_eq(send_bytes(s, &req, sizeof(req), -1), 0);
-	ck_assert_int_eq(answer(s), -EPERM);
-	victim_unaffected(&v, "dropped: register not allowed here");
+	memcpy(buf, &req, sizeof(req));
+	return sizeof(req);
 }
-END_TEST
+
+static void a_bad_packet_is_refused(const void *arg, int mode,
+				    enum h_kind kind)
+{
+	const struct bad_packet *b = arg;
+	char buf[PACKET_MAX] = { 0 };
+	struct victim v;
+	size_t len;
+	int s;
+
+	(void)mode;
+	(void)kind;
+	victim_open(&v);
+	len = b->make(&v, buf);
+	s = raw_connect(h_socket());
+	ck_assert_int_eq(send_bytes(s, buf, len, -1), 0);
+	ck_assert_int_eq(answer(s), b->answer);
+	victim_unaffected(&v, b->logged);
+}
+
+static const struct fake_uffd a_pipe = { open_pipe };
+static const struct fake_uffd an_eventfd = { open_eventfd };
+static const struct fake_uffd no_fd = { open_nothing };
+static const struct bad_packet garbage = {
+	make_garbage, REFUSED, "dropped: not the cowguard protocol"
+};
+static const struct bad_packet truncated = {
+	make_truncated, REFUSED, "dropped: unreadable request"
+};
+static const struct bad_packet oversized = {
+	make_oversized, REFUSED, "dropped: unreadable request"
+};
+static const struct bad_packet major_99 = {
+	make_major_99, -EPROTONOSUPPORT, "dropped: protocol 99.0, we speak"
+};
+static const struct bad_packet major_99_larger = {
+	make_major_99_larger, -EPROTONOSUPPORT, "dropped: protocol 99.0, we speak"
+};
+static const struct bad_packet before_hello = {
+	make_register, -EPERM, "dropped: register not allowed here"
+};
+
+static const struct h_case packets[] = {
+	H_CASE_AS(a_hello_that_carries_a_pipe_instead_of_a_uffd_is_refused,
+		  a_hello_without_a_uffd_is_refused, &a_pipe, 0, 0),
+	H_CASE_AS(a_hello_that_carries_an_eventfd_is_refused,
+		  a_hello_without_a_uffd_is_refused, &an_eventfd, 0, 0),
+	H_CASE_AS(a_hello_with_no_fd_is_refused,
+		  a_hello_without_a_uffd_is_refused, &no_fd, 0, 0),
+	H_CASE_AS(garbage_bytes_are_refused, a_bad_packet_is_refused,
+		  &garbage, 0, 0),
+	H_CASE_AS(a_truncated_packet_is_refused, a_bad_packet_is_refused,
+		  &truncated, 0, 0),
+	H_CASE_AS(a_packet_of_the_wrong_size_is_refused,
+		  a_bad_packet_is_refused, &oversized, 0, 0),
+	H_CASE_AS(an_unknown_major_version_is_refused, a_bad_packet_is_refused,
+		  &major_99, 0, 0),
+	H_CASE_AS(an_unknown_major_version_of_another_size_is_refused,
+		  a_bad_packet_is_refused, &major_99_larger, 0, 0),
+	H_CASE_AS(a_request_before_hello_is_refused, a_bad_packet_is_refused,
+		  &before_hello, 0, 0),
+};
 
 START_TEST(a_second_hello_is_refused)
 {
@@ -447,23 +501,6 @@ static void claimer_end(struct claimer *c)
 	close(c->result);
 }
 
-/* A raw child of the victim that never says hello: an unnamed uffd waits. */
-static pid_t silent_child(int *go_wr)
-{
-	int go[2];
-	char b;
-	pid_t pid;
-
-	ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
-	pid = _Fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0)
-		_exit(read(go[0], &b, 1) == 1 ? 0 : 2);
-	close(go[0]);
-	*go_wr = go[1];
-	return pid;
-}
-
 /*
  * A real child of the client, forked before the client registered
  * anything (same pages, no uffd of its own), claims to be the fork that
@@ -475,13 +512,12 @@ START_TEST(a_child_claiming_a_sibling_s_uffd_is_refused)
 	struct cg__status_client sc;
 	struct claimer c;
 	struct victim v;
-	int silent_go;
-	pid_t silent;
+	struct h_waiter silent;
 
 	v.p = h_map(H_4K, VICTIM_LEN, 'V');
 	c = claimer_start(false);
 	victim_track(&v);
-	silent = silent_child(&silent_go);
+	silent = h_fork_checking(&(struct h_check){ .raw = true });
 	ck_assert_int_eq(h_status_client(0, &sc), 1);
 	ck_assert_int_eq(sc.parent_pid, getpid());
 	ck_assert_int_eq(claimer_claim(&c), -ESRCH);
@@ -489,9 +525,7 @@ START_TEST(a_child_claiming_a_sibling_s_uffd_is_refused)
 	ck_assert_int_eq(h_status_client(c.pid, NULL), 0);
 	ck_assert_int_eq(h_status_client(0, NULL), 1);
 	claimer_end(&c);
-	ck_assert_int_eq(write(silent_go, "g", 1), 1);
-	ck_assert_int_eq(h_wait(silent), 0);
-	close(silent_go);
+	ck_assert_int_eq(h_release(&silent), 0);
 	v.fds = -1;	/* the silent child's uffd goes at our next fork or close */
 	victim_unaffected(&v, "none of 1 has a region registered in it");
 }
@@ -502,19 +536,16 @@ START_TEST(a_process_that_is_not_the_child_is_refused)
 {
 	struct claimer c;
 	struct victim v;
-	int silent_go;
-	pid_t silent;
+	struct h_waiter silent;
 
 	v.p = h_map(H_4K, VICTIM_LEN, 'V');
 	c = claimer_start(true);
 	victim_track(&v);
-	silent = silent_child(&silent_go);
+	silent = h_fork_checking(&(struct h_check){ .raw = true });
 	ck_assert_int_eq(claimer_claim(&c), -EPERM);
 	ck_assert_int_eq(h_status_client(0, NULL), 1);
 	claimer_end(&c);
-	ck_assert_int_eq(write(silent_go, "g", 1), 1);
-	ck_assert_int_eq(h_wait(silent), 0);
-	close(silent_go);
+	ck_assert_int_eq(h_release(&silent), 0);
 	v.fds = -1;
 	victim_unaffected(&v, "and no adopted uffd is proven its own");
 }
@@ -525,17 +556,14 @@ START_TEST(a_child_that_maps_none_of_the_memory_is_refused)
 {
 	struct claimer c = claimer_start(false);
 	struct victim v;
-	int silent_go;
-	pid_t silent;
+	struct h_waiter silent;
 
 	victim_open(&v);
-	silent = silent_child(&silent_go);
+	silent = h_fork_checking(&(struct h_check){ .raw = true });
 	ck_assert_int_eq(claimer_claim(&c), -ESRCH);
 	ck_assert_int_eq(h_status_client(0, NULL), 1);
 	claimer_end(&c);
-	ck_assert_int_eq(write(silent_go, "g", 1), 1);
-	ck_assert_int_eq(h_wait(silent), 0);
-	close(silent_go);
+	ck_assert_int_eq(h_release(&silent), 0);
 	v.fds = -1;
 	victim_unaffected(&v, "has a region registered in it");
 }
@@ -740,14 +768,7 @@ int main(void)
 	TCase *tc = tcase_create("hostile");
 
 	h_timeout(tc, 30);
-	h_add(tc, a_hello_that_carries_a_pipe_instead_of_a_uffd_is_refused);
-	h_add(tc, a_hello_that_carries_an_eventfd_is_refused);
-	h_add(tc, a_hello_with_no_fd_is_refused);
-	h_add(tc, garbage_bytes_are_refused);
-	h_add(tc, a_truncated_packet_is_refused);
-	h_add(tc, a_packet_of_the_wrong_size_is_refused);
-	h_add(tc, an_unknown_major_version_is_refused_whatever_its_size);
-	h_add(tc, a_request_before_hello_is_refused);
+	H_ADD_CASES(tc, packets);
 	h_add(tc, a_second_hello_is_refused);
 	h_add(tc, a_child_claiming_a_sibling_s_uffd_is_refused);
 	h_add(tc, a_process_that_is_not_the_child_is_refused);

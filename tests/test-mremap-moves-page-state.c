@@ -22,8 +22,6 @@
 
 #include "harness.h"
 
-/* Modes × the three kinds mremap is meaningful for here. */
-
 /* Four quarters: 4 KiB kind 1 MiB each, huge kinds one 2 MiB unit each. */
 static size_t quarter(enum h_kind kind)
 {
@@ -133,46 +131,77 @@ static void write_is_seen(struct cg *cg, char *page)
 	ck_assert_int_ne(h_kpage(page).anon_exclusive, 0);	/* -1: no root */
 }
 
+/*
+ * A region of 4 quarters set up as setup() says, whose part [from,
+ * from+n) mremap then moved to a hole aligned to 2 MiB plus skew: the
+ * states before (was, for all 4 quarters) and the stats after.  The move
+ * is checked to have been seen as one.
+ */
+struct moved {
+	struct cg *cg;
+	struct h_waiter child;
+	char *p, *to;
+	size_t len;
+	struct cg_page_info *was;
+	struct cg_stats after;
+};
+
+/* False after a skip; copies as setup() takes it. */
+static bool move(struct moved *m, int mode, enum h_kind kind, size_t copies,
+		 size_t from, size_t n, size_t skew)
+{
+	struct cg_stats before;
+	char *got;
+
+	*m = (struct moved){ .cg = h_open(mode), .len = 4 * quarter(kind) };
+	m->p = setup(m->cg, kind, m->len, &m->child, copies);
+	if (!m->p) {
+		cg_close(m->cg);
+		return false;
+	}
+	m->to = hole(n, skew);
+	m->was = h_states(m->cg, m->p, m->len);
+	ck_assert_int_eq(cg_stats(m->cg, &before, sizeof(before)), 0);
+	got = mremap(m->p + from, n, n, MREMAP_MAYMOVE | MREMAP_FIXED, m->to);
+	ck_assert_msg(got == m->to, "mremap: %s", strerror(errno));
+	ck_assert_int_eq(cg_stats(m->cg, &m->after, sizeof(m->after)), 0);
+	ck_assert_uint_eq(m->after.remaps, before.remaps + 1);
+	return true;
+}
+
+/* The child released (its data its own), the handle closed. */
+static void moved_done(struct moved *m)
+{
+	finish(m->cg, &m->child);
+	free(m->was);
+}
+
 START_TEST(mremap_of_a_whole_region_moves_every_page_state_to_the_new_address)
 {
 	enum h_kind kind = H_KIND(_i);
 	size_t q = quarter(kind), len = 4 * q;
 	/* Off the 2 MiB grid for 4 KiB pages: the state must not shift. */
 	size_t skew = kind == H_4K ? MIB + 3 * 4096 : 0;
-	struct cg *cg = h_open(H_MODE(_i));
-	struct cg_page_info *was, info;
-	struct cg_stats before, after;
-	struct h_waiter child;
-	char *p = setup(cg, kind, len, &child, 2), *to, *got;
+	struct cg_page_info info;
+	struct moved m;
 
-	if (!p) {
-		cg_close(cg);
+	if (!move(&m, H_MODE(_i), kind, 2, 0, len, skew))
 		return;
-	}
-	to = hole(len, skew);
-	was = h_states(cg, p, len);
-	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
+	ck_assert_uint_eq(m.after.regions, 1);
+	ck_assert_uint_eq(m.after.registered_bytes, len);
+	ck_assert_int_eq(cg_query(m.cg, m.p, &info, sizeof(info)), -ENOENT);
+	ck_assert_int_eq(cg_query(m.cg, m.p + len / 2, &info, sizeof(info)), -ENOENT);
+	ck_assert_int_eq(cg_query(m.cg, m.p + len - 4096, &info, sizeof(info)),
+			 -ENOENT);
+	h_assert_states(m.cg, m.was, m.to, len, "after the move");
+	audit(m.cg, m.to, len);
 
-	got = mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
-	ck_assert_msg(got == to, "mremap: %s", strerror(errno));
+	write_is_seen(m.cg, m.to + 3 * q + 9 * 4096);
+	audit(m.cg, m.to, len);
+	ck_assert_int_eq(m.to[2 * q + 5 * (kind == H_HUGETLB_2M ? 0 : 4096)], 'B');
 
-	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
-	ck_assert_uint_eq(after.remaps, before.remaps + 1);
-	ck_assert_uint_eq(after.regions, 1);
-	ck_assert_uint_eq(after.registered_bytes, len);
-	ck_assert_int_eq(cg_query(cg, p, &info, sizeof(info)), -ENOENT);
-	ck_assert_int_eq(cg_query(cg, p + len / 2, &info, sizeof(info)), -ENOENT);
-	ck_assert_int_eq(cg_query(cg, p + len - 4096, &info, sizeof(info)), -ENOENT);
-	h_assert_states(cg, was, to, len, "after the move");
-	audit(cg, to, len);
-
-	write_is_seen(cg, to + 3 * q + 9 * 4096);
-	audit(cg, to, len);
-	ck_assert_int_eq(to[2 * q + 5 * (kind == H_HUGETLB_2M ? 0 : 4096)], 'B');
-
-	finish(cg, &child);
-	munmap(to, len);
-	free(was);
+	moved_done(&m);
+	munmap(m.to, len);
 }
 END_TEST
 
@@ -186,88 +215,61 @@ START_TEST(mremap_of_a_middle_part_moves_its_state_and_leaves_the_rest_in_place)
 	 */
 	size_t shift = kind == H_THP ? MIB : kind == H_4K ? 3 * 4096 : 0;
 	size_t from = q + shift, n = 2 * q;
-	struct cg *cg = h_open(H_MODE(_i));
-	struct cg_page_info *was, info;
-	struct cg_stats before, after;
-	struct h_waiter child;
-	char *p = setup(cg, kind, len, &child, 3), *to, *got;
+	struct cg_page_info info;
+	struct moved m;
+	char *p;
 
-	if (!p) {
-		cg_close(cg);
-		return;
-	}
 	/* The same offset in 2 MiB as the source, so whole PMDs can move. */
-	to = hole(n, from & (2 * MIB - 1));
-	was = h_states(cg, p, len);
-	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
-
-	got = mremap(p + from, n, n, MREMAP_MAYMOVE | MREMAP_FIXED, to);
-	ck_assert_msg(got == to, "mremap: %s", strerror(errno));
-
-	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
-	ck_assert_uint_eq(after.remaps, before.remaps + 1);
-	ck_assert_uint_eq(after.regions, 3);
-	ck_assert_uint_eq(after.registered_bytes, len);
-	ck_assert_int_eq(cg_query(cg, p + from, &info, sizeof(info)), -ENOENT);
-	ck_assert_int_eq(cg_query(cg, p + from + n - 4096, &info, sizeof(info)), -ENOENT);
-	h_assert_states(cg, was, p, from, "the part left before the hole");
-	h_assert_states(cg, was + (from + n) / 4096, p + from + n, len - from - n,
-			"the part left after the hole");
-	h_assert_states(cg, was + from / 4096, to, n, "the moved part");
-	audit(cg, p, from);
-	audit(cg, p + from + n, len - from - n);
-	audit(cg, to, n);
+	if (!move(&m, H_MODE(_i), kind, 3, from, n, from & (2 * MIB - 1)))
+		return;
+	p = m.p;
+	ck_assert_uint_eq(m.after.regions, 3);
+	ck_assert_uint_eq(m.after.registered_bytes, len);
+	ck_assert_int_eq(cg_query(m.cg, p + from, &info, sizeof(info)), -ENOENT);
+	ck_assert_int_eq(cg_query(m.cg, p + from + n - 4096, &info, sizeof(info)),
+			 -ENOENT);
+	h_assert_states(m.cg, m.was, p, from, "the part left before the hole");
+	h_assert_states(m.cg, m.was + (from + n) / 4096, p + from + n,
+			len - from - n, "the part left after the hole");
+	h_assert_states(m.cg, m.was + from / 4096, m.to, n, "the moved part");
+	audit(m.cg, p, from);
+	audit(m.cg, p + from + n, len - from - n);
+	audit(m.cg, m.to, n);
 
 	/* Both the moved part and what stayed are still followed. */
-	write_is_seen(cg, to + 9 * 4096);
-	write_is_seen(cg, p + 11 * 4096);
-	audit(cg, p, from);
-	audit(cg, to, n);
+	write_is_seen(m.cg, m.to + 9 * 4096);
+	write_is_seen(m.cg, p + 11 * 4096);
+	audit(m.cg, p, from);
+	audit(m.cg, m.to, n);
 
-	finish(cg, &child);
+	moved_done(&m);
 	munmap(p, len);
-	munmap(to, n);
-	free(was);
+	munmap(m.to, n);
 }
 END_TEST
 
 START_TEST(mremap_of_a_thp_region_off_the_2mib_grid_splits_it_and_keeps_the_state)
 {
 	size_t q = quarter(H_THP), len = 4 * q;
-	struct cg *cg = h_open(_i);
-	struct cg_page_info *was, info;
-	struct cg_stats before, after;
-	struct h_waiter child;
-	char *p = setup(cg, H_THP, len, &child, 2), *to, *got;
+	struct cg_page_info info;
+	struct moved m;
 
-	if (!p) {
-		cg_close(cg);
-		return;
-	}
 	/* No PMD can land on a PMD: the kernel splits every one it moves. */
-	to = hole(len, MIB);
-	was = h_states(cg, p, len);
-	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
-
-	got = mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
-	ck_assert_msg(got == to, "mremap: %s", strerror(errno));
-
-	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
-	ck_assert_uint_eq(after.remaps, before.remaps + 1);
-	ck_assert_int_eq(cg_query(cg, p, &info, sizeof(info)), -ENOENT);
+	if (!move(&m, _i, H_THP, 2, 0, len, MIB))
+		return;
+	ck_assert_int_eq(cg_query(m.cg, m.p, &info, sizeof(info)), -ENOENT);
 	for (size_t off = 0; off < len; off += 2 * MIB)
-		ck_assert_int_eq(h_pmd_mapped(to + off), 0);
-	h_assert_states(cg, was, to, len, "after the move off the grid");
-	ck_assert_int_eq(cg_query(cg, to + 3 * q, &info, sizeof(info)), 0);
+		ck_assert_int_eq(h_pmd_mapped(m.to + off), 0);
+	h_assert_states(m.cg, m.was, m.to, len, "after the move off the grid");
+	ck_assert_int_eq(cg_query(m.cg, m.to + 3 * q, &info, sizeof(info)), 0);
 	ck_assert_int_eq(info.kind, CG_PAGE_THP_PTE);
-	audit(cg, to, len);
+	audit(m.cg, m.to, len);
 
-	write_is_seen(cg, to + 3 * q + 9 * 4096);
-	audit(cg, to, len);
+	write_is_seen(m.cg, m.to + 3 * q + 9 * 4096);
+	audit(m.cg, m.to, len);
 
-	finish(cg, &child);
-	munmap(to, len);
-	free(was);
+	moved_done(&m);
+	munmap(m.to, len);
 }
 END_TEST
 
@@ -325,8 +327,10 @@ int main(void)
 	TCase *tc = tcase_create("mremap");
 
 	h_timeout(tc, 30);
-	h_add_test(tc, mremap_of_a_whole_region_moves_every_page_state_to_the_new_address, H_MODES, H_KINDS_SHARED);
-	h_add_test(tc, mremap_of_a_middle_part_moves_its_state_and_leaves_the_rest_in_place, H_MODES, H_KINDS_SHARED);
+	h_add_test(tc, mremap_of_a_whole_region_moves_every_page_state_to_the_new_address,
+		   H_MODES, H_KINDS_SHARED);
+	h_add_test(tc, mremap_of_a_middle_part_moves_its_state_and_leaves_the_rest_in_place,
+		   H_MODES, H_KINDS_SHARED);
 	h_add_modes(tc, mremap_of_a_thp_region_off_the_2mib_grid_splits_it_and_keeps_the_state);
 	h_add_modes(tc, mremap_over_a_hundred_registered_regions_moves_the_state_of_each);
 	suite_add_tcase(s, tc);

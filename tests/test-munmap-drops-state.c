@@ -89,53 +89,49 @@ START_TEST(munmap_of_the_whole_region_drops_it_and_the_range_can_be_registered_a
 {
 	enum h_kind kind = H_KIND(_i);
 	size_t len = 4 * quarter(kind);
-	char *p = h_map(kind, len, 'A');
+	struct h_region r;
 	struct cg_page_info info;
 	struct cg_stats before, after;
-	struct cg *cg;
 
-	if (!p)
+	if (!h_region_open(&r, H_MODE(_i), kind, len, 'A', 0))
 		return;
-	cg = h_open(H_MODE(_i));
-	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
-	p[4096 * 5] = 'B';
-	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
+	r.p[4096 * 5] = 'B';
+	ck_assert_int_eq(cg_stats(r.cg, &before, sizeof(before)), 0);
 	ck_assert_uint_eq(before.regions, 1);
 	ck_assert_uint_eq(before.registered_bytes, len);
 
-	ck_assert_int_eq(munmap(p, len), 0);
+	ck_assert_int_eq(munmap(r.p, len), 0);
 
-	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
+	ck_assert_int_eq(cg_stats(r.cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.unmaps, before.unmaps + 1);
 	ck_assert_uint_eq(after.regions, 0);
 	ck_assert_uint_eq(after.registered_bytes, 0);
-	ck_assert_int_eq(cg_query(cg, p, &info, sizeof(info)), -ENOENT);
-	ck_assert_int_eq(cg_query(cg, p + len / 2, &info, sizeof(info)), -ENOENT);
-	ck_assert_int_eq(cg_query(cg, p + len - 4096, &info, sizeof(info)), -ENOENT);
-	ck_assert_int_eq(cg_unregister(cg, p, len), -ENOENT);
+	ck_assert_int_eq(cg_query(r.cg, r.p, &info, sizeof(info)), -ENOENT);
+	ck_assert_int_eq(cg_query(r.cg, r.p + len / 2, &info, sizeof(info)), -ENOENT);
+	ck_assert_int_eq(cg_query(r.cg, r.p + len - 4096, &info, sizeof(info)), -ENOENT);
+	ck_assert_int_eq(cg_unregister(r.cg, r.p, len), -ENOENT);
 
 	/* Mapped again: new pages, nothing of the old ones' state. */
-	remap_at(kind, p, len, 'C');
-	ck_assert_int_eq(cg_query(cg, p, &info, sizeof(info)), -ENOENT);
-	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
-	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
+	remap_at(kind, r.p, len, 'C');
+	ck_assert_int_eq(cg_query(r.cg, r.p, &info, sizeof(info)), -ENOENT);
+	ck_assert_int_eq(cg_register(r.cg, r.p, len, 0), 0);
+	ck_assert_int_eq(cg_stats(r.cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.regions, 1);
 	ck_assert_uint_eq(after.registered_bytes, len);
-	assert_fresh(cg, p, len);
-	audit(cg, p, len);
+	assert_fresh(r.cg, r.p, len);
+	audit(r.cg, r.p, len);
 
 	/* And it is followed: a write is seen. */
-	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
-	p[4096 * 5] = 'D';
-	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
+	ck_assert_int_eq(cg_stats(r.cg, &before, sizeof(before)), 0);
+	r.p[4096 * 5] = 'D';
+	ck_assert_int_eq(cg_stats(r.cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.wp_faults, before.wp_faults + 1);
-	ck_assert_int_eq(cg_query(cg, p + 4096 * 5, &info, sizeof(info)), 0);
+	ck_assert_int_eq(cg_query(r.cg, r.p + 4096 * 5, &info, sizeof(info)), 0);
 	ck_assert(info.present && info.exclusive && info.dirty);
-	audit(cg, p, len);
+	audit(r.cg, r.p, len);
 
-	ck_assert_int_eq(cg_unregister(cg, p, len), 0);
-	cg_close(cg);
-	munmap(p, len);
+	ck_assert_int_eq(cg_unregister(r.cg, r.p, len), 0);
+	h_region_close(&r);
 }
 END_TEST
 
@@ -152,74 +148,66 @@ START_TEST(munmap_of_a_middle_part_leaves_two_regions_that_keep_their_state)
 	size_t small = kind == H_HUGETLB_2M ? 0 : 4096;
 	size_t shift = kind == H_THP ? MIB : kind == H_4K ? 3 * 4096 : 0;
 	size_t from = q + shift, n = 2 * q, rest = len - from - n;
-	char *p = h_map(kind, len, 'A');
+	struct h_region r;
 	struct cg_page_info *was, info;
 	struct cg_stats before, after;
 	struct h_waiter child;
-	struct cg *cg;
 
-	if (!p)
-		return;
 	/* Writes after the fork copy a unit each. */
-	if (!h_hugetlb_room(kind, 4)) {
-		munmap(p, len);
+	if (!h_region_open(&r, H_MODE(_i), kind, len, 'A', 4))
 		return;
-	}
-	cg = h_open(H_MODE(_i));
-	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
-	p[7 * small] = 'B';
-	p[q + 7 * small] = 'B';
-	child = h_fork_waiting(&p[2 * q + 5 * small], 'A');
-	p[2 * q + 5 * small] = 'B';
-	was = h_states(cg, p, len);
+	r.p[7 * small] = 'B';
+	r.p[q + 7 * small] = 'B';
+	child = h_fork_waiting(&r.p[2 * q + 5 * small], 'A');
+	r.p[2 * q + 5 * small] = 'B';
+	was = h_states(r.cg, r.p, len);
 	ck_assert(was[(q + 7 * small) / 4096].dirty &&
 		  !was[(q + 7 * small) / 4096].exclusive);
 	ck_assert(was[(2 * q + 5 * small) / 4096].exclusive);
 	ck_assert(!was[3 * q / 4096].dirty && !was[3 * q / 4096].exclusive);
-	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
+	ck_assert_int_eq(cg_stats(r.cg, &before, sizeof(before)), 0);
 
-	ck_assert_int_eq(munmap(p + from, n), 0);
+	ck_assert_int_eq(munmap(r.p + from, n), 0);
 
-	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
+	ck_assert_int_eq(cg_stats(r.cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.unmaps, before.unmaps + 1);
 	ck_assert_uint_eq(after.regions, 2);
 	ck_assert_uint_eq(after.registered_bytes, len - n);
-	ck_assert_int_eq(cg_query(cg, p + from, &info, sizeof(info)), -ENOENT);
-	ck_assert_int_eq(cg_query(cg, p + from + n - 4096, &info, sizeof(info)), -ENOENT);
-	h_assert_states(cg, was, p, from, "the part before the hole");
-	h_assert_states(cg, was + (from + n) / 4096, p + from + n, rest,
+	ck_assert_int_eq(cg_query(r.cg, r.p + from, &info, sizeof(info)), -ENOENT);
+	ck_assert_int_eq(cg_query(r.cg, r.p + from + n - 4096, &info, sizeof(info)), -ENOENT);
+	h_assert_states(r.cg, was, r.p, from, "the part before the hole");
+	h_assert_states(r.cg, was + (from + n) / 4096, r.p + from + n, rest,
 			"the part after the hole");
-	audit(cg, p, from);
-	audit(cg, p + from + n, rest);
+	audit(r.cg, r.p, from);
+	audit(r.cg, r.p + from + n, rest);
 	/* Each part is a region of its own now. */
-	ck_assert_int_eq(cg_unregister(cg, p, len), -ENOENT);
+	ck_assert_int_eq(cg_unregister(r.cg, r.p, len), -ENOENT);
 
 	/* Both parts are still followed. */
-	ck_assert_int_eq(cg_stats(cg, &before, sizeof(before)), 0);
-	p[11 * 4096] = 'C';
-	p[len - 4096] = 'C';
-	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
+	ck_assert_int_eq(cg_stats(r.cg, &before, sizeof(before)), 0);
+	r.p[11 * 4096] = 'C';
+	r.p[len - 4096] = 'C';
+	ck_assert_int_eq(cg_stats(r.cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.wp_faults, before.wp_faults + 2);
-	ck_assert_int_eq(cg_query(cg, p + 11 * 4096, &info, sizeof(info)), 0);
+	ck_assert_int_eq(cg_query(r.cg, r.p + 11 * 4096, &info, sizeof(info)), 0);
 	ck_assert(info.present && info.exclusive && info.dirty);
-	ck_assert_int_eq(cg_query(cg, p + len - 4096, &info, sizeof(info)), 0);
+	ck_assert_int_eq(cg_query(r.cg, r.p + len - 4096, &info, sizeof(info)), 0);
 	ck_assert(info.present && info.exclusive && info.dirty);
-	audit(cg, p, from);
-	audit(cg, p + from + n, rest);
+	audit(r.cg, r.p, from);
+	audit(r.cg, r.p + from + n, rest);
 
 	/* The hole, mapped again, registers as a third region. */
-	remap_at(kind, p + from, n, 'E');
-	ck_assert_int_eq(cg_register(cg, p + from, n, 0), 0);
-	ck_assert_int_eq(cg_stats(cg, &after, sizeof(after)), 0);
+	remap_at(kind, r.p + from, n, 'E');
+	ck_assert_int_eq(cg_register(r.cg, r.p + from, n, 0), 0);
+	ck_assert_int_eq(cg_stats(r.cg, &after, sizeof(after)), 0);
 	ck_assert_uint_eq(after.regions, 3);
 	ck_assert_uint_eq(after.registered_bytes, len);
-	assert_fresh(cg, p + from, n);
-	audit(cg, p, len);
+	assert_fresh(r.cg, r.p + from, n);
+	audit(r.cg, r.p, len);
 
 	ck_assert_int_eq(h_release(&child), 0);
-	audit(cg, p, len);
-	cg_close(cg);
-	munmap(p, len);
+	audit(r.cg, r.p, len);
+	h_region_close(&r);
 	free(was);
 }
 END_TEST

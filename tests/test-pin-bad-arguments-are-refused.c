@@ -90,18 +90,14 @@ END_TEST
 START_TEST(a_pin_that_cuts_a_hugetlb_page_is_refused)
 {
 	size_t huge = 2 * MIB;
-	char *p = h_map(H_HUGETLB_2M, huge, 'A');
-	struct cg *cg;
+	struct h_region r;
 
-	if (!p)
+	if (!h_region_open(&r, _i, H_HUGETLB_2M, huge, 'A', 0))
 		return;
-	cg = h_open(_i);
-	ck_assert_int_eq(cg_register(cg, p, huge, 0), 0);
-	refused(cg, p, p, PG, CG_PIN_RO, -EINVAL, "first 4 KiB of a huge page");
-	refused(cg, p, p + huge - PG, PG, CG_PIN_RO, -EINVAL,
+	refused(r.cg, r.p, r.p, PG, CG_PIN_RO, -EINVAL, "first 4 KiB of a huge page");
+	refused(r.cg, r.p, r.p + huge - PG, PG, CG_PIN_RO, -EINVAL,
 		"last 4 KiB of a huge page");
-	cg_close(cg);
-	munmap(p, huge);
+	h_region_close(&r);
 }
 END_TEST
 

@@ -30,27 +30,6 @@
 #include "kernel/procfs.h"
 #include "pin-util.h"
 
-struct child_arg {
-	const volatile char *p;
-	size_t len, unit;
-	int rd;
-};
-
-/* The child holds its mapping until told to go, then reads every unit. */
-static int child_checks(void *arg)
-{
-	struct child_arg *c = arg;
-	char go;
-
-	if (read(c->rd, &go, 1) != 1)
-		return 2;
-	/* 0: our data; 3: the parent's write; 4: anything else (page taken). */
-	for (size_t off = 0; off < c->len; off += c->unit)
-		if (c->p[off] != 'A' || c->p[off + c->unit - 1] != 'A')
-			return c->p[off] == 'B' ? 3 : 4;
-	return 0;
-}
-
 /* Chunks of a THP range mapped by one PMD, or skip. */
 static bool all_pmd_mapped(const char *p, size_t len)
 {
@@ -69,10 +48,10 @@ START_TEST(a_read_only_pin_unshares_every_shared_page_and_keeps_it_in_place)
 	struct cg_stats s0, s1, s2;
 	struct cg_pin *pin = NULL;
 	size_t shared_pages = 0;
-	int fds[2], status, ret;
+	struct h_waiter child;
+	int status, ret;
 	char *p = h_map(kind, len, 'A');
 	struct cg *cg;
-	pid_t child;
 
 	ck_assert(before && pinned);
 	if (!p)
@@ -94,9 +73,10 @@ START_TEST(a_read_only_pin_unshares_every_shared_page_and_keeps_it_in_place)
 	cg = h_open(H_MODE(_i));
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
 
-	ck_assert_int_eq(pipe(fds), 0);
-	child = h_fork(child_checks, &(struct child_arg){ p, len, unit, fds[0] });
-	close(fds[0]);
+	/* 0: the child reads its data; 3: the parent's write; 4: a page lost. */
+	child = h_fork_checking(&(struct h_check){ .at = { p }, .len = len,
+						  .unit = unit, .expect = 'A',
+						  .written = 'B' });
 
 	/* The kernel shares what fork() left shared; so does the engine. */
 	ph_for_each_page(off, kind, len) {
@@ -138,8 +118,7 @@ START_TEST(a_read_only_pin_unshares_every_shared_page_and_keeps_it_in_place)
 		 * than let the kernel take the child's page: the child still
 		 * reads its data.
 		 */
-		ck_assert_int_eq(write(fds[1], "g", 1), 1);
-		ck_assert_int_eq(h_wait(child), 0);
+		ck_assert_int_eq(h_release(&child), 0);
 		h_skip("%s: the pool ran short before the pin (%ld spare): "
 		       "refused with -ENOMEM, child intact", h_kind_name(kind),
 		       cg__hugetlb_spare(kind == H_HUGETLB_1G ? 30 : 21));
@@ -157,8 +136,7 @@ START_TEST(a_read_only_pin_unshares_every_shared_page_and_keeps_it_in_place)
 		 * the hugetlb pool trap).  Not something cowguard can close
 		 * from user space.  The child must show it: it lost the page.
 		 */
-		ck_assert_int_eq(write(fds[1], "g", 1), 1);
-		status = h_wait(child);
+		status = h_release(&child);
 		ck_assert_msg(status != 0, "the pin reused a page the child "
 			      "still maps");
 		h_skip("%s: the pool ran dry during the pin (%ld spare now): the "
@@ -231,8 +209,7 @@ START_TEST(a_read_only_pin_unshares_every_shared_page_and_keeps_it_in_place)
 	h_audit_clean(cg, p, len);
 
 	/* The child reads its own data; then the pin checks out. */
-	ck_assert_int_eq(write(fds[1], "g", 1), 1);
-	status = h_wait(child);
+	status = h_release(&child);
 	if (child_lost)
 		h_skip("%s: fork did not share the page with the child (6.18 "
 		       "kernel, without cowguard too): pinned by reuse, child "
@@ -255,7 +232,6 @@ START_TEST(a_read_only_pin_unshares_every_shared_page_and_keeps_it_in_place)
 	ck_assert_uint_eq(ph_query(cg, p).pins, 0);
 	h_audit_clean(cg, p, len);
 out_close:
-	close(fds[1]);
 	cg_close(cg);
 out_unmap:
 	munmap(p, len);

@@ -68,62 +68,52 @@ START_TEST(a_pinned_page_replaced_behind_our_back_fails_the_unpin)
 	char msg[512], want[64];
 	pid_t child;
 	int go, ret;
-	struct cg *cg;
-	char *p = h_map(kind, len, 'A');
+	struct h_region r;
 
-	if (!p)
-		return;
 	/*
 	 * Whether fork shared a 1 GiB page (see below) only kpageflags can
 	 * say, and without frames or the mapped-once bit (0 for every 1 GiB
 	 * page) neither can the engine: nothing to catch the violation with.
 	 */
 	if (kind == H_HUGETLB_1G &&
-	    !h_have_root("tells whether fork shared a 1 GiB page (kpageflags)")) {
-		munmap(p, len);
+	    !h_have_root("tells whether fork shared a 1 GiB page (kpageflags)"))
 		return;
-	}
 	/* The parent's write copies the unit while the child maps it. */
-	if (!h_hugetlb_room(kind, 1)) {
-		munmap(p, len);
+	if (!h_region_open(&r, H_MODE(_i), kind, len, 'A', 1))
 		return;
-	}
-	cg = h_open(H_MODE(_i));
-	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
-	ck_assert_int_eq(cg_pin(cg, p, len, CG_PIN_RO | CG_PIN_FOLL_PIN, &pin), 0);
-	s0 = ph_stats(cg);
+	ck_assert_int_eq(cg_pin(r.cg, r.p, len, CG_PIN_RO | CG_PIN_FOLL_PIN, &pin), 0);
+	s0 = ph_stats(r.cg);
 
 	child = raw_fork_waiting(&go);
 	ck_assert_int_ge(child, 0);
-	if (kind == H_HUGETLB_1G && ph_kernel_exclusive(p, kind) == 1) {
+	if (kind == H_HUGETLB_1G && ph_kernel_exclusive(r.p, kind) == 1) {
 		/*
 		 * Measured on 6.18 without cowguard too: in about 1 fork of 6
 		 * a private 1 GiB page is not shared at all.  Nothing was
 		 * replaced, and the unpin rightly says so.
 		 */
 		raw_fork_release(child, go);
-		p[0] = 'B';
+		r.p[0] = 'B';
 		ck_assert_int_eq(cg_unpin(pin), 0);
 		h_skip("%s: fork did not share the page (6.18 kernel): nothing "
 		       "to replace", h_kind_name(kind));
 		goto out;
 	}
-	p[0] = 'B';	/* COW: the parent gets a new page, the pinned one stays */
-	ck_assert_int_eq(p[0], 'B');
+	r.p[0] = 'B';	/* COW: the parent gets a new page, the pinned one stays */
+	ck_assert_int_eq(r.p[0], 'B');
 	ck_assert_int_eq(raw_fork_release(child, go), 0);
 
 	ret = unpin_capturing(pin, msg, sizeof(msg));
 	ck_assert_msg(ret == -ENOTRECOVERABLE, "cg_unpin: %d (%s), want "
 		      "-ENOTRECOVERABLE", ret, cg_strerror(ret));
-	s1 = ph_stats(cg);
+	s1 = ph_stats(r.cg);
 	ck_assert_uint_eq(s1.pin_violations - s0.pin_violations, 1);
 	ck_assert_uint_eq(s1.pins, 0);
 	snprintf(want, sizeof(want), "pin %#llx+%#llx violated",
-		 (unsigned long long)(uintptr_t)p, (unsigned long long)len);
+		 (unsigned long long)(uintptr_t)r.p, (unsigned long long)len);
 	ck_assert_msg(strstr(msg, want), "no '%s' on stderr: '%s'", want, msg);
 out:
-	cg_close(cg);
-	munmap(p, len);
+	h_region_close(&r);
 }
 END_TEST
 

@@ -101,21 +101,18 @@ START_TEST(registration_protects_every_unit_and_one_write_unprotects_only_its_ow
 	struct cg_page_info info;
 	struct cg_stats st;
 	uint64_t faults;
-	char *p = h_map(kind, len, 'A');
-	struct cg *cg;
+	struct h_region r;
 
-	if (!p)
+	if (!h_region_open(&r, H_MODE(_i), kind, len, 'A', 0))
 		return;
-	cg = h_open(H_MODE(_i));
-	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
-	ck_assert_int_eq(cg_stats(cg, &st, sizeof(st)), 0);
+	ck_assert_int_eq(cg_stats(r.cg, &st, sizeof(st)), 0);
 	ck_assert_uint_eq(st.regions, 1);
 	ck_assert_uint_eq(st.registered_bytes, len);
-	ck_assert_int_eq(h_vma_flag(p, "uw"), 1);
-	if (kind == H_THP && !h_thp_pmd_mapped(p, len))
+	ck_assert_int_eq(h_vma_flag(r.p, "uw"), 1);
+	if (kind == H_THP && !h_thp_pmd_mapped(r.p, len))
 		goto out;
 	for (size_t u = 0; kind == H_THP && u < units; u++) {
-		ck_assert_int_eq(cg_query(cg, p + u * page, &info, sizeof(info)), 0);
+		ck_assert_int_eq(cg_query(r.cg, r.p + u * page, &info, sizeof(info)), 0);
 		if (info.kind != CG_PAGE_THP) {
 			h_skip("THP: unit %zu is not PMD-mapped after populating "
 			       "(cg_query kind %d; no free huge page?)", u,
@@ -124,33 +121,32 @@ START_TEST(registration_protects_every_unit_and_one_write_unprotects_only_its_ow
 		}
 	}
 	for (size_t u = 0; u < units; u++)
-		assert_unit(cg, p + u * page, kind, false, "after registration");
-	h_audit_clean(cg, p, len);
+		assert_unit(r.cg, r.p + u * page, kind, false, "after registration");
+	h_audit_clean(r.cg, r.p, len);
 
-	faults = wp_faults(cg);
+	faults = wp_faults(r.cg);
 	/* Both ends of one unit: one fault unprotects the whole unit. */
-	p[hit * page] = 'B';
-	p[hit * page + page - 1] = 'b';
-	ck_assert_uint_eq(wp_faults(cg) - faults, 1);
-	assert_unit(cg, p + hit * page, kind, true, "written unit");
+	r.p[hit * page] = 'B';
+	r.p[hit * page + page - 1] = 'b';
+	ck_assert_uint_eq(wp_faults(r.cg) - faults, 1);
+	assert_unit(r.cg, r.p + hit * page, kind, true, "written unit");
 	for (size_t u = 0; u < units; u++)
 		if (u != hit)
-			assert_unit(cg, p + u * page, kind, false, "neighbour");
+			assert_unit(r.cg, r.p + u * page, kind, false, "neighbour");
 	if (units == 1)
 		h_skip("%s: only one page free when mapped, no neighbour to "
 		       "check", h_kind_name(kind));
-	ck_assert_int_eq(p[hit * page], 'B');
-	ck_assert_int_eq(p[hit * page + page - 1], 'b');
-	ck_assert_int_eq(p[hit * page + 1], 'A');
+	ck_assert_int_eq(r.p[hit * page], 'B');
+	ck_assert_int_eq(r.p[hit * page + page - 1], 'b');
+	ck_assert_int_eq(r.p[hit * page + 1], 'A');
 	if (units > 1)
-		ck_assert_int_eq(p[(hit ^ 1) * page], 'A');
-	h_audit_clean(cg, p, len);
+		ck_assert_int_eq(r.p[(hit ^ 1) * page], 'A');
+	h_audit_clean(r.cg, r.p, len);
 	/* Reads and a second write to the same unit raise nothing. */
-	p[hit * page + 2] = 'C';
-	ck_assert_uint_eq(wp_faults(cg) - faults, 1);
+	r.p[hit * page + 2] = 'C';
+	ck_assert_uint_eq(wp_faults(r.cg) - faults, 1);
 out:
-	cg_close(cg);
-	munmap(p, len);
+	h_region_close(&r);
 }
 END_TEST
 
@@ -211,39 +207,35 @@ START_TEST(unregister_lifts_write_protection_and_a_second_unregister_is_enoent)
 	struct cg_page_info info;
 	struct cg_stats st;
 	uint64_t faults;
-	char *p = h_map(kind, len, 'A');
-	struct cg *cg;
+	struct h_region r;
 
-	if (!p)
+	if (!h_region_open(&r, H_MODE(_i), kind, len, 'A', 0))
 		return;
-	cg = h_open(H_MODE(_i));
-	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
 	for (size_t u = 0; u < units; u++)
-		assert_kernel_wp(p + u * page, page, true, "registered");
-	ck_assert_int_eq(cg_unregister(cg, p, len), 0);
-	ck_assert_int_eq(cg_unregister(cg, p, len), -ENOENT);
-	ck_assert_int_eq(cg_query(cg, p, &info, sizeof(info)), -ENOENT);
-	ck_assert_int_eq(cg_stats(cg, &st, sizeof(st)), 0);
+		assert_kernel_wp(r.p + u * page, page, true, "registered");
+	ck_assert_int_eq(cg_unregister(r.cg, r.p, len), 0);
+	ck_assert_int_eq(cg_unregister(r.cg, r.p, len), -ENOENT);
+	ck_assert_int_eq(cg_query(r.cg, r.p, &info, sizeof(info)), -ENOENT);
+	ck_assert_int_eq(cg_stats(r.cg, &st, sizeof(st)), 0);
 	ck_assert_uint_eq(st.regions, 0);
 	ck_assert_uint_eq(st.registered_bytes, 0);
-	ck_assert_int_eq(h_vma_flag(p, "uw"), 0);
+	ck_assert_int_eq(h_vma_flag(r.p, "uw"), 0);
 	for (size_t u = 0; u < units; u++)
-		assert_kernel_wp(p + u * page, page, false, "unregistered");
+		assert_kernel_wp(r.p + u * page, page, false, "unregistered");
 
 	faults = st.wp_faults;
 	for (size_t u = 0; u < units; u++)
-		p[u * page] = (char)('a' + u);
-	ck_assert_uint_eq(wp_faults(cg) - faults, 0);
+		r.p[u * page] = (char)('a' + u);
+	ck_assert_uint_eq(wp_faults(r.cg) - faults, 0);
 	for (size_t u = 0; u < units; u++) {
-		ck_assert_int_eq(p[u * page], 'a' + (int)u);
-		ck_assert_int_eq(p[u * page + 1], 'A');
+		ck_assert_int_eq(r.p[u * page], 'a' + (int)u);
+		ck_assert_int_eq(r.p[u * page + 1], 'A');
 	}
 	/* The range can be registered again, protected afresh. */
-	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
-	assert_kernel_wp(p, page, true, "registered again");
-	ck_assert_int_eq(cg_unregister(cg, p, len), 0);
-	cg_close(cg);
-	munmap(p, len);
+	ck_assert_int_eq(cg_register(r.cg, r.p, len, 0), 0);
+	assert_kernel_wp(r.p, page, true, "registered again");
+	ck_assert_int_eq(cg_unregister(r.cg, r.p, len), 0);
+	h_region_close(&r);
 }
 END_TEST
 

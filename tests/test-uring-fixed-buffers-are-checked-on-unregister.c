@@ -34,38 +34,9 @@ struct fixture {
 	int fd;
 	struct io_uring ring;
 	struct cg *cg;
+	uint64_t *pfn;		/* each page's frame, as assert_pinned_exclusive() first saw it */
+	char *got;		/* the first byte of each page, as write_fixed() read it */
 };
-
-struct child_arg {
-	const volatile char *p;
-	size_t len;
-	int rd;
-};
-
-/* Waits, then checks every page of its copy: 0 ours ('A'), 3 otherwise. */
-static int child_checks(void *arg)
-{
-	struct child_arg *c = arg;
-	char go;
-
-	if (read(c->rd, &go, 1) != 1)
-		return 2;
-	for (size_t off = 0; off < c->len; off += PAGE)
-		if (c->p[off] != 'A' || c->p[off + PAGE - 1] != 'A')
-			return 3;
-	return 0;
-}
-
-/* A fork that runs no atfork handler: cowguard's library does not see it. */
-static pid_t raw_fork(int (*fn)(void *), void *arg)
-{
-	pid_t pid = (pid_t)syscall(SYS_fork);
-
-	ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
-	if (pid == 0)
-		_exit(fn(arg));
-	return pid;
-}
 
 /*
  * Each mode (H_MODE(i)) with 4 KiB, THP and hugetlb 2 MiB (H_KIND(i)); 1 GiB is
@@ -96,6 +67,9 @@ static bool setup(struct fixture *f, int i, unsigned long copies)
 	f->cg = h_open(f->mode);
 	ck_assert_int_eq(cg_register(f->cg, f->p, f->len, 0), 0);
 	ck_assert_int_eq(io_uring_queue_init(4, &f->ring, 0), 0);
+	f->pfn = calloc(f->pages, sizeof(*f->pfn));
+	f->got = calloc(f->pages, 1);
+	ck_assert(f->pfn && f->got);
 	return true;
 }
 
@@ -105,10 +79,23 @@ static void teardown(struct fixture *f)
 	cg_close(f->cg);
 	munmap(f->p, f->len);
 	close(f->fd);
+	free(f->pfn);
+	free(f->got);
 }
 
-/* WRITE_FIXED the whole buffer to the file; the first byte of each page read back. */
-static void write_fixed(struct fixture *f, char *got)
+/* The whole buffer registered with the ring, through cowguard. */
+static struct cg_uring_bufs *register_all(struct fixture *f)
+{
+	struct iovec iov = { f->p, f->len };
+	struct cg_uring_bufs *bufs;
+
+	ck_assert_int_eq(cg_uring_register_buffers(f->cg, &f->ring, &iov, 1, &bufs),
+			 0);
+	return bufs;
+}
+
+/* WRITE_FIXED the whole buffer to the file; f->got: each page read back. */
+static void write_fixed(struct fixture *f)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&f->ring);
 	struct io_uring_cqe *cqe;
@@ -122,12 +109,12 @@ static void write_fixed(struct fixture *f, char *got)
 	io_uring_cqe_seen(&f->ring, cqe);
 	ck_assert_int_eq(pread(f->fd, rb, f->len, 0), (ssize_t)f->len);
 	for (size_t i = 0; i < f->pages; i++)
-		got[i] = rb[i * PAGE];
+		f->got[i] = rb[i * PAGE];
 	munmap(rb, f->len);
 }
 
 /* Every page mapped once and exclusive with one pin in the engine; frames out. */
-static void assert_pinned_exclusive(struct fixture *f, uint64_t *pfn, const char *what)
+static void assert_pinned_exclusive(struct fixture *f, const char *what)
 {
 	for (size_t i = 0; i < f->pages; i++) {
 		struct h_kpage k = h_kpage(f->p + i * PAGE);
@@ -140,13 +127,24 @@ static void assert_pinned_exclusive(struct fixture *f, uint64_t *pfn, const char
 			      "%d; engine exclusive %d pins %u",
 			      h_mode_name(f->mode), h_kind_name(f->kind), what, i,
 			      k.present, k.mapped_once, info.exclusive, info.pins);
-		if (pfn && pfn[i])
-			ck_assert_msg(k.pfn == pfn[i], "%s, page %zu: frame %#llx, "
+		if (f->pfn[i])
+			ck_assert_msg(k.pfn == f->pfn[i], "%s, page %zu: frame %#llx, "
 				      "was %#llx", what, i, (unsigned long long)k.pfn,
-				      (unsigned long long)pfn[i]);
-		else if (pfn)
-			pfn[i] = k.pfn;
+				      (unsigned long long)f->pfn[i]);
+		else
+			f->pfn[i] = k.pfn;
 	}
+}
+
+/* The parent writes 'B' in place, and the ring writes that to the file. */
+static void the_parents_write_reaches_the_file(struct fixture *f)
+{
+	memset(f->p, 'B', f->len);
+	assert_pinned_exclusive(f, "after the parent's write");
+	write_fixed(f);
+	for (size_t i = 0; i < f->pages; i++)
+		ck_assert_msg(f->got[i] == 'B', "file page %zu reads '%c'", i,
+			      f->got[i]);
 }
 
 START_TEST(buffers_registered_after_a_fork_are_exclusive_and_unregister_cleanly)
@@ -154,26 +152,19 @@ START_TEST(buffers_registered_after_a_fork_are_exclusive_and_unregister_cleanly)
 	struct fixture f;
 	struct cg_stats st0, st1, st2;
 	struct cg_uring_bufs *bufs;
-	struct iovec iov;
-	uint64_t *pfn;
-	char *got;
-	int fds[2], status;
-	pid_t pid;
+	struct h_waiter w;
+	int status;
 
 	/* Registration copies every huge page the child shares. */
 	if (!setup(&f, _i, 1))
 		return;
-	pfn = calloc(f.pages, sizeof(*pfn));
-	got = calloc(f.pages, 1);
-	ck_assert_int_eq(pipe(fds), 0);
-	pid = h_fork(child_checks, &(struct child_arg){ f.p, f.len, fds[0] });
-	close(fds[0]);
+	w = h_fork_checking(&(struct h_check){ .at = { f.p }, .len = f.len,
+					      .unit = PAGE, .expect = 'A' });
 	ck_assert_int_eq(h_kpage(f.p).mapped_once, 0);
 	ck_assert_int_eq(cg_stats(f.cg, &st0, sizeof(st0)), 0);
 
-	iov = (struct iovec){ f.p, f.len };
-	ck_assert_int_eq(cg_uring_register_buffers(f.cg, &f.ring, &iov, 1, &bufs), 0);
-	assert_pinned_exclusive(&f, pfn, "registered");
+	bufs = register_all(&f);
+	assert_pinned_exclusive(&f, "registered");
 	/* cowguard copied them: the kernel's write pin found them exclusive. */
 	ck_assert_int_eq(cg_stats(f.cg, &st1, sizeof(st1)), 0);
 	ck_assert_uint_eq(st1.unshare_copies - st0.unshare_copies, f.pages);
@@ -182,23 +173,14 @@ START_TEST(buffers_registered_after_a_fork_are_exclusive_and_unregister_cleanly)
 	/* A fixed buffer is FOLL_PIN'd by the kernel: no MADV_DONTFORK. */
 	ck_assert_int_eq(h_vma_flag(f.p, "dc"), 0);
 
-	memset(f.p, 'B', f.len);
-	assert_pinned_exclusive(&f, pfn, "after the parent's write");
-	write_fixed(&f, got);
-	for (size_t i = 0; i < f.pages; i++)
-		ck_assert_msg(got[i] == 'B', "file page %zu reads '%c'", i, got[i]);
+	the_parents_write_reaches_the_file(&f);
 	ck_assert_int_eq(cg_uring_unregister_buffers(bufs), 0);
-
-	ck_assert_int_eq(write(fds[1], "g", 1), 1);
-	close(fds[1]);
-	status = h_wait(pid);
+	status = h_release(&w);
 	ck_assert_msg(status == 0, "the child lost its data (exit %d)", status);
 	h_audit_clean(f.cg, f.p, f.len);
 	ck_assert_int_eq(cg_stats(f.cg, &st2, sizeof(st2)), 0);
 	ck_assert_uint_eq(st2.pin_violations, st0.pin_violations);
 	ck_assert_uint_eq(st2.pins, st0.pins);
-	free(pfn);
-	free(got);
 	teardown(&f);
 }
 END_TEST
@@ -208,30 +190,25 @@ START_TEST(a_page_replaced_under_the_ring_fails_the_unregister)
 	struct fixture f;
 	struct cg_stats st0, st1;
 	struct cg_uring_bufs *bufs;
-	struct iovec iov;
-	char *got;
 
 	/* The write after MADV_DONTNEED faults in a new huge page. */
 	if (!setup(&f, _i, 1))
 		return;
-	got = calloc(f.pages, 1);
 	ck_assert_int_eq(cg_stats(f.cg, &st0, sizeof(st0)), 0);
-	iov = (struct iovec){ f.p, f.len };
-	ck_assert_int_eq(cg_uring_register_buffers(f.cg, &f.ring, &iov, 1, &bufs), 0);
+	bufs = register_all(&f);
 
 	/* Behind the ring's back: a new page where the ring holds the old. */
 	ck_assert_int_eq(madvise(f.p, f.unit, MADV_DONTNEED), 0);
 	memset(f.p, 'C', f.unit);
-	write_fixed(&f, got);
+	write_fixed(&f);
 	/* The kernel fact that makes this a violation: the ring wrote 'A'. */
-	ck_assert_msg(got[0] == 'A', "the ring wrote '%c', not the page it "
-		      "pinned ('A')", got[0]);
+	ck_assert_msg(f.got[0] == 'A', "the ring wrote '%c', not the page it "
+		      "pinned ('A')", f.got[0]);
 
 	ck_assert_int_eq(cg_uring_unregister_buffers(bufs), -ENOTRECOVERABLE);
 	ck_assert_int_eq(cg_stats(f.cg, &st1, sizeof(st1)), 0);
 	ck_assert_uint_eq(st1.pin_violations, st0.pin_violations + 1);
 	ck_assert_uint_eq(st1.pins, st0.pins);
-	free(got);
 	teardown(&f);
 }
 END_TEST
@@ -241,43 +218,28 @@ START_TEST(a_raw_fork_while_registered_leaves_the_buffers_intact)
 	struct fixture f;
 	struct cg_stats st0, st1;
 	struct cg_uring_bufs *bufs;
-	struct iovec iov;
-	uint64_t *pfn;
-	char *got;
-	int fds[2], status;
-	pid_t pid;
+	struct h_waiter w;
+	int status;
 
 	/* Fork copies each pinned huge page for the child. */
 	if (!setup(&f, _i, 1))
 		return;
-	pfn = calloc(f.pages, sizeof(*pfn));
-	got = calloc(f.pages, 1);
 	ck_assert_int_eq(cg_stats(f.cg, &st0, sizeof(st0)), 0);
-	iov = (struct iovec){ f.p, f.len };
-	ck_assert_int_eq(cg_uring_register_buffers(f.cg, &f.ring, &iov, 1, &bufs), 0);
-	assert_pinned_exclusive(&f, pfn, "registered");
+	bufs = register_all(&f);
+	assert_pinned_exclusive(&f, "registered");
 
-	ck_assert_int_eq(pipe(fds), 0);
-	pid = raw_fork(child_checks, &(struct child_arg){ f.p, f.len, fds[0] });
-	close(fds[0]);
+	w = h_fork_checking(&(struct h_check){ .at = { f.p }, .len = f.len,
+					      .unit = PAGE, .expect = 'A',
+					      .raw = true });
 	/* The kernel copied the pinned pages for the child: ours stay put. */
-	assert_pinned_exclusive(&f, pfn, "after a raw fork");
+	assert_pinned_exclusive(&f, "after a raw fork");
 	h_audit_clean(f.cg, f.p, f.len);
-	memset(f.p, 'B', f.len);
-	assert_pinned_exclusive(&f, pfn, "after the parent's write");
-	write_fixed(&f, got);
-	for (size_t i = 0; i < f.pages; i++)
-		ck_assert_msg(got[i] == 'B', "file page %zu reads '%c'", i, got[i]);
+	the_parents_write_reaches_the_file(&f);
 	ck_assert_int_eq(cg_uring_unregister_buffers(bufs), 0);
-
-	ck_assert_int_eq(write(fds[1], "g", 1), 1);
-	close(fds[1]);
-	status = h_wait(pid);
+	status = h_release(&w);
 	ck_assert_msg(status == 0, "the child lost its data (exit %d)", status);
 	ck_assert_int_eq(cg_stats(f.cg, &st1, sizeof(st1)), 0);
 	ck_assert_uint_eq(st1.pin_violations, st0.pin_violations);
-	free(pfn);
-	free(got);
 	teardown(&f);
 }
 END_TEST

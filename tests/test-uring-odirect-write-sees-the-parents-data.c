@@ -26,26 +26,6 @@
 
 #define PAGE 4096
 
-struct child_arg {
-	const volatile char *p;
-	size_t len;
-	int rd;
-};
-
-/* Waits, then checks every page of its copy: 0 ours ('A'), 3 otherwise. */
-static int child_checks(void *arg)
-{
-	struct child_arg *c = arg;
-	char go;
-
-	if (read(c->rd, &go, 1) != 1)
-		return 2;
-	for (size_t off = 0; off < c->len; off += PAGE)
-		if (c->p[off] != 'A' || c->p[off + PAGE - 1] != 'A')
-			return 3;
-	return 0;
-}
-
 /* An unlinked O_DIRECT file in $TMPDIR or /tmp, or -errno. */
 static int odirect_tmpfile(void)
 {
@@ -75,8 +55,8 @@ START_TEST(odirect_write_pinned_after_fork_writes_the_parents_data)
 	struct cg_pin *pin;
 	uint64_t *pfn;
 	char *p, *rb;
-	int fds[2], fd, status;
-	pid_t pid;
+	struct h_waiter w;
+	int fd, status;
 	struct cg *cg;
 
 	fd = odirect_tmpfile();
@@ -98,9 +78,8 @@ START_TEST(odirect_write_pinned_after_fork_writes_the_parents_data)
 	}
 	cg = h_open(mode);
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
-	ck_assert_int_eq(pipe(fds), 0);
-	pid = h_fork(child_checks, &(struct child_arg){ p, len, fds[0] });
-	close(fds[0]);
+	w = h_fork_checking(&(struct h_check){ .at = { p }, .len = len,
+					      .unit = PAGE, .expect = 'A' });
 	ck_assert_int_eq(cg_stats(cg, &st0, sizeof(st0)), 0);
 	ck_assert_int_eq(cg_query(cg, p, &info, sizeof(info)), 0);
 	ck_assert_msg(!info.exclusive, "after fork the engine calls the page exclusive");
@@ -160,9 +139,7 @@ START_TEST(odirect_write_pinned_after_fork_writes_the_parents_data)
 		ck_assert_msg(rb[i] == 'B' && rb[i + PAGE - 1] == 'B',
 			      "file page %zu reads '%c'", i / PAGE, rb[i]);
 
-	ck_assert_int_eq(write(fds[1], "g", 1), 1);
-	close(fds[1]);
-	status = h_wait(pid);
+	status = h_release(&w);
 	ck_assert_msg(status == 0, "the child lost its data (exit %d)", status);
 	h_audit_clean(cg, p, len);
 	ck_assert_int_eq(cg_stats(cg, &st2, sizeof(st2)), 0);

@@ -32,26 +32,6 @@
 #define OFF (PAGE / 2)
 #define SEND (2 * PAGE)
 
-struct child_arg {
-	const volatile char *p, *q;
-	size_t len;
-	int rd;
-};
-
-/* Waits, then checks every page of both copies: 0 ours ('A'), 3 otherwise. */
-static int child_checks(void *arg)
-{
-	struct child_arg *c = arg;
-	char go;
-
-	if (read(c->rd, &go, 1) != 1)
-		return 2;
-	for (size_t off = 0; off < c->len; off += PAGE)
-		if (c->p[off] != 'A' || c->q[off] != 'A')
-			return 3;
-	return 0;
-}
-
 /* A connected TCP pair on 127.0.0.1: *tx corked, *rx with a 2 s timeout. */
 static void tcp_pair(int *tx, int *rx)
 {
@@ -137,8 +117,8 @@ START_TEST(zero_copy_send_pinned_after_fork_sends_the_parents_data)
 	struct cg_pin *pin;
 	uint64_t pfn[512];
 	char *p, *q;
-	int fds[2], tx, rx, status;
-	pid_t pid;
+	struct h_waiter w;
+	int tx, rx, status;
 	struct cg *cg;
 
 	ck_assert_int_eq(io_uring_queue_init(4, &ring, 0), 0);
@@ -160,9 +140,8 @@ START_TEST(zero_copy_send_pinned_after_fork_sends_the_parents_data)
 	cg = h_open(mode);
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);	/* q stays untracked */
 	tcp_pair(&tx, &rx);
-	ck_assert_int_eq(pipe(fds), 0);
-	pid = h_fork(child_checks, &(struct child_arg){ p, q, len, fds[0] });
-	close(fds[0]);
+	w = h_fork_checking(&(struct h_check){ .at = { p, q }, .len = len,
+					      .unit = PAGE, .expect = 'A' });
 
 	/* The control, without cowguard: the socket keeps the stale page. */
 	sqe = io_uring_get_sqe(&ring);
@@ -215,9 +194,7 @@ START_TEST(zero_copy_send_pinned_after_fork_sends_the_parents_data)
 	ck_assert_uint_eq(st2.pins, st0.pins);
 	ck_assert_uint_eq(st2.pin_violations, st0.pin_violations);
 
-	ck_assert_int_eq(write(fds[1], "g", 1), 1);
-	close(fds[1]);
-	status = h_wait(pid);
+	status = h_release(&w);
 	ck_assert_msg(status == 0, "the child lost its data (exit %d)", status);
 	h_audit_clean(cg, p, len);
 	close(tx);

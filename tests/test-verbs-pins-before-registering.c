@@ -177,41 +177,45 @@ START_TEST(access_flags_map_to_the_pin_the_kernel_takes)
 }
 END_TEST
 
+/* A region (h_region_open()) with the fake provider reset for it. */
+static bool setup(struct h_region *f, int mode, enum h_kind kind, size_t len,
+		  unsigned long copies)
+{
+	if (!h_region_open(f, mode, kind, len, 'A', copies))
+		return false;
+	fake_reset(f->cg);
+	return true;
+}
+
 /* Refused before anything is pinned or registered (the provider unused). */
 START_TEST(bad_arguments_are_refused_before_the_provider_is_called)
 {
-	size_t len = 16 * PG;
-	char *p = h_map(H_4K, len, 'A');
-	char *q = h_map(H_4K, PG, 'A');	/* not registered */
-	struct cg *cg = h_open(_i);
 	struct cg_mr *mr = NULL;
+	struct h_region f;
+	char *q;
 
-	fake_reset(cg);
-	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
-	ck_assert_int_eq(cg_ibv_reg_mr(NULL, &fake_pd, p, PG, 0, &mr), -EINVAL);
+	if (!setup(&f, _i, H_4K, 16 * PG, 0))
+		return;
+	q = h_map(H_4K, PG, 'A');	/* not registered */
+	ck_assert_ptr_nonnull(q);
+	ck_assert_int_eq(cg_ibv_reg_mr(NULL, &fake_pd, f.p, PG, 0, &mr), -EINVAL);
 	/* No protection domain, no device: -EINVAL, not a crash in libibverbs. */
-	ck_assert_int_eq(cg_ibv_reg_mr(cg, NULL, p, PG, 0, &mr), -EINVAL);
-	ck_assert_int_eq(cg_ibv_reg_mr(cg, &fake_pd, p, PG, 0, NULL), -EINVAL);
-	ck_assert_int_eq(cg_ibv_reg_mr(cg, &fake_pd, p, 0, 0, &mr), -EINVAL);
-	ck_assert_int_eq(cg_ibv_reg_mr(cg, &fake_pd, (void *)(UINTPTR_MAX - 10), 20,
+	ck_assert_int_eq(cg_ibv_reg_mr(f.cg, NULL, f.p, PG, 0, &mr), -EINVAL);
+	ck_assert_int_eq(cg_ibv_reg_mr(f.cg, &fake_pd, f.p, PG, 0, NULL), -EINVAL);
+	ck_assert_int_eq(cg_ibv_reg_mr(f.cg, &fake_pd, f.p, 0, 0, &mr), -EINVAL);
+	ck_assert_int_eq(cg_ibv_reg_mr(f.cg, &fake_pd, (void *)(UINTPTR_MAX - 10), 20,
 				       0, &mr), -EOVERFLOW);
-	ck_assert_int_eq(cg_ibv_reg_mr(cg, &fake_pd, q, PG, 0, &mr), -ENOENT);
-	ck_assert_int_eq(cg_ibv_reg_mr(cg, &fake_pd, p + len - 8, 16, 0, &mr), -ENOENT);
+	ck_assert_int_eq(cg_ibv_reg_mr(f.cg, &fake_pd, q, PG, 0, &mr), -ENOENT);
+	ck_assert_int_eq(cg_ibv_reg_mr(f.cg, &fake_pd, f.p + f.len - 8, 16, 0, &mr), -ENOENT);
 	ck_assert_ptr_null(mr);
 	ck_assert_int_eq(fake.regs, 0);
-	ck_assert_uint_eq(ph_stats(cg).pins, 0);
+	ck_assert_uint_eq(ph_stats(f.cg).pins, 0);
 	ck_assert_int_eq(cg_ibv_dereg_mr(NULL), -EINVAL);
 	ck_assert_ptr_null(cg_ibv_mr(NULL));
-	cg_close(cg);
-	munmap(p, len);
+	h_region_close(&f);
 	munmap(q, PG);
 }
 END_TEST
-
-struct mapped {
-	char *p;
-	size_t len;
-};
 
 static size_t mr_map_len(enum h_kind kind)
 {
@@ -230,36 +234,27 @@ static size_t mr_map_len(enum h_kind kind)
 START_TEST(a_read_only_mr_of_a_cow_shared_buffer_is_pinned_before_registration)
 {
 	enum h_kind kind = H_KIND(_i);
-	size_t len = mr_map_len(kind);
-	char *p = h_map(kind, len, 'A');
 	struct cg_stats s0, s1;
 	struct cg_mr *mr = NULL;
 	struct h_waiter w;
-	struct cg *cg;
+	struct h_region f;
 
-	if (!p)
-		return;
 	/* The pin copies the one shared hugetlb page. */
-	if (!h_hugetlb_room(kind, 1)) {
-		munmap(p, len);
+	if (!setup(&f, H_MODE(_i), kind, mr_map_len(kind), 1))
 		return;
-	}
-	cg = h_open(H_MODE(_i));
-	fake_reset(cg);
-	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
-	w = h_fork_waiting(p + len - 1, 'A');
-	ck_assert_int_eq(ph_kernel_exclusive(p, kind), 0);
-	s0 = ph_stats(cg);
+	w = h_fork_waiting(f.p + f.len - 1, 'A');
+	ck_assert_int_eq(ph_kernel_exclusive(f.p, kind), 0);
+	s0 = ph_stats(f.cg);
 
-	ck_assert_int_eq(cg_ibv_reg_mr(cg, &fake_pd, p + 100, len - 200,
+	ck_assert_int_eq(cg_ibv_reg_mr(f.cg, &fake_pd, f.p + 100, f.len - 200,
 				       IBV_ACCESS_REMOTE_READ, &mr), 0);
 	ck_assert_ptr_nonnull(mr);
 	ck_assert_int_eq(fake.regs, 1);
-	ck_assert_ptr_eq(fake.addr, p + 100);
-	ck_assert_uint_eq(fake.length, len - 200);
+	ck_assert_ptr_eq(fake.addr, f.p + 100);
+	ck_assert_uint_eq(fake.length, f.len - 200);
 	ck_assert_uint_eq(fake.access, IBV_ACCESS_REMOTE_READ);
 	ck_assert_uint_eq(cg_ibv_mr(mr)->lkey, FAKE_LKEY);
-	ck_assert_msg(fake.pages == len / PG && fake.unpinned == 0 &&
+	ck_assert_msg(fake.pages == f.len / PG && fake.unpinned == 0 &&
 		      fake.unregistered == 0 &&
 		      fake.shared == 0 &&
 		      /* Before 5.19 the pin writes every page (lib/engine/pins.c). */
@@ -267,59 +262,55 @@ START_TEST(a_read_only_mr_of_a_cow_shared_buffer_is_pinned_before_registration)
 		      "at registration: %zu pages, %zu without a pin, %zu shared, "
 		      "%zu clean", fake.pages, fake.unpinned, fake.shared,
 		      fake.clean);
-	s1 = ph_stats(cg);
+	s1 = ph_stats(f.cg);
 	ck_assert_uint_eq(s1.pins, 1);
-	ck_assert_uint_eq(s1.unshare_copies - s0.unshare_copies, len / PG);
+	ck_assert_uint_eq(s1.unshare_copies - s0.unshare_copies, f.len / PG);
 	/* A FOLL_PIN consumer: fork copies for the child, no MADV_DONTFORK. */
-	ck_assert_int_eq(h_vma_flag(p, "dc"), 0);
+	ck_assert_int_eq(h_vma_flag(f.p, "dc"), 0);
 	if (H_MODE(_i) == H_DAEMON) {
 		struct cg__status_pin sp;
 
 		/* The pin is the MR's pages, rounded out, as cowguardctl shows. */
 		ck_assert_int_eq(h_daemon_pin(getpid(), 0, &sp), 1);
 		ck_assert_str_eq(sp.consumer, "rdma");
-		ck_assert(sp.start == (uintptr_t)p && sp.len == len &&
+		ck_assert(sp.start == (uintptr_t)f.p && sp.len == f.len &&
 			  sp.flags == (CG_PIN_RO | CG_PIN_FOLL_PIN));
 	}
-	h_audit_clean(cg, p, len);
+	h_audit_clean(f.cg, f.p, f.len);
 
-	memset(p, 'B', PG);
-	ck_assert_uint_eq(ph_pfn(p), fake.pfn);
-	ck_assert_uint_eq(ph_stats(cg).unshare_copies, s1.unshare_copies);
+	memset(f.p, 'B', PG);
+	ck_assert_uint_eq(ph_pfn(f.p), fake.pfn);
+	ck_assert_uint_eq(ph_stats(f.cg).unshare_copies, s1.unshare_copies);
 	ck_assert_msg(h_release(&w) == 0, "the child lost its own data");
 
 	ck_assert_int_eq(cg_ibv_dereg_mr(mr), 0);
 	ck_assert_int_eq(fake.deregs, 1);
 	ck_assert_msg(fake.pins_at_dereg == 1, "unpinned before deregistering");
-	s1 = ph_stats(cg);
+	s1 = ph_stats(f.cg);
 	ck_assert_uint_eq(s1.pins, 0);
 	ck_assert_uint_eq(s1.pin_violations, s0.pin_violations);
-	h_audit_clean(cg, p, len);
-	cg_close(cg);
-	munmap(p, len);
+	h_audit_clean(f.cg, f.p, f.len);
+	h_region_close(&f);
 }
 END_TEST
 
 /* A writable MR is a read-write pin: every page dirty for the engine. */
 START_TEST(a_writable_mr_is_pinned_read_write)
 {
-	size_t len = 16 * PG;
-	char *p = h_map(H_4K, len, 'A');
-	struct cg *cg = h_open(_i);
 	struct cg_mr *mr = NULL;
+	struct h_region f;
 
-	fake_reset(cg);
-	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
-	ck_assert_int_eq(cg_ibv_reg_mr(cg, &fake_pd, p, len,
+	if (!setup(&f, _i, H_4K, 16 * PG, 0))
+		return;
+	ck_assert_int_eq(cg_ibv_reg_mr(f.cg, &fake_pd, f.p, f.len,
 				       IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE,
 				       &mr), 0);
 	ck_assert_msg(fake.unpinned == 0 && fake.shared == 0 && fake.clean == 0,
 		      "at registration: %zu without a pin, %zu shared, %zu clean",
 		      fake.unpinned, fake.shared, fake.clean);
 	ck_assert_int_eq(cg_ibv_dereg_mr(mr), 0);
-	ck_assert_uint_eq(ph_stats(cg).pins, 0);
-	cg_close(cg);
-	munmap(p, len);
+	ck_assert_uint_eq(ph_stats(f.cg).pins, 0);
+	h_region_close(&f);
 }
 END_TEST
 
@@ -350,45 +341,39 @@ END_TEST
 /* ibv_reg_mr() fails: its errno comes back and the pin is gone. */
 START_TEST(a_failed_registration_leaves_nothing_pinned)
 {
-	size_t len = 16 * PG;
-	char *p = h_map(H_4K, len, 'A');
-	struct cg *cg = h_open(_i);
 	struct cg_mr *mr = NULL;
+	struct h_region f;
 
-	fake_reset(cg);
-	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
+	if (!setup(&f, _i, H_4K, 16 * PG, 0))
+		return;
 	fake.fail_reg = EOPNOTSUPP;
-	ck_assert_int_eq(cg_ibv_reg_mr(cg, &fake_pd, p, len, 0, &mr), -EOPNOTSUPP);
+	ck_assert_int_eq(cg_ibv_reg_mr(f.cg, &fake_pd, f.p, f.len, 0, &mr), -EOPNOTSUPP);
 	ck_assert_int_eq(fake.regs, 1);
 	ck_assert_ptr_null(mr);
-	ck_assert_uint_eq(ph_stats(cg).pins, 0);
-	ck_assert_uint_eq(ph_query(cg, p).pins, 0);
-	cg_close(cg);
-	munmap(p, len);
+	ck_assert_uint_eq(ph_stats(f.cg).pins, 0);
+	ck_assert_uint_eq(ph_query(f.cg, f.p).pins, 0);
+	h_region_close(&f);
 }
 END_TEST
 
 /* ibv_dereg_mr() fails (windows bound): still registered, still pinned. */
 START_TEST(a_failed_deregistration_keeps_the_region_and_its_pin)
 {
-	size_t len = 16 * PG;
-	char *p = h_map(H_4K, len, 'A');
-	struct cg *cg = h_open(_i);
 	struct cg_mr *mr = NULL;
+	struct h_region f;
 
-	fake_reset(cg);
-	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
-	ck_assert_int_eq(cg_ibv_reg_mr(cg, &fake_pd, p, len, 0, &mr), 0);
+	if (!setup(&f, _i, H_4K, 16 * PG, 0))
+		return;
+	ck_assert_int_eq(cg_ibv_reg_mr(f.cg, &fake_pd, f.p, f.len, 0, &mr), 0);
 	fake.fail_dereg = EBUSY;
 	ck_assert_int_eq(cg_ibv_dereg_mr(mr), -EBUSY);
-	ck_assert_uint_eq(ph_stats(cg).pins, 1);
+	ck_assert_uint_eq(ph_stats(f.cg).pins, 1);
 	ck_assert_uint_eq(cg_ibv_mr(mr)->lkey, FAKE_LKEY);
 	fake.fail_dereg = 0;
 	ck_assert_int_eq(cg_ibv_dereg_mr(mr), 0);
 	ck_assert_int_eq(fake.deregs, 2);
-	ck_assert_uint_eq(ph_stats(cg).pins, 0);
-	cg_close(cg);
-	munmap(p, len);
+	ck_assert_uint_eq(ph_stats(f.cg).pins, 0);
+	h_region_close(&f);
 }
 END_TEST
 
@@ -400,28 +385,25 @@ END_TEST
  */
 START_TEST(a_page_replaced_while_registered_is_a_violation_at_dereg)
 {
-	size_t len = 16 * PG;
-	char *p = h_map(H_4K, len, 'A');
-	struct cg *cg = h_open(_i);
 	struct cg_mr *mr = NULL;
+	struct h_region f;
 	struct cg_stats s0;
 	struct h_waiter w;
 
-	fake_reset(cg);
-	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
-	s0 = ph_stats(cg);
-	ck_assert_int_eq(cg_ibv_reg_mr(cg, &fake_pd, p, len, IBV_ACCESS_REMOTE_READ,
+	if (!setup(&f, _i, H_4K, 16 * PG, 0))
+		return;
+	s0 = ph_stats(f.cg);
+	ck_assert_int_eq(cg_ibv_reg_mr(f.cg, &fake_pd, f.p, f.len, IBV_ACCESS_REMOTE_READ,
 				       &mr), 0);
-	w = h_fork_waiting(p, 'A');
-	memset(p, 'B', PG);
-	if (ph_pfn(p))	/* root: the write moved the page off the MR's frame */
-		ck_assert_uint_ne(ph_pfn(p), fake.pfn);
+	w = h_fork_waiting(f.p, 'A');
+	memset(f.p, 'B', PG);
+	if (ph_pfn(f.p))	/* root: the write moved the page off the MR's frame */
+		ck_assert_uint_ne(ph_pfn(f.p), fake.pfn);
 	ck_assert_int_eq(cg_ibv_dereg_mr(mr), -ENOTRECOVERABLE);
-	ck_assert_uint_eq(ph_stats(cg).pin_violations, s0.pin_violations + 1);
-	ck_assert_uint_eq(ph_stats(cg).pins, 0);
+	ck_assert_uint_eq(ph_stats(f.cg).pin_violations, s0.pin_violations + 1);
+	ck_assert_uint_eq(ph_stats(f.cg).pins, 0);
 	ck_assert_int_eq(h_release(&w), 0);
-	cg_close(cg);
-	munmap(p, len);
+	h_region_close(&f);
 }
 END_TEST
 
@@ -492,7 +474,9 @@ int main(void)
 	h_timeout(dev, 30);
 	h_add(nodev, access_flags_map_to_the_pin_the_kernel_takes);
 	h_add_modes(nodev, bad_arguments_are_refused_before_the_provider_is_called);
-	h_add_test(nodev, a_read_only_mr_of_a_cow_shared_buffer_is_pinned_before_registration, H_MODES, H_KINDS_SHARED);
+	h_add_test(nodev,
+		   a_read_only_mr_of_a_cow_shared_buffer_is_pinned_before_registration,
+		   H_MODES, H_KINDS_SHARED);
 	h_add_modes(nodev, a_writable_mr_is_pinned_read_write);
 	h_add_modes(nodev, an_on_demand_mr_is_registered_without_a_pin);
 	h_add_modes(nodev, a_failed_registration_leaves_nothing_pinned);

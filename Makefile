@@ -74,12 +74,19 @@ OBJDIR := $(BUILDDIR)/obj
 # lib/verbs/ is libcowguard-verbs, a library of its own: only its users need
 # libibverbs.  Likewise lib/uring/ is libcowguard-uring: only its users need
 # liburing.
+# lib/preload/ is libcowguard-preload.so, LD_PRELOAD'ed by cowguard-run
+# (daemon/run/): it carries libcowguard's objects, so a program needs no
+# other library of ours.
+PRELOAD_SRCS := $(wildcard lib/preload/*.c)
 VERBS_SRCS  := $(wildcard lib/verbs/*.c)
 URING_SRCS  := $(wildcard lib/uring/*.c)
 LIB_SRCS    := $(wildcard lib/*.c lib/engine/*.c lib/kernel/*.c lib/wire/*.c)
 # A program a folder: cowguardd in daemon/, cowguardctl in daemon/ctl/.
 DAEMON_SRCS := $(wildcard daemon/*.c)
 CTL_SRCS    := $(wildcard daemon/ctl/*.c)
+RUN_SRCS    := $(wildcard daemon/run/*.c)
+# Programs of tests/apps/ know nothing of cowguard: no header, no library.
+APP_SRCS    := $(wildcard tests/apps/*.c)
 EXAMPLE_SRCS := $(wildcard examples/*.c)
 # bench/bench.c is the benchmarks' shared helpers, linked into each, with
 # the harness's helpers that need no Check (tests/sysfile.c).
@@ -93,6 +100,9 @@ objs = $(patsubst %.c,$(OBJDIR)/%.o,$(1))
 LIB_OBJS     := $(call objs,$(LIB_SRCS))
 VERBS_OBJS   := $(call objs,$(VERBS_SRCS))
 URING_OBJS   := $(call objs,$(URING_SRCS))
+PRELOAD_OBJS := $(call objs,$(PRELOAD_SRCS))
+RUN_OBJS     := $(call objs,$(RUN_SRCS))
+APP_OBJS     := $(call objs,$(APP_SRCS))
 DAEMON_OBJS  := $(call objs,$(DAEMON_SRCS))
 CTL_OBJS     := $(call objs,$(CTL_SRCS))
 EXAMPLE_OBJS := $(call objs,$(EXAMPLE_SRCS))
@@ -100,7 +110,8 @@ BENCH_OBJS   := $(call objs,$(BENCH_SRCS))
 BENCH_LIB_OBJS := $(call objs,$(BENCH_LIB_SRCS))
 TEST_OBJS    := $(call objs,$(TEST_SRCS))
 HARNESS_OBJS := $(call objs,$(HARNESS_SRCS))
-ALL_OBJS     := $(LIB_OBJS) $(VERBS_OBJS) $(URING_OBJS) $(DAEMON_OBJS) $(CTL_OBJS) $(EXAMPLE_OBJS) \
+ALL_OBJS     := $(LIB_OBJS) $(VERBS_OBJS) $(URING_OBJS) $(PRELOAD_OBJS) $(DAEMON_OBJS) $(CTL_OBJS) \
+		$(RUN_OBJS) $(APP_OBJS) $(EXAMPLE_OBJS) \
 		$(BENCH_OBJS) $(BENCH_LIB_OBJS) $(TEST_OBJS) $(HARNESS_OBJS)
 
 SHARED_LIB := $(BUILDDIR)/libcowguard.so.$(VERSION)
@@ -120,6 +131,9 @@ URING_STATIC := $(BUILDDIR)/libcowguard-uring.a
 URING_LIBS   := $(if $(URING_SRCS),$(URING_SHARED) $(BUILDDIR)/$(URING_SONAME) \
 		$(BUILDDIR)/libcowguard-uring.so $(URING_STATIC))
 
+PRELOAD  := $(if $(PRELOAD_SRCS),$(BUILDDIR)/libcowguard-preload.so)
+RUN      := $(if $(RUN_SRCS),$(BUILDDIR)/cowguard-run)
+APPS     := $(patsubst tests/apps/%.c,$(BUILDDIR)/tests/apps/%,$(APP_SRCS))
 DAEMON   := $(if $(DAEMON_SRCS),$(BUILDDIR)/cowguardd)
 CTL      := $(if $(CTL_SRCS),$(BUILDDIR)/cowguardctl)
 EXAMPLES := $(patsubst examples/%.c,$(BUILDDIR)/examples/%,$(EXAMPLE_SRCS))
@@ -134,11 +148,11 @@ TESTS    := $(patsubst tests/%.c,$(BUILDDIR)/tests/%,$(TEST_SRCS))
 
 all: lib daemon examples
 
-lib: $(SHARED_LIB) $(LIB_LINKS) $(STATIC_LIB) $(VERBS_LIBS) $(URING_LIBS)
-daemon: $(DAEMON) $(CTL)
+lib: $(SHARED_LIB) $(LIB_LINKS) $(STATIC_LIB) $(VERBS_LIBS) $(URING_LIBS) $(PRELOAD)
+daemon: $(DAEMON) $(CTL) $(RUN)
 examples: $(EXAMPLES)
 benches: $(BENCHES)
-tests: $(TESTS)
+tests: $(TESTS) $(APPS)
 
 # Everything `make check` needs; the empty recipe keeps a sub-make quiet.
 build-all: all tests benches
@@ -251,7 +265,8 @@ demo: deps
 # ---- compiling ---------------------------------------------------------------
 
 # One set of position-independent objects serves both libraries.
-$(LIB_OBJS) $(VERBS_OBJS) $(URING_OBJS): XCFLAGS := -fPIC
+$(LIB_OBJS) $(VERBS_OBJS) $(URING_OBJS) $(PRELOAD_OBJS): XCFLAGS := -fPIC
+$(RUN_OBJS): XCFLAGS = -DCG_PRELOAD_PATH='"$(LIBDIR)/libcowguard-preload.so"'
 $(DAEMON_OBJS) $(CTL_OBJS): XCFLAGS = $(UV_CFLAGS)
 $(TEST_OBJS) $(HARNESS_OBJS): XCFLAGS = -Itests $(CHECK_CFLAGS)
 $(BENCH_OBJS) $(BENCH_LIB_OBJS): XCFLAGS = -Itests
@@ -259,6 +274,13 @@ $(BENCH_OBJS) $(BENCH_LIB_OBJS): XCFLAGS = -Itests
 $(OBJDIR)/%.o: %.c
 	@mkdir -p $(@D)
 	$(call msg,CC,$<)$(CC) $(ALL_CFLAGS) $(XCFLAGS) -MMD -MP -c -o $@ $<
+
+# A program of tests/apps/ is built as anyone's would be: no include path
+# of ours, no library of ours, no sanitizer (the sanitizers' lane skips
+# the preload suite: the shim would precede their runtime).
+$(OBJDIR)/tests/apps/%.o: tests/apps/%.c
+	@mkdir -p $(@D)
+	$(call msg,CC,$<)$(CC) -std=gnu11 -D_GNU_SOURCE $(CFLAGS) -MMD -MP -c -o $@ $<
 
 -include $(ALL_OBJS:.o=.d)
 
@@ -319,6 +341,21 @@ $(BUILDDIR)/libcowguard-uring.so: $(BUILDDIR)/$(URING_SONAME)
 $(URING_STATIC): $(URING_OBJS)
 	@rm -f $@
 	$(call msg,AR,$@)$(AR) rcs $@ $^
+
+# Only the hooks are exported (lib/preload/libcowguard-preload.map); the
+# library's objects are linked in whole, hidden.
+$(PRELOAD): $(PRELOAD_OBJS) $(LIB_OBJS) lib/preload/libcowguard-preload.map
+	$(call msg,LD,$@)$(CC) -shared -Wl,--version-script=lib/preload/libcowguard-preload.map \
+		-Wl,-z,defs $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $(PRELOAD_OBJS) $(LIB_OBJS) \
+		-ldl -lpthread
+
+$(BUILDDIR)/cowguard-run: $(RUN_OBJS)
+	$(call msg,LD,$@)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^
+
+$(BUILDDIR)/tests/apps/%: $(OBJDIR)/tests/apps/%.o
+	@mkdir -p $(@D)
+	$(call msg,LD,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ \
+		$(if $(findstring uring,$*),-luring) $(if $(findstring static,$*),-static) -lpthread
 
 $(BUILDDIR)/cowguardd: $(DAEMON_OBJS) $(STATIC_LIB)
 	$(call msg,LD,$@)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ \
@@ -395,6 +432,8 @@ install: all
 	$(if $(URING_SRCS),$(INSTALL) -D -m 644 $(GENDIR)/cowguard-uring.pc $(DESTDIR)$(PKGCONFIGDIR)/cowguard-uring.pc)
 	$(if $(DAEMON),$(INSTALL) -D -m 755 $(DAEMON) $(DESTDIR)$(SBINDIR)/cowguardd)
 	$(if $(CTL),$(INSTALL) -D -m 755 $(CTL) $(DESTDIR)$(BINDIR)/cowguardctl)
+	$(if $(RUN),$(INSTALL) -D -m 755 $(RUN) $(DESTDIR)$(BINDIR)/cowguard-run)
+	$(if $(PRELOAD),$(INSTALL) -D -m 755 $(PRELOAD) $(DESTDIR)$(LIBDIR)/libcowguard-preload.so)
 	for u in $(UNITS); do \
 		$(SUBST) $$u > $(GENDIR)/$${u##*/} && \
 		$(INSTALL) -D -m 644 $(GENDIR)/$${u##*/} $(DESTDIR)$(SYSTEMDUNITDIR)/$${u##*/} || exit 1; \
@@ -420,6 +459,7 @@ uninstall:
 	      $(DESTDIR)$(LIBDIR)/libcowguard-uring.so $(DESTDIR)$(LIBDIR)/libcowguard-uring.a \
 	      $(DESTDIR)$(PKGCONFIGDIR)/cowguard-uring.pc \
 	      $(DESTDIR)$(SBINDIR)/cowguardd $(DESTDIR)$(BINDIR)/cowguardctl \
+	      $(DESTDIR)$(BINDIR)/cowguard-run $(DESTDIR)$(LIBDIR)/libcowguard-preload.so \
 	      $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(notdir $(UNITS))) \
 	      $(DESTDIR)$(TMPFILESDIR)/cowguard.conf $(DESTDIR)$(SYSUSERSDIR)/cowguard.conf \
 	      $(DESTDIR)$(UDEVRULESDIR)/70-cowguard.rules \

@@ -74,6 +74,12 @@ static int engine_unpin(struct cg *cg, uint64_t id, struct pin_answer *res)
 	return ret;
 }
 
+/* Whether a pin keeps its range out of children (MADV_DONTFORK). */
+static bool dontfork(unsigned flags)
+{
+	return !(flags & (CG_PIN_FOLL_PIN | CG__PIN_FORKABLE));
+}
+
 /*
  * Undo MADV_DONTFORK where no other such pin of ours still covers, one call
  * per uncovered run: hugetlb VMAs refuse (EINVAL) a 4 KiB madvise inside a
@@ -87,7 +93,7 @@ static void dofork_uncovered(struct cg *cg, uint64_t addr, uint64_t len)
 		bool kept = a == addr + len;	/* the end closes the last run */
 
 		for (struct cg_pin *p = cg->pins; p && !kept; p = p->next)
-			kept = !(p->flags & CG_PIN_FOLL_PIN) && a >= p->addr &&
+			kept = dontfork(p->flags) && a >= p->addr &&
 			       a - p->addr < p->len;
 		if (!kept)
 			continue;
@@ -98,12 +104,11 @@ static void dofork_uncovered(struct cg *cg, uint64_t addr, uint64_t len)
 }
 
 static int check_args(struct cg *cg, uint64_t addr, size_t len, unsigned flags,
-		      struct cg_pin **out)
+		      unsigned allowed, struct cg_pin **out)
 {
 	if (!cg || !out || !len || (addr | len) & (CG_PAGE_SIZE - 1))
 		return -EINVAL;
-	if (!(flags & (CG_PIN_RO | CG_PIN_RW)) ||
-	    (flags & ~(unsigned)(CG_PIN_RO | CG_PIN_RW | CG_PIN_FOLL_PIN)))
+	if (!(flags & (CG_PIN_RO | CG_PIN_RW)) || (flags & ~allowed))
 		return -EINVAL;
 	return addr + len < addr ? -EOVERFLOW : 0;
 }
@@ -134,13 +139,16 @@ static int pin_retrying(struct cg *cg, uint64_t addr, uint64_t len,
 	return ret;
 }
 
-int cg__pin(struct cg *cg, void *addr, size_t len, unsigned flags,
-	    const char *consumer, struct cg_pin **out)
+#define PUBLIC_FLAGS (CG_PIN_RO | CG_PIN_RW | CG_PIN_FOLL_PIN)
+
+static int pin_named(struct cg *cg, void *addr, size_t len, unsigned flags,
+		     unsigned allowed, const char *consumer,
+		     struct cg_pin **out)
 {
 	uint64_t a = (uintptr_t)addr;
 	struct pin_answer res;
 	struct cg_pin *pin;
-	int ret = check_args(cg, a, len, flags, out);
+	int ret = check_args(cg, a, len, flags, allowed, out);
 
 	if (ret)
 		return ret;
@@ -150,11 +158,13 @@ int cg__pin(struct cg *cg, void *addr, size_t len, unsigned flags,
 	*pin = (struct cg_pin){ .cg = cg, .addr = a, .len = len, .flags = flags };
 	pthread_mutex_lock(&cg->pins_lock);
 	/* Before the pages become exclusive, so no fork can share them after. */
-	if (!(flags & CG_PIN_FOLL_PIN) && madvise(addr, len, MADV_DONTFORK))
+	if (dontfork(flags) && madvise(addr, len, MADV_DONTFORK))
 		ret = errno == ENOMEM ? -ENOENT : -errno;
+	/* The engine is told what the consumer does, not how we fork. */
 	if (!ret)
-		ret = pin_retrying(cg, a, len, flags, consumer, &res);
-	if (ret && !(flags & CG_PIN_FOLL_PIN))
+		ret = pin_retrying(cg, a, len, flags & PUBLIC_FLAGS, consumer,
+				   &res);
+	if (ret && dontfork(flags))
 		dofork_uncovered(cg, a, len);
 	if (!ret) {
 		pin->id = res.id;
@@ -168,10 +178,18 @@ int cg__pin(struct cg *cg, void *addr, size_t len, unsigned flags,
 	return ret;
 }
 
+int cg__pin(struct cg *cg, void *addr, size_t len, unsigned flags,
+	    const char *consumer, struct cg_pin **out)
+{
+	return pin_named(cg, addr, len, flags, PUBLIC_FLAGS | CG__PIN_FORKABLE,
+			 consumer, out);
+}
+
 int cg_pin(struct cg *cg, void *addr, size_t len, unsigned flags,
 	   struct cg_pin **out)
 {
-	return cg__pin(cg, addr, len, flags, "application", out);
+	return pin_named(cg, addr, len, flags, PUBLIC_FLAGS, "application",
+			 out);
 }
 
 int cg_unpin(struct cg_pin *pin)
@@ -190,7 +208,7 @@ int cg_unpin(struct cg_pin *pin)
 			*p = pin->next;
 			break;
 		}
-	if (!(pin->flags & CG_PIN_FOLL_PIN))
+	if (dontfork(pin->flags))
 		dofork_uncovered(cg, pin->addr, pin->len);
 	pthread_mutex_unlock(&cg->pins_lock);
 	/* Loud, like the kernel's unpin check: the consumer read stale data. */

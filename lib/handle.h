@@ -40,6 +40,13 @@ struct cg_pin {
 };
 
 /*
+ * A pin whose range stays forkable (no MADV_DONTFORK) although its
+ * consumer holds plain references: for a caller that ends the pin itself
+ * before any fork (the preload shim, lib/preload/).  cg__pin() only.
+ */
+#define CG__PIN_FORKABLE (1u << 30)
+
+/*
  * cg_pin() with the consumer named (for cowguardctl pins): the io_uring,
  * splice and verbs wrappers use it.  lib/cg_pin.c.  Exported from
  * libcowguard.so in the COWGUARD_PRIVATE node (lib/libcowguard.map) for
@@ -48,6 +55,19 @@ struct cg_pin {
  */
 CG_EXPORT int cg__pin(struct cg *cg, void *addr, size_t len, unsigned flags,
 	    const char *consumer, struct cg_pin **out);
+/*
+ * Pin the pages iov references (lib/pin_iov.c): cg__pin() of the span from
+ * the first to the last byte of the non-empty iovecs, rounded out to whole
+ * pages (a hugetlb page whole).  -EINVAL: no byte; -EOVERFLOW: an iovec
+ * wraps; -ENOENT: an end is not registered; else cg__pin()'s.
+ */
+struct iovec;
+/* [*lo, *hi): from the first to the last byte of the non-empty iovecs. */
+int cg__iov_span(const struct iovec *iov, unsigned long nr, uint64_t *lo,
+		 uint64_t *hi);
+int cg__pin_iov(struct cg *cg, const struct iovec *iov, unsigned long nr,
+		unsigned flags, const char *consumer, struct cg_pin **out);
+
 /* One request of the handle (lib/call.c); 0, -errno, or the op's status. */
 int cg__call(struct cg *cg, struct cg__req *req, struct cg__rep *rep);
 

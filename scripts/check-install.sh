@@ -68,11 +68,13 @@ want=(
 )
 for h in include/cowguard/*.h; do want+=("$prefix/$h"); done
 for lib in uring verbs; do
-	[ -e "lib/$lib.c" ] && want+=("$prefix/lib/libcowguard-$lib.so.$version"
+	[ -e "lib/$lib/$lib.c" ] && want+=("$prefix/lib/libcowguard-$lib.so.$version"
 		"$prefix/lib/libcowguard-$lib.so" "$prefix/lib/pkgconfig/cowguard-$lib.pc")
 done
 [ -e daemon/main.c ] && want+=("$prefix/sbin/cowguardd")
 [ -e daemon/ctl/cowguardctl.c ] && want+=("$prefix/bin/cowguardctl")
+[ -e daemon/run/cowguard-run.c ] && want+=("$prefix/bin/cowguard-run"
+	"$prefix/lib/libcowguard-preload.so")
 for u in systemd/*.service systemd/*.socket; do
 	[ -e "$u" ] && want+=("$prefix/lib/systemd/system/${u##*/}")
 done

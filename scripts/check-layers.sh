@@ -5,7 +5,7 @@
 # the sources:
 #   1. Outside lib/engine/ only the engine's face, engine/engine.h, is
 #      included from it (daemon/, the handle side lib/*.c, lib/uring/,
-#      lib/verbs/, lib/kernel/, lib/wire/).  tests/ and bench/ may look
+#      lib/verbs/, lib/preload/, lib/kernel/, lib/wire/).  tests/ and bench/ may look
 #      inside: they test and time the engine's parts.
 #   2. Kernel I/O (lib/kernel/) and the wire format (lib/wire/) include
 #      nothing above them: neither the engine nor the handle side.
@@ -40,7 +40,7 @@ while IFS=: read -r f h; do
 	engine/engine.h) ;;
 	engine/*) breach "$f includes $h, private to lib/engine/ (use engine/engine.h)" ;;
 	esac
-done < <(includes $(sources daemon daemon/ctl lib lib/uring lib/verbs lib/kernel lib/wire))
+done < <(includes $(sources daemon daemon/ctl daemon/run lib lib/uring lib/verbs lib/preload lib/kernel lib/wire))
 
 # 2.
 while IFS=: read -r f h; do
@@ -70,11 +70,11 @@ owner=$(sed -n '/^struct cg__mm {/,/---- the engine.s/p' lib/engine/engine.h |
 while IFS=: read -r f field; do
 	[[ " $owner " == *" $field "* ]] ||
 		breach "$f touches mm.$field, the engine's (ask lib/engine/engine.h)"
-done < <(grep -oH '\bmm\(\.\|->\)[a-z_][a-z0-9_]*' $(sources daemon lib lib/uring lib/verbs) |
+done < <(grep -oH '\bmm\(\.\|->\)[a-z_][a-z0-9_]*' $(sources daemon lib lib/uring lib/verbs lib/preload) |
 	 grep -v ':mm\.[ch]$' | sed 's/:mm\(\.\|->\)/:/' | sort -u)
 
 # 5. Edges between modules (folder/name without the suffix).
-edges=$(includes $(sources lib lib/engine lib/kernel lib/wire lib/uring lib/verbs daemon daemon/ctl) |
+edges=$(includes $(sources lib lib/engine lib/kernel lib/wire lib/uring lib/verbs lib/preload daemon daemon/ctl daemon/run) |
 	while IFS=: read -r f h; do
 		from=${f%.*}
 		if [ -e "$(dirname "$f")/$h" ]; then

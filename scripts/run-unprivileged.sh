@@ -124,11 +124,13 @@ lanedir=$(mktemp -d /tmp/cg-unprivileged.XXXXXX)
 chmod 0755 "$lanedir"
 mkdir "$lanedir/tests"
 cp -p "$dir"/test-* "$lanedir/tests/"
-for bin in cowguardd cowguardctl; do
-	[ -x "$build/$bin" ] && cp -p "$build/$bin" "$lanedir/"
+for bin in cowguardd cowguardctl cowguard-run libcowguard-preload.so; do
+	[ -e "$build/$bin" ] && cp -p "$build/$bin" "$lanedir/"
 done
-# The examples, for the suite that asks them for --help.
+# The examples, for the suite that asks them for --help; the programs
+# that know nothing of cowguard, for the preload suite.
 [ -d "$build/examples" ] && cp -pr "$build/examples" "$lanedir/"
+[ -d "$dir/apps" ] && cp -pr "$dir/apps" "$lanedir/tests/"
 sock=$lanedir/cowguardd.sock
 
 "$lanedir/cowguardd" --verbose --socket "$sock" 2>"$lanedir/cowguardd.log" 9>&- &

@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: MIT
+/*
+ * syscall(3): programs such as fio issue some system calls through libc's
+ * syscall() rather than their wrappers.  Those the shim follows are sent
+ * to its hooks; every other one passes through with its six arguments, as
+ * the kernel's calling convention reads them whatever the caller passed.
+ */
+#include <stdarg.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+
+#include "preload.h"
+
+typedef long syscall_fn(long nr, ...);
+
+ssize_t vmsplice(int fd, const struct iovec *iov, unsigned long nr,
+		 unsigned int flags);
+int cg__uring_register(unsigned fd, unsigned opcode, const void *arg,
+		       unsigned nr_args);
+
+CG__HOOK long syscall(long nr, ...)
+{
+	static syscall_fn *real;
+	long a[6];
+	va_list ap;
+
+	va_start(ap, nr);
+	for (int i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	if (!real)
+		real = (syscall_fn *)cg__real("syscall");
+	if (!cg__shim_inside() && nr == SYS_vmsplice)
+		return vmsplice((int)a[0], (const struct iovec *)a[1],
+				(unsigned long)a[2], (unsigned)a[3]);
+	if (!cg__shim_inside() && nr == SYS_io_uring_register)
+		return cg__uring_register((unsigned)a[0], (unsigned)a[1],
+					  (const void *)a[2], (unsigned)a[3]);
+	return real(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+}

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libcowguard-preload: cowguard for programs that were not written for it.
+ * Loaded with LD_PRELOAD (scripts: cowguard-run), it defines the functions
+ * through which a program hands its pages to a reader behind the page
+ * tables' back, and around each call pins the pages first (made exclusive,
+ * content kept), as libcowguard's own wrappers do.
+ *
+ * Ground rules:
+ *  - Never break the program.  A hook that cannot do its part calls the
+ *    original all the same; when cowguard cannot start, one line is logged
+ *    and the program runs unchanged (COWGUARD_STRICT=1 aborts instead).
+ *  - A thread inside cowguard is never hooked again: libcowguard's own
+ *    calls (vmsplice, syscall, sendmsg to the daemon) reach the originals.
+ *  - The originals are found lazily with dlsym(RTLD_NEXT), so that another
+ *    library that hooks the same symbols (UCX, libfabric, MPI) still runs.
+ *  - With cowguardd, memory the program never registered is registered on
+ *    its first pin: the anonymous mapping that contains it, whole
+ *    (lib/preload/cover.c), so that later forks are followed.  Its history
+ *    is unknown: every page starts maybe-shared, as after any registration.
+ *  - Without cowguardd the shim does not track: the engine's handler thread
+ *    would share the program's malloc arenas, and a write it makes there
+ *    while they are write-protected would wait on itself.  The pages are
+ *    unshared before each call instead (write faults that change nothing,
+ *    as MADV_POPULATE_WRITE does) and nothing is followed after it.
+ */
+#ifndef CG_PRELOAD_H
+#define CG_PRELOAD_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CG__HOOK __attribute__((visibility("default")))
+
+/* The consumers the shim follows; COWGUARD_HOOKS names them. */
+enum cg__hook {
+	CG__HOOK_VMSPLICE,	/* vmsplice, syscall(SYS_vmsplice) */
+	CG__HOOK_ZEROCOPY,	/* send* with MSG_ZEROCOPY, its completions */
+	CG__HOOK_URING,		/* io_uring buffer registration */
+	CG__NHOOKS,
+};
+
+const char *cg__hook_name(enum cg__hook hook);
+
+struct cg;
+struct cg_pin;
+
+/*
+ * Enter cowguard from a hook: false when the hook is off or this thread is
+ * inside cowguard already; the hook then calls the original alone.  True:
+ * cg__shim_leave() must follow, and *cg is the daemon's handle (opened on
+ * first use), or NULL where the shim unshares without tracking.
+ */
+bool cg__shim_enter(enum cg__hook hook, struct cg **cg);
+void cg__shim_leave(void);
+/* Whether this thread is inside cowguard (its calls are not hooked). */
+bool cg__shim_inside(void);
+
+/*
+ * A hook could not pin what its consumer takes (why: -errno): counted,
+ * logged once per hook and errno, and fatal with COWGUARD_STRICT=1.  The
+ * call goes on unprotected.
+ */
+void cg__shim_failed(enum cg__hook hook, const char *what, int err);
+
+/* One line to COWGUARD_LOG's file, or stderr, prefixed "cowguard-preload: ". */
+void cg__shim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The function that name would be without the shim (dlsym(RTLD_NEXT)). */
+void *cg__real(const char *name);
+
+/*
+ * Before a consumer takes the pages iov references: with a handle, cover
+ * and pin them (the pin returned: flags as cg_pin()'s); without, unshare
+ * them by write faults (NULL returned).  What cannot be done goes through
+ * cg__shim_failed(); errno is kept.
+ */
+struct iovec;
+struct cg_pin *cg__protect(enum cg__hook hook, struct cg *cg,
+			   const struct iovec *iov, unsigned long nr,
+			   unsigned flags, const char *consumer);
+/* cg_unpin() keeping errno; a replaced page is counted (and logged). */
+void cg__unprotect(struct cg_pin *pin);
+
+/*
+ * Register the anonymous mappings that hold [addr, addr+len) where they
+ * are not registered yet (lib/preload/cover.c): 0, or -errno (-ENOENT:
+ * not anonymous private memory, which cowguard cannot track).
+ */
+int cg__cover(struct cg *cg, uint64_t addr, uint64_t len);
+/*
+ * Forget what the shim registered over [addr, addr+len): the daemon no
+ * longer tracks it (unmapped, moved), so the next cover registers anew.
+ */
+void cg__uncover(uint64_t addr, uint64_t len);
+
+/*
+ * Pins the shim holds for consumers that take plain references, until the
+ * consumer lets go (lib/preload/held.c).  The consumer is named by an fd
+ * (the pipe, the socket) and, for zero-copy sends, the send's number.
+ */
+enum cg__held_kind { CG__HELD_PIPE, CG__HELD_ZEROCOPY, CG__HELD_URING };
+void cg__held_add(struct cg_pin *pin, enum cg__held_kind kind, int fd,
+		  uint64_t seq);
+/* Let go of the pins of fd's sends numbered lo..hi (zero-copy completions). */
+void cg__held_release_seq(int fd, uint64_t lo, uint64_t hi);
+/* Let go of every pin of kind for fd (io_uring unregistration). */
+int cg__held_release_fd(enum cg__held_kind kind, int fd);
+/* Let go of the pins of pipes that were drained or closed since. */
+void cg__held_reap(void);
+/* In a child after fork: the parent's pins are not ours to end. */
+void cg__held_forget(void);
+/* How many pins are held now. */
+size_t cg__held_count(void);
+/*
+ * Before a fork: a plain reference outlives the fork in the child's copy
+ * of the page, so pins of such consumers end here (counted as
+ * "at_fork"); what the consumer reads from then on is what the pages
+ * held at the fork (docs/preload.md).
+ */
+void cg__held_before_fork(void);
+
+/* Counters, for COWGUARD_LOG at exit and `--check`. */
+struct cg__shim_counts {
+	uint64_t calls[CG__NHOOKS];	/* hooked calls that pinned */
+	uint64_t failed[CG__NHOOKS];	/* that could not */
+	uint64_t registered;		/* mappings registered by cover */
+	uint64_t released_at_fork;	/* plain-reference pins a fork ended */
+	uint64_t violations;		/* unpins that found a page replaced */
+};
+extern struct cg__shim_counts cg__shim_counts;
+
+#endif

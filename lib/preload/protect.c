@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: MIT
+/*
+ * What every hook does before its consumer takes our pages: pin them
+ * through cowguardd, or unshare them where there is none.
+ */
+#include <errno.h>
+
+#include "cowguard.h"
+#include "handle.h"
+#include "kernel/pages.h"
+#include "preload.h"
+#include "write_unshare.h"
+
+/* Write faults that change nothing: the pages are ours alone after them. */
+static void unshare_pages(enum cg__hook hook, const struct iovec *iov,
+			  unsigned long nr)
+{
+	uint64_t lo, hi;
+	int ret = cg__iov_span(iov, nr, &lo, &hi);
+
+	lo &= ~(CG_PAGE_SIZE - 1);
+	hi = (hi + CG_PAGE_SIZE - 1) & ~(CG_PAGE_SIZE - 1);
+	if (!ret)
+		ret = cg__write_fault(lo, hi - lo);
+	/* Read-only memory: no write of ours can make it stale. */
+	if (ret && ret != -EACCES && ret != -EINVAL)
+		cg__shim_failed(hook, "unshare", ret);
+}
+
+static int cover_and_pin(struct cg *cg, uint64_t lo, uint64_t hi,
+			 const struct iovec *iov, unsigned long nr,
+			 unsigned flags, const char *consumer,
+			 struct cg_pin **pin)
+{
+	int ret = cg__cover(cg, lo, hi - lo);
+
+	return ret ? ret : cg__pin_iov(cg, iov, nr, flags | CG__PIN_FORKABLE,
+				       consumer, pin);
+}
+
+struct cg_pin *cg__protect(enum cg__hook hook, struct cg *cg,
+			   const struct iovec *iov, unsigned long nr,
+			   unsigned flags, const char *consumer)
+{
+	struct cg_pin *pin = NULL;
+	int saved = errno, ret = -ENOTCONN;
+	uint64_t lo, hi;
+
+	if (cg) {
+		ret = cg__iov_span(iov, nr, &lo, &hi);
+		if (!ret)
+			ret = cover_and_pin(cg, lo, hi, iov, nr, flags, consumer,
+					    &pin);
+		/* What the shim covered may have been unmapped since. */
+		if (ret == -ENOENT) {
+			cg__uncover(lo, hi - lo);
+			ret = cover_and_pin(cg, lo, hi, iov, nr, flags, consumer,
+					    &pin);
+		}
+		if (ret && ret != -EINVAL)
+			cg__shim_failed(hook, "pin", ret);
+	}
+	if (ret)
+		unshare_pages(hook, iov, nr);
+	else
+		__atomic_add_fetch(&cg__shim_counts.calls[hook], 1,
+				   __ATOMIC_RELAXED);
+	errno = saved;
+	return ret ? NULL : pin;
+}
+
+void cg__unprotect(struct cg_pin *pin)
+{
+	int saved = errno;
+
+	if (pin && cg_unpin(pin) == -ENOTRECOVERABLE)
+		__atomic_add_fetch(&cg__shim_counts.violations, 1,
+				   __ATOMIC_RELAXED);
+	errno = saved;
+}

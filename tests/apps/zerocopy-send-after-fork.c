@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A program that knows nothing of cowguard: it fills a buffer, forks (the
+ * child keeps a copy and waits), sends the buffer over a loopback TCP
+ * connection with MSG_ZEROCOPY, reads what arrives, and (unless told not
+ * to) reads the send's completion from the socket's error queue.
+ *
+ *   zerocopy-send-after-fork [--no-completion]
+ *
+ * Over loopback the kernel copies the data on the way (the completion
+ * says SO_EE_CODE_ZEROCOPY_COPIED), so this program shows the pin's life,
+ * not a stale read.  Exit status: 0 the data arrived and the completion
+ * was read, 2 error, 3 the child's copy changed, 4 no completion came.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <time.h>
+#include <linux/errqueue.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef SO_EE_ORIGIN_ZEROCOPY
+#define SO_EE_ORIGIN_ZEROCOPY 5
+#endif
+
+#define LEN (16 * 4096)
+
+static int fail(const char *what)
+{
+	fprintf(stderr, "zerocopy-send-after-fork: %s: %s\n", what,
+		strerror(errno));
+	return 2;
+}
+
+/* A connected pair over 127.0.0.1: *tx sends, *rx receives. */
+static int connect_pair(int *tx, int *rx)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int one = 1, l = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1) ||
+	    getsockname(l, (struct sockaddr *)&a, &len))
+		return -1;
+	*tx = socket(AF_INET, SOCK_STREAM, 0);
+	if (*tx < 0 || setsockopt(*tx, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one)) ||
+	    connect(*tx, (struct sockaddr *)&a, sizeof(a)))
+		return -1;
+	*rx = accept(l, NULL, NULL);
+	close(l);
+	return *rx < 0 ? -1 : 0;
+}
+
+/* Wait for the completion of send 0 on the error queue: 0, or 4. */
+static int completion(int fd)
+{
+	char control[128];
+	struct msghdr msg = { .msg_control = control,
+			      .msg_controllen = sizeof(control) };
+	struct pollfd p = { .fd = fd, .events = 0 };
+
+	for (int tries = 0; tries < 100; tries++) {
+		poll(&p, 1, 50);
+		if (recvmsg(fd, &msg, MSG_ERRQUEUE) >= 0) {
+			struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+			struct sock_extended_err *ee =
+				c ? (struct sock_extended_err *)CMSG_DATA(c) : NULL;
+
+			return ee && ee->ee_origin == SO_EE_ORIGIN_ZEROCOPY &&
+			       ee->ee_info == 0 ? 0 : 4;
+		}
+		msg.msg_controllen = sizeof(control);
+	}
+	return 4;
+}
+
+int main(int argc, char **argv)
+{
+	bool wait_completion = !(argc > 1 && !strcmp(argv[1], "--no-completion"));
+	char *p = mmap(NULL, LEN, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *got = malloc(LEN);
+	int tx, rx, go[2], status, ret = 0;
+	size_t have = 0;
+	pid_t pid;
+
+	if (p == MAP_FAILED || !got || pipe(go) || connect_pair(&tx, &rx))
+		return fail("setup");
+	memset(p, 'A', LEN);
+	pid = fork();
+	if (pid < 0)
+		return fail("fork");
+	if (pid == 0) {
+		char c;
+
+		if (read(go[0], &c, 1) != 1)
+			_exit(2);
+		_exit(p[0] == 'A' ? 0 : 3);
+	}
+	if (send(tx, p, LEN, MSG_ZEROCOPY) != LEN)
+		return fail("send");
+	while (have < LEN) {
+		ssize_t n = recv(rx, got + have, LEN - have, 0);
+
+		if (n <= 0)
+			return fail("recv");
+		have += (size_t)n;
+	}
+	if (wait_completion)
+		ret = completion(tx);
+	if (write(go[1], "g", 1) != 1 || waitpid(pid, &status, 0) != pid)
+		return fail("child");
+	printf("received %zu bytes ('%c'); completion %s\n", have, got[0],
+	       !wait_completion ? "not asked" : ret ? "missing" : "read");
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		return 3;
+	return ret;
+}

@@ -1,0 +1,292 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Programs built without any cowguard header or library (tests/apps/) run
+ * with and without cowguard-run.  Without it, a vmsplice after fork hands
+ * the pipe a page the parent's next write leaves behind (the control); with
+ * it, the shim pins the page first (through the suite's daemon: tracked,
+ * the containing mapping registered) or, with no daemon, unshares it, and
+ * the pipe reads the new data.  Zero-copy sends hold their pin until the
+ * completion is read; io_uring fixed buffers until they are unregistered.
+ * The shim says what it did in COWGUARD_LOG's last line, which the cases
+ * read.  --check names the hooks a program reaches; the shim is never in
+ * the way of a program it cannot serve.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+struct app_run {
+	const char *app;	/* in tests/apps/ */
+	const char *args;
+	const char *run;	/* cowguard-run's options; NULL: without it */
+	int status;		/* the exit status wanted */
+	const char *logged[3];	/* what the shim's log must hold */
+};
+
+static const char *builddir(void)
+{
+	return getenv("CG_BUILDDIR") ? getenv("CG_BUILDDIR") : "build";
+}
+
+/*
+ * LD_PRELOAD puts the shim before the sanitizers' runtime, which must come
+ * first; the lanes without sanitizers run these.
+ */
+static bool preload_possible(void)
+{
+#ifdef __SANITIZE_ADDRESS__
+	h_skip("LD_PRELOAD of the shim in a sanitizers' build (the ASan "
+	       "runtime must be first in the library list)");
+	return false;
+#else
+	return true;
+#endif
+}
+
+/* Run one app (under cowguard-run with r->run), its log kept in log. */
+static struct h_run *run_app(const struct app_run *r, const char *log)
+{
+	struct h_run *out = malloc(sizeof(*out));
+
+	ck_assert_ptr_nonnull(out);
+	unlink(log);
+	if (r->run)
+		h_run_cmd(out, "COWGUARD_SOCKET='%s' %s/cowguard-run --log %s %s "
+			  "-- %s/tests/apps/%s %s 2>&1", h_socket(), builddir(),
+			  log, r->run, builddir(), r->app, r->args);
+	else
+		h_run_cmd(out, "%s/tests/apps/%s %s 2>&1", builddir(), r->app,
+			  r->args);
+	return out;
+}
+
+static void app_runs_as_said(const void *arg, int mode, enum h_kind kind)
+{
+	const struct app_run *r = arg;
+	char log[128], text[4096] = "";
+	struct h_run *out;
+	FILE *f;
+
+	(void)mode;
+	(void)kind;
+	if (!preload_possible())
+		return;
+	snprintf(log, sizeof(log), "/tmp/cg-preload.%d.log", (int)getpid());
+	out = run_app(r, log);
+	f = fopen(log, "re");
+	if (f) {
+		text[fread(text, 1, sizeof(text) - 1, f)] = 0;
+		fclose(f);
+	}
+	unlink(log);
+	ck_assert_msg(out->status == r->status, "%s %s%s%s: exit %d, not %d: "
+		      "%s; the shim's log: %s", r->app, r->args,
+		      r->run ? " under cowguard-run " : "", r->run ? r->run : "",
+		      out->status, r->status, out->out, text);
+	for (int i = 0; i < 3 && r->logged[i]; i++)
+		ck_assert_msg(strstr(text, r->logged[i]), "%s %s: the shim's "
+			      "log lacks \"%s\": %s", r->app, r->args,
+			      r->logged[i], text);
+	free(out);
+}
+
+/* The control: the kernel alone, no shim. */
+static const struct app_run stale_without = { "vmsplice-after-fork", "", NULL,
+					      1, { NULL } };
+static const struct app_run tracked = {
+	"vmsplice-after-fork", "", "--mode daemon", 0,
+	{ "pinned: vmsplice 1,", "mappings registered 1;", "held at exit" },
+};
+static const struct app_run tracked_syscall = {
+	"vmsplice-after-fork", "--syscall", "--mode daemon", 0,
+	{ "pinned: vmsplice 1,", "unprotected 0;" },
+};
+static const struct app_run tracked_heap = {
+	"vmsplice-after-fork", "--malloc", "--mode daemon", 0,
+	{ "pinned: vmsplice 1,", "unprotected 0;" },
+};
+static const struct app_run unshared = {
+	"vmsplice-after-fork", "", "--mode embedded", 0,
+	{ "pinned: vmsplice 0,", "unprotected 0;" },
+};
+static const struct app_run unshared_heap = {
+	"vmsplice-after-fork", "--malloc", "--mode embedded", 0,
+	{ "pinned: vmsplice 0,", "unprotected 0;" },
+};
+static const struct app_run zerocopy_done = {
+	"zerocopy-send-after-fork", "", "--mode daemon", 0,
+	{ "zerocopy 1,", "pins held at exit 0" },
+};
+static const struct app_run zerocopy_pending = {
+	"zerocopy-send-after-fork", "--no-completion", "--mode daemon", 0,
+	{ "zerocopy 1,", "pins held at exit 1" },
+};
+static const struct app_run uring_liburing = {
+	"uring-fixed-after-fork", "", "--mode daemon", 0,
+	{ "uring 1;", "pins held at exit 0", "replaced while pinned 0;" },
+};
+static const struct app_run uring_syscall = {
+	"uring-fixed-after-fork", "--syscall", "--mode daemon", 0,
+	{ "uring 1;", "pins held at exit 0", "replaced while pinned 0;" },
+};
+/* Only the hooks asked for run. */
+static const struct app_run hooks_off = {
+	"vmsplice-after-fork", "", "--mode daemon --hooks uring", 1,
+	{ "pinned: vmsplice 0,", NULL },
+};
+
+static const struct h_case apps[] = {
+	H_CASE_AS(without_the_shim_a_vmsplice_after_fork_reads_stale_data,
+		  app_runs_as_said, &stale_without, 0, 0),
+	H_CASE_AS(under_cowguard_run_the_pipe_reads_the_new_data_and_the_page_is_tracked,
+		  app_runs_as_said, &tracked, 0, 0),
+	H_CASE_AS(a_vmsplice_through_syscall_is_pinned_too,
+		  app_runs_as_said, &tracked_syscall, 0, 0),
+	H_CASE_AS(a_malloced_buffer_is_pinned_with_the_heap_registered,
+		  app_runs_as_said, &tracked_heap, 0, 0),
+	H_CASE_AS(without_a_daemon_the_shim_unshares_and_the_pipe_reads_the_new_data,
+		  app_runs_as_said, &unshared, 0, 0),
+	H_CASE_AS(without_a_daemon_a_malloced_buffer_is_unshared_too,
+		  app_runs_as_said, &unshared_heap, 0, 0),
+	H_CASE_AS(a_zero_copy_send_holds_its_pin_until_its_completion_is_read,
+		  app_runs_as_said, &zerocopy_done, 0, 0),
+	H_CASE_AS(a_zero_copy_send_whose_completion_is_never_read_keeps_its_pin,
+		  app_runs_as_said, &zerocopy_pending, 0, 0),
+	H_CASE_AS(io_uring_fixed_buffers_are_pinned_until_unregistered,
+		  app_runs_as_said, &uring_liburing, 0, 0),
+	H_CASE_AS(io_uring_fixed_buffers_registered_by_syscall_are_pinned_too,
+		  app_runs_as_said, &uring_syscall, 0, 0),
+	H_CASE_AS(a_hook_left_out_of_hooks_does_nothing,
+		  app_runs_as_said, &hooks_off, 0, 0),
+};
+
+/*
+ * A command line under cowguard-run, with env before it (the daemon's
+ * socket the suite's unless env names another): its output and status.
+ * "APP:" at the start of cmd stands for tests/apps/ of the build.
+ */
+static struct h_run *run_shell(const char *env, const char *opts,
+			       const char *cmd)
+{
+	struct h_run *out = malloc(sizeof(*out));
+	bool app = !strncmp(cmd, "APP:", 4);
+
+	ck_assert_ptr_nonnull(out);
+	h_run_cmd(out, "COWGUARD_SOCKET='%s' %s %s/cowguard-run %s -- %s%s%s 2>&1",
+		  h_socket(), env, builddir(), opts, app ? builddir() : "",
+		  app ? "/tests/apps/" : "", app ? cmd + 4 : cmd);
+	return out;
+}
+
+START_TEST(check_names_the_hooks_a_program_reaches)
+{
+	struct h_run *out;
+
+	if (!preload_possible())
+		return;
+	out = run_shell("", "--check", "APP:vmsplice-after-fork");
+	ck_assert_msg(out->status == 0 &&
+		      strstr(out->out, "symbol vmsplice (vmsplice): reached") &&
+		      strstr(out->out, "hook uring: not reachable"),
+		      "status %d: %s", out->status, out->out);
+	free(out);
+	out = run_shell("", "--check", "APP:uring-fixed-after-fork");
+	ck_assert_msg(out->status == 0 &&
+		      strstr(out->out, "symbol io_uring_register_buffers "
+				       "(uring): reached") &&
+		      strstr(out->out, "hook uring: reachable"),
+		      "status %d: %s", out->status, out->out);
+	free(out);
+}
+END_TEST
+
+START_TEST(check_says_a_static_binary_cannot_be_hooked)
+{
+	struct h_run *out;
+
+	if (!preload_possible())
+		return;
+	out = run_shell("", "--check", "APP:static-true");
+	ck_assert_msg(out->status == 1 && strstr(out->out, "static binary"),
+		      "status %d: %s", out->status, out->out);
+	free(out);
+}
+END_TEST
+
+START_TEST(common_tools_run_unchanged_under_cowguard_run)
+{
+	struct h_run *out;
+
+	if (!preload_possible())
+		return;
+	out = run_shell("", "", "sh -c 'echo cowguard | tr a-z A-Z; ls / "
+			"| grep -c . >/dev/null'");
+	ck_assert_msg(out->status == 0 && !strcmp(out->out, "COWGUARD\n"),
+		      "status %d: %s", out->status, out->out);
+	free(out);
+}
+END_TEST
+
+START_TEST(the_preload_is_inherited_unless_no_inherit_is_asked)
+{
+	struct h_run *out;
+
+	if (!preload_possible())
+		return;
+	out = run_shell("", "", "sh -c 'echo \"[$LD_PRELOAD]\"'");
+	ck_assert_msg(strstr(out->out, "libcowguard-preload.so]"), "%s", out->out);
+	free(out);
+	out = run_shell("LD_PRELOAD=", "--no-inherit", "sh -c 'echo \"[$LD_PRELOAD]\"'");
+	ck_assert_msg(out->status == 0 && !strcmp(out->out, "[]\n"), "%s",
+		      out->out);
+	free(out);
+}
+END_TEST
+
+/* Fail-open: no daemon, and no shim at all, leave the program working. */
+START_TEST(a_program_runs_whatever_cowguard_cannot_do)
+{
+	struct h_run *out;
+
+	if (!preload_possible())
+		return;
+	out = run_shell("COWGUARD_SOCKET=/nonexistent", "--mode daemon",
+			"APP:vmsplice-after-fork");
+	ck_assert_msg(out->status == 0 && strstr(out->out, "no cowguardd"),
+		      "status %d: %s", out->status, out->out);
+	free(out);
+	out = run_shell("COWGUARD_PRELOAD=/nonexistent.so", "",
+			"APP:vmsplice-after-fork");
+	ck_assert_msg(out->status == 1 && strstr(out->out, "no preload shim"),
+		      "status %d: %s", out->status, out->out);
+	free(out);
+	out = run_shell("COWGUARD_SOCKET=/nonexistent", "--mode daemon --strict",
+			"APP:vmsplice-after-fork");
+	ck_assert_msg(out->status == 128 + 6, "--strict without a daemon: "
+		      "status %d, not SIGABRT: %s", out->status, out->out);
+	free(out);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("programs unaware of cowguard are protected "
+				"under cowguard-run");
+	TCase *tc = tcase_create("apps");
+	TCase *launcher = tcase_create("cowguard-run");
+
+	h_timeout(tc, 60);
+	h_timeout(launcher, 60);
+	H_ADD_CASES(tc, apps);
+	h_add(launcher, check_names_the_hooks_a_program_reaches);
+	h_add(launcher, check_says_a_static_binary_cannot_be_hooked);
+	h_add(launcher, common_tools_run_unchanged_under_cowguard_run);
+	h_add(launcher, the_preload_is_inherited_unless_no_inherit_is_asked);
+	h_add(launcher, a_program_runs_whatever_cowguard_cannot_do);
+	suite_add_tcase(s, tc);
+	suite_add_tcase(s, launcher);
+	return h_main(s, H_NEED_DAEMON);
+}

@@ -111,6 +111,8 @@ static enum req_result do_hello(struct conn *c, const struct cg__req *req,
 		return REQ_DROP;
 	}
 	conn_serve_tracked(c, c->tracked);
+	if (req->flags & CG_HELLO_PRELOAD)
+		c->tracked->preload_hooks = req->id;
 	adopt_forks(c->tracked);
 	cg__rep_init(&rep, req);
 	rep.u.features = features;
@@ -123,8 +125,12 @@ static enum req_result do_hello(struct conn *c, const struct cg__req *req,
 static enum req_result do_child_hello(struct conn *c, const struct cg__req *req,
 				      int fd)
 {
+	int ret = adopt_child_hello(c, req->pid);
+
 	(void)fd;
-	return reply_status(c, req, adopt_child_hello(c, req->pid));
+	if (!ret && (req->flags & CG_HELLO_PRELOAD))
+		c->tracked->preload_hooks = req->id;
+	return reply_status(c, req, ret);
 }
 
 /* cowguardctl: it sees, it tracks nothing. */
@@ -353,6 +359,7 @@ static enum req_result send_client(struct conn *c, const struct cg__req *req,
 	cg__mm_status_client(&t->mm, &rep.u.client);
 	rep.u.client.parent_pid = t->parent_pid;
 	rep.u.client.uid = t->uid;
+	rep.u.client.preload_hooks = t->preload_hooks;
 	return reply(c, &rep);
 }
 

@@ -145,6 +145,8 @@ static int reply(struct cg__client *c, const struct cg__req *req,
  * own /proc/self/pagemap and smaps (CG_HELLO_PROCFS): opened by us, what
  * the daemon reads of us through them is what the kernel lets us read.
  */
+uint64_t cg__preload_hooks;
+
 static int send_hello(int sock, struct cg__req *req, int fd)
 {
 	int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
@@ -153,6 +155,10 @@ static int send_hello(int sock, struct cg__req *req, int fd)
 	size_t n = 0;
 	int ret;
 
+	if (cg__preload_hooks) {
+		req->flags |= CG_HELLO_PRELOAD;
+		req->id = cg__preload_hooks;
+	}
 	if (fd >= 0)
 		fds[n++] = fd;
 	if (pagemap >= 0 && smaps >= 0) {

@@ -59,4 +59,10 @@ int cg__client_open_ctl(struct cg__client *c, const char *path);
 /* Receive the next packet of a streamed reply (STATUS, AUDIT_PID). */
 int cg__client_next(struct cg__client *c, struct cg__rep *rep);
 
+/*
+ * Set by the preload shim before its cg_open(): its hooks, sent with every
+ * hello (CG_HELLO_PRELOAD).  0 everywhere else.
+ */
+extern uint64_t cg__preload_hooks;
+
 #endif

@@ -11,12 +11,14 @@
  * read.  --check names the hooks a program reaches; the shim is never in
  * the way of a program it cannot serve.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "wire/protocol.h"
 
 struct app_run {
 	const char *app;	/* in tests/apps/ */
@@ -132,6 +134,16 @@ static const struct app_run uring_syscall = {
 	"uring-fixed-after-fork", "--syscall", "--mode daemon", 0,
 	{ "uring 1;", "pins held at exit 0", "replaced while pinned 0;" },
 };
+/*
+ * A fork while the pipe holds the page: the pin ends before it (no
+ * MADV_DONTFORK, which would crash a child touching the rest of a malloc'd
+ * page), and the pipe reads what the page held at the fork.
+ */
+static const struct app_run fork_while_spliced = {
+	"vmsplice-after-fork", "--malloc --fork-while-spliced", "--mode daemon", 1,
+	{ "pinned: vmsplice 1,", "pins ended by a fork 1;",
+	  "replaced while pinned 0;" },
+};
 /* Only the hooks asked for run. */
 static const struct app_run hooks_off = {
 	"vmsplice-after-fork", "", "--mode daemon --hooks uring", 1,
@@ -159,6 +171,8 @@ static const struct h_case apps[] = {
 		  app_runs_as_said, &uring_liburing, 0, 0),
 	H_CASE_AS(io_uring_fixed_buffers_registered_by_syscall_are_pinned_too,
 		  app_runs_as_said, &uring_syscall, 0, 0),
+	H_CASE_AS(a_fork_while_the_pipe_holds_the_page_ends_the_pin_and_harms_no_child,
+		  app_runs_as_said, &fork_while_spliced, 0, 0),
 	H_CASE_AS(a_hook_left_out_of_hooks_does_nothing,
 		  app_runs_as_said, &hooks_off, 0, 0),
 };
@@ -271,6 +285,36 @@ START_TEST(a_program_runs_whatever_cowguard_cannot_do)
 }
 END_TEST
 
+/* The daemon lists a preloaded client with its hooks. */
+START_TEST(cowguardctl_status_shows_a_preloaded_process_and_its_hooks)
+{
+	struct cg__status_client rec = { 0 };
+	struct h_run *out;
+	pid_t pid;
+	int listed = 0;
+
+	if (!preload_possible())
+		return;
+	out = malloc(sizeof(*out));
+	ck_assert_ptr_nonnull(out);
+	h_run_cmd(out, "COWGUARD_SOCKET='%s' %s/cowguard-run --hooks "
+		  "vmsplice,uring -- %s/tests/apps/vmsplice-after-fork --linger "
+		  ">/dev/null 2>&1 & echo $!", h_socket(), builddir(),
+		  builddir());
+	pid = (pid_t)atoi(out->out);
+	ck_assert_int_gt(pid, 0);
+	for (int ms = 0; ms < 5000 && !(listed == 1 && rec.preload_hooks); ms += 20) {
+		listed = h_status_client(pid, &rec);
+		h_sleep_ms(20);
+	}
+	kill(pid, SIGTERM);
+	ck_assert_msg(listed == 1 && rec.preload_hooks == (1u << 0 | 1u << 2),
+		      "pid %d: listed %d, preload hooks %#llx", (int)pid, listed,
+		      (unsigned long long)rec.preload_hooks);
+	free(out);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("programs unaware of cowguard are protected "
@@ -286,6 +330,7 @@ int main(void)
 	h_add(launcher, common_tools_run_unchanged_under_cowguard_run);
 	h_add(launcher, the_preload_is_inherited_unless_no_inherit_is_asked);
 	h_add(launcher, a_program_runs_whatever_cowguard_cannot_do);
+	h_add(launcher, cowguardctl_status_shows_a_preloaded_process_and_its_hooks);
 	suite_add_tcase(s, tc);
 	suite_add_tcase(s, launcher);
 	return h_main(s, H_NEED_DAEMON);

@@ -87,6 +87,8 @@ extern const char *const ctl_feature_names[];
 
 const char *ctl_kind_name(uint32_t kind, bool json);
 const char *ctl_truth_name(enum cg_truth truth);
+/* The preload shim's hook of bit (CG_HELLO_PRELOAD). */
+const char *ctl_preload_hook_name(unsigned bit);
 /* A pin's mode ("RO", "RW") and how fork leaves it ("foll_pin", "dontfork"). */
 const char *ctl_pin_mode(uint32_t flags, bool json);
 const char *ctl_pin_fork(uint32_t flags);

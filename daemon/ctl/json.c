@@ -150,6 +150,12 @@ static void json_client(struct jw *w, const struct ctl_client *cl, bool audit)
 	jw_bool(w, "unnamed", c->pid == 0);
 	jw_u64(w, "uid", c->uid);
 	json_features(w, c->features);
+	jw_bool(w, "preloaded", c->preload_hooks != 0);
+	jw_open(w, "preload_hooks", '[');
+	for (unsigned b = 0; b < 64; b++)
+		if (c->preload_hooks & (1ULL << b))
+			jw_str(w, NULL, ctl_preload_hook_name(b));
+	jw_close(w, ']');
 	jw_u64(w, "engine_memory_bytes", c->footprint);
 	json_pages(w, c->present, c->exclusive, c->shared, c->dirty, c->wp);
 	json_stats(w, &c->stats);

@@ -21,6 +21,13 @@ const char *ctl_kind_name(uint32_t kind, bool json)
 	return json ? id[kind] : text[kind];
 }
 
+const char *ctl_preload_hook_name(unsigned bit)
+{
+	static const char *const names[] = CG_PRELOAD_HOOK_NAMES;
+
+	return bit < sizeof(names) / sizeof(*names) ? names[bit] : "unknown";
+}
+
 const char *ctl_truth_name(enum cg_truth truth)
 {
 	switch (truth) {

@@ -39,6 +39,13 @@ static void text_client_header(const struct cg__status_client *c)
 	printf(" (uid %" PRIu32 ", %" PRIu32 " region%s, engine memory %s)\n",
 	       c->uid, c->nregions, c->nregions == 1 ? "" : "s",
 	       human_size(c->footprint, mem, sizeof(mem)));
+	if (c->preload_hooks) {
+		printf("  preload  ");
+		for (unsigned b = 0; b < 64; b++)
+			if (c->preload_hooks & (1ULL << b))
+				printf(" %s", ctl_preload_hook_name(b));
+		printf("  (cowguard-run)\n");
+	}
 	printf("  features  %#" PRIx64 ":", c->features);
 	for (unsigned b = 0; b < CTL_NFEATURES; b++)
 		if (c->features & (1ULL << b))

@@ -23,16 +23,15 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "cowguard.h"
 #include "preload.h"
+#include "wire/protocol.h"
 
 struct cg__shim_counts cg__shim_counts;
 
-static const char *const hook_names[CG__NHOOKS] = {
-	[CG__HOOK_VMSPLICE] = "vmsplice",
-	[CG__HOOK_ZEROCOPY] = "zerocopy",
-	[CG__HOOK_URING] = "uring",
-};
+/* The daemon shows them by the same names (cowguardctl status). */
+static const char *const hook_names[CG__NHOOKS] = CG_PRELOAD_HOOK_NAMES;
 
 static struct {
 	pthread_mutex_t lock;
@@ -194,6 +193,7 @@ static struct cg *handle(void)
 	shim.tried = true;
 	if (shim.mode == CG_MODE_EMBEDDED)
 		return NULL;
+	cg__preload_hooks = shim.hooks;
 	ret = cg_open(&o, sizeof(o), &shim.cg);
 	if (ret) {
 		shim.cg = NULL;

@@ -16,11 +16,12 @@
 #define CG_PROTO_MAGIC 0x43475244u	/* "CGRD" */
 /*
  * Packets are compared by size, so any change to a layout below is a new
- * major: 2 since struct cg_stats gained unshare_writes and a PIN reply
- * its write-unshare span (an older peer is told "another protocol major",
- * not a bare protocol error).
+ * major (an older peer is told "another protocol major", not a bare
+ * protocol error): 2 since struct cg_stats gained unshare_writes and a PIN
+ * reply its write-unshare span; 3 since a STATUS client record carries the
+ * preload shim's hooks.
  */
-#define CG_PROTO_MAJOR 2
+#define CG_PROTO_MAJOR 3
 #define CG_PROTO_MINOR 0
 
 /*
@@ -36,6 +37,13 @@ enum cg__fd { CG_NOFD, CG_FD };
  * the kernel decides with its credentials what the daemon reads of it.
  */
 #define CG_HELLO_PROCFS (1u << 0)
+/*
+ * HELLO and CHILD_HELLO: the client is the preload shim (lib/preload/);
+ * req.id holds its hooks, a bit each, named by CG_PRELOAD_HOOK_NAMES in
+ * that order.  STATUS reports them (cowguardctl status).
+ */
+#define CG_HELLO_PRELOAD (1u << 1)
+#define CG_PRELOAD_HOOK_NAMES { "vmsplice", "zerocopy", "uring" }
 
 /*
  * The operations, one row each, X(name, string, from, fd, served):
@@ -105,6 +113,7 @@ struct cg__status_client {
 	uint64_t features;
 	struct cg_stats stats;
 	uint64_t present, exclusive, shared, dirty, wp, footprint;
+	uint64_t preload_hooks;	/* CG_HELLO_PRELOAD's bits; 0: not preloaded */
 };
 
 struct cg__status_region {

@@ -16,6 +16,7 @@ PACKAGES=(
 	libasan8		# gcc's AddressSanitizer runtime (make check-asan)
 	libubsan1		# gcc's UBSan runtime (make check-asan)
 	groff-base		# man pages rendered by make check-install
+	fio			# a real program under cowguard-run (tests)
 )
 
 installed() {

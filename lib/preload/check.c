@@ -19,22 +19,27 @@
 
 #include "preload.h"
 
-/* The symbols the shim defines, and the hook each belongs to. */
+#define VMSPLICE (1u << CG__HOOK_VMSPLICE)
+#define ZEROCOPY (1u << CG__HOOK_ZEROCOPY)
+#define URING (1u << CG__HOOK_URING)
+
+/* The symbols the shim defines, and the hooks each serves. */
 static const struct {
 	const char *symbol;
-	enum cg__hook hook;
+	unsigned hooks;
 } symbols[] = {
-	{ "vmsplice", CG__HOOK_VMSPLICE },
-	{ "syscall", CG__HOOK_VMSPLICE },
-	{ "send", CG__HOOK_ZEROCOPY },
-	{ "sendto", CG__HOOK_ZEROCOPY },
-	{ "sendmsg", CG__HOOK_ZEROCOPY },
-	{ "recvmsg", CG__HOOK_ZEROCOPY },
-	{ "io_uring_register_buffers", CG__HOOK_URING },
-	{ "io_uring_register_buffers_tags", CG__HOOK_URING },
-	{ "io_uring_unregister_buffers", CG__HOOK_URING },
-	{ "io_uring_register", CG__HOOK_URING },
-	{ "io_uring_queue_exit", CG__HOOK_URING },
+	{ "vmsplice", VMSPLICE },
+	{ "syscall", VMSPLICE | URING },
+	{ "send", ZEROCOPY },
+	{ "sendto", ZEROCOPY },
+	{ "sendmsg", ZEROCOPY },
+	{ "sendmmsg", ZEROCOPY },
+	{ "recvmsg", ZEROCOPY },
+	{ "io_uring_register_buffers", URING },
+	{ "io_uring_register_buffers_tags", URING },
+	{ "io_uring_unregister_buffers", URING },
+	{ "io_uring_register", URING },
+	{ "io_uring_queue_exit", URING },
 };
 #define NSYMBOLS (sizeof(symbols) / sizeof(symbols[0]))
 
@@ -122,22 +127,30 @@ __attribute__((constructor(101))) static void check_and_exit(void)
 {
 	const char *env = getenv("COWGUARD_CHECK");
 	struct report r = { .fd = env ? atoi(env) : -1 };
-	bool hook_seen[CG__NHOOKS] = { false };
+	unsigned reached = 0;
 
 	if (!env || r.fd < 0)
 		return;
 	dl_iterate_phdr(scan_object, &r);
 	say(r.fd, "loaded: the preload shim is in the process\n");
 	for (size_t k = 0; k < NSYMBOLS; k++) {
+		char names[64] = "";
+
+		for (int h = 0; h < CG__NHOOKS; h++)
+			if (symbols[k].hooks & 1u << h)
+				snprintf(names + strlen(names),
+					 sizeof(names) - strlen(names), "%s%s",
+					 names[0] ? ", " : "",
+					 cg__hook_name((enum cg__hook)h));
 		if (r.importer[k])
-			hook_seen[symbols[k].hook] = true;
-		say(r.fd, "symbol %s (%s): %s%s\n", symbols[k].symbol,
-		    cg__hook_name(symbols[k].hook),
+			reached |= symbols[k].hooks;
+		say(r.fd, "symbol %s (%s): %s%s\n", symbols[k].symbol, names,
 		    r.importer[k] ? "reached, imported by " : "not imported",
 		    r.importer[k] ? r.importer[k] : "");
 	}
 	for (int h = 0; h < CG__NHOOKS; h++)
 		say(r.fd, "hook %s: %s\n", cg__hook_name((enum cg__hook)h),
-		    hook_seen[h] ? "reachable" : "not reachable by this program");
+		    reached & 1u << h ? "reachable"
+				      : "not reachable by this program");
 	_exit(0);
 }

@@ -138,6 +138,45 @@ CG__HOOK ssize_t send(int fd, const void *buf, size_t len, int flags)
 	return sendto(fd, buf, len, flags, NULL, 0);
 }
 
+typedef int sendmmsg_fn(int fd, struct mmsghdr *v, unsigned int n, int flags);
+
+/*
+ * sendmmsg: each message is a send of its own, with its own number; the
+ * pins of the messages not sent end at once.
+ */
+CG__HOOK int sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
+{
+	static sendmmsg_fn *real;
+	struct cg_pin *pins[64] = { NULL };
+	struct cg *cg;
+	int sent;
+
+	if (!real)
+		real = (sendmmsg_fn *)cg__real("sendmmsg");
+	if (!zerocopy(fd, flags) || !cg__shim_enter(CG__HOOK_ZEROCOPY, &cg))
+		return real(fd, v, n, flags);
+	/* The kernel sends at most UIO_MAXIOV; we pin the first 64. */
+	n = n > 64 ? 64 : n;
+	for (unsigned i = 0; i < n; i++)
+		if (v[i].msg_hdr.msg_iov && v[i].msg_hdr.msg_iovlen)
+			pins[i] = cg__protect(CG__HOOK_ZEROCOPY, cg,
+					      v[i].msg_hdr.msg_iov,
+					      v[i].msg_hdr.msg_iovlen, CG_PIN_RO,
+					      "zerocopy (preload)");
+	sent = real(fd, v, n, flags);
+	for (unsigned i = 0; i < n; i++) {
+		if ((int)i < sent && pins[i])
+			cg__held_add(pins[i], CG__HELD_ZEROCOPY, fd,
+				     next_number(fd));
+		else if ((int)i < sent)
+			next_number(fd);
+		else
+			cg__unprotect(pins[i]);
+	}
+	cg__shim_leave();
+	return sent;
+}
+
 /* The completions in an error queue message: their pins end. */
 static void completions(int fd, const struct msghdr *msg)
 {

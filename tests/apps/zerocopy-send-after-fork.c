@@ -5,7 +5,8 @@
  * connection with MSG_ZEROCOPY, reads what arrives, and (unless told not
  * to) reads the send's completion from the socket's error queue.
  *
- *   zerocopy-send-after-fork [--no-completion]
+ *   zerocopy-send-after-fork [--no-completion] [--sendmmsg]
+ *     --sendmmsg  the buffer in two messages of one sendmmsg call
  *
  * Over loopback the kernel copies the data on the way (the completion
  * says SO_EE_CODE_ZEROCOPY_COPIED), so this program shows the pin's life,
@@ -60,9 +61,11 @@ static int connect_pair(int *tx, int *rx)
 	return *rx < 0 ? -1 : 0;
 }
 
-/* Wait for the completion of send 0 on the error queue: 0, or 4. */
-static int completion(int fd)
+/* Wait for the completions of sends 0 .. last on the error queue: 0, or 4. */
+static int completion(int fd, unsigned last)
 {
+	long seen = -1;
+
 	char control[128];
 	struct msghdr msg = { .msg_control = control,
 			      .msg_controllen = sizeof(control) };
@@ -75,8 +78,12 @@ static int completion(int fd)
 			struct sock_extended_err *ee =
 				c ? (struct sock_extended_err *)CMSG_DATA(c) : NULL;
 
-			return ee && ee->ee_origin == SO_EE_ORIGIN_ZEROCOPY &&
-			       ee->ee_info == 0 ? 0 : 4;
+			if (!ee || ee->ee_origin != SO_EE_ORIGIN_ZEROCOPY ||
+			    ee->ee_info != (unsigned)(seen + 1))
+				return 4;
+			seen = ee->ee_data;
+			if (seen >= (long)last)
+				return 0;
 		}
 		msg.msg_controllen = sizeof(control);
 	}
@@ -85,7 +92,7 @@ static int completion(int fd)
 
 int main(int argc, char **argv)
 {
-	bool wait_completion = !(argc > 1 && !strcmp(argv[1], "--no-completion"));
+	bool wait_completion = true, mmsg = false;
 	char *p = mmap(NULL, LEN, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	char *got = malloc(LEN);
@@ -93,6 +100,10 @@ int main(int argc, char **argv)
 	size_t have = 0;
 	pid_t pid;
 
+	for (int i = 1; i < argc; i++) {
+		wait_completion &= !!strcmp(argv[i], "--no-completion");
+		mmsg |= !strcmp(argv[i], "--sendmmsg");
+	}
 	if (p == MAP_FAILED || !got || pipe(go) || connect_pair(&tx, &rx))
 		return fail("setup");
 	memset(p, 'A', LEN);
@@ -106,8 +117,19 @@ int main(int argc, char **argv)
 			_exit(2);
 		_exit(p[0] == 'A' ? 0 : 3);
 	}
-	if (send(tx, p, LEN, MSG_ZEROCOPY) != LEN)
+	if (mmsg) {
+		struct iovec iov[2] = { { p, LEN / 2 }, { p + LEN / 2, LEN / 2 } };
+		struct mmsghdr v[2] = {
+			{ .msg_hdr = { .msg_iov = &iov[0], .msg_iovlen = 1 } },
+			{ .msg_hdr = { .msg_iov = &iov[1], .msg_iovlen = 1 } },
+		};
+
+		if (sendmmsg(tx, v, 2, MSG_ZEROCOPY) != 2 ||
+		    v[0].msg_len + v[1].msg_len != LEN)
+			return fail("sendmmsg");
+	} else if (send(tx, p, LEN, MSG_ZEROCOPY) != LEN) {
 		return fail("send");
+	}
 	while (have < LEN) {
 		ssize_t n = recv(rx, got + have, LEN - have, 0);
 
@@ -116,7 +138,7 @@ int main(int argc, char **argv)
 		have += (size_t)n;
 	}
 	if (wait_completion)
-		ret = completion(tx);
+		ret = completion(tx, mmsg ? 1 : 0);
 	if (write(go[1], "g", 1) != 1 || waitpid(pid, &status, 0) != pid)
 		return fail("child");
 	printf("received %zu bytes ('%c'); completion %s\n", have, got[0],

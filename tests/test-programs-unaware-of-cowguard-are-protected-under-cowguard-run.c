@@ -250,6 +250,53 @@ START_TEST(common_tools_run_unchanged_under_cowguard_run)
 }
 END_TEST
 
+/*
+ * Programs that fork and exec a lot, and pin nothing: a compiler, make
+ * running two jobs at once, python, git.  They run as without the shim.
+ */
+START_TEST(compilers_make_python_and_git_run_unchanged_under_cowguard_run)
+{
+	char dir[] = "/tmp/cg-tools.XXXXXX", cmd[1024];
+	struct h_run *out;
+
+	if (!preload_possible())
+		return;
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(cmd, sizeof(cmd), "sh -c 'cd %s && "
+		 "printf \"int main(void) { return 0; }\\n\" > a.c && "
+		 "cp a.c b.c && cp a.c c.c && "
+		 "printf \"all: a b c\\n%%%%: %%%%.c\\n\\tgcc -o \\$@ \\$<\\n\" "
+		 "> Makefile && make -s -j2 && ./a && ./b && ./c && echo built'",
+		 dir);
+	out = run_shell("", "", cmd);
+	ck_assert_msg(out->status == 0 && strstr(out->out, "built"),
+		      "make -j2 under cowguard-run: status %d: %s", out->status,
+		      out->out);
+	free(out);
+	if (!system("command -v python3 >/dev/null 2>&1")) {
+		out = run_shell("", "", "python3 -c 'import subprocess; "
+				"print(subprocess.run([\"true\"]).returncode)'");
+		ck_assert_msg(out->status == 0 && !strcmp(out->out, "0\n"),
+			      "python3: status %d: %s", out->status, out->out);
+		free(out);
+	}
+	if (!system("command -v git >/dev/null 2>&1")) {
+		snprintf(cmd, sizeof(cmd), "sh -c 'cd %s && git init -q && "
+			 "git -c user.name=t -c user.email=t@t add a.c && "
+			 "git -c user.name=t -c user.email=t@t commit -qm a && "
+			 "git log --oneline | wc -l'", dir);
+		out = run_shell("", "", cmd);
+		ck_assert_msg(out->status == 0 && !strcmp(out->out, "1\n"),
+			      "git: status %d: %s", out->status, out->out);
+		free(out);
+	}
+	out = malloc(sizeof(*out));
+	ck_assert_ptr_nonnull(out);
+	h_run_cmd(out, "rm -rf '%s'", dir);
+	free(out);
+}
+END_TEST
+
 START_TEST(the_preload_is_inherited_unless_no_inherit_is_asked)
 {
 	struct h_run *out;
@@ -390,6 +437,7 @@ int main(void)
 	h_add(launcher, check_names_the_hooks_a_program_reaches);
 	h_add(launcher, check_says_a_static_binary_cannot_be_hooked);
 	h_add(launcher, common_tools_run_unchanged_under_cowguard_run);
+	h_add(launcher, compilers_make_python_and_git_run_unchanged_under_cowguard_run);
 	h_add(launcher, the_preload_is_inherited_unless_no_inherit_is_asked);
 	h_add(launcher, a_program_runs_whatever_cowguard_cannot_do);
 	h_add(launcher, cowguardctl_status_shows_a_preloaded_process_and_its_hooks);

@@ -12,6 +12,7 @@
  * held per ring fd until the buffers are unregistered or the ring exits.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <liburing.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -57,9 +58,14 @@ int cg__uring_register(unsigned fd, unsigned opcode, const void *arg,
 	struct cg *cg;
 	long ret;
 
+	bool buffers = opcode == IORING_REGISTER_BUFFERS ||
+		       opcode == IORING_REGISTER_BUFFERS2 ||
+		       opcode == IORING_UNREGISTER_BUFFERS;
+
 	if (!real)
 		real = (syscall_fn *)cg__real("syscall");
-	if (!cg__shim_enter(CG__HOOK_URING, &cg))
+	/* Other registrations (files, eventfds, ...) are none of ours. */
+	if (!buffers || !cg__shim_enter(CG__HOOK_URING, &cg))
 		return (int)real(SYS_io_uring_register, fd, opcode, arg, nr_args);
 	if (opcode == IORING_REGISTER_BUFFERS)
 		pin_buffers(cg, (int)fd, arg, nr_args);

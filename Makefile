@@ -342,12 +342,12 @@ $(URING_STATIC): $(URING_OBJS)
 	@rm -f $@
 	$(call msg,AR,$@)$(AR) rcs $@ $^
 
-# Only the hooks are exported (lib/preload/libcowguard-preload.map); the
-# library's objects are linked in whole, hidden.
-$(PRELOAD): $(PRELOAD_OBJS) $(LIB_OBJS) lib/preload/libcowguard-preload.map
+# Only the hooks are exported (lib/preload/libcowguard-preload.map):
+# libcowguard comes in as its archive, its symbols hidden.
+$(PRELOAD): $(PRELOAD_OBJS) $(STATIC_LIB) lib/preload/libcowguard-preload.map
 	$(call msg,LD,$@)$(CC) -shared -Wl,--version-script=lib/preload/libcowguard-preload.map \
-		-Wl,-z,defs $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $(PRELOAD_OBJS) $(LIB_OBJS) \
-		-ldl -lpthread
+		-Wl,--exclude-libs,$(notdir $(STATIC_LIB)) -Wl,-z,defs \
+		$(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $(PRELOAD_OBJS) $(STATIC_LIB) -ldl -lpthread
 
 $(BUILDDIR)/cowguard-run: $(RUN_OBJS)
 	$(call msg,LD,$@)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^
@@ -355,7 +355,8 @@ $(BUILDDIR)/cowguard-run: $(RUN_OBJS)
 $(BUILDDIR)/tests/apps/%: $(OBJDIR)/tests/apps/%.o
 	@mkdir -p $(@D)
 	$(call msg,LD,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ \
-		$(if $(findstring uring,$*),-luring) $(if $(findstring static,$*),-static) -lpthread
+		$(if $(findstring uring,$*),-luring) $(if $(findstring verbs,$*),-libverbs) \
+		$(if $(findstring static,$*),-static) -lpthread
 
 $(BUILDDIR)/cowguardd: $(DAEMON_OBJS) $(STATIC_LIB)
 	$(call msg,LD,$@)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ \

@@ -2,7 +2,7 @@
 /*
  * cowguard-run: run a program that was not written for cowguard with the
  * preload shim (libcowguard-preload.so, lib/preload/), which pins what the
- * program hands to vmsplice, zero-copy sends and io_uring.
+ * program hands to vmsplice, zero-copy sends, io_uring and libibverbs.
  *
  *   cowguard-run [--mode auto|daemon|embedded] [--hooks LIST] [--strict]
  *                [--check] [--log FILE] [--no-inherit] [--] CMD [ARG...]
@@ -39,12 +39,12 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: cowguard-run [OPTION...] [--] CMD [ARG...]\n"
 		"Run CMD with cowguard's preload shim: the pages it hands to\n"
-		"vmsplice, MSG_ZEROCOPY sends and io_uring fixed buffers are\n"
-		"made its own first.\n"
+		"vmsplice, MSG_ZEROCOPY sends, io_uring fixed buffers and RDMA\n"
+		"memory regions are made its own first.\n"
 		"  --mode MODE   auto (default): cowguardd if it serves us, else\n"
 		"                unshare without tracking; daemon; embedded\n"
 		"                (unshare without tracking)\n"
-		"  --hooks LIST  only these hooks: vmsplice,zerocopy,uring\n"
+		"  --hooks LIST  only these hooks: vmsplice,zerocopy,uring,verbs\n"
 		"  --strict      abort where cowguard cannot protect a call\n"
 		"  --check       report which hooks CMD can reach, and exit\n"
 		"  --log FILE    the shim's lines to FILE (default: stderr)\n"

@@ -22,6 +22,7 @@
 #define VMSPLICE (1u << CG__HOOK_VMSPLICE)
 #define ZEROCOPY (1u << CG__HOOK_ZEROCOPY)
 #define URING (1u << CG__HOOK_URING)
+#define VERBS (1u << CG__HOOK_VERBS)
 
 /* The symbols the shim defines, and the hooks each serves. */
 static const struct {
@@ -40,6 +41,11 @@ static const struct {
 	{ "io_uring_unregister_buffers", URING },
 	{ "io_uring_register", URING },
 	{ "io_uring_queue_exit", URING },
+	{ "ibv_reg_mr", VERBS },
+	{ "ibv_reg_mr_iova", VERBS },
+	{ "ibv_reg_mr_iova2", VERBS },
+	{ "ibv_rereg_mr", VERBS },
+	{ "ibv_dereg_mr", VERBS },
 };
 #define NSYMBOLS (sizeof(symbols) / sizeof(symbols[0]))
 

@@ -6,7 +6,8 @@
  *    process, so the shim looks whenever a hook runs, and before a fork;
  *  - a zero-copy send until the kernel's completion for its number is read
  *    from the socket's error queue (lib/preload/hook_zerocopy.c);
- *  - an io_uring fixed buffer until it is unregistered.
+ *  - an io_uring fixed buffer until it is unregistered;
+ *  - an RDMA memory region until it is deregistered.
  * The first two are plain references, which a fork would leave in the
  * child's copy of the page: their pins end before a fork (counted), and
  * the consumer then reads what the pages held at the fork.
@@ -39,14 +40,17 @@ void cg__held_add(struct cg_pin *pin, enum cg__held_kind kind, int fd,
 	struct held *h = calloc(1, sizeof(*h));
 	struct stat st;
 
-	if (!h || fstat(fd, &st)) {
+	if (!h || (fd >= 0 && fstat(fd, &st))) {
 		/* Nothing to follow its end by: end the pin at once. */
 		free(h);
 		cg__unprotect(pin);
 		return;
 	}
-	*h = (struct held){ .pin = pin, .kind = kind, .fd = fd,
-			    .dev = st.st_dev, .ino = st.st_ino, .seq = seq };
+	*h = (struct held){ .pin = pin, .kind = kind, .fd = fd, .seq = seq };
+	if (fd >= 0) {
+		h->dev = st.st_dev;
+		h->ino = st.st_ino;
+	}
 	pthread_mutex_lock(&lock);
 	h->next = list;
 	list = h;
@@ -115,23 +119,25 @@ void cg__held_reap(void)
 }
 
 struct seq_range {
+	enum cg__held_kind kind;
 	int fd;
 	uint64_t lo, hi;
 };
 
-static bool sent(const struct held *h, const void *arg)
+static bool numbered(const struct held *h, const void *arg)
 {
 	const struct seq_range *r = arg;
 
-	return h->kind == CG__HELD_ZEROCOPY && h->fd == r->fd &&
-	       h->seq >= r->lo && h->seq <= r->hi;
+	return h->kind == r->kind && h->fd == r->fd && h->seq >= r->lo &&
+	       h->seq <= r->hi;
 }
 
-void cg__held_release_seq(int fd, uint64_t lo, uint64_t hi)
+void cg__held_release_seq(enum cg__held_kind kind, int fd, uint64_t lo,
+			  uint64_t hi)
 {
-	struct seq_range r = { fd, lo, hi };
+	struct seq_range r = { kind, fd, lo, hi };
 
-	release(take(sent, &r));
+	release(take(numbered, &r));
 }
 
 struct kind_fd {
@@ -153,10 +159,11 @@ int cg__held_release_fd(enum cg__held_kind kind, int fd)
 	return release(take(of_fd, &k));
 }
 
+/* The kernel's FOLL_PIN makes fork copy for the child: those pins go on. */
 static bool plain_reference(const struct held *h, const void *arg)
 {
 	(void)arg;
-	return h->kind != CG__HELD_URING;
+	return h->kind == CG__HELD_PIPE || h->kind == CG__HELD_ZEROCOPY;
 }
 
 void cg__held_before_fork(void)

@@ -14,10 +14,12 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <liburing.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 
 #include "cowguard.h"
+#include "kernel/compat.h"
 #include "preload.h"
 
 #define CONSUMER "io_uring (preload)"
@@ -38,6 +40,25 @@ static void pin_buffers(struct cg *cg, int fd, const struct iovec *iov,
 	}
 }
 
+/*
+ * 6.1's io_uring pins with pin_user_pages(), which cannot wait for a
+ * userfaultfd: the write fault its FOLL_WRITE pin takes on a
+ * write-protected page becomes EFAULT (lib/uring/uring.c, measured in the
+ * 6.1 guest).  The pages are ours alone once pinned: write-fault them
+ * through the handler, and the caller registers again.
+ */
+static void write_fault(const struct iovec *iov, unsigned nr)
+{
+	for (unsigned i = 0; iov && i < nr; i++) {
+		uintptr_t lo = (uintptr_t)iov[i].iov_base & ~(uintptr_t)4095;
+		uintptr_t hi = ((uintptr_t)iov[i].iov_base + iov[i].iov_len +
+				4095) & ~(uintptr_t)4095;
+
+		if (iov[i].iov_base && iov[i].iov_len)
+			madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+	}
+}
+
 /* The registration failed: what was pinned for it goes. */
 static void registration_failed(int fd)
 {
@@ -55,6 +76,8 @@ int cg__uring_register(unsigned fd, unsigned opcode, const void *arg,
 {
 	static syscall_fn *real;
 	const struct io_uring_rsrc_register *rr = arg;
+	const struct iovec *iov = NULL;
+	unsigned n = 0;
 	struct cg *cg;
 	long ret;
 
@@ -67,13 +90,20 @@ int cg__uring_register(unsigned fd, unsigned opcode, const void *arg,
 	/* Other registrations (files, eventfds, ...) are none of ours. */
 	if (!buffers || !cg__shim_enter(CG__HOOK_URING, &cg))
 		return (int)real(SYS_io_uring_register, fd, opcode, arg, nr_args);
-	if (opcode == IORING_REGISTER_BUFFERS)
-		pin_buffers(cg, (int)fd, arg, nr_args);
-	else if (opcode == IORING_REGISTER_BUFFERS2 && rr &&
-		 !(rr->flags & IORING_RSRC_REGISTER_SPARSE))
-		pin_buffers(cg, (int)fd,
-			    (const struct iovec *)(uintptr_t)rr->data, rr->nr);
+	if (opcode == IORING_REGISTER_BUFFERS) {
+		iov = arg;
+		n = nr_args;
+	} else if (opcode == IORING_REGISTER_BUFFERS2 && rr &&
+		   !(rr->flags & IORING_RSRC_REGISTER_SPARSE)) {
+		iov = (const struct iovec *)(uintptr_t)rr->data;
+		n = rr->nr;
+	}
+	pin_buffers(cg, (int)fd, iov, n);
 	ret = real(SYS_io_uring_register, fd, opcode, arg, nr_args);
+	if (ret < 0 && errno == EFAULT && n) {
+		write_fault(iov, n);
+		ret = real(SYS_io_uring_register, fd, opcode, arg, nr_args);
+	}
 	if (ret < 0 && (opcode == IORING_REGISTER_BUFFERS ||
 			opcode == IORING_REGISTER_BUFFERS2))
 		registration_failed((int)fd);
@@ -105,6 +135,10 @@ CG__HOOK int io_uring_register_buffers(struct io_uring *ring,
 		return real(ring, iov, nr);
 	pin_buffers(cg, ring->ring_fd, iov, nr);
 	ret = real(ring, iov, nr);
+	if (ret == -EFAULT) {
+		write_fault(iov, nr);
+		ret = real(ring, iov, nr);
+	}
 	if (ret < 0)
 		registration_failed(ring->ring_fd);
 	cg__shim_leave();
@@ -125,6 +159,10 @@ CG__HOOK int io_uring_register_buffers_tags(struct io_uring *ring,
 		return real(ring, iov, tags, nr);
 	pin_buffers(cg, ring->ring_fd, iov, nr);
 	ret = real(ring, iov, tags, nr);
+	if (ret == -EFAULT) {
+		write_fault(iov, nr);
+		ret = real(ring, iov, tags, nr);
+	}
 	if (ret < 0)
 		registration_failed(ring->ring_fd);
 	cg__shim_leave();

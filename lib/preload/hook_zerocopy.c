@@ -189,7 +189,8 @@ static void completions(int fd, const struct msghdr *msg)
 			continue;
 		ee = (const struct sock_extended_err *)CMSG_DATA(c);
 		if (ee->ee_errno == 0 && ee->ee_origin == SO_EE_ORIGIN_ZEROCOPY)
-			cg__held_release_seq(fd, ee->ee_info, ee->ee_data);
+			cg__held_release_seq(CG__HELD_ZEROCOPY, fd, ee->ee_info,
+					     ee->ee_data);
 	}
 }
 

@@ -39,6 +39,7 @@ enum cg__hook {
 	CG__HOOK_VMSPLICE,	/* vmsplice, syscall(SYS_vmsplice) */
 	CG__HOOK_ZEROCOPY,	/* send* with MSG_ZEROCOPY, its completions */
 	CG__HOOK_URING,		/* io_uring buffer registration */
+	CG__HOOK_VERBS,		/* libibverbs memory registration */
 	CG__NHOOKS,
 };
 
@@ -70,6 +71,8 @@ void cg__shim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* The function that name would be without the shim (dlsym(RTLD_NEXT)). */
 void *cg__real(const char *name);
+/* The same in one version (dlvsym): for versioned libraries' symbols. */
+void *cg__real_version(const char *name, const char *version);
 
 /*
  * Before a consumer takes the pages iov references: with a handle, cover
@@ -101,11 +104,17 @@ void cg__uncover(uint64_t addr, uint64_t len);
  * consumer lets go (lib/preload/held.c).  The consumer is named by an fd
  * (the pipe, the socket) and, for zero-copy sends, the send's number.
  */
-enum cg__held_kind { CG__HELD_PIPE, CG__HELD_ZEROCOPY, CG__HELD_URING };
+enum cg__held_kind {
+	CG__HELD_PIPE,		/* fd: the pipe */
+	CG__HELD_ZEROCOPY,	/* fd: the socket; seq: the send's number */
+	CG__HELD_URING,		/* fd: the ring */
+	CG__HELD_MR,		/* fd -1; seq: the struct ibv_mr's address */
+};
 void cg__held_add(struct cg_pin *pin, enum cg__held_kind kind, int fd,
 		  uint64_t seq);
-/* Let go of the pins of fd's sends numbered lo..hi (zero-copy completions). */
-void cg__held_release_seq(int fd, uint64_t lo, uint64_t hi);
+/* Let go of the pins of kind for fd numbered lo..hi (completions, an MR). */
+void cg__held_release_seq(enum cg__held_kind kind, int fd, uint64_t lo,
+			  uint64_t hi);
 /* Let go of every pin of kind for fd (io_uring unregistration). */
 int cg__held_release_fd(enum cg__held_kind kind, int fd);
 /* Let go of the pins of pipes that were drained or closed since. */

@@ -8,6 +8,16 @@
 
 #include "preload.h"
 
+void *cg__real_version(const char *name, const char *version)
+{
+	void *fn = dlvsym(RTLD_NEXT, name, version);
+
+	if (!fn)
+		cg__shim_log("%s@%s: no original to call (%s)", name, version,
+			     dlerror());
+	return fn;
+}
+
 void *cg__real(const char *name)
 {
 	void *fn = dlsym(RTLD_NEXT, name);

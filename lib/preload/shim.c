@@ -9,7 +9,7 @@
  *                    (without it, unshare, and say so); embedded:
  *                    unshare without tracking (lib/preload/preload.h)
  *   COWGUARD_HOOKS   the hooks to run, by name, comma-separated (default:
- *                    all): vmsplice, zerocopy, uring
+ *                    all): vmsplice, zerocopy, uring, verbs
  *   COWGUARD_STRICT  1: abort where cowguard cannot protect a call
  *   COWGUARD_LOG     a file for the shim's lines (default: stderr)
  *   COWGUARD_SOCKET  the daemon's socket (default: libcowguard's)
@@ -103,7 +103,8 @@ static unsigned parse_hooks(const char *list)
 			}
 		if (!known && n)
 			cg__shim_log("COWGUARD_HOOKS: no hook '%.*s' (known: "
-				     "vmsplice, zerocopy, uring)", (int)n, p);
+				     "vmsplice, zerocopy, uring, verbs)", (int)n,
+				     p);
 		p += n + (p[n] == ',');
 	}
 	return hooks;
@@ -254,15 +255,17 @@ __attribute__((destructor)) static void shim_stop(void)
 		cg__held_reap();
 		inside--;
 	}
-	cg__shim_log("pinned: vmsplice %llu, zerocopy %llu, uring %llu; "
+	cg__shim_log("pinned: vmsplice %llu, zerocopy %llu, verbs %llu, "
+		     "uring %llu; "
 		     "unprotected %llu; mappings registered %llu; pins ended "
 		     "by a fork %llu; pages replaced while pinned %llu; pins "
 		     "held at exit %zu",
 		     (unsigned long long)c->calls[CG__HOOK_VMSPLICE],
 		     (unsigned long long)c->calls[CG__HOOK_ZEROCOPY],
+		     (unsigned long long)c->calls[CG__HOOK_VERBS],
 		     (unsigned long long)c->calls[CG__HOOK_URING],
 		     (unsigned long long)(c->failed[0] + c->failed[1] +
-					  c->failed[2]),
+					  c->failed[2] + c->failed[3]),
 		     (unsigned long long)c->registered,
 		     (unsigned long long)c->released_at_fork,
 		     (unsigned long long)c->violations, cg__held_count());

@@ -214,15 +214,17 @@ static const struct h_case apps[] = {
 };
 
 /*
- * The device itself reads the region back (RDMA READ on rxe0): without
- * the shim it reads the parent's write only where the kernel's read-only
- * pin unshares (5.19+), with the shim on every kernel.
+ * The device itself reads the region back (RDMA READ on rxe0) and sees the
+ * parent's write, with the shim and without it: every kernel here protects
+ * this path itself (5.10's and 6.1's ib_umem_get() pin even a read-only MR
+ * for writing, FOLL_FORCE, which breaks COW; 5.19+ unshares read-only
+ * pins), so the case holds the shim to its own counters: both MRs pinned,
+ * neither page replaced.
  */
-START_TEST(an_rdma_read_sees_the_parents_write_under_cowguard_run_on_every_kernel)
+START_TEST(an_rdma_read_sees_the_parents_write_and_the_shim_pinned_both_mrs)
 {
 	const struct app_run without = {
-		"verbs-rdma-read-after-fork", "", NULL,
-		h_read_pins_unshare(NULL) ? 0 : 1, { NULL },
+		"verbs-rdma-read-after-fork", "", NULL, 0, { NULL },
 	};
 	const struct app_run with = {
 		"verbs-rdma-read-after-fork", "", "--mode daemon", 0,
@@ -492,7 +494,7 @@ int main(void)
 	h_timeout(tc, 60);
 	h_timeout(launcher, 60);
 	H_ADD_CASES(tc, apps);
-	h_add(tc, an_rdma_read_sees_the_parents_write_under_cowguard_run_on_every_kernel);
+	h_add(tc, an_rdma_read_sees_the_parents_write_and_the_shim_pinned_both_mrs);
 	h_add(launcher, check_names_the_hooks_a_program_reaches);
 	h_add(launcher, check_says_a_static_binary_cannot_be_hooked);
 	h_add(launcher, common_tools_run_unchanged_under_cowguard_run);

@@ -4,10 +4,12 @@
  * child keeps a copy and waits), registers the buffer as a read-only RDMA
  * memory region, writes 'B' into it, and has a second queue pair of its
  * own read the region back with RDMA READ, as a remote peer would.
- * Before 5.19 the kernel's read-only pin leaves a page shared with the
- * child shared, the parent's write moves the parent to a new page, and
- * the device reads the old one: 'A'.  From 5.19 on the kernel unshares
- * first.  Under cowguard-run the shim pins first, on every kernel.
+ * A read-only pin that left a page shared with the child would let the
+ * parent's write move the parent to a new page, and the device would read
+ * the old one: 'A'.  The kernels here do not: 5.10's and 6.1's
+ * ib_umem_get() pin every MR for writing (FOLL_FORCE for a read-only one),
+ * which breaks COW, and 5.19+ unshares read-only pins.  Under cowguard-run
+ * the shim pins first as well.
  *
  * Exit status: 0 the device read 'B', 1 it read 'A', 2 error, 3 the
  * child's copy changed, 77 no device.

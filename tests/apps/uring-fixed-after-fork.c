@@ -24,6 +24,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "waiting-child.h"
+
 #define LEN (16 * 4096)
 
 static int fail(const char *what, int err)
@@ -41,28 +43,19 @@ int main(int argc, char **argv)
 	struct iovec iov = { p, LEN };
 	struct io_uring_cqe *cqe;
 	struct io_uring ring;
-	int fd, go[2], status, ret;
-	pid_t pid;
+	int fd, status, ret;
+	struct waiting_child child;
 
-	if (p == MAP_FAILED || pipe(go))
+	if (p == MAP_FAILED)
 		return fail("setup", errno);
 	fd = mkstemp(path);
 	if (fd < 0)
 		return fail("mkstemp", errno);
 	unlink(path);
 	memset(p, 'A', LEN);
-	pid = fork();
-	if (pid < 0)
+	child = waiting_child_start(p, LEN);
+	if (child.pid < 0)
 		return fail("fork", errno);
-	if (pid == 0) {
-		char c;
-
-		/* Our parent's end: its exit, whatever the path, lets us go. */
-		close(go[1]);
-		if (read(go[0], &c, 1) != 1)
-			_exit(2);
-		_exit(p[0] == 'A' ? 0 : 3);
-	}
 	ret = io_uring_queue_init(4, &ring, 0);
 	if (ret)
 		return fail("io_uring_queue_init", -ret);
@@ -86,10 +79,11 @@ int main(int argc, char **argv)
 	io_uring_queue_exit(&ring);
 	if (pread(fd, b, LEN, 0) != LEN)
 		return fail("pread", errno);
-	if (write(go[1], "g", 1) != 1 || waitpid(pid, &status, 0) != pid)
+	status = waiting_child_end(&child);
+	if (status < 0)
 		return fail("child", errno);
 	printf("the file holds '%c'\n", b[0]);
-	if (!WIFEXITED(status) || WEXITSTATUS(status))
+	if (status)
 		return 3;
 	return b[0] == 'B' && b[LEN - 1] == 'B' ? 0 : 1;
 }

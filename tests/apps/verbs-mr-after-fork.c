@@ -24,6 +24,8 @@
 
 #include <infiniband/verbs.h>
 
+#include "waiting-child.h"
+
 #define LEN (16 * 4096)
 
 static int fail(const char *what)
@@ -34,14 +36,14 @@ static int fail(const char *what)
 
 int main(int argc, char **argv)
 {
-	int iova2 = argc > 1 && !strcmp(argv[1], "--iova2"), n = 0, go[2], status;
+	int iova2 = argc > 1 && !strcmp(argv[1], "--iova2"), n = 0, status;
 	struct ibv_device **list = ibv_get_device_list(&n);
 	char *p = mmap(NULL, LEN, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	struct ibv_context *ctx;
 	struct ibv_pd *pd;
 	struct ibv_mr *mr;
-	pid_t pid;
+	struct waiting_child child;
 
 	if (!list || !n) {
 		printf("no RDMA device\n");
@@ -49,21 +51,12 @@ int main(int argc, char **argv)
 	}
 	ctx = ibv_open_device(list[0]);
 	pd = ctx ? ibv_alloc_pd(ctx) : NULL;
-	if (!pd || p == MAP_FAILED || pipe(go))
+	if (!pd || p == MAP_FAILED)
 		return fail("setup");
 	memset(p, 'A', LEN);
-	pid = fork();
-	if (pid < 0)
+	child = waiting_child_start(p, LEN);
+	if (child.pid < 0)
 		return fail("fork");
-	if (pid == 0) {
-		char c;
-
-		/* Our parent's end: its exit, whatever the path, lets us go. */
-		close(go[1]);
-		if (read(go[0], &c, 1) != 1)
-			_exit(2);
-		_exit(p[0] == 'A' ? 0 : 3);
-	}
 	mr = iova2 ? ibv_reg_mr_iova2(pd, p, LEN, (uintptr_t)p,
 				      IBV_ACCESS_REMOTE_READ)
 		   : ibv_reg_mr(pd, p, LEN, IBV_ACCESS_REMOTE_READ);
@@ -72,12 +65,13 @@ int main(int argc, char **argv)
 	memset(p, 'B', LEN);
 	if (ibv_dereg_mr(mr))
 		return fail("ibv_dereg_mr");
-	if (write(go[1], "g", 1) != 1 || waitpid(pid, &status, 0) != pid)
+	status = waiting_child_end(&child);
+	if (status < 0)
 		return fail("child");
 	ibv_dealloc_pd(pd);
 	ibv_close_device(ctx);
 	ibv_free_device_list(list);
 	printf("registered and deregistered %d bytes on %s\n", LEN,
 	       ibv_get_device_name(list[0]) ? "the first device" : "?");
-	return WIFEXITED(status) && !WEXITSTATUS(status) ? 0 : 3;
+	return status ? 3 : 0;
 }

@@ -26,6 +26,8 @@
 
 #include <infiniband/verbs.h>
 
+#include "waiting-child.h"
+
 #define LEN (4 * 4096)
 #define PORT 1
 
@@ -126,7 +128,7 @@ int main(void)
 		.cap = { .max_send_wr = 4, .max_recv_wr = 1, .max_send_sge = 1,
 			 .max_recv_sge = 1 },
 	};
-	int n = 0, index, go[2], status;
+	int n = 0, index, status;
 	struct ibv_device **list = ibv_get_device_list(&n);
 	char *p = mmap(NULL, LEN, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -139,7 +141,7 @@ int main(void)
 	struct ibv_pd *pd;
 	union ibv_gid gid;
 	enum ibv_mtu mtu;
-	pid_t pid;
+	struct waiting_child child;
 
 	if (!list || !n) {
 		printf("no RDMA device\n");
@@ -148,7 +150,7 @@ int main(void)
 	ctx = ibv_open_device(list[0]);
 	pd = ctx ? ibv_alloc_pd(ctx) : NULL;
 	cq = ctx ? ibv_create_cq(ctx, 8, NULL, NULL, 0) : NULL;
-	if (!pd || !cq || p == MAP_FAILED || dst == MAP_FAILED || pipe(go) ||
+	if (!pd || !cq || p == MAP_FAILED || dst == MAP_FAILED ||
 	    pick_gid(ctx, &gid, &index, &mtu))
 		return fail("setup", errno);
 	init.send_cq = init.recv_cq = cq;
@@ -160,17 +162,9 @@ int main(void)
 		return fail("connect", errno);
 	memset(p, 'A', LEN);
 	memset(dst, 0, LEN);
-	pid = fork();
-	if (pid < 0)
+	child = waiting_child_start(p, LEN);
+	if (child.pid < 0)
 		return fail("fork", errno);
-	if (pid == 0) {
-		char c;
-
-		close(go[1]);
-		if (read(go[0], &c, 1) != 1)
-			_exit(2);
-		_exit(p[0] == 'A' ? 0 : 3);
-	}
 	src_mr = ibv_reg_mr(pd, p, LEN, IBV_ACCESS_REMOTE_READ);
 	dst_mr = ibv_reg_mr(pd, dst, LEN, IBV_ACCESS_LOCAL_WRITE);
 	if (!src_mr || !dst_mr)
@@ -181,7 +175,8 @@ int main(void)
 	printf("the device read '%c' (the buffer now holds '%c')\n", dst[0], p[0]);
 	if (ibv_dereg_mr(src_mr) || ibv_dereg_mr(dst_mr))
 		return fail("ibv_dereg_mr", errno);
-	if (write(go[1], "g", 1) != 1 || waitpid(pid, &status, 0) != pid)
+	status = waiting_child_end(&child);
+	if (status < 0)
 		return fail("child", errno);
 	for (int i = 0; i < 2; i++)
 		ibv_destroy_qp(qp[i]);
@@ -189,7 +184,7 @@ int main(void)
 	ibv_dealloc_pd(pd);
 	ibv_close_device(ctx);
 	ibv_free_device_list(list);
-	if (!WIFEXITED(status) || WEXITSTATUS(status))
+	if (status)
 		return 3;
 	return dst[0] == 'B' && dst[LEN - 1] == 'B' ? 0 : 1;
 }

@@ -31,6 +31,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "waiting-child.h"
+
 #define LEN (64 * 1024)
 #define PG 4096
 
@@ -43,11 +45,11 @@ static int fail(const char *what)
 int main(int argc, char **argv)
 {
 	bool raw = false, heap = false, again = false, linger = false;
-	int pfd[2], go[2], status;
+	int pfd[2], status;
 	struct iovec iov;
 	char *p, b[PG];
 	ssize_t n;
-	pid_t pid;
+	struct waiting_child child;
 
 	for (int i = 1; i < argc; i++) {
 		raw |= !strcmp(argv[i], "--syscall");
@@ -60,20 +62,11 @@ int main(int argc, char **argv)
 	if (!p || p == MAP_FAILED)
 		return fail("buffer");
 	memset(p, 'A', LEN);
-	if (pipe(pfd) || pipe(go))
+	if (pipe(pfd))
 		return fail("pipe");
-	pid = fork();
-	if (pid < 0)
+	child = waiting_child_start(p, LEN);
+	if (child.pid < 0)
 		return fail("fork");
-	if (pid == 0) {
-		char c;
-
-		close(go[1]);
-		if (read(go[0], &c, 1) != 1)
-			_exit(2);
-		_exit(p[0] == 'A' && p[PG - 1] == 'A' ? 0 : 3);
-	}
-	close(go[0]);
 	/* A page-aligned slice of the buffer, whatever malloc returned. */
 	iov.iov_base = (void *)(((uintptr_t)p + PG - 1) & ~(uintptr_t)(PG - 1));
 	iov.iov_len = PG;
@@ -98,14 +91,15 @@ int main(int argc, char **argv)
 	memset(iov.iov_base, 'B', PG);
 	if (read(pfd[0], b, PG) != PG)
 		return fail("read");
-	if (write(go[1], "g", 1) != 1 || waitpid(pid, &status, 0) != pid)
+	status = waiting_child_end(&child);
+	if (status < 0)
 		return fail("child");
 	printf("the pipe read '%c' (the page now holds '%c')\n", b[0],
 	       ((char *)iov.iov_base)[0]);
 	fflush(stdout);
 	if (linger)
 		pause();
-	if (!WIFEXITED(status) || WEXITSTATUS(status))
+	if (status)
 		return 3;
 	return b[0] == 'B' && b[PG - 1] == 'B' ? 0 : 1;
 }

@@ -28,6 +28,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "waiting-child.h"
+
 #ifndef SO_EE_ORIGIN_ZEROCOPY
 #define SO_EE_ORIGIN_ZEROCOPY 5
 #endif
@@ -96,29 +98,20 @@ int main(int argc, char **argv)
 	char *p = mmap(NULL, LEN, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	char *got = malloc(LEN);
-	int tx, rx, go[2], status, ret = 0;
+	int tx, rx, status, ret = 0;
 	size_t have = 0;
-	pid_t pid;
+	struct waiting_child child;
 
 	for (int i = 1; i < argc; i++) {
 		wait_completion &= !!strcmp(argv[i], "--no-completion");
 		mmsg |= !strcmp(argv[i], "--sendmmsg");
 	}
-	if (p == MAP_FAILED || !got || pipe(go) || connect_pair(&tx, &rx))
+	if (p == MAP_FAILED || !got || connect_pair(&tx, &rx))
 		return fail("setup");
 	memset(p, 'A', LEN);
-	pid = fork();
-	if (pid < 0)
+	child = waiting_child_start(p, LEN);
+	if (child.pid < 0)
 		return fail("fork");
-	if (pid == 0) {
-		char c;
-
-		/* Our parent's end: its exit, whatever the path, lets us go. */
-		close(go[1]);
-		if (read(go[0], &c, 1) != 1)
-			_exit(2);
-		_exit(p[0] == 'A' ? 0 : 3);
-	}
 	if (mmsg) {
 		struct iovec iov[2] = { { p, LEN / 2 }, { p + LEN / 2, LEN / 2 } };
 		struct mmsghdr v[2] = {
@@ -141,11 +134,12 @@ int main(int argc, char **argv)
 	}
 	if (wait_completion)
 		ret = completion(tx, mmsg ? 1 : 0);
-	if (write(go[1], "g", 1) != 1 || waitpid(pid, &status, 0) != pid)
+	status = waiting_child_end(&child);
+	if (status < 0)
 		return fail("child");
 	printf("received %zu bytes ('%c'); completion %s\n", have, got[0],
 	       !wait_completion ? "not asked" : ret ? "missing" : "read");
-	if (!WIFEXITED(status) || WEXITSTATUS(status))
+	if (status)
 		return 3;
 	return ret;
 }

@@ -132,6 +132,15 @@ static int cover_mapping(struct cg *cg, const struct mapping *m)
 	return ret;
 }
 
+/* The end of the covered range holding addr, or addr when none does. */
+static uint64_t covered_to(uint64_t addr)
+{
+	for (size_t i = 0; i < covered.n; i++)
+		if (covered.range[i][0] <= addr && addr < covered.range[i][1])
+			return covered.range[i][1];
+	return addr;
+}
+
 int cg__cover(struct cg *cg, uint64_t addr, uint64_t len)
 {
 	uint64_t end = addr + len;
@@ -141,6 +150,11 @@ int cg__cover(struct cg *cg, uint64_t addr, uint64_t len)
 	while (!ret && addr < end) {
 		struct mapping m;
 
+		/* Registered already: no need to read maps on every pin. */
+		if (covered_to(addr) > addr) {
+			addr = covered_to(addr);
+			continue;
+		}
 		ret = find(addr, &m);
 		if (!ret && (!m.anon || m.stack))
 			ret = -ENOENT;

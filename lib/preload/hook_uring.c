@@ -14,12 +14,10 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <liburing.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 
 #include "cowguard.h"
-#include "kernel/compat.h"
 #include "preload.h"
 
 #define CONSUMER "io_uring (preload)"
@@ -49,14 +47,9 @@ static void pin_buffers(struct cg *cg, int fd, const struct iovec *iov,
  */
 static void write_fault(const struct iovec *iov, unsigned nr)
 {
-	for (unsigned i = 0; iov && i < nr; i++) {
-		uintptr_t lo = (uintptr_t)iov[i].iov_base & ~(uintptr_t)4095;
-		uintptr_t hi = ((uintptr_t)iov[i].iov_base + iov[i].iov_len +
-				4095) & ~(uintptr_t)4095;
-
+	for (unsigned i = 0; iov && i < nr; i++)
 		if (iov[i].iov_base && iov[i].iov_len)
-			madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
-	}
+			cg__write_fault_iov(&iov[i]);
 }
 
 /* The registration failed: what was pinned for it goes. */

@@ -16,13 +16,11 @@
  */
 #include <errno.h>
 #include <stdint.h>
-#include <sys/mman.h>
 #include <sys/uio.h>
 
 #include <infiniband/verbs.h>
 
 #include "cowguard.h"
-#include "kernel/compat.h"
 #include "preload.h"
 
 #undef ibv_reg_mr
@@ -66,10 +64,7 @@ static struct ibv_mr *register_pinned(struct ibv_pd *pd, void *addr,
 	pin = cg__protect(CG__HOOK_VERBS, cg, &iov, 1, flags, CONSUMER);
 	mr = reg(pd, addr, length, iova, access, which);
 	if (!mr && errno == EFAULT) {
-		uintptr_t lo = (uintptr_t)addr & ~(uintptr_t)4095;
-		uintptr_t hi = ((uintptr_t)addr + length + 4095) & ~(uintptr_t)4095;
-
-		madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+		cg__write_fault_iov(&iov);
 		mr = reg(pd, addr, length, iova, access, which);
 	}
 	if (!mr)

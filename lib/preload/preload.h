@@ -84,6 +84,12 @@ struct iovec;
 struct cg_pin *cg__protect(enum cg__hook hook, struct cg *cg,
 			   const struct iovec *iov, unsigned long nr,
 			   unsigned flags, const char *consumer);
+/*
+ * Write-fault the whole pages of one iovec without changing a byte
+ * (MADV_POPULATE_WRITE, or an atomic add of zero before 5.14):
+ * cg__write_fault() of lib/write_unshare.c.  0 or -errno.
+ */
+int cg__write_fault_iov(const struct iovec *iov);
 /* cg_unpin() keeping errno; a replaced page is counted (and logged). */
 void cg__unprotect(struct cg_pin *pin);
 

@@ -4,12 +4,22 @@
  * through cowguardd, or unshare them where there is none.
  */
 #include <errno.h>
+#include <sys/uio.h>
 
 #include "cowguard.h"
 #include "handle.h"
 #include "kernel/pages.h"
 #include "preload.h"
 #include "write_unshare.h"
+
+int cg__write_fault_iov(const struct iovec *iov)
+{
+	uint64_t lo = (uintptr_t)iov->iov_base & ~(CG_PAGE_SIZE - 1);
+	uint64_t hi = ((uintptr_t)iov->iov_base + iov->iov_len + CG_PAGE_SIZE -
+		       1) & ~(CG_PAGE_SIZE - 1);
+
+	return cg__write_fault(lo, hi - lo);
+}
 
 /* Write faults that change nothing: the pages are ours alone after them. */
 static void unshare_pages(enum cg__hook hook, const struct iovec *iov,
@@ -18,10 +28,9 @@ static void unshare_pages(enum cg__hook hook, const struct iovec *iov,
 	uint64_t lo, hi;
 	int ret = cg__iov_span(iov, nr, &lo, &hi);
 
-	lo &= ~(CG_PAGE_SIZE - 1);
-	hi = (hi + CG_PAGE_SIZE - 1) & ~(CG_PAGE_SIZE - 1);
 	if (!ret)
-		ret = cg__write_fault(lo, hi - lo);
+		ret = cg__write_fault_iov(&(struct iovec){ (void *)(uintptr_t)lo,
+							   hi - lo });
 	/* Read-only memory: no write of ours can make it stale. */
 	if (ret && ret != -EACCES && ret != -EINVAL)
 		cg__shim_failed(hook, "unshare", ret);

@@ -349,14 +349,16 @@ $(PRELOAD): $(PRELOAD_OBJS) $(STATIC_LIB) lib/preload/libcowguard-preload.map
 		-Wl,--exclude-libs,$(notdir $(STATIC_LIB)) -Wl,-z,defs \
 		$(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $(PRELOAD_OBJS) $(STATIC_LIB) -ldl -lpthread
 
-$(BUILDDIR)/cowguard-run: $(RUN_OBJS)
-	$(call msg,LD,$@)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^
+$(BUILDDIR)/cowguard-run: $(RUN_OBJS) $(STATIC_LIB)
+	$(call msg,LD,$@)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ -lpthread
+
+# What a program of tests/apps/ links besides libc, by its name.
+app_libs = $(if $(filter uring-% odirect-% zerocopy-%,$1),-luring) \
+	   $(if $(filter verbs-%,$1),-libverbs) $(if $(filter static-%,$1),-static)
 
 $(BUILDDIR)/tests/apps/%: $(OBJDIR)/tests/apps/%.o
 	@mkdir -p $(@D)
-	$(call msg,LD,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ \
-		$(if $(findstring uring,$*),-luring) $(if $(findstring verbs,$*),-libverbs) \
-		$(if $(findstring static,$*),-static) -lpthread
+	$(call msg,LD,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(call app_libs,$*) -lpthread
 
 $(BUILDDIR)/cowguardd: $(DAEMON_OBJS) $(STATIC_LIB)
 	$(call msg,LD,$@)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ \

@@ -19,6 +19,7 @@
 #include "handle.h"
 #include "kernel/compat.h"
 #include "kernel/procfs.h"
+#include "kernel/sys.h"
 #include "write_unshare.h"
 
 #define TRIES 3
@@ -98,7 +99,8 @@ static void dofork_uncovered(struct cg *cg, uint64_t addr, uint64_t len)
 		if (!kept)
 			continue;
 		if (a > run)
-			madvise((void *)(uintptr_t)run, a - run, MADV_DOFORK);
+			cg__sys_madvise((void *)(uintptr_t)run, a - run,
+					MADV_DOFORK);
 		run = a + CG_PAGE_SIZE;
 	}
 }
@@ -158,7 +160,7 @@ static int pin_named(struct cg *cg, void *addr, size_t len, unsigned flags,
 	*pin = (struct cg_pin){ .cg = cg, .addr = a, .len = len, .flags = flags };
 	pthread_mutex_lock(&cg->pins_lock);
 	/* Before the pages become exclusive, so no fork can share them after. */
-	if (dontfork(flags) && madvise(addr, len, MADV_DONTFORK))
+	if (dontfork(flags) && cg__sys_madvise(addr, len, MADV_DONTFORK))
 		ret = errno == ENOMEM ? -ENOENT : -errno;
 	/* The engine is told what the consumer does, not how we fork. */
 	if (!ret)

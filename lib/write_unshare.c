@@ -25,6 +25,7 @@
 
 #include "kernel/compat.h"
 #include "kernel/procfs.h"
+#include "kernel/sys.h"
 #include "write_unshare.h"
 
 #define BATCH 512
@@ -77,7 +78,7 @@ static bool have_populate_write(void)
 	int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
 
 	if (h < 0) {
-		h = !madvise(NULL, 0, MADV_POPULATE_WRITE);
+		h = !cg__sys_madvise(NULL, 0, MADV_POPULATE_WRITE);
 		__atomic_store_n(&have, h, __ATOMIC_RELAXED);
 	}
 	return h;
@@ -88,7 +89,8 @@ int cg__write_fault(uint64_t start, uint64_t len)
 	int ret;
 
 	if (have_populate_write()) {
-		if (!madvise((void *)(uintptr_t)start, len, MADV_POPULATE_WRITE))
+		if (!cg__sys_madvise((void *)(uintptr_t)start, len,
+				     MADV_POPULATE_WRITE))
 			return 0;
 		/* EINVAL: part of a hugetlb page; write it below instead. */
 		if (errno != EINVAL)

@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+#include "cowguard.h"
+
 /*
  * Take a write fault on every page of [addr, addr+len) (this process's
  * memory) that pagemap does not show write-protected by uffd, without
@@ -17,9 +19,10 @@ int cg__write_unshare(uint64_t addr, uint64_t len);
  * Take a write fault on every page of [start, start+len) without changing
  * a byte (MADV_POPULATE_WRITE, or an atomic add of zero before 5.14):
  * populates holes, unshares.  Returns 0, -EACCES (not writable), -ENOENT
- * (not mapped), or -errno.
+ * (not mapped), or -errno.  Exported to libcowguard-uring and -verbs
+ * (COWGUARD_PRIVATE), whose registrations retry after such faults.
  */
-int cg__write_fault(uint64_t start, uint64_t len);
+CG_EXPORT int cg__write_fault(uint64_t start, uint64_t len);
 
 /*
  * cg__write_fault() on the runs of [addr, addr+len) whose pagemap entries

@@ -333,6 +333,29 @@ int h_daemon_pin(pid_t pid, unsigned n, struct cg__status_pin *out);
 int h_fd_count(pid_t pid);
 
 /*
+ * A program of tests/apps/ (tests/harness-apps.c), run under cowguard-run
+ * with the options run (with the suite's daemon), or without it (run
+ * NULL).  h_app_checked() asserts its exit status and that the shim's log
+ * holds each of logged; it returns false after a skip (the app exited 77,
+ * or a sanitizers' build, where the shim cannot be preloaded).  keep, if
+ * not NULL, receives the app's output.  h_app_runs_as_said() is the same
+ * as an h_case's run, arg the struct h_app.
+ */
+struct h_run;
+struct h_app {
+	const char *app;
+	const char *args;
+	const char *run;
+	int status;
+	const char *logged[3];
+};
+bool h_app_checked(const struct h_app *r, struct h_run *keep);
+void h_app_runs_as_said(const void *arg, int mode, enum h_kind kind);
+bool h_preload_possible(void);
+/* $CG_BUILDDIR, default "build". */
+const char *h_builddir(void);
+
+/*
  * Run a shell command line (printf-style, at most 2047 characters) through
  * popen() and collect what it writes to stdout (add 2>&1 for stderr), at
  * most H_RUN_OUT_MAX - 1 bytes, NUL-terminated, and how it ended: its exit

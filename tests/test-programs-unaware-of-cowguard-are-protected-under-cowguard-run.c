@@ -21,141 +21,55 @@
 #include "harness.h"
 #include "wire/protocol.h"
 
-struct app_run {
-	const char *app;	/* in tests/apps/ */
-	const char *args;
-	const char *run;	/* cowguard-run's options; NULL: without it */
-	int status;		/* the exit status wanted */
-	const char *logged[3];	/* what the shim's log must hold */
-};
-
-static const char *builddir(void)
-{
-	return getenv("CG_BUILDDIR") ? getenv("CG_BUILDDIR") : "build";
-}
-
-/*
- * LD_PRELOAD puts the shim before the sanitizers' runtime, which must come
- * first; the lanes without sanitizers run these.
- */
-static bool preload_possible(void)
-{
-#ifdef __SANITIZE_ADDRESS__
-	h_skip("LD_PRELOAD of the shim in a sanitizers' build (the ASan "
-	       "runtime must be first in the library list)");
-	return false;
-#else
-	return true;
-#endif
-}
-
-/* Run one app (under cowguard-run with r->run), its log kept in log. */
-static struct h_run *run_app(const struct app_run *r, const char *log)
-{
-	struct h_run *out = malloc(sizeof(*out));
-
-	ck_assert_ptr_nonnull(out);
-	unlink(log);
-	if (r->run)
-		h_run_cmd(out, "COWGUARD_SOCKET='%s' %s/cowguard-run --log %s %s "
-			  "-- %s/tests/apps/%s %s 2>&1", h_socket(), builddir(),
-			  log, r->run, builddir(), r->app, r->args);
-	else
-		h_run_cmd(out, "%s/tests/apps/%s %s 2>&1", builddir(), r->app,
-			  r->args);
-	return out;
-}
-
-/* Run r and check it; false after a skip (no device, a sanitizers' build). */
-static bool app_checked(const struct app_run *r)
-{
-	char log[128], text[4096] = "";
-	struct h_run *out;
-	FILE *f;
-
-	if (!preload_possible())
-		return false;
-	snprintf(log, sizeof(log), "/tmp/cg-preload.%d.log", (int)getpid());
-	out = run_app(r, log);
-	f = fopen(log, "re");
-	if (f) {
-		text[fread(text, 1, sizeof(text) - 1, f)] = 0;
-		fclose(f);
-	}
-	unlink(log);
-	if (out->status == 77) {
-		h_skip("%s: %s", r->app, out->out);
-		free(out);
-		return false;
-	}
-	ck_assert_msg(out->status == r->status, "%s %s%s%s: exit %d, not %d: "
-		      "%s; the shim's log: %s", r->app, r->args,
-		      r->run ? " under cowguard-run " : "", r->run ? r->run : "",
-		      out->status, r->status, out->out, text);
-	for (int i = 0; i < 3 && r->logged[i]; i++)
-		ck_assert_msg(strstr(text, r->logged[i]), "%s %s: the shim's "
-			      "log lacks \"%s\": %s", r->app, r->args,
-			      r->logged[i], text);
-	free(out);
-	return true;
-}
-
-static void app_runs_as_said(const void *arg, int mode, enum h_kind kind)
-{
-	(void)mode;
-	(void)kind;
-	app_checked(arg);
-}
-
 /* The control: the kernel alone, no shim. */
-static const struct app_run stale_without = { "vmsplice-after-fork", "", NULL,
+static const struct h_app stale_without = { "vmsplice-after-fork", "", NULL,
 					      1, { NULL } };
-static const struct app_run tracked = {
+static const struct h_app tracked = {
 	"vmsplice-after-fork", "", "--mode daemon", 0,
 	{ "pinned: vmsplice 1,", "mappings registered 1;", "held at exit" },
 };
-static const struct app_run tracked_syscall = {
+static const struct h_app tracked_syscall = {
 	"vmsplice-after-fork", "--syscall", "--mode daemon", 0,
 	{ "pinned: vmsplice 1,", "unprotected 0;" },
 };
-static const struct app_run tracked_heap = {
+static const struct h_app tracked_heap = {
 	"vmsplice-after-fork", "--malloc", "--mode daemon", 0,
 	{ "pinned: vmsplice 1,", "unprotected 0;" },
 };
-static const struct app_run unshared = {
+static const struct h_app unshared = {
 	"vmsplice-after-fork", "", "--mode embedded", 0,
 	{ "pinned: vmsplice 0,", "unprotected 0;" },
 };
-static const struct app_run unshared_heap = {
+static const struct h_app unshared_heap = {
 	"vmsplice-after-fork", "--malloc", "--mode embedded", 0,
 	{ "pinned: vmsplice 0,", "unprotected 0;" },
 };
-static const struct app_run zerocopy_done = {
+static const struct h_app zerocopy_done = {
 	"zerocopy-send-after-fork", "", "--mode daemon", 0,
 	{ "zerocopy 1,", "pins held at exit 0" },
 };
-static const struct app_run zerocopy_pending = {
+static const struct h_app zerocopy_pending = {
 	"zerocopy-send-after-fork", "--no-completion", "--mode daemon", 0,
 	{ "zerocopy 1,", "pins held at exit 1" },
 };
-static const struct app_run zerocopy_mmsg = {
+static const struct h_app zerocopy_mmsg = {
 	"zerocopy-send-after-fork", "--sendmmsg", "--mode daemon", 0,
 	{ "zerocopy 2,", "pins held at exit 0" },
 };
-static const struct app_run uring_liburing = {
+static const struct h_app uring_liburing = {
 	"uring-fixed-after-fork", "", "--mode daemon", 0,
-	{ "uring 1;", "pins held at exit 0", "replaced while pinned 0;" },
+	{ "uring 1,", "pins held at exit 0", "replaced while pinned 0;" },
 };
-static const struct app_run uring_syscall = {
+static const struct h_app uring_syscall = {
 	"uring-fixed-after-fork", "--syscall", "--mode daemon", 0,
-	{ "uring 1;", "pins held at exit 0", "replaced while pinned 0;" },
+	{ "uring 1,", "pins held at exit 0", "replaced while pinned 0;" },
 };
 /*
  * A fork while the pipe holds the page: the pin ends before it (no
  * MADV_DONTFORK, which would crash a child touching the rest of a malloc'd
  * page), and the pipe reads what the page held at the fork.
  */
-static const struct app_run fork_while_spliced = {
+static const struct h_app fork_while_spliced = {
 	"vmsplice-after-fork", "--malloc --fork-while-spliced", "--mode daemon", 1,
 	{ "pinned: vmsplice 1,", "pins ended by a fork 1;",
 	  "replaced while pinned 0;" },
@@ -166,51 +80,51 @@ static const struct app_run fork_while_spliced = {
  * ibv_reg_mr_iova2: pinned before the registration, checked at
  * deregistration.  Needs a device: the guests' rxe0.
  */
-static const struct app_run verbs_mr = {
+static const struct h_app verbs_mr = {
 	"verbs-mr-after-fork", "", "--mode daemon", 0,
 	{ "verbs 1,", "replaced while pinned 0;", "pins held at exit 0" },
 };
-static const struct app_run verbs_mr_iova2 = {
+static const struct h_app verbs_mr_iova2 = {
 	"verbs-mr-after-fork", "--iova2", "--mode daemon", 0,
 	{ "verbs 1,", "replaced while pinned 0;", "pins held at exit 0" },
 };
 /* Only the hooks asked for run. */
-static const struct app_run hooks_off = {
+static const struct h_app hooks_off = {
 	"vmsplice-after-fork", "", "--mode daemon --hooks uring", 1,
 	{ "pinned: vmsplice 0,", NULL },
 };
 
 static const struct h_case apps[] = {
 	H_CASE_AS(without_the_shim_a_vmsplice_after_fork_reads_stale_data,
-		  app_runs_as_said, &stale_without, 0, 0),
+		  h_app_runs_as_said, &stale_without, 0, 0),
 	H_CASE_AS(under_cowguard_run_the_pipe_reads_the_new_data_and_the_page_is_tracked,
-		  app_runs_as_said, &tracked, 0, 0),
+		  h_app_runs_as_said, &tracked, 0, 0),
 	H_CASE_AS(a_vmsplice_through_syscall_is_pinned_too,
-		  app_runs_as_said, &tracked_syscall, 0, 0),
+		  h_app_runs_as_said, &tracked_syscall, 0, 0),
 	H_CASE_AS(a_malloced_buffer_is_pinned_with_the_heap_registered,
-		  app_runs_as_said, &tracked_heap, 0, 0),
+		  h_app_runs_as_said, &tracked_heap, 0, 0),
 	H_CASE_AS(without_a_daemon_the_shim_unshares_and_the_pipe_reads_the_new_data,
-		  app_runs_as_said, &unshared, 0, 0),
+		  h_app_runs_as_said, &unshared, 0, 0),
 	H_CASE_AS(without_a_daemon_a_malloced_buffer_is_unshared_too,
-		  app_runs_as_said, &unshared_heap, 0, 0),
+		  h_app_runs_as_said, &unshared_heap, 0, 0),
 	H_CASE_AS(a_zero_copy_send_holds_its_pin_until_its_completion_is_read,
-		  app_runs_as_said, &zerocopy_done, 0, 0),
+		  h_app_runs_as_said, &zerocopy_done, 0, 0),
 	H_CASE_AS(a_zero_copy_send_whose_completion_is_never_read_keeps_its_pin,
-		  app_runs_as_said, &zerocopy_pending, 0, 0),
+		  h_app_runs_as_said, &zerocopy_pending, 0, 0),
 	H_CASE_AS(each_message_of_a_zero_copy_sendmmsg_is_pinned_until_its_completion,
-		  app_runs_as_said, &zerocopy_mmsg, 0, 0),
+		  h_app_runs_as_said, &zerocopy_mmsg, 0, 0),
 	H_CASE_AS(io_uring_fixed_buffers_are_pinned_until_unregistered,
-		  app_runs_as_said, &uring_liburing, 0, 0),
+		  h_app_runs_as_said, &uring_liburing, 0, 0),
 	H_CASE_AS(io_uring_fixed_buffers_registered_by_syscall_are_pinned_too,
-		  app_runs_as_said, &uring_syscall, 0, 0),
+		  h_app_runs_as_said, &uring_syscall, 0, 0),
 	H_CASE_AS(a_fork_while_the_pipe_holds_the_page_ends_the_pin_and_harms_no_child,
-		  app_runs_as_said, &fork_while_spliced, 0, 0),
+		  h_app_runs_as_said, &fork_while_spliced, 0, 0),
 	H_CASE_AS(an_rdma_memory_region_is_pinned_and_checked_at_deregistration,
-		  app_runs_as_said, &verbs_mr, 0, 0),
+		  h_app_runs_as_said, &verbs_mr, 0, 0),
 	H_CASE_AS(an_mr_registered_through_ibv_reg_mr_iova2_is_pinned_too,
-		  app_runs_as_said, &verbs_mr_iova2, 0, 0),
+		  h_app_runs_as_said, &verbs_mr_iova2, 0, 0),
 	H_CASE_AS(a_hook_left_out_of_hooks_does_nothing,
-		  app_runs_as_said, &hooks_off, 0, 0),
+		  h_app_runs_as_said, &hooks_off, 0, 0),
 };
 
 /*
@@ -223,16 +137,16 @@ static const struct h_case apps[] = {
  */
 START_TEST(an_rdma_read_sees_the_parents_write_and_the_shim_pinned_both_mrs)
 {
-	const struct app_run without = {
+	const struct h_app without = {
 		"verbs-rdma-read-after-fork", "", NULL, 0, { NULL },
 	};
-	const struct app_run with = {
+	const struct h_app with = {
 		"verbs-rdma-read-after-fork", "", "--mode daemon", 0,
 		{ "verbs 2,", "replaced while pinned 0;", "pins held at exit 0" },
 	};
 
-	if (app_checked(&without))
-		app_checked(&with);
+	if (h_app_checked(&without, NULL))
+		h_app_checked(&with, NULL);
 }
 END_TEST
 
@@ -249,7 +163,7 @@ static struct h_run *run_shell(const char *env, const char *opts,
 
 	ck_assert_ptr_nonnull(out);
 	h_run_cmd(out, "COWGUARD_SOCKET='%s' %s %s/cowguard-run %s -- %s%s%s 2>&1",
-		  h_socket(), env, builddir(), opts, app ? builddir() : "",
+		  h_socket(), env, h_builddir(), opts, app ? h_builddir() : "",
 		  app ? "/tests/apps/" : "", app ? cmd + 4 : cmd);
 	return out;
 }
@@ -258,7 +172,7 @@ START_TEST(check_names_the_hooks_a_program_reaches)
 {
 	struct h_run *out;
 
-	if (!preload_possible())
+	if (!h_preload_possible())
 		return;
 	out = run_shell("", "--check", "APP:vmsplice-after-fork");
 	ck_assert_msg(out->status == 0 &&
@@ -280,7 +194,7 @@ START_TEST(check_says_a_static_binary_cannot_be_hooked)
 {
 	struct h_run *out;
 
-	if (!preload_possible())
+	if (!h_preload_possible())
 		return;
 	out = run_shell("", "--check", "APP:static-true");
 	ck_assert_msg(out->status == 1 && strstr(out->out, "static binary"),
@@ -293,7 +207,7 @@ START_TEST(common_tools_run_unchanged_under_cowguard_run)
 {
 	struct h_run *out;
 
-	if (!preload_possible())
+	if (!h_preload_possible())
 		return;
 	out = run_shell("", "", "sh -c 'echo cowguard | tr a-z A-Z; ls / "
 			"| grep -c . >/dev/null'");
@@ -312,7 +226,7 @@ START_TEST(compilers_make_python_and_git_run_unchanged_under_cowguard_run)
 	char dir[] = "/tmp/cg-tools.XXXXXX", cmd[1024];
 	struct h_run *out;
 
-	if (!preload_possible())
+	if (!h_preload_possible())
 		return;
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(cmd, sizeof(cmd), "sh -c 'cd %s && "
@@ -356,7 +270,7 @@ START_TEST(the_preload_is_inherited_unless_no_inherit_is_asked)
 {
 	struct h_run *out;
 
-	if (!preload_possible())
+	if (!h_preload_possible())
 		return;
 	out = run_shell("", "", "sh -c 'echo \"[$LD_PRELOAD]\"'");
 	ck_assert_msg(strstr(out->out, "libcowguard-preload.so]"), "%s", out->out);
@@ -373,7 +287,7 @@ START_TEST(a_program_runs_whatever_cowguard_cannot_do)
 {
 	struct h_run *out;
 
-	if (!preload_possible())
+	if (!h_preload_possible())
 		return;
 	out = run_shell("COWGUARD_SOCKET=/nonexistent", "--mode daemon",
 			"APP:vmsplice-after-fork");
@@ -406,7 +320,7 @@ START_TEST(fio_with_io_uring_fixed_buffers_verifies_under_cowguard_run)
 	char dir[PATH_MAX], log[PATH_MAX + 16];
 	struct h_run *out;
 
-	if (!preload_possible())
+	if (!h_preload_possible())
 		return;
 	if (system("command -v fio >/dev/null 2>&1")) {
 		h_skip("no fio (make deps installs it)");
@@ -430,13 +344,13 @@ START_TEST(fio_with_io_uring_fixed_buffers_verifies_under_cowguard_run)
 		  "--fixedbufs --direct=1 --rw=write --bs=4k --size=2M "
 		  "--iodepth=4 --verify=crc32c --do_verify=1 --verify_state_save=0 "
 		  "--thread 2>&1; "
-		  "echo status $?; cat %s", h_socket(), builddir(), log, dir, log);
+		  "echo status $?; cat %s", h_socket(), h_builddir(), log, dir, log);
 	if (!strstr(out->out, "status 0\n") &&
 	    strstr(out->out, "does not support")) {
 		h_skip("%s takes no O_DIRECT here", dir);
 	} else {
 		ck_assert_msg(strstr(out->out, "status 0\n") &&
-			      strstr(out->out, "uring 4;") &&
+			      strstr(out->out, "uring 4,") &&
 			      strstr(out->out, "replaced while pinned 0;"),
 			      "%s", out->out);
 		ck_assert_msg(!strstr(out->out, "verify: bad"), "%s", out->out);
@@ -462,14 +376,14 @@ START_TEST(cowguardctl_status_shows_a_preloaded_process_and_its_hooks)
 	pid_t pid;
 	int listed = 0;
 
-	if (!preload_possible())
+	if (!h_preload_possible())
 		return;
 	out = malloc(sizeof(*out));
 	ck_assert_ptr_nonnull(out);
 	h_run_cmd(out, "COWGUARD_SOCKET='%s' %s/cowguard-run --hooks "
 		  "vmsplice,uring -- %s/tests/apps/vmsplice-after-fork --linger "
-		  ">/dev/null 2>&1 & echo $!", h_socket(), builddir(),
-		  builddir());
+		  ">/dev/null 2>&1 & echo $!", h_socket(), h_builddir(),
+		  h_builddir());
 	pid = (pid_t)atoi(out->out);
 	ck_assert_int_gt(pid, 0);
 	for (int ms = 0; ms < 5000 && !(listed == 1 && rec.preload_hooks); ms += 20) {

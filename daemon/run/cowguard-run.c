@@ -7,8 +7,9 @@
  *   cowguard-run [--mode auto|daemon|embedded] [--hooks LIST] [--strict]
  *                [--check] [--log FILE] [--no-inherit] [--] CMD [ARG...]
  *
- * It only sets the environment the shim reads (LD_PRELOAD, appended to one
- * already set, and COWGUARD_*) and execs CMD.  --check runs CMD as far as
+ * It sets the environment the shim reads (LD_PRELOAD, appended to one
+ * already set, and COWGUARD_*), learns once what an O_DIRECT write does
+ * here (COWGUARD_ODIRECT), and execs CMD.  --check runs CMD as far as
  * its libraries are loaded and reports which hooks it can reach.
  */
 #include <elf.h>
@@ -23,6 +24,8 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "kernel/odirect.h"
 
 #ifndef CG_PRELOAD_PATH
 #define CG_PRELOAD_PATH "/usr/local/lib/libcowguard-preload.so"
@@ -44,7 +47,7 @@ static void usage(FILE *f)
 		"  --mode MODE   auto (default): cowguardd if it serves us, else\n"
 		"                unshare without tracking; daemon; embedded\n"
 		"                (unshare without tracking)\n"
-		"  --hooks LIST  only these hooks: vmsplice,zerocopy,uring,verbs\n"
+		"  --hooks LIST  only these hooks: vmsplice,zerocopy,uring,verbs,odirect\n"
 		"  --strict      abort where cowguard cannot protect a call\n"
 		"  --check       report which hooks CMD can reach, and exit\n"
 		"  --log FILE    the shim's lines to FILE (default: stderr)\n"
@@ -144,6 +147,27 @@ static int set_env(const struct run *r)
 	       : 0;
 }
 
+/*
+ * Whether the kernel unshares before an O_DIRECT write reads a page a fork
+ * left shared (lib/kernel/odirect.c), learned once here for the program
+ * and all it starts, in the first of these directories that takes an
+ * O_DIRECT file.  Where it does, the shim's write hooks ask nothing more;
+ * unknown, the shim probes each filesystem itself.
+ */
+static void learn_odirect(void)
+{
+	const char *dirs[] = { ".", getenv("TMPDIR"), "/var/tmp", "/tmp" };
+	enum cg__odirect what = CG__ODIRECT_UNKNOWN;
+
+	if (getenv("COWGUARD_ODIRECT"))
+		return;
+	for (size_t i = 0; i < 4 && what == CG__ODIRECT_UNKNOWN; i++)
+		if (dirs[i] && *dirs[i])
+			what = cg__odirect_write_in(dirs[i]);
+	if (what != CG__ODIRECT_UNKNOWN)
+		setenv("COWGUARD_ODIRECT", cg__odirect_token(what), 1);
+}
+
 /* Whether path is an ELF program with no interpreter: a static binary. */
 static bool static_binary(const char *cmd)
 {
@@ -218,8 +242,12 @@ static int check(char **cmd)
 	close(fds[0]);
 	if (pid > 0)
 		waitpid(pid, &status, 0);
-	if (got)
+	if (got) {
+		printf("O_DIRECT writes: %s\n", getenv("COWGUARD_ODIRECT") ?
+		       getenv("COWGUARD_ODIRECT") :
+		       "unknown here: the shim probes each filesystem");
 		return 0;
+	}
 	if (static_binary(cmd[0]))
 		printf("%s is a static binary: no hook can reach it (the shim "
 		       "is never loaded)\n", cmd[0]);
@@ -245,6 +273,8 @@ int main(int argc, char **argv)
 	} else if ((ret = set_env(&r))) {
 		fprintf(stderr, "cowguard-run: %s\n", strerror(-ret));
 		return 1;
+	} else {
+		learn_odirect();
 	}
 	if (r.check)
 		return check(&argv[first]);

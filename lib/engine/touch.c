@@ -39,6 +39,7 @@
 #include "internal.h"
 #include "kernel/clock.h"
 #include "kernel/procfs.h"
+#include "kernel/sys.h"
 #include "touch.h"
 
 /* How long the daemon waits before it looks at what the client did. */
@@ -171,7 +172,7 @@ static int reader_start(void)
 	pid_t daemon = getpid(), pid;
 
 	if (!T.ch) {
-		void *p = mmap(NULL, sizeof(*T.ch), PROT_READ | PROT_WRITE,
+		void *p = cg__sys_mmap(NULL, sizeof(*T.ch), PROT_READ | PROT_WRITE,
 			       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
 		if (p == MAP_FAILED)

@@ -41,6 +41,8 @@
 #include "compat.h"
 #include "kernel.h"
 #include "procfs.h"
+#include "raw_fork.h"
+#include "sys.h"
 #include "uffd.h"
 
 /* The probe child's exit status: PROBE_DONE with what it saw, or not. */
@@ -54,22 +56,6 @@ enum {
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int read_pin_unshares = -1;
 static bool wp_visible;
-
-/* fork() without glibc: exit signal 0, so only __WALL waits see it. */
-static pid_t raw_fork(void)
-{
-	return (pid_t)syscall(SYS_clone, 0UL, NULL, NULL, NULL, 0UL);
-}
-
-static int wait_raw(pid_t pid)
-{
-	int status;
-
-	while (waitpid(pid, &status, __WALL) < 0)
-		if (errno != EINTR)
-			return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 /* Our own pagemap entry of addr (pagemap opened once, by the caller). */
 static uint64_t pagemap_entry(int pagemap, const volatile void *addr)
@@ -113,30 +99,22 @@ static bool uffd_wp_visible(int pagemap, volatile char *page)
 /* In the probe child: system calls only. */
 static int probe_child(void)
 {
-	volatile char *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	volatile char *page = cg__sys_mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+					   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	char byte;
 	struct iovec local = { &byte, 1 }, remote;
 	/* Opened by name: no snprintf in a child of a raw clone. */
 	int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	int go[2], verdict = PROBE_DONE;
+	int release, verdict = PROBE_DONE;
 	uint64_t pme;
 	pid_t holder;
 
-	if (page == MAP_FAILED || pagemap < 0 || pipe(go))
+	if (page == MAP_FAILED || pagemap < 0)
 		return PROBE_FAILED;
 	page[0] = 1;
 	if (uffd_wp_visible(pagemap, page))
 		verdict |= PROBE_WP_VISIBLE;
-	holder = raw_fork();
-	if (holder == 0) {
-		/* Keep the page shared until the probe is done. */
-		close(go[1]);
-		while (read(go[0], &byte, 1) < 0 && errno == EINTR)
-			;
-		_exit(0);
-	}
-	close(go[0]);
+	holder = cg__raw_fork_holder(&release);
 	if (holder < 0)
 		return PROBE_FAILED;
 	remote = (struct iovec){ (void *)page, 1 };
@@ -150,8 +128,8 @@ static int probe_child(void)
 	} else {
 		verdict = PROBE_FAILED;
 	}
-	close(go[1]);
-	wait_raw(holder);
+	close(release);
+	cg__raw_wait(holder);
 	return verdict;
 }
 
@@ -166,11 +144,11 @@ static void probe(void)
 		read_pin_unshares = 0;
 		return;
 	}
-	pid = raw_fork();
+	pid = cg__raw_fork();
 
 	if (pid == 0)
 		_exit(probe_child());
-	verdict = pid < 0 ? -1 : wait_raw(pid);
+	verdict = pid < 0 ? -1 : cg__raw_wait(pid);
 	if (verdict < 0 || !(verdict & PROBE_DONE))
 		return;
 	read_pin_unshares = !!(verdict & PROBE_UNSHARES);

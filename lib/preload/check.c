@@ -23,6 +23,7 @@
 #define ZEROCOPY (1u << CG__HOOK_ZEROCOPY)
 #define URING (1u << CG__HOOK_URING)
 #define VERBS (1u << CG__HOOK_VERBS)
+#define ODIRECT (1u << CG__HOOK_ODIRECT)
 
 /* The symbols the shim defines, and the hooks each serves. */
 static const struct {
@@ -41,11 +42,23 @@ static const struct {
 	{ "io_uring_unregister_buffers", URING },
 	{ "io_uring_register", URING },
 	{ "io_uring_queue_exit", URING },
+	{ "io_uring_submit", URING },
+	{ "io_uring_submit_and_wait", URING },
+	{ "io_uring_submit_and_wait_timeout", URING },
+	{ "io_uring_submit_and_get_events", URING },
 	{ "ibv_reg_mr", VERBS },
 	{ "ibv_reg_mr_iova", VERBS },
 	{ "ibv_reg_mr_iova2", VERBS },
 	{ "ibv_rereg_mr", VERBS },
 	{ "ibv_dereg_mr", VERBS },
+	{ "write", ODIRECT },
+	{ "pwrite", ODIRECT },
+	{ "pwrite64", ODIRECT },
+	{ "writev", ODIRECT },
+	{ "pwritev", ODIRECT },
+	{ "pwritev64", ODIRECT },
+	{ "pwritev2", ODIRECT },
+	{ "pwritev64v2", ODIRECT },
 };
 #define NSYMBOLS (sizeof(symbols) / sizeof(symbols[0]))
 

@@ -6,9 +6,11 @@
  *    process, so the shim looks whenever a hook runs, and before a fork;
  *  - a zero-copy send until the kernel's completion for its number is read
  *    from the socket's error queue (lib/preload/hook_zerocopy.c);
+ *  - an io_uring request (a zero-copy send, an O_DIRECT write) until its
+ *    last completion is seen (lib/preload/hook_uring_submit.c);
  *  - an io_uring fixed buffer until it is unregistered;
  *  - an RDMA memory region until it is deregistered.
- * The first two are plain references, which a fork would leave in the
+ * The first three are plain references, which a fork would leave in the
  * child's copy of the page: their pins end before a fork (counted), and
  * the consumer then reads what the pages held at the fork.
  */
@@ -163,7 +165,8 @@ int cg__held_release_fd(enum cg__held_kind kind, int fd)
 static bool plain_reference(const struct held *h, const void *arg)
 {
 	(void)arg;
-	return h->kind == CG__HELD_PIPE || h->kind == CG__HELD_ZEROCOPY;
+	return h->kind == CG__HELD_PIPE || h->kind == CG__HELD_ZEROCOPY ||
+	       h->kind == CG__HELD_URING_IO;
 }
 
 void cg__held_before_fork(void)

@@ -2,9 +2,11 @@
 /*
  * syscall(3): programs such as fio issue some system calls through libc's
  * syscall() rather than their wrappers.  Those the shim follows are sent
- * to its hooks; every other one passes through with its six arguments, as
- * the kernel's calling convention reads them whatever the caller passed.
+ * to its hooks, and a fork made this way is counted (cg__shim_forked());
+ * every other one passes through with its six arguments, as the kernel's
+ * calling convention reads them whatever the caller passed.
  */
+#include <sched.h>
 #include <stdarg.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -30,6 +32,10 @@ CG__HOOK long syscall(long nr, ...)
 	va_end(ap);
 	if (!real)
 		real = (syscall_fn *)cg__real("syscall");
+	/* clone3's flags are behind a pointer: counted whatever they say. */
+	if ((nr == SYS_clone && !(a[0] & CLONE_VM)) || nr == SYS_fork ||
+	    nr == SYS_clone3)
+		cg__shim_note_fork();
 	if (!cg__shim_inside() && nr == SYS_vmsplice)
 		return vmsplice((int)a[0], (const struct iovec *)a[1],
 				(unsigned long)a[2], (unsigned)a[3]);

@@ -184,8 +184,10 @@ CG__HOOK void io_uring_queue_exit(struct io_uring *ring)
 	if (!real)
 		real = (exit_fn *)cg__real("io_uring_queue_exit");
 	real(ring);
-	if (!cg__shim_inside())
+	if (!cg__shim_inside()) {
 		cg__held_release_fd(CG__HELD_URING, fd);
+		cg__uring_ring_exit(fd);
+	}
 }
 
 CG__HOOK int io_uring_register(unsigned fd, unsigned opcode, const void *arg,

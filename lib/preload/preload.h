@@ -32,14 +32,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernel/odirect.h"
+
 #define CG__HOOK __attribute__((visibility("default")))
 
 /* The consumers the shim follows; COWGUARD_HOOKS names them. */
 enum cg__hook {
 	CG__HOOK_VMSPLICE,	/* vmsplice, syscall(SYS_vmsplice) */
 	CG__HOOK_ZEROCOPY,	/* send* with MSG_ZEROCOPY, its completions */
-	CG__HOOK_URING,		/* io_uring buffer registration */
+	CG__HOOK_URING,		/* io_uring buffer registration, submissions */
 	CG__HOOK_VERBS,		/* libibverbs memory registration */
+	CG__HOOK_ODIRECT,	/* write and pwrite* on an O_DIRECT file */
 	CG__NHOOKS,
 };
 
@@ -55,7 +58,25 @@ struct cg_pin;
  * first use), or NULL where the shim unshares without tracking.
  */
 bool cg__shim_enter(enum cg__hook hook, struct cg **cg);
+/*
+ * The same without the handle, for hooks that ask something first and
+ * may find they have nothing to do (no daemon is dialled for them):
+ * cg__shim_handle() then gives it.
+ */
+bool cg__shim_enter_bare(enum cg__hook hook);
+struct cg *cg__shim_handle(void);
 void cg__shim_leave(void);
+/*
+ * Whether this program image has forked (or is a fork's child) since its
+ * exec: until then none of its anonymous pages is shared copy-on-write.
+ * fork() is seen through pthread_atfork, a raw fork through the syscall()
+ * hook, which calls cg__shim_note_fork(); vfork and posix_spawn share the
+ * address space and copy nothing.
+ */
+bool cg__shim_forked(void);
+void cg__shim_note_fork(void);
+/* What cowguard-run learned O_DIRECT writes do (COWGUARD_ODIRECT). */
+enum cg__odirect cg__shim_odirect(void);
 /* Whether this thread is inside cowguard (its calls are not hooked). */
 bool cg__shim_inside(void);
 
@@ -113,7 +134,8 @@ void cg__uncover(uint64_t addr, uint64_t len);
 enum cg__held_kind {
 	CG__HELD_PIPE,		/* fd: the pipe */
 	CG__HELD_ZEROCOPY,	/* fd: the socket; seq: the send's number */
-	CG__HELD_URING,		/* fd: the ring */
+	CG__HELD_URING,		/* fd: the ring (fixed buffers) */
+	CG__HELD_URING_IO,	/* fd: the ring; seq: the request's user_data */
 	CG__HELD_MR,		/* fd -1; seq: the struct ibv_mr's address */
 };
 void cg__held_add(struct cg_pin *pin, enum cg__held_kind kind, int fd,
@@ -123,6 +145,11 @@ void cg__held_release_seq(enum cg__held_kind kind, int fd, uint64_t lo,
 			  uint64_t hi);
 /* Let go of every pin of kind for fd (io_uring unregistration). */
 int cg__held_release_fd(enum cg__held_kind kind, int fd);
+/*
+ * The ring fd goes (io_uring_queue_exit): its requests' pins end, and its
+ * completions are no longer looked for (lib/preload/hook_uring_submit.c).
+ */
+void cg__uring_ring_exit(int fd);
 /* Let go of the pins of pipes that were drained or closed since. */
 void cg__held_reap(void);
 /* In a child after fork: the parent's pins are not ours to end. */
@@ -137,10 +164,18 @@ size_t cg__held_count(void);
  */
 void cg__held_before_fork(void);
 
+/*
+ * Whether a write to fd is one the kernel reads by plain reference: fd is
+ * O_DIRECT and its filesystem was not seen to unshare for it
+ * (lib/preload/hook_odirect.c).  The first call on a filesystem probes it.
+ */
+bool cg__odirect_unprotected(int fd);
+
 /* Counters, for COWGUARD_LOG at exit and `--check`. */
 struct cg__shim_counts {
 	uint64_t calls[CG__NHOOKS];	/* hooked calls that pinned */
 	uint64_t failed[CG__NHOOKS];	/* that could not */
+	uint64_t unshared;		/* calls unshared without a daemon */
 	uint64_t registered;		/* mappings registered by cover */
 	uint64_t released_at_fork;	/* plain-reference pins a fork ended */
 	uint64_t violations;		/* unpins that found a page replaced */

@@ -69,11 +69,15 @@ struct cg_pin *cg__protect(enum cg__hook hook, struct cg *cg,
 		if (ret && ret != -EINVAL)
 			cg__shim_failed(hook, "pin", ret);
 	}
-	if (ret)
-		unshare_pages(hook, iov, nr);
-	else
+	if (!ret) {
 		__atomic_add_fetch(&cg__shim_counts.calls[hook], 1,
 				   __ATOMIC_RELAXED);
+	} else {
+		unshare_pages(hook, iov, nr);
+		if (!cg)
+			__atomic_add_fetch(&cg__shim_counts.unshared, 1,
+					   __ATOMIC_RELAXED);
+	}
 	errno = saved;
 	return ret ? NULL : pin;
 }

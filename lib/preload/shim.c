@@ -9,10 +9,13 @@
  *                    (without it, unshare, and say so); embedded:
  *                    unshare without tracking (lib/preload/preload.h)
  *   COWGUARD_HOOKS   the hooks to run, by name, comma-separated (default:
- *                    all): vmsplice, zerocopy, uring, verbs
+ *                    all): vmsplice, zerocopy, uring, verbs, odirect
  *   COWGUARD_STRICT  1: abort where cowguard cannot protect a call
  *   COWGUARD_LOG     a file for the shim's lines (default: stderr)
  *   COWGUARD_SOCKET  the daemon's socket (default: libcowguard's)
+ *   COWGUARD_ODIRECT what an O_DIRECT write does here, as cowguard-run
+ *                    learned it: plain, unshares (unset: the shim probes
+ *                    each filesystem; lib/preload/hook_odirect.c)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +28,7 @@
 
 #include "client.h"
 #include "cowguard.h"
+#include "kernel/odirect.h"
 #include "preload.h"
 #include "wire/protocol.h"
 
@@ -37,6 +41,7 @@ static struct {
 	pthread_mutex_t lock;
 	unsigned hooks;		/* bit per enum cg__hook */
 	enum cg_mode mode;
+	enum cg__odirect odirect;
 	bool strict;
 	int log_fd;
 	struct cg *cg;
@@ -45,6 +50,29 @@ static struct {
 } shim = { .lock = PTHREAD_MUTEX_INITIALIZER, .log_fd = 2 };
 
 static __thread int inside;
+
+/* Forks this image has seen, parent or child (a child counts its birth). */
+static unsigned long forks;
+
+static void count_fork(void)
+{
+	__atomic_add_fetch(&forks, 1, __ATOMIC_RELAXED);
+}
+
+void cg__shim_note_fork(void)
+{
+	count_fork();
+}
+
+enum cg__odirect cg__shim_odirect(void)
+{
+	return shim.odirect;
+}
+
+bool cg__shim_forked(void)
+{
+	return __atomic_load_n(&forks, __ATOMIC_RELAXED) != 0;
+}
 
 const char *cg__hook_name(enum cg__hook hook)
 {
@@ -103,8 +131,8 @@ static unsigned parse_hooks(const char *list)
 			}
 		if (!known && n)
 			cg__shim_log("COWGUARD_HOOKS: no hook '%.*s' (known: "
-				     "vmsplice, zerocopy, uring, verbs)", (int)n,
-				     p);
+				     "vmsplice, zerocopy, uring, verbs, odirect)",
+				     (int)n, p);
 		p += n + (p[n] == ',');
 	}
 	return hooks;
@@ -161,10 +189,12 @@ __attribute__((constructor)) static void shim_start(void)
 	}
 	shim.hooks = parse_hooks(getenv("COWGUARD_HOOKS"));
 	shim.mode = parse_mode(getenv("COWGUARD_MODE"));
+	shim.odirect = cg__odirect_parse(getenv("COWGUARD_ODIRECT"));
 	shim.strict = getenv("COWGUARD_STRICT") &&
 		      !strcmp(getenv("COWGUARD_STRICT"), "1");
 	if (no_inherit && !strcmp(no_inherit, "1"))
 		drop_from_environment();
+	pthread_atfork(count_fork, NULL, NULL);
 }
 
 /* A fork ends the plain-reference pins first (lib/preload/held.c). */
@@ -213,16 +243,31 @@ static struct cg *handle(void)
 	return shim.cg;
 }
 
-bool cg__shim_enter(enum cg__hook hook, struct cg **cg)
+bool cg__shim_enter_bare(enum cg__hook hook)
 {
 	if (inside || !(shim.hooks & 1u << hook))
 		return false;
 	inside++;
+	return true;
+}
+
+struct cg *cg__shim_handle(void)
+{
+	struct cg *cg;
+
 	pthread_mutex_lock(&shim.lock);
-	*cg = handle();
+	cg = handle();
 	pthread_mutex_unlock(&shim.lock);
-	if (*cg)
+	if (cg)
 		cg__held_reap();
+	return cg;
+}
+
+bool cg__shim_enter(enum cg__hook hook, struct cg **cg)
+{
+	if (!cg__shim_enter_bare(hook))
+		return false;
+	*cg = cg__shim_handle();
 	return true;
 }
 
@@ -243,6 +288,15 @@ void cg__shim_failed(enum cg__hook hook, const char *what, int err)
 		abort();
 }
 
+static uint64_t failed_calls(const struct cg__shim_counts *c)
+{
+	uint64_t n = 0;
+
+	for (int h = 0; h < CG__NHOOKS; h++)
+		n += c->failed[h];
+	return n;
+}
+
 __attribute__((destructor)) static void shim_stop(void)
 {
 	const struct cg__shim_counts *c = &cg__shim_counts;
@@ -256,7 +310,7 @@ __attribute__((destructor)) static void shim_stop(void)
 		inside--;
 	}
 	cg__shim_log("pinned: vmsplice %llu, zerocopy %llu, verbs %llu, "
-		     "uring %llu; "
+		     "uring %llu, odirect %llu; unshared without a daemon %llu; "
 		     "unprotected %llu; mappings registered %llu; pins ended "
 		     "by a fork %llu; pages replaced while pinned %llu; pins "
 		     "held at exit %zu",
@@ -264,8 +318,9 @@ __attribute__((destructor)) static void shim_stop(void)
 		     (unsigned long long)c->calls[CG__HOOK_ZEROCOPY],
 		     (unsigned long long)c->calls[CG__HOOK_VERBS],
 		     (unsigned long long)c->calls[CG__HOOK_URING],
-		     (unsigned long long)(c->failed[0] + c->failed[1] +
-					  c->failed[2] + c->failed[3]),
+		     (unsigned long long)c->calls[CG__HOOK_ODIRECT],
+		     (unsigned long long)c->unshared,
+		     (unsigned long long)failed_calls(c),
 		     (unsigned long long)c->registered,
 		     (unsigned long long)c->released_at_fork,
 		     (unsigned long long)c->violations, cg__held_count());

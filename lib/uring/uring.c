@@ -12,6 +12,7 @@
 #include "cowguard/uring.h"
 #include "handle.h"
 #include "kernel/pages.h"
+#include "write_unshare.h"
 
 #define CONSUMER "io_uring"
 
@@ -80,7 +81,7 @@ static void prefault_write(const void *buf, size_t len)
 	uintptr_t end = ((uintptr_t)buf + len + CG_PAGE_SIZE - 1) &
 			~(uintptr_t)(CG_PAGE_SIZE - 1);
 
-	madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+	cg__write_fault(start, end - start);
 }
 
 int cg_uring_register_buffers(struct cg *cg, struct io_uring *ring,

@@ -14,6 +14,7 @@
 #include "cowguard/verbs.h"
 #include "handle.h"
 #include "kernel/pages.h"
+#include "write_unshare.h"
 #include "verbs_internal.h"
 
 struct cg_mr {
@@ -67,7 +68,7 @@ int cg_ibv_reg_mr(struct cg *cg, struct ibv_pd *pd, void *addr, size_t length,
 		 * Take those write faults first, through the handler (the
 		 * pages are ours alone now), and register again.
 		 */
-		madvise((void *)(uintptr_t)lo, hi - lo, MADV_POPULATE_WRITE);
+		cg__write_fault(lo, hi - lo);
 		m->mr = ibv_reg_mr_iova2(pd, addr, length, a, (unsigned)access);
 	}
 	if (!m->mr) {

@@ -43,7 +43,8 @@ enum cg__fd { CG_NOFD, CG_FD };
  * that order.  STATUS reports them (cowguardctl status).
  */
 #define CG_HELLO_PRELOAD (1u << 1)
-#define CG_PRELOAD_HOOK_NAMES { "vmsplice", "zerocopy", "uring", "verbs" }
+#define CG_PRELOAD_HOOK_NAMES { "vmsplice", "zerocopy", "uring", "verbs", \
+				"odirect" }
 
 /*
  * The operations, one row each, X(name, string, from, fd, served):

@@ -5,18 +5,24 @@
  * connection with MSG_ZEROCOPY, reads what arrives, and (unless told not
  * to) reads the send's completion from the socket's error queue.
  *
- *   zerocopy-send-after-fork [--no-completion] [--sendmmsg]
+ *   zerocopy-send-after-fork [--no-completion] [--sendmmsg | --uring]
  *     --sendmmsg  the buffer in two messages of one sendmmsg call
+ *     --uring     an io_uring SEND_ZC through liburing: its completion is
+ *                 the notification CQE; after it the program submits a
+ *                 NOP, as one that goes on would, and it exits without
+ *                 io_uring_queue_exit()
  *
  * Over loopback the kernel copies the data on the way (the completion
  * says SO_EE_CODE_ZEROCOPY_COPIED), so this program shows the pin's life,
  * not a stale read.  Exit status: 0 the data arrived and the completion
- * was read, 2 error, 3 the child's copy changed, 4 no completion came.
+ * was read, 2 error, 3 the child's copy changed, 4 no completion came,
+ * 77 this kernel has no SEND_ZC.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <time.h>
 #include <linux/errqueue.h>
+#include <liburing.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -92,9 +98,56 @@ static int completion(int fd, unsigned last)
 	return 4;
 }
 
+/* Wait for the CQE of ring with flag (or, with flag 0, the first). */
+static int cqe_with(struct io_uring *ring, unsigned flag, int *res)
+{
+	struct io_uring_cqe *cqe;
+	unsigned flags;
+
+	do {
+		if (io_uring_wait_cqe(ring, &cqe))
+			return -1;
+		flags = cqe->flags;
+		*res = cqe->res;
+		io_uring_cqe_seen(ring, cqe);
+	} while (flag && !(flags & flag));
+	return (int)flags;
+}
+
+/*
+ * SEND_ZC of [p, p+len) on tx through a ring; with completion, wait for
+ * its notification and submit a NOP.  0, 77 (no SEND_ZC), or 2.
+ */
+static int uring_send(int tx, const char *p, size_t len, bool completion)
+{
+	struct io_uring ring;
+	int flags, res;
+
+	if (io_uring_queue_init(4, &ring, 0))
+		return fail("io_uring_queue_init");
+	io_uring_prep_send_zc(io_uring_get_sqe(&ring), tx, p, len, 0, 0);
+	if (io_uring_submit(&ring) != 1)
+		return fail("io_uring_submit");
+	flags = cqe_with(&ring, 0, &res);
+	if (flags >= 0 && res == -EINVAL) {
+		printf("no SEND_ZC on this kernel\n");
+		return 77;
+	}
+	if (flags < 0 || res != (int)len)
+		return fail("send_zc");
+	if (!completion || !(flags & IORING_CQE_F_MORE))
+		return 0;
+	if (cqe_with(&ring, IORING_CQE_F_NOTIF, &res) < 0)
+		return 4;
+	io_uring_prep_nop(io_uring_get_sqe(&ring));
+	if (io_uring_submit(&ring) != 1 || cqe_with(&ring, 0, &res) < 0)
+		return fail("nop");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	bool wait_completion = true, mmsg = false;
+	bool wait_completion = true, mmsg = false, uring = false;
 	char *p = mmap(NULL, LEN, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	char *got = malloc(LEN);
@@ -105,6 +158,7 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		wait_completion &= !!strcmp(argv[i], "--no-completion");
 		mmsg |= !strcmp(argv[i], "--sendmmsg");
+		uring |= !strcmp(argv[i], "--uring");
 	}
 	if (p == MAP_FAILED || !got || connect_pair(&tx, &rx))
 		return fail("setup");
@@ -112,7 +166,11 @@ int main(int argc, char **argv)
 	child = waiting_child_start(p, LEN);
 	if (child.pid < 0)
 		return fail("fork");
-	if (mmsg) {
+	if (uring) {
+		ret = uring_send(tx, p, LEN, wait_completion);
+		if (ret)
+			return ret;
+	} else if (mmsg) {
 		struct iovec iov[2] = { { p, LEN / 2 }, { p + LEN / 2, LEN / 2 } };
 		struct mmsghdr v[2] = {
 			{ .msg_hdr = { .msg_iov = &iov[0], .msg_iovlen = 1 } },
@@ -132,7 +190,7 @@ int main(int argc, char **argv)
 			return fail("recv");
 		have += (size_t)n;
 	}
-	if (wait_completion)
+	if (wait_completion && !uring)
 		ret = completion(tx, mmsg ? 1 : 0);
 	status = waiting_child_end(&child);
 	if (status < 0)

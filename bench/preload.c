@@ -18,11 +18,11 @@
  *             /var/tmp: write bandwidth and p99 completion latency.  No
  *             page needs unsharing there: this is the shim's overhead.
  *   write     this program in child mode: 200000 write(2)s to /dev/null of
- *             4 KiB and of 100 bytes, and of 4 KiB after a fork (a
- *             multiple of 512 in a program that forked: the odirect hook
- *             asks fcntl whether the fd is O_DIRECT; before a fork, or for
- *             other lengths, it asks nothing): nanoseconds per write, the
- *             hook's cost on a program that never writes O_DIRECT.
+ *             4 KiB and of 100 bytes, of 4 KiB after a fork, and of 4 KiB
+ *             after a fork with an O_DIRECT file open (only then does the
+ *             odirect hook ask fcntl whether the fd is O_DIRECT, for
+ *             lengths a multiple of 512): nanoseconds per write, the
+ *             hook's cost on writes that are not direct I/O.
  *
  * Run: preload [--mib N] [--rounds R] [--quick]
  */
@@ -87,9 +87,10 @@ static int vmsplice_child(size_t mib, bool populate)
 
 /*
  * Child mode: WRITES writes of size bytes to /dev/null, after a fork if
- * forked; prints ns each.
+ * forked, with an O_DIRECT file open in /var/tmp if direct; prints ns
+ * each.
  */
-static int write_child(size_t size, bool forked)
+static int write_child(size_t size, bool forked, bool direct)
 {
 	static char buf[4096];
 	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -97,6 +98,9 @@ static int write_child(size_t size, bool forked)
 	pid_t pid;
 
 	if (null < 0 || size > sizeof(buf))
+		return 2;
+	if (direct && open("/var/tmp", O_TMPFILE | O_RDWR | O_DIRECT |
+			   O_CLOEXEC, 0600) < 0)
 		return 2;
 	if (forked) {
 		pid = fork();
@@ -183,6 +187,7 @@ static void bench_write(const char *build, int rounds)
 		{ 4096, "", "write(2) of 4096 bytes, ns" },
 		{ 100, "", "write(2) of 100 bytes, ns" },
 		{ 4096, "--forked", "write(2) of 4096 after a fork, ns" },
+		{ 4096, "--forked --direct", "the same, an O_DIRECT fd open, ns" },
 	};
 	double ref[MAX_ROUNDS], shim[MAX_ROUNDS];
 	char cmd[2 * PATH_MAX];
@@ -283,10 +288,11 @@ int main(int argc, char **argv)
 		{ "populate", no_argument, NULL, 'p' },
 		{ "child-write", required_argument, NULL, 'w' },
 		{ "forked", no_argument, NULL, 'f' },
+		{ "direct", no_argument, NULL, 'd' },
 		{ 0 },
 	};
 	size_t mib = 256, rounds = 5, child = 0, write_size = 0;
-	bool populate = false, quick = false, forked = false;
+	bool populate = false, quick = false, forked = false, direct = false;
 	const char *build;
 	int c;
 
@@ -303,11 +309,12 @@ int main(int argc, char **argv)
 		quick |= c == 'q';
 		populate |= c == 'p';
 		forked |= c == 'f';
+		direct |= c == 'd';
 	}
 	if (child)
 		return vmsplice_child(child, populate);
 	if (write_size)
-		return write_child(write_size, forked);
+		return write_child(write_size, forked, direct);
 	if (quick) {
 		mib = 16;
 		rounds = 1;

@@ -89,6 +89,7 @@ struct tracked {
 	uid_t uid;
 	pid_t parent_pid;		/* an adopted child's parent, or 0 */
 	uint64_t preload_hooks;		/* CG_HELLO_PRELOAD's, or 0 */
+	uint64_t preload_pins[CG_PRELOAD_MAX_HOOKS];	/* by hook's name */
 	struct conn *conn;		/* NULL until a child says hello */
 	/*
 	 * How t goes when its client must (conn.c sets it with conn): by its

@@ -278,6 +278,27 @@ static enum req_result do_audit_range(struct conn *c,
 	return audit_range_step(c);
 }
 
+/*
+ * A pin the preload shim made: counted by its hook, which the pin's name
+ * says (CG_PRELOAD_CONSUMER).  The client names it: this is what it asked
+ * for, as the hooks in its hello are.
+ */
+static void count_preload_pin(struct tracked *t, const struct cg__req *req)
+{
+	static const char *const hooks[] = CG_PRELOAD_HOOK_NAMES;
+	const size_t prefix = sizeof(CG_PRELOAD_CONSUMER) - 1;
+	char name[sizeof(req->name) + 1] = "";
+
+	if (!t->preload_hooks)
+		return;
+	memcpy(name, req->name, sizeof(req->name));
+	if (strncmp(name, CG_PRELOAD_CONSUMER, prefix))
+		return;
+	for (size_t i = 0; i < sizeof(hooks) / sizeof(*hooks); i++)
+		if (!strcmp(name + prefix, hooks[i]))
+			t->preload_pins[i]++;
+}
+
 /* The engine's answer to req, logged where it says something. */
 static enum req_result engine_reply(struct conn *c, const struct cg__req *req,
 				    struct cg__rep *rep)
@@ -287,6 +308,8 @@ static enum req_result engine_reply(struct conn *c, const struct cg__req *req,
 				     cg__op_name(req->op));
 	if (req->op == CG_OP_REGISTER)
 		log_registered(c, req, rep->status);
+	if (req->op == CG_OP_PIN && !rep->status)
+		count_preload_pin(c->tracked, req);
 	if (req->op == CG_OP_UNPIN && rep->status == -ENOTRECOVERABLE)
 		conn_log(LOG_WARNING, c, "pin %llu violated: the page at "
 			 "%#llx was replaced while pinned",
@@ -360,6 +383,8 @@ static enum req_result send_client(struct conn *c, const struct cg__req *req,
 	rep.u.client.parent_pid = t->parent_pid;
 	rep.u.client.uid = t->uid;
 	rep.u.client.preload_hooks = t->preload_hooks;
+	memcpy(rep.u.client.preload_pins, t->preload_pins,
+	       sizeof(t->preload_pins));
 	return reply(c, &rep);
 }
 

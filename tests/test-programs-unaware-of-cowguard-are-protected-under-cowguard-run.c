@@ -369,7 +369,12 @@ START_TEST(fio_with_io_uring_fixed_buffers_verifies_under_cowguard_run)
 END_TEST
 
 /* The daemon lists a preloaded client with its hooks. */
-START_TEST(cowguardctl_status_shows_a_preloaded_process_and_its_hooks)
+/*
+ * A preloaded process is listed with its hooks and the pins made through
+ * each (the daemon counts the shim's pins by their names), in the raw
+ * record and in cowguardctl's words.
+ */
+START_TEST(cowguardctl_status_shows_a_preloaded_process_its_hooks_and_its_pins)
 {
 	struct cg__status_client rec = { 0 };
 	struct h_run *out;
@@ -386,14 +391,23 @@ START_TEST(cowguardctl_status_shows_a_preloaded_process_and_its_hooks)
 		  h_builddir());
 	pid = (pid_t)atoi(out->out);
 	ck_assert_int_gt(pid, 0);
-	for (int ms = 0; ms < 5000 && !(listed == 1 && rec.preload_hooks); ms += 20) {
+	for (int ms = 0; ms < 5000 && !(listed == 1 && rec.preload_pins[0]);
+	     ms += 20) {
 		listed = h_status_client(pid, &rec);
 		h_sleep_ms(20);
 	}
+	h_run_cmd(out, "%s --socket '%s' status", h_ctl_path(), h_socket());
 	kill(pid, SIGTERM);
 	ck_assert_msg(listed == 1 && rec.preload_hooks == (1u << 0 | 1u << 2),
 		      "pid %d: listed %d, preload hooks %#llx", (int)pid, listed,
 		      (unsigned long long)rec.preload_hooks);
+	ck_assert_msg(rec.preload_pins[0] == 1 && rec.preload_pins[2] == 0,
+		      "pins made: vmsplice %llu, uring %llu, not 1 and 0",
+		      (unsigned long long)rec.preload_pins[0],
+		      (unsigned long long)rec.preload_pins[2]);
+	ck_assert_msg(strstr(out->out, "preload   vmsplice uring") &&
+		      strstr(out->out, "pins made vmsplice 1 uring 0"),
+		      "cowguardctl status: %s", out->out);
 	free(out);
 }
 END_TEST
@@ -415,7 +429,7 @@ int main(void)
 	h_add(launcher, compilers_make_python_and_git_run_unchanged_under_cowguard_run);
 	h_add(launcher, the_preload_is_inherited_unless_no_inherit_is_asked);
 	h_add(launcher, a_program_runs_whatever_cowguard_cannot_do);
-	h_add(launcher, cowguardctl_status_shows_a_preloaded_process_and_its_hooks);
+	h_add(launcher, cowguardctl_status_shows_a_preloaded_process_its_hooks_and_its_pins);
 	h_add(launcher, fio_with_io_uring_fixed_buffers_verifies_under_cowguard_run);
 	suite_add_tcase(s, tc);
 	suite_add_tcase(s, launcher);

@@ -2,17 +2,17 @@
 /*
  * What the kernel reads from a program's memory by plain reference, seen
  * at the call (tests/apps/ programs, which know nothing of cowguard):
- *  - an O_DIRECT write (pwrite, pwritev2, io_uring WRITE and WRITEV) of
- *    pages a fork left shared.  Without the shim the program says what the
+ *  - an O_DIRECT write (write, pwrite, writev, pwritev, pwritev2, io_uring
+ *    WRITE and WRITEV) of pages a fork left shared.  Without the shim the program says what the
  *    kernel did (lib/kernel/odirect.c): every page its own after the write
  *    where the kernel unshares for it (6.2-6.3 on), none where it reads
  *    the shared page (6.1, 5.10).  Under cowguard-run every page is the
  *    program's own, and the shim pinned exactly where the kernel would not
- *    have: what cowguard-run learned at start, and what the shim learns
- *    itself where nothing was (COWGUARD_ODIRECT empty), must agree with
- *    the kernel's own behaviour.  With the
- *    older handling asked for (COWGUARD_KERNEL=pre-5.19) it pins on every
- *    kernel, which exercises the pinning path on this one too.
+ *    have: what cowguard-run learned at start must agree with the kernel's
+ *    own behaviour.  Where nothing was learned (COWGUARD_ODIRECT empty),
+ *    and with the older handling asked for (COWGUARD_KERNEL=pre-5.19), it
+ *    pins on every kernel, which exercises the pinning path on this one
+ *    too; an io_uring request's pin then ends at its completion.
  *  - an io_uring zero-copy send (SEND_ZC, plain references everywhere),
  *    pinned at submission and held until the shim sees its notification.
  */
@@ -29,9 +29,16 @@ struct odirect {
 	const char *counter;	/* the shim's count for it */
 };
 
+static const struct odirect by_write = { "--write", "odirect" };
 static const struct odirect by_pwrite = { "", "odirect" };
+static const struct odirect by_writev = { "--writev", "odirect" };
+static const struct odirect by_pwritev = { "--pwritev", "odirect" };
 static const struct odirect by_pwritev2 = { "--pwritev2", "odirect" };
 static const struct odirect by_uring = { "--uring", "uring" };
+/* A descriptor the program did not open: the exec'd image inherited it. */
+static const struct odirect inherited = { "--inherited", "odirect" };
+static const struct odirect inherited_uring = { "--inherited --uring",
+						"uring" };
 static const struct odirect by_uring_writev = { "--uring-writev", "uring" };
 
 /* Pages mapped alone after the write, as the app said; -1 after a skip. */
@@ -95,10 +102,9 @@ static void o_direct_write(const void *arg, int mode, enum h_kind kind)
 		      "%d pages were unshared", after, PAGES);
 	written(c, "--mode daemon", after == 0, NULL);
 	written(c, "--mode embedded", after == 0, NULL);
-	/* Nothing learned at start: the shim probes the file's filesystem. */
+	/* Nothing learned at start: every O_DIRECT write is pinned. */
 	setenv("COWGUARD_ODIRECT", "", 1);
-	written(c, "--mode daemon", after == 0,
-		after ? "the kernel unshares" : "plain references: pinned");
+	written(c, "--mode daemon", true, "pinned before each");
 	unsetenv("COWGUARD_ODIRECT");
 }
 
@@ -108,7 +114,7 @@ static void o_direct_write_pre_5_19(const void *arg, int mode,
 	(void)mode;
 	(void)kind;
 	setenv("COWGUARD_KERNEL", "pre-5.19", 1);
-	written(arg, "--mode daemon", true, NULL);
+	written(arg, "--mode daemon", true, "pins held at exit 0");
 	written(arg, "--mode embedded", true, NULL);
 	unsetenv("COWGUARD_KERNEL");
 }
@@ -123,14 +129,24 @@ static const struct h_app send_zc_pending = {
 };
 
 static const struct h_case cases[] = {
+	H_CASE_AS(an_o_direct_write_after_fork_reads_pages_the_program_maps_alone,
+		  o_direct_write, &by_write, 0, 0),
 	H_CASE_AS(an_o_direct_pwrite_after_fork_reads_pages_the_program_maps_alone,
 		  o_direct_write, &by_pwrite, 0, 0),
+	H_CASE_AS(an_o_direct_writev_after_fork_reads_pages_the_program_maps_alone,
+		  o_direct_write, &by_writev, 0, 0),
+	H_CASE_AS(an_o_direct_pwritev_after_fork_reads_pages_the_program_maps_alone,
+		  o_direct_write, &by_pwritev, 0, 0),
 	H_CASE_AS(an_o_direct_pwritev2_after_fork_reads_pages_the_program_maps_alone,
 		  o_direct_write, &by_pwritev2, 0, 0),
 	H_CASE_AS(an_io_uring_o_direct_write_after_fork_reads_pages_the_program_maps_alone,
 		  o_direct_write, &by_uring, 0, 0),
 	H_CASE_AS(an_io_uring_o_direct_writev_after_fork_reads_pages_the_program_maps_alone,
 		  o_direct_write, &by_uring_writev, 0, 0),
+	H_CASE_AS(an_o_direct_write_to_an_inherited_descriptor_is_followed,
+		  o_direct_write, &inherited, 0, 0),
+	H_CASE_AS(an_io_uring_o_direct_write_to_an_inherited_descriptor_is_followed,
+		  o_direct_write, &inherited_uring, 0, 0),
 	H_CASE_AS(with_the_older_handling_every_o_direct_pwrite_is_pinned,
 		  o_direct_write_pre_5_19, &by_pwrite, 0, 0),
 	H_CASE_AS(with_the_older_handling_every_io_uring_o_direct_write_is_pinned,

@@ -156,6 +156,12 @@ static void json_client(struct jw *w, const struct ctl_client *cl, bool audit)
 		if (c->preload_hooks & (1ULL << b))
 			jw_str(w, NULL, ctl_preload_hook_name(b));
 	jw_close(w, ']');
+	/* Pins made through each hook the client runs, by name. */
+	jw_open(w, "preload_pins", '{');
+	for (unsigned b = 0; b < CG_PRELOAD_MAX_HOOKS; b++)
+		if (c->preload_hooks & (1ULL << b))
+			jw_u64(w, ctl_preload_hook_name(b), c->preload_pins[b]);
+	jw_close(w, '}');
 	jw_u64(w, "engine_memory_bytes", c->footprint);
 	json_pages(w, c->present, c->exclusive, c->shared, c->dirty, c->wp);
 	json_stats(w, &c->stats);

@@ -44,7 +44,12 @@ static void text_client_header(const struct cg__status_client *c)
 		for (unsigned b = 0; b < 64; b++)
 			if (c->preload_hooks & (1ULL << b))
 				printf(" %s", ctl_preload_hook_name(b));
-		printf("  (cowguard-run)\n");
+		printf("  (cowguard-run)\n  pins made");
+		for (unsigned b = 0; b < CG_PRELOAD_MAX_HOOKS; b++)
+			if (c->preload_hooks & (1ULL << b))
+				printf(" %s %" PRIu64, ctl_preload_hook_name(b),
+				       c->preload_pins[b]);
+		printf("\n");
 	}
 	printf("  features  %#" PRIx64 ":", c->features);
 	for (unsigned b = 0; b < CTL_NFEATURES; b++)

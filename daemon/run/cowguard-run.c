@@ -149,23 +149,27 @@ static int set_env(const struct run *r)
 
 /*
  * Whether the kernel unshares before an O_DIRECT write reads a page a fork
- * left shared (lib/kernel/odirect.c), learned once here for the program
- * and all it starts, in the first of these directories that takes an
- * O_DIRECT file.  Where it does, the shim's write hooks ask nothing more;
- * unknown, the shim probes each filesystem itself.
+ * left shared (lib/kernel/odirect.c), learned once here, before the
+ * program runs, for it and all it starts: in the first of these
+ * directories that takes an O_DIRECT file.  The shim pins O_DIRECT writes
+ * except where this found the kernel to unshare (that filesystem only).
  */
 static void learn_odirect(void)
 {
 	const char *dirs[] = { ".", getenv("TMPDIR"), "/var/tmp", "/tmp" };
 	enum cg__odirect what = CG__ODIRECT_UNKNOWN;
+	char token[64];
+	dev_t dev = 0;
 
 	if (getenv("COWGUARD_ODIRECT"))
 		return;
 	for (size_t i = 0; i < 4 && what == CG__ODIRECT_UNKNOWN; i++)
 		if (dirs[i] && *dirs[i])
-			what = cg__odirect_write_in(dirs[i]);
-	if (what != CG__ODIRECT_UNKNOWN)
-		setenv("COWGUARD_ODIRECT", cg__odirect_token(what), 1);
+			what = cg__odirect_write_in(dirs[i], &dev);
+	if (what == CG__ODIRECT_UNKNOWN)
+		return;
+	cg__odirect_format(token, sizeof(token), what, dev);
+	setenv("COWGUARD_ODIRECT", token, 1);
 }
 
 /* Whether path is an ELF program with no interpreter: a static binary. */
@@ -245,7 +249,7 @@ static int check(char **cmd)
 	if (got) {
 		printf("O_DIRECT writes: %s\n", getenv("COWGUARD_ODIRECT") ?
 		       getenv("COWGUARD_ODIRECT") :
-		       "unknown here: the shim probes each filesystem");
+		       "unknown here: each is pinned after a fork");
 		return 0;
 	}
 	if (static_binary(cmd[0]))

@@ -128,8 +128,7 @@ static int probe_child(void)
 	} else {
 		verdict = PROBE_FAILED;
 	}
-	close(release);
-	cg__raw_wait(holder);
+	cg__raw_release_holder(holder, release);
 	return verdict;
 }
 

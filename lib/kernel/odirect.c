@@ -9,19 +9,19 @@
  * longer maps (../shared/KERNEL-FACTS.md), so the shim pins first exactly
  * where the kernel does not (lib/preload/hook_odirect.c).
  *
- * Learned once per filesystem, by doing it: map a page, write it, fork a
- * holder that keeps it shared (pagemap bit 56 clear), write the page with
- * O_DIRECT to an unnamed file (O_TMPFILE) in the directory of the file
- * asked about, and read bit 56 again.  Set: the kernel gave us a copy of
- * our own before it read.  Clear: it read the shared page.  Where the
- * probe cannot run (a block device, no O_TMPFILE, a directory we may not
- * write) the answer is UNKNOWN, which callers treat as plain: pinning
- * where the kernel would have unshared costs a write fault, not data.
+ * Learned by doing it, once, by cowguard-run before it starts the program
+ * (the probe forks, which the program itself must not do behind its own
+ * back): map a page, write it, fork a holder that keeps it shared
+ * (pagemap bit 56 clear), write the page with O_DIRECT to an unnamed file
+ * (O_TMPFILE) in a directory, and read bit 56 again.  Set: the kernel gave
+ * us a copy of our own before it read.  Clear: it read the shared page.
+ * The answer holds for that directory's filesystem (its st_dev); where
+ * the probe cannot run, it is UNKNOWN, which callers treat as plain:
+ * pinning where the kernel would have unshared costs a write fault, not
+ * data.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,14 +37,6 @@
 #include "sys.h"
 
 #define PAGE 4096
-#define MAX_FILESYSTEMS 16
-
-static struct {
-	pthread_mutex_t lock;
-	size_t n;
-	dev_t dev[MAX_FILESYSTEMS];
-	enum cg__odirect what[MAX_FILESYSTEMS];
-} known = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 const char *cg__odirect_name(enum cg__odirect what)
 {
@@ -58,40 +50,28 @@ const char *cg__odirect_name(enum cg__odirect what)
 	}
 }
 
-static const char *const names[] = {
-	[CG__ODIRECT_UNKNOWN] = "unknown",
-	[CG__ODIRECT_PLAIN] = "plain",
-	[CG__ODIRECT_UNSHARES] = "unshares",
-};
-
-const char *cg__odirect_token(enum cg__odirect what)
+int cg__odirect_format(char *buf, size_t size, enum cg__odirect what,
+		       dev_t dev)
 {
-	return names[what];
+	if (what == CG__ODIRECT_UNSHARES)
+		return snprintf(buf, size, "unshares:%llu",
+				(unsigned long long)dev);
+	return snprintf(buf, size, "%s",
+			what == CG__ODIRECT_PLAIN ? "plain" : "unknown");
 }
 
-enum cg__odirect cg__odirect_parse(const char *token)
+enum cg__odirect cg__odirect_parse(const char *s, dev_t *dev)
 {
-	for (int i = CG__ODIRECT_PLAIN; token && i <= CG__ODIRECT_UNSHARES; i++)
-		if (!strcmp(token, names[i]))
-			return (enum cg__odirect)i;
+	unsigned long long d;
+	char end;
+
+	if (s && !strcmp(s, "plain"))
+		return CG__ODIRECT_PLAIN;
+	if (s && sscanf(s, "unshares:%llu%c", &d, &end) == 1) {
+		*dev = (dev_t)d;
+		return CG__ODIRECT_UNSHARES;
+	}
 	return CG__ODIRECT_UNKNOWN;
-}
-
-/* The directory fd's file is in, into dir; false when it has none. */
-static bool dir_of(int fd, char *dir, size_t size)
-{
-	char link[64];
-	ssize_t n;
-	char *slash;
-
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, dir, size - 1);
-	if (n <= 0 || dir[0] != '/')
-		return false;	/* not a path: socket:[...], anon_inode:... */
-	dir[n] = 0;
-	slash = strrchr(dir, '/');
-	*(slash == dir ? slash + 1 : slash) = 0;
-	return true;
 }
 
 static bool page_shared(int pagemap, const void *page)
@@ -115,8 +95,7 @@ static enum cg__odirect write_shared_page(int tmp, char *page, int pagemap)
 	    syscall(SYS_pwrite64, tmp, page, PAGE, 0) == PAGE)
 		what = page_shared(pagemap, page) ? CG__ODIRECT_PLAIN
 						  : CG__ODIRECT_UNSHARES;
-	close(release);
-	cg__raw_wait(holder);
+	cg__raw_release_holder(holder, release);
 	return what;
 }
 
@@ -150,38 +129,12 @@ static bool before_5_19(void)
 	return !cg__kernel_probe() && !cg__kernel_read_pin_unshares();
 }
 
-enum cg__odirect cg__odirect_write_in(const char *dir)
+enum cg__odirect cg__odirect_write_in(const char *dir, dev_t *dev)
 {
-	return before_5_19() ? CG__ODIRECT_PLAIN : probe(dir);
-}
-
-enum cg__odirect cg__odirect_write(int fd, bool *learned)
-{
-	bool old = before_5_19();
-	enum cg__odirect what;
-	char dir[PATH_MAX];
 	struct stat st;
-	size_t i;
 
-	*learned = false;
-	/* A block device: no directory of its filesystem to probe in. */
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode))
-		return old ? CG__ODIRECT_PLAIN : CG__ODIRECT_UNKNOWN;
-	pthread_mutex_lock(&known.lock);
-	for (i = 0; i < known.n && known.dev[i] != st.st_dev; i++)
-		;
-	if (i < known.n) {
-		what = known.what[i];
-	} else {
-		what = old ? CG__ODIRECT_PLAIN :
-		       dir_of(fd, dir, sizeof(dir)) ? probe(dir) :
-		       CG__ODIRECT_UNKNOWN;
-		*learned = true;
-		if (known.n < MAX_FILESYSTEMS) {
-			known.dev[known.n] = st.st_dev;
-			known.what[known.n++] = what;
-		}
-	}
-	pthread_mutex_unlock(&known.lock);
-	return what;
+	if (stat(dir, &st))
+		return CG__ODIRECT_UNKNOWN;
+	*dev = st.st_dev;
+	return before_5_19() ? CG__ODIRECT_PLAIN : probe(dir);
 }

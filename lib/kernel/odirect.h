@@ -3,7 +3,8 @@
 #ifndef CG_ODIRECT_H
 #define CG_ODIRECT_H
 
-#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
 
 enum cg__odirect {
 	CG__ODIRECT_UNKNOWN,	/* could not be learned: take it as plain */
@@ -12,25 +13,20 @@ enum cg__odirect {
 };
 
 /*
- * For the filesystem fd is on (learned once per filesystem, by doing it).
- * Safe from any thread; the first call on a filesystem forks the process
- * once (a raw clone: lib/kernel/raw_fork.h), and says so in *learned.
+ * For the filesystem of directory dir, whose st_dev goes to *dev.  Forks
+ * (twice before the kernel probe of lib/kernel/kernel.c has run): for a
+ * launcher, not for a program behind its back.
  */
-enum cg__odirect cg__odirect_write(int fd, bool *learned);
-
-/*
- * The same for the filesystem of directory dir, probed at every call:
- * what cowguard-run learns once for the programs it starts.
- */
-enum cg__odirect cg__odirect_write_in(const char *dir);
+enum cg__odirect cg__odirect_write_in(const char *dir, dev_t *dev);
 
 /* In words, for a log line. */
 const char *cg__odirect_name(enum cg__odirect what);
 /*
- * As one word for COWGUARD_ODIRECT ("plain", "unshares"), and back
- * (anything else: UNKNOWN).
+ * As COWGUARD_ODIRECT says it ("plain", "unshares:DEV"), and back
+ * (anything else: UNKNOWN; dev is set for UNSHARES only).
  */
-const char *cg__odirect_token(enum cg__odirect what);
-enum cg__odirect cg__odirect_parse(const char *token);
+int cg__odirect_format(char *buf, size_t size, enum cg__odirect what,
+		       dev_t dev);
+enum cg__odirect cg__odirect_parse(const char *s, dev_t *dev);
 
 #endif

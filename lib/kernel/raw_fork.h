@@ -34,8 +34,8 @@ static inline int cg__raw_wait(pid_t pid)
 
 /*
  * A holder: a child that keeps every page of ours shared copy-on-write
- * until the caller closes *release (a pipe's write end made here), then
- * exits.  Its pid, for cg__raw_wait() after the close, or -1.
+ * until cg__raw_release_holder(), then exits.  Its pid (and in *release
+ * the pipe's write end that lets it go), or -1.
  */
 static inline pid_t cg__raw_fork_holder(int *release)
 {
@@ -58,6 +58,18 @@ static inline pid_t cg__raw_fork_holder(int *release)
 	else
 		*release = go[1];
 	return pid;
+}
+
+/*
+ * A byte, not only the close: a fork by another thread meanwhile holds a
+ * copy of the write end, and the holder would wait for its EOF forever.
+ */
+static inline void cg__raw_release_holder(pid_t holder, int release)
+{
+	while (write(release, "", 1) < 0 && errno == EINTR)
+		;
+	close(release);
+	cg__raw_wait(holder);
 }
 
 #endif

@@ -59,6 +59,16 @@ static const struct {
 	{ "pwritev64", ODIRECT },
 	{ "pwritev2", ODIRECT },
 	{ "pwritev64v2", ODIRECT },
+	{ "open", ODIRECT },
+	{ "open64", ODIRECT },
+	{ "openat", ODIRECT },
+	{ "openat64", ODIRECT },
+	{ "__open_2", ODIRECT },
+	{ "__open64_2", ODIRECT },
+	{ "__openat_2", ODIRECT },
+	{ "__openat64_2", ODIRECT },
+	{ "fcntl", ODIRECT },
+	{ "fcntl64", ODIRECT },
 };
 #define NSYMBOLS (sizeof(symbols) / sizeof(symbols[0]))
 

@@ -1,49 +1,51 @@
 // SPDX-License-Identifier: MIT
 /*
  * Writes to an O_DIRECT file: the device reads the program's pages while
- * the call runs.  Where the kernel reads them by plain reference
- * (lib/kernel/odirect.c: before 5.19 always, 5.19-6.2 in the block layer),
- * a page a fork left shared is read without being unshared first; the
- * shim pins (or unshares) before the call and lets go when it returns,
- * the write being done then.  cowguard-run learns once at start what the
- * kernel does (COWGUARD_ODIRECT); where it unshares, the hook asks
- * nothing.  Unknown there (no directory took an O_DIRECT file), the shim
- * probes each filesystem on its first O_DIRECT write.
+ * the call runs.  Where the kernel reads them by plain reference (before
+ * 5.19 always, 5.19-6.2 in the block layer: lib/kernel/odirect.c), a page
+ * a fork left shared is read without being unshared first; the shim pins
+ * (or unshares) before the call and lets go when it returns, the write
+ * being done then.  cowguard-run learns at start what the kernel does, on
+ * one filesystem (COWGUARD_ODIRECT): writes to files there go unpinned
+ * where the kernel unshares; every other O_DIRECT write is pinned (an
+ * unknown filesystem: NFS and FUSE have direct I/O paths of their own).
  *
  * Until the program has forked (cg__shim_forked()) none of its anonymous
  * pages is shared, and a write that reads them while the call runs reads
- * the program's own: the hook then costs a test.  After a fork, on a
- * kernel that reads by plain reference, it costs one fcntl a write (the
- * O_DIRECT flag may change at any time).  A never-written page (the zero page) or a
- * private file page read by plain reference holds what the program sees
- * until the call returns; it is the consumers that hold references longer
- * (a pipe, a zero-copy send) that pin those too.
- *
- * Only writes whose length is a multiple of 512 bytes are looked at:
- * direct I/O on a block-based filesystem refuses any other length
- * (EINVAL), and so the common short write costs no system call of ours.
- * Filesystems that take any length (NFS, FUSE's direct_io) are not
- * followed for those lengths (docs/preload.md).  glibc's stdio calls its
- * own write, not this one: a FILE on an O_DIRECT descriptor is not
- * followed either.
+ * the program's own; until it may hold an O_DIRECT descriptor
+ * (lib/preload/hook_open.c) no write is direct: the hook then costs two
+ * tests.  After both, a write whose length is a multiple of 512 costs one
+ * fcntl (the O_DIRECT flag may change at any time); direct I/O on a block-based filesystem refuses
+ * other lengths (EINVAL), and filesystems that take any length (NFS,
+ * FUSE's direct_io) are not followed for those.  A never-written page
+ * (the zero page) or a private file page read by plain reference holds
+ * what the program sees until the call returns; it is the consumers that
+ * hold references longer (a pipe, a zero-copy send) that pin those too.
+ * glibc's stdio calls its own write, not this one: a FILE on an O_DIRECT
+ * descriptor is not followed.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "cowguard.h"
-#include "kernel/odirect.h"
 #include "preload.h"
 
 #define BLOCK 512
 
-enum call { WRITE, PWRITE, WRITEV, PWRITEV, PWRITEV2, NCALLS };
+enum call {
+	WRITE, PWRITE, PWRITE64, WRITEV, PWRITEV, PWRITEV64, PWRITEV2,
+	PWRITEV64V2, NCALLS
+};
 
-/* The 64-bit names: on LP64 each is also the plain one's. */
+/* Each symbol's own original: another library may hook one of them. */
 static const char *const names[NCALLS] = {
-	"write", "pwrite64", "writev", "pwritev64", "pwritev64v2",
+	"write", "pwrite", "pwrite64", "writev", "pwritev", "pwritev64",
+	"pwritev2", "pwritev64v2",
 };
 
 struct args {
@@ -74,11 +76,13 @@ static ssize_t call_real(const struct args *a)
 	case WRITE:
 		return ((write_fn *)fn)(a->fd, a->iov->iov_base, a->iov->iov_len);
 	case PWRITE:
+	case PWRITE64:
 		return ((pwrite_fn *)fn)(a->fd, a->iov->iov_base,
 					 a->iov->iov_len, a->off);
 	case WRITEV:
 		return ((writev_fn *)fn)(a->fd, a->iov, a->nr);
 	case PWRITEV:
+	case PWRITEV64:
 		return ((pwritev_fn *)fn)(a->fd, a->iov, a->nr, a->off);
 	default:
 		return ((pwritev2_fn *)fn)(a->fd, a->iov, a->nr, a->off,
@@ -86,58 +90,65 @@ static ssize_t call_real(const struct args *a)
 	}
 }
 
-static bool block_multiple(const struct iovec *iov, int nr)
-{
-	size_t len = 0;
-
-	for (int i = 0; i < nr && iov; i++)
-		len += iov[i].iov_len;
-	return len && len % BLOCK == 0;
-}
-
 bool cg__odirect_unprotected(int fd)
 {
-	enum cg__odirect what = cg__shim_odirect();
-	bool learned = false;
-	int fl;
+	static bool said;
+	struct stat st;
+	int fl = fcntl(fd, F_GETFL);
 
-	if (what == CG__ODIRECT_UNSHARES)
+	if (fl < 0 || !(fl & O_DIRECT) || fstat(fd, &st))
 		return false;
-	fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || !(fl & O_DIRECT))
+	/* A packet-mode pipe says O_DIRECT too: a write copies into it. */
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
 		return false;
-	if (what != CG__ODIRECT_PLAIN)
-		what = cg__odirect_write(fd, &learned);
-	if (learned)
-		cg__shim_log("O_DIRECT writes on the filesystem of fd %d: %s%s",
-			     fd, cg__odirect_name(what),
-			     what == CG__ODIRECT_UNSHARES ? "" :
-			     ": pinned before each");
-	return what != CG__ODIRECT_UNSHARES;
+	if (S_ISREG(st.st_mode) && cg__shim_odirect_unshared(st.st_dev))
+		return false;
+	if (!__atomic_exchange_n(&said, true, __ATOMIC_RELAXED))
+		cg__shim_log("O_DIRECT writes the kernel may read by plain "
+			     "reference (COWGUARD_ODIRECT %s): pinned before "
+			     "each", getenv("COWGUARD_ODIRECT") ?
+			     getenv("COWGUARD_ODIRECT") : "unset");
+	return true;
 }
 
 /*
- * A vector is the program's memory, which the kernel reads with EFAULT as
- * the answer to a bad one: the shim reads it only for an O_DIRECT file.
+ * The write needs a pin: O_DIRECT, of a length a block device takes, on a
+ * filesystem not known to unshare.  The vector is the program's memory,
+ * which the kernel answers EFAULT for when bad: it is copied with
+ * cg__read_own(), and only for an O_DIRECT file.  *copy is freed by the
+ * caller.
  */
+static bool needs_pin(const struct args *a, struct iovec **copy)
+{
+	size_t len = 0;
+
+	*copy = NULL;
+	if (!cg__odirect_fds_seen())
+		return false;
+	if (a->call < WRITEV)
+		return a->iov->iov_len % BLOCK == 0 && a->iov->iov_len &&
+		       cg__odirect_unprotected(a->fd);
+	if (a->nr <= 0 || a->nr > IOV_MAX || !cg__odirect_unprotected(a->fd))
+		return false;
+	*copy = cg__read_own_iov(a->iov, (size_t)a->nr);
+	for (int i = 0; *copy && i < a->nr; i++)
+		len += (*copy)[i].iov_len;
+	return len && len % BLOCK == 0;
+}
+
 static ssize_t odirect_write(const struct args *a)
 {
-	bool vector = a->call >= WRITEV;
-	struct cg_pin *pin;
+	struct cg_pin *pin = NULL;
+	struct iovec *copy;
 	ssize_t n;
 
-	if (!cg__shim_forked() || (!vector && !block_multiple(a->iov, 1)) ||
-	    (vector && (a->nr <= 0 || a->nr > IOV_MAX)) ||
-	    !cg__shim_enter_bare(CG__HOOK_ODIRECT))
+	if (!cg__shim_forked() || !cg__shim_enter_bare(CG__HOOK_ODIRECT))
 		return call_real(a);
-	if (!cg__odirect_unprotected(a->fd) ||
-	    (vector && !block_multiple(a->iov, a->nr))) {
-		cg__shim_leave();
-		return call_real(a);
-	}
-	pin = cg__protect(CG__HOOK_ODIRECT, cg__shim_handle(), a->iov,
-			  (unsigned long)a->nr, CG_PIN_RO,
-			  "O_DIRECT write (preload)");
+	if (needs_pin(a, &copy))
+		pin = cg__protect(CG__HOOK_ODIRECT, cg__shim_handle(),
+				  copy ? copy : a->iov, (unsigned long)a->nr,
+				  CG_PIN_RO);
+	free(copy);
 	n = call_real(a);
 	cg__unprotect(pin);
 	cg__shim_leave();
@@ -160,7 +171,9 @@ CG__HOOK ssize_t pwrite(int fd, const void *buf, size_t len, off_t off)
 
 CG__HOOK ssize_t pwrite64(int fd, const void *buf, size_t len, off_t off)
 {
-	return pwrite(fd, buf, len, off);
+	struct iovec iov = { (void *)buf, len };
+
+	return odirect_write(&(struct args){ PWRITE64, fd, &iov, 1, off, 0 });
 }
 
 CG__HOOK ssize_t writev(int fd, const struct iovec *iov, int nr)
@@ -175,7 +188,7 @@ CG__HOOK ssize_t pwritev(int fd, const struct iovec *iov, int nr, off_t off)
 
 CG__HOOK ssize_t pwritev64(int fd, const struct iovec *iov, int nr, off_t off)
 {
-	return pwritev(fd, iov, nr, off);
+	return odirect_write(&(struct args){ PWRITEV64, fd, iov, nr, off, 0 });
 }
 
 CG__HOOK ssize_t pwritev2(int fd, const struct iovec *iov, int nr, off_t off,
@@ -187,5 +200,6 @@ CG__HOOK ssize_t pwritev2(int fd, const struct iovec *iov, int nr, off_t off,
 CG__HOOK ssize_t pwritev64v2(int fd, const struct iovec *iov, int nr,
 			     off_t off, int flags)
 {
-	return pwritev2(fd, iov, nr, off, flags);
+	return odirect_write(&(struct args){ PWRITEV64V2, fd, iov, nr, off,
+					     flags });
 }

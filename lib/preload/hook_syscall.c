@@ -6,6 +6,7 @@
  * every other one passes through with its six arguments, as the kernel's
  * calling convention reads them whatever the caller passed.
  */
+#include <fcntl.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <sys/syscall.h>
@@ -14,6 +15,24 @@
 #include "preload.h"
 
 typedef long syscall_fn(long nr, ...);
+
+/* A descriptor that may be O_DIRECT (lib/preload/hook_open.c). */
+static void opens(long nr, const long *a)
+{
+	long flags = -1;
+
+#ifdef SYS_open
+	if (nr == SYS_open)
+		flags = a[1];
+#endif
+	if (nr == SYS_openat)
+		flags = a[2];
+	if (nr == SYS_fcntl && a[1] == F_SETFL)
+		flags = a[2];
+	/* openat2's flags are behind a pointer. */
+	if ((flags >= 0 && (flags & O_DIRECT)) || nr == SYS_openat2)
+		cg__odirect_fd_seen();
+}
 
 ssize_t vmsplice(int fd, const struct iovec *iov, unsigned long nr,
 		 unsigned int flags);
@@ -33,9 +52,13 @@ CG__HOOK long syscall(long nr, ...)
 	if (!real)
 		real = (syscall_fn *)cg__real("syscall");
 	/* clone3's flags are behind a pointer: counted whatever they say. */
-	if ((nr == SYS_clone && !(a[0] & CLONE_VM)) || nr == SYS_fork ||
-	    nr == SYS_clone3)
+	if ((nr == SYS_clone && !(a[0] & CLONE_VM)) || nr == SYS_clone3)
 		cg__shim_note_fork();
+#ifdef SYS_fork
+	if (nr == SYS_fork)
+		cg__shim_note_fork();
+#endif
+	opens(nr, a);
 	if (!cg__shim_inside() && nr == SYS_vmsplice)
 		return vmsplice((int)a[0], (const struct iovec *)a[1],
 				(unsigned long)a[2], (unsigned)a[3]);

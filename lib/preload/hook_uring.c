@@ -20,8 +20,6 @@
 #include "cowguard.h"
 #include "preload.h"
 
-#define CONSUMER "io_uring (preload)"
-
 /* Pin each buffer; on failure end those pinned (none is left held). */
 static void pin_buffers(struct cg *cg, int fd, const struct iovec *iov,
 			unsigned nr)
@@ -32,7 +30,7 @@ static void pin_buffers(struct cg *cg, int fd, const struct iovec *iov,
 		if (!iov[i].iov_base || !iov[i].iov_len)
 			continue;	/* a sparse slot: no memory */
 		pin = cg__protect(CG__HOOK_URING, cg, &iov[i], 1,
-				  CG_PIN_RW | CG_PIN_FOLL_PIN, CONSUMER);
+				  CG_PIN_RW | CG_PIN_FOLL_PIN);
 		if (pin)
 			cg__held_add(pin, CG__HELD_URING, fd, 0);
 	}

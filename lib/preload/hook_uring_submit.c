@@ -10,7 +10,7 @@
  *  - WRITE and WRITEV on an O_DIRECT file where the kernel does not unshare
  *    for them (lib/kernel/odirect.c, lib/preload/hook_odirect.c).  A
  *    registered file (IOSQE_FIXED_FILE) cannot be asked, and is taken as
- *    such a file unless cowguard-run learned that the kernel unshares.
+ *    such a file.
  * A pin ends when the shim sees its request's last completion in the CQ
  * ring (no IORING_CQE_F_MORE: for a zero-copy send, its notification),
  * which it looks for at each later submission; at io_uring_queue_exit;
@@ -24,16 +24,17 @@
  * io_uring_setup and that mmap: docs/preload.md.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <liburing.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "cowguard.h"
 #include "preload.h"
 
-#define CONSUMER "io_uring request (preload)"
 #define BLOCK 512
 #define MAX_RINGS 64
 
@@ -76,8 +77,8 @@ static size_t slot_of(int fd)
 	return i;
 }
 
-/* Start following ring's completions from now, if not yet. */
-static void follow(const struct io_uring *ring)
+/* Follow ring's completions from now, if not yet; false: no room. */
+static bool follow(const struct io_uring *ring)
 {
 	size_t i;
 
@@ -89,6 +90,7 @@ static void follow(const struct io_uring *ring)
 		rings.n++;
 	}
 	pthread_mutex_unlock(&rings.lock);
+	return i < MAX_RINGS;
 }
 
 /*
@@ -126,7 +128,7 @@ static bool block_multiple(const struct iovec *iov, size_t nr)
 {
 	size_t len = 0;
 
-	for (size_t i = 0; i < nr && iov; i++)
+	for (size_t i = 0; i < nr; i++)
 		len += iov[i].iov_len;
 	return len && len % BLOCK == 0;
 }
@@ -138,85 +140,104 @@ static bool block_multiple(const struct iovec *iov, size_t nr)
  */
 static bool plain_write(const struct io_uring_sqe *sqe)
 {
-	if (!cg__shim_forked() || cg__shim_odirect() == CG__ODIRECT_UNSHARES)
-		return false;
-	return (sqe->flags & IOSQE_FIXED_FILE) ||
-	       cg__odirect_unprotected(sqe->fd);
+	return cg__shim_forked() && cg__odirect_fds_seen() &&
+	       ((sqe->flags & IOSQE_FIXED_FILE) ||
+		cg__odirect_unprotected(sqe->fd));
 }
 
-/* The memory sqe reads by plain reference: *nr iovecs, or none. */
-static const struct iovec *plain_memory(const struct io_uring_sqe *sqe,
-					struct iovec *one, size_t *nr)
+/*
+ * How many iovecs of memory sqe reads by plain reference: in *one, or
+ * copied into *copy (malloc'd; the caller frees it).  A message header or
+ * a vector is the program's memory, which the kernel answers EFAULT for
+ * when bad: read with cg__read_own(), and only where it matters.
+ */
+static size_t plain_memory(const struct io_uring_sqe *sqe, struct iovec *one,
+			   struct iovec **copy)
 {
-	const struct msghdr *msg;
-	const struct iovec *iov;
+	const void *addr = (const void *)(uintptr_t)sqe->addr;
+	struct msghdr msg;
 
-	*nr = 0;
+	*copy = NULL;
+	*one = (struct iovec){ (void *)addr, sqe->len };
 	switch (sqe->opcode) {
+	case IORING_OP_OPENAT:
+		if (sqe->open_flags & O_DIRECT)
+			cg__odirect_fd_seen();
+		return 0;
+	case IORING_OP_OPENAT2:	/* its flags are behind a pointer */
+		cg__odirect_fd_seen();
+		return 0;
 	case IORING_OP_SEND_ZC:
-		if (sqe->ioprio & IORING_RECVSEND_FIXED_BUF)
-			return NULL;
-		*one = (struct iovec){ (void *)(uintptr_t)sqe->addr, sqe->len };
-		*nr = 1;
-		return one;
-	case IORING_OP_SENDMSG_ZC:
-		msg = (const struct msghdr *)(uintptr_t)sqe->addr;
-		*nr = msg ? msg->msg_iovlen : 0;
-		return msg ? msg->msg_iov : NULL;
+		return !(sqe->ioprio & IORING_RECVSEND_FIXED_BUF);
 	case IORING_OP_WRITE:
-		*one = (struct iovec){ (void *)(uintptr_t)sqe->addr, sqe->len };
-		*nr = block_multiple(one, 1) && plain_write(sqe);
-		return one;
+		return block_multiple(one, 1) && plain_write(sqe);
+	case IORING_OP_SENDMSG_ZC:
+		if (!cg__read_own(&msg, addr, sizeof(msg)) || !msg.msg_iovlen ||
+		    msg.msg_iovlen > IOV_MAX)
+			return 0;
+		*copy = cg__read_own_iov(msg.msg_iov, msg.msg_iovlen);
+		return *copy ? msg.msg_iovlen : 0;
 	case IORING_OP_WRITEV:
-		/* The vector is read only for a write that may need it. */
-		iov = (const struct iovec *)(uintptr_t)sqe->addr;
-		*nr = sqe->len <= IOV_MAX && plain_write(sqe) &&
-		      block_multiple(iov, sqe->len) ? sqe->len : 0;
-		return iov;
+		if (!sqe->len || sqe->len > IOV_MAX || !plain_write(sqe))
+			return 0;
+		*copy = cg__read_own_iov(addr, sqe->len);
+		return *copy && block_multiple(*copy, sqe->len) ? sqe->len : 0;
 	default:
-		return NULL;
+		return 0;
 	}
 }
 
-/* Pin what the SQEs prepared since the last submission read. */
-static void pin_pending(struct cg *cg, const struct io_uring *ring)
+/*
+ * Held until its last completion is seen; with IOSQE_CQE_SKIP_SUCCESS no
+ * completion will say when, and a ring past MAX_RINGS is not followed:
+ * such a request's pages were unshared, and the pin ends now.
+ */
+static void hold(const struct io_uring *ring, const struct io_uring_sqe *sqe,
+		 struct cg_pin *pin)
 {
-	for (unsigned pos = ring->sq.sqe_head; pos != ring->sq.sqe_tail; pos++) {
-		const struct io_uring_sqe *sqe = sqe_at(ring, pos);
-		struct iovec one;
-		const struct iovec *iov;
-		struct cg_pin *pin;
-		size_t nr;
-
-		iov = plain_memory(sqe, &one, &nr);
-		if (!nr)
-			continue;
-		pin = cg__protect(CG__HOOK_URING, cg, iov, nr, CG_PIN_RO,
-				  CONSUMER);
-		/* No completion will say when it is done: unshared, not held. */
-		if (sqe->flags & IOSQE_CQE_SKIP_SUCCESS) {
-			cg__unprotect(pin);
-			continue;
-		}
-		if (!pin)
-			continue;
-		follow(ring);
+	if (!pin)
+		return;
+	if ((sqe->flags & IOSQE_CQE_SKIP_SUCCESS) || !follow(ring))
+		cg__unprotect(pin);
+	else
 		cg__held_add(pin, CG__HELD_URING_IO, ring->ring_fd,
 			     sqe->user_data);
+}
+
+/*
+ * Pin what the SQEs prepared since the last submission read.  The daemon
+ * is dialled only for a request that needs it.
+ */
+static void pin_pending(const struct io_uring *ring)
+{
+	struct cg *cg = NULL;
+	bool asked = false;
+
+	for (unsigned pos = ring->sq.sqe_head; pos != ring->sq.sqe_tail; pos++) {
+		const struct io_uring_sqe *sqe = sqe_at(ring, pos);
+		struct iovec one, *copy;
+		size_t nr = plain_memory(sqe, &one, &copy);
+
+		if (nr && !asked) {
+			cg = cg__shim_handle();
+			asked = true;
+		}
+		if (nr)
+			hold(ring, sqe, cg__protect(CG__HOOK_URING, cg,
+						    copy ? copy : &one, nr,
+						    CG_PIN_RO));
+		free(copy);
 	}
 }
 
 /* Around each submission: completions first, then what is new. */
-static bool submitting(struct io_uring *ring)
+static void submitting(struct io_uring *ring)
 {
-	struct cg *cg;
-
-	if (!cg__shim_enter(CG__HOOK_URING, &cg))
-		return false;
+	if (!cg__shim_enter_bare(CG__HOOK_URING))
+		return;
 	reap_completions(ring);
-	pin_pending(cg, ring);
+	pin_pending(ring);
 	cg__shim_leave();
-	return true;
 }
 
 void cg__uring_ring_exit(int fd)

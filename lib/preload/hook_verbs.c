@@ -26,7 +26,6 @@
 #undef ibv_reg_mr
 #undef ibv_reg_mr_iova
 
-#define CONSUMER "rdma (preload)"
 
 /* The kernel's ib_access_writable(): these make it pin for writing. */
 static unsigned pin_flags(unsigned access)
@@ -61,7 +60,7 @@ static struct ibv_mr *register_pinned(struct ibv_pd *pd, void *addr,
 
 	if (!flags || !length || !cg__shim_enter(CG__HOOK_VERBS, &cg))
 		return reg(pd, addr, length, iova, access, which);
-	pin = cg__protect(CG__HOOK_VERBS, cg, &iov, 1, flags, CONSUMER);
+	pin = cg__protect(CG__HOOK_VERBS, cg, &iov, 1, flags);
 	mr = reg(pd, addr, length, iova, access, which);
 	if (!mr && errno == EFAULT) {
 		cg__write_fault_iov(&iov);
@@ -184,7 +183,7 @@ CG__HOOK int ibv_rereg_mr(struct ibv_mr *mr, int flags, struct ibv_pd *pd,
 	if ((flags & IBV_REREG_MR_CHANGE_TRANSLATION) &&
 	    pin_flags((unsigned)access))
 		pin = cg__protect(CG__HOOK_VERBS, cg, &iov, 1,
-				  pin_flags((unsigned)access), CONSUMER);
+				  pin_flags((unsigned)access));
 	ret = real(mr, flags, pd, addr, length, access);
 	if (!ret && (flags & IBV_REREG_MR_CHANGE_TRANSLATION)) {
 		cg__held_release_seq(CG__HELD_MR, -1, (uintptr_t)mr,

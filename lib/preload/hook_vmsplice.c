@@ -25,8 +25,8 @@ CG__HOOK ssize_t vmsplice(int fd, const struct iovec *iov, unsigned long nr,
 		real = (vmsplice_fn *)cg__real("vmsplice");
 	if (!cg__shim_enter(CG__HOOK_VMSPLICE, &cg))
 		return real(fd, iov, nr, flags);
-	pin = iov && nr ? cg__protect(CG__HOOK_VMSPLICE, cg, iov, nr, CG_PIN_RO,
-				      "vmsplice (preload)")
+	pin = iov && nr ? cg__protect(CG__HOOK_VMSPLICE, cg, iov, nr,
+					    CG_PIN_RO)
 			: NULL;
 	n = real(fd, iov, nr, flags);
 	if (pin && n < 0)

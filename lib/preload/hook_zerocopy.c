@@ -76,9 +76,7 @@ static ssize_t send_pinned(int fd, const struct msghdr *msg, int flags,
 
 	if (!zerocopy(fd, flags) || !cg__shim_enter(CG__HOOK_ZEROCOPY, &cg))
 		return call(fd, msg, flags, arg);
-	if (msg->msg_iov && msg->msg_iovlen)
-		pin = cg__protect(CG__HOOK_ZEROCOPY, cg, msg->msg_iov,
-				  msg->msg_iovlen, CG_PIN_RO, "zerocopy (preload)");
+	pin = cg__protect_msg(CG__HOOK_ZEROCOPY, cg, msg, CG_PIN_RO);
 	n = call(fd, msg, flags, arg);
 	if (n >= 0 && pin)
 		cg__held_add(pin, CG__HELD_ZEROCOPY, fd, next_number(fd));
@@ -158,11 +156,8 @@ CG__HOOK int sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
 	/* The kernel sends at most UIO_MAXIOV; we pin the first 64. */
 	n = n > 64 ? 64 : n;
 	for (unsigned i = 0; i < n; i++)
-		if (v[i].msg_hdr.msg_iov && v[i].msg_hdr.msg_iovlen)
-			pins[i] = cg__protect(CG__HOOK_ZEROCOPY, cg,
-					      v[i].msg_hdr.msg_iov,
-					      v[i].msg_hdr.msg_iovlen, CG_PIN_RO,
-					      "zerocopy (preload)");
+		pins[i] = cg__protect_msg(CG__HOOK_ZEROCOPY, cg, &v[i].msg_hdr,
+					  CG_PIN_RO);
 	sent = real(fd, v, n, flags);
 	for (unsigned i = 0; i < n; i++) {
 		if ((int)i < sent && pins[i])
@@ -194,6 +189,15 @@ static void completions(int fd, const struct msghdr *msg)
 	}
 }
 
+/* Descriptors passed with SCM_RIGHTS: they may be O_DIRECT. */
+static bool received_fds(struct msghdr *msg)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+			return true;
+	return false;
+}
+
 CG__HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	static recvmsg_fn *real;
@@ -202,6 +206,8 @@ CG__HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 	if (!real)
 		real = (recvmsg_fn *)cg__real("recvmsg");
 	n = real(fd, msg, flags);
+	if (n >= 0 && received_fds(msg))
+		cg__odirect_fd_seen();
 	if (n >= 0 && (flags & MSG_ERRQUEUE) && !cg__shim_inside()) {
 		int saved = errno;
 

@@ -32,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "kernel/odirect.h"
+#include <sys/types.h>
 
 #define CG__HOOK __attribute__((visibility("default")))
 
@@ -71,12 +71,16 @@ void cg__shim_leave(void);
  * exec: until then none of its anonymous pages is shared copy-on-write.
  * fork() is seen through pthread_atfork, a raw fork through the syscall()
  * hook, which calls cg__shim_note_fork(); vfork and posix_spawn share the
- * address space and copy nothing.
+ * address space and copy nothing.  Not seen: glibc's _Fork() and its
+ * clone() wrapper without CLONE_VM, and inline system calls.
  */
 bool cg__shim_forked(void);
 void cg__shim_note_fork(void);
-/* What cowguard-run learned O_DIRECT writes do (COWGUARD_ODIRECT). */
-enum cg__odirect cg__shim_odirect(void);
+/*
+ * Whether cowguard-run saw the kernel unshare for an O_DIRECT write on the
+ * filesystem dev (COWGUARD_ODIRECT "unshares:DEV").
+ */
+bool cg__shim_odirect_unshared(dev_t dev);
 /* Whether this thread is inside cowguard (its calls are not hooked). */
 bool cg__shim_inside(void);
 
@@ -97,20 +101,33 @@ void *cg__real_version(const char *name, const char *version);
 
 /*
  * Before a consumer takes the pages iov references: with a handle, cover
- * and pin them (the pin returned: flags as cg_pin()'s); without, unshare
- * them by write faults (NULL returned).  What cannot be done goes through
- * cg__shim_failed(); errno is kept.
+ * and pin them (the pin returned: flags as cg_pin()'s; its consumer named
+ * "shim:<hook>", CG_PRELOAD_CONSUMER, which cowguardd counts per client);
+ * without, unshare them by write faults (NULL returned).  What cannot be
+ * done goes through cg__shim_failed(); errno is kept.
  */
 struct iovec;
 struct cg_pin *cg__protect(enum cg__hook hook, struct cg *cg,
 			   const struct iovec *iov, unsigned long nr,
-			   unsigned flags, const char *consumer);
+			   unsigned flags);
 /*
  * Write-fault the whole pages of one iovec without changing a byte
  * (MADV_POPULATE_WRITE, or an atomic add of zero before 5.14):
  * cg__write_fault() of lib/write_unshare.c.  0 or -errno.
  */
 int cg__write_fault_iov(const struct iovec *iov);
+/*
+ * Copy len bytes of the program's memory at src, which it handed to a
+ * call whose kernel side would answer EFAULT if it were bad: false then,
+ * where a plain read would crash the program.  cg__read_own_iov() copies
+ * an iovec array into malloc'd memory (NULL: bad, or no memory).
+ */
+bool cg__read_own(void *dst, const void *src, size_t len);
+struct iovec *cg__read_own_iov(const struct iovec *iov, size_t nr);
+/* cg__protect() of what a message's iovecs reference, read so. */
+struct msghdr;
+struct cg_pin *cg__protect_msg(enum cg__hook hook, struct cg *cg,
+			       const struct msghdr *msg, unsigned flags);
 /* cg_unpin() keeping errno; a replaced page is counted (and logged). */
 void cg__unprotect(struct cg_pin *pin);
 
@@ -165,11 +182,18 @@ size_t cg__held_count(void);
 void cg__held_before_fork(void);
 
 /*
- * Whether a write to fd is one the kernel reads by plain reference: fd is
- * O_DIRECT and its filesystem was not seen to unshare for it
- * (lib/preload/hook_odirect.c).  The first call on a filesystem probes it.
+ * Whether a write to fd is one the kernel may read by plain reference: fd
+ * is an O_DIRECT file or block device, and cowguard-run did not see the
+ * kernel unshare on its filesystem (lib/preload/hook_odirect.c).
  */
 bool cg__odirect_unprotected(int fd);
+/*
+ * Whether an O_DIRECT descriptor may exist in this program: false until
+ * one is opened, set so, inherited or received (lib/preload/hook_open.c).
+ */
+bool cg__odirect_fds_seen(void);
+void cg__odirect_fd_seen(void);
+void cg__odirect_scan_inherited(void);
 
 /* Counters, for COWGUARD_LOG at exit and `--check`. */
 struct cg__shim_counts {

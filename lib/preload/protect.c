@@ -4,12 +4,18 @@
  * through cowguardd, or unshare them where there is none.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "cowguard.h"
 #include "handle.h"
 #include "kernel/pages.h"
 #include "preload.h"
+#include "wire/protocol.h"
 #include "write_unshare.h"
 
 int cg__write_fault_iov(const struct iovec *iov)
@@ -49,13 +55,16 @@ static int cover_and_pin(struct cg *cg, uint64_t lo, uint64_t hi,
 
 struct cg_pin *cg__protect(enum cg__hook hook, struct cg *cg,
 			   const struct iovec *iov, unsigned long nr,
-			   unsigned flags, const char *consumer)
+			   unsigned flags)
 {
+	char consumer[sizeof(CG_PRELOAD_CONSUMER) + 16];
 	struct cg_pin *pin = NULL;
 	int saved = errno, ret = -ENOTCONN;
 	uint64_t lo, hi;
 
 	if (cg) {
+		snprintf(consumer, sizeof(consumer), CG_PRELOAD_CONSUMER "%s",
+			 cg__hook_name(hook));
 		ret = cg__iov_span(iov, nr, &lo, &hi);
 		if (!ret)
 			ret = cover_and_pin(cg, lo, hi, iov, nr, flags, consumer,
@@ -80,6 +89,41 @@ struct cg_pin *cg__protect(enum cg__hook hook, struct cg *cg,
 	}
 	errno = saved;
 	return ret ? NULL : pin;
+}
+
+bool cg__read_own(void *dst, const void *src, size_t len)
+{
+	struct iovec local = { dst, len }, remote = { (void *)src, len };
+
+	return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) ==
+	       (ssize_t)len;
+}
+
+struct iovec *cg__read_own_iov(const struct iovec *iov, size_t nr)
+{
+	struct iovec *copy = malloc(nr * sizeof(*copy));
+
+	if (copy && !cg__read_own(copy, iov, nr * sizeof(*copy))) {
+		free(copy);
+		copy = NULL;
+	}
+	return copy;
+}
+
+struct cg_pin *cg__protect_msg(enum cg__hook hook, struct cg *cg,
+			       const struct msghdr *msg, unsigned flags)
+{
+	struct cg_pin *pin = NULL;
+	struct iovec *iov = NULL;
+	struct msghdr m;
+
+	if (cg__read_own(&m, msg, sizeof(m)) && m.msg_iovlen &&
+	    m.msg_iovlen <= IOV_MAX)
+		iov = cg__read_own_iov(m.msg_iov, m.msg_iovlen);
+	if (iov)
+		pin = cg__protect(hook, cg, iov, m.msg_iovlen, flags);
+	free(iov);
+	return pin;
 }
 
 void cg__unprotect(struct cg_pin *pin)

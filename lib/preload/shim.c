@@ -13,9 +13,9 @@
  *   COWGUARD_STRICT  1: abort where cowguard cannot protect a call
  *   COWGUARD_LOG     a file for the shim's lines (default: stderr)
  *   COWGUARD_SOCKET  the daemon's socket (default: libcowguard's)
- *   COWGUARD_ODIRECT what an O_DIRECT write does here, as cowguard-run
- *                    learned it: plain, unshares (unset: the shim probes
- *                    each filesystem; lib/preload/hook_odirect.c)
+ *   COWGUARD_ODIRECT what an O_DIRECT write does, as cowguard-run learned
+ *                    it at start: plain, or unshares:DEV for the
+ *                    filesystem DEV (lib/preload/hook_odirect.c)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +42,7 @@ static struct {
 	unsigned hooks;		/* bit per enum cg__hook */
 	enum cg_mode mode;
 	enum cg__odirect odirect;
+	dev_t odirect_dev;	/* where odirect was learned */
 	bool strict;
 	int log_fd;
 	struct cg *cg;
@@ -64,9 +65,9 @@ void cg__shim_note_fork(void)
 	count_fork();
 }
 
-enum cg__odirect cg__shim_odirect(void)
+bool cg__shim_odirect_unshared(dev_t dev)
 {
-	return shim.odirect;
+	return shim.odirect == CG__ODIRECT_UNSHARES && dev == shim.odirect_dev;
 }
 
 bool cg__shim_forked(void)
@@ -189,12 +190,14 @@ __attribute__((constructor)) static void shim_start(void)
 	}
 	shim.hooks = parse_hooks(getenv("COWGUARD_HOOKS"));
 	shim.mode = parse_mode(getenv("COWGUARD_MODE"));
-	shim.odirect = cg__odirect_parse(getenv("COWGUARD_ODIRECT"));
+	shim.odirect = cg__odirect_parse(getenv("COWGUARD_ODIRECT"),
+					 &shim.odirect_dev);
 	shim.strict = getenv("COWGUARD_STRICT") &&
 		      !strcmp(getenv("COWGUARD_STRICT"), "1");
 	if (no_inherit && !strcmp(no_inherit, "1"))
 		drop_from_environment();
 	pthread_atfork(count_fork, NULL, NULL);
+	cg__odirect_scan_inherited();
 }
 
 /* A fork ends the plain-reference pins first (lib/preload/held.c). */

@@ -19,9 +19,9 @@
  * major (an older peer is told "another protocol major", not a bare
  * protocol error): 2 since struct cg_stats gained unshare_writes and a PIN
  * reply its write-unshare span; 3 since a STATUS client record carries the
- * preload shim's hooks.
+ * preload shim's hooks; 4 since it counts the pins made through each.
  */
-#define CG_PROTO_MAJOR 3
+#define CG_PROTO_MAJOR 4
 #define CG_PROTO_MINOR 0
 
 /*
@@ -45,6 +45,12 @@ enum cg__fd { CG_NOFD, CG_FD };
 #define CG_HELLO_PRELOAD (1u << 1)
 #define CG_PRELOAD_HOOK_NAMES { "vmsplice", "zerocopy", "uring", "verbs", \
 				"odirect" }
+#define CG_PRELOAD_MAX_HOOKS 8
+/*
+ * The shim's pins are named "shim:" and the hook's name (at most 15
+ * bytes): cowguardd counts a preloaded client's pins by it.
+ */
+#define CG_PRELOAD_CONSUMER "shim:"
 
 /*
  * The operations, one row each, X(name, string, from, fd, served):
@@ -115,6 +121,8 @@ struct cg__status_client {
 	struct cg_stats stats;
 	uint64_t present, exclusive, shared, dirty, wp, footprint;
 	uint64_t preload_hooks;	/* CG_HELLO_PRELOAD's bits; 0: not preloaded */
+	/* Pins made through each hook, by CG_PRELOAD_CONSUMER's name. */
+	uint64_t preload_pins[CG_PRELOAD_MAX_HOOKS];
 };
 
 struct cg__status_region {

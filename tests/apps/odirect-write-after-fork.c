@@ -4,11 +4,16 @@
  * child keeps a copy and waits), and writes the buffer, still shared with
  * the child, to an O_DIRECT file in $TMPDIR (or /tmp):
  *
- *   odirect-write-after-fork [--pwritev2 | --uring | --uring-writev]
+ *   odirect-write-after-fork [--inherited] [--write | --writev | --pwritev |
+ *                             --pwritev2 | --uring | --uring-writev]
  *     (default)       pwrite(2)
- *     --pwritev2      pwritev2(2), two iovecs
+ *     --write         write(2)
+ *     --writev, --pwritev, --pwritev2   those, two iovecs
  *     --uring         an io_uring WRITE through liburing
  *     --uring-writev  an io_uring WRITEV through liburing
+ *     --inherited     the file is opened, then the program execs itself
+ *                     with it open, and writes to the descriptor it was
+ *                     given (--fd N): one it never opened
  *
  * It then says how many of the buffer's pages it mapped alone right before
  * and right after the write (pagemap bit 56): a kernel that unshares before an O_DIRECT
@@ -52,9 +57,13 @@ static int mapped_alone(const char *p)
 	uint64_t pme[PAGES];
 	int fd = open("/proc/self/pagemap", O_RDONLY), n = 0;
 
-	if (fd < 0 || pread(fd, pme, sizeof(pme),
-			    (off_t)((uintptr_t)p / PAGE * 8)) != sizeof(pme))
+	if (fd < 0)
 		return -1;
+	if (pread(fd, pme, sizeof(pme), (off_t)((uintptr_t)p / PAGE * 8)) !=
+	    sizeof(pme)) {
+		close(fd);
+		return -1;
+	}
 	close(fd);
 	for (int i = 0; i < PAGES; i++)
 		n += (pme[i] >> 63 & 1) && (pme[i] >> 56 & 1);
@@ -92,15 +101,45 @@ static int write_buffer(const char *mode, int fd, char *p)
 
 	if (!strcmp(mode, "--uring") || !strcmp(mode, "--uring-writev"))
 		return uring_write(fd, iov, !strcmp(mode, "--uring-writev"));
+	if (!strcmp(mode, "--write"))
+		return write(fd, p, LEN) == LEN ? 0 : -errno;
+	if (!strcmp(mode, "--writev"))
+		return writev(fd, iov, 2) == LEN ? 0 : -errno;
+	if (!strcmp(mode, "--pwritev"))
+		return pwritev(fd, iov, 2, 0) == LEN ? 0 : -errno;
 	if (!strcmp(mode, "--pwritev2"))
 		return pwritev2(fd, iov, 2, 0, 0) == LEN ? 0 : -errno;
 	return pwrite(fd, p, LEN, 0) == LEN ? 0 : -errno;
 }
 
-int main(int argc, char **argv)
+/* An O_DIRECT file in $TMPDIR (or /tmp), or -1. */
+static int odirect_file(bool inheritable)
 {
 	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-	const char *mode = argc > 1 ? argv[1] : "";
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_DIRECT |
+			   (inheritable ? 0 : O_CLOEXEC), 0600);
+
+	if (fd < 0)
+		printf("no O_DIRECT file in %s: %s\n", dir, strerror(errno));
+	return fd;
+}
+
+/* --inherited: the file, opened here, goes to this program exec'd. */
+static int exec_with_file(char **argv, const char *mode)
+{
+	char fdstr[16];
+	int fd = odirect_file(true);
+
+	if (fd < 0)
+		return 77;
+	snprintf(fdstr, sizeof(fdstr), "%d", fd);
+	execl("/proc/self/exe", argv[0], "--fd", fdstr, mode, (char *)NULL);
+	return fail("exec", errno);
+}
+
+int main(int argc, char **argv)
+{
+	const char *mode = argc > 1 ? argv[argc - 1] : "";
 	char *p = mmap(NULL, LEN, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	char *back = aligned_alloc(PAGE, LEN);
@@ -109,11 +148,12 @@ int main(int argc, char **argv)
 
 	if (p == MAP_FAILED || !back)
 		return fail("setup", errno);
-	fd = open(dir, O_TMPFILE | O_RDWR | O_DIRECT, 0600);
-	if (fd < 0) {
-		printf("no O_DIRECT file in %s: %s\n", dir, strerror(errno));
+	if (argc > 1 && !strcmp(argv[1], "--inherited"))
+		return exec_with_file(argv, argc > 2 ? argv[2] : "");
+	fd = argc > 2 && !strcmp(argv[1], "--fd") ? atoi(argv[2])
+						  : odirect_file(false);
+	if (fd < 0)
 		return 77;
-	}
 	memset(p, 'A', LEN);
 	child = waiting_child_start(p, LEN);
 	if (child.pid < 0)

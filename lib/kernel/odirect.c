@@ -38,18 +38,6 @@
 
 #define PAGE 4096
 
-const char *cg__odirect_name(enum cg__odirect what)
-{
-	switch (what) {
-	case CG__ODIRECT_PLAIN:
-		return "plain references";
-	case CG__ODIRECT_UNSHARES:
-		return "the kernel unshares";
-	default:
-		return "unknown";
-	}
-}
-
 int cg__odirect_format(char *buf, size_t size, enum cg__odirect what,
 		       dev_t dev)
 {

@@ -19,8 +19,6 @@ enum cg__odirect {
  */
 enum cg__odirect cg__odirect_write_in(const char *dir, dev_t *dev);
 
-/* In words, for a log line. */
-const char *cg__odirect_name(enum cg__odirect what);
 /*
  * As COWGUARD_ODIRECT says it ("plain", "unshares:DEV"), and back
  * (anything else: UNKNOWN; dev is set for UNSHARES only).

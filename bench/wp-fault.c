@@ -9,6 +9,13 @@
  *                 to 64 messages, un-protect each faulting 4 KiB page
  *   (d) embedded  cowguard, CG_MODE_EMBEDDED
  *   (e) daemon    cowguard, CG_MODE_DAEMON at $COWGUARD_SOCKET
+ *   (f) wp-async  the kernel's own tracker: uffd-wp with
+ *                 UFFD_FEATURE_WP_ASYNC (no handler, 6.7+), then one
+ *                 PAGEMAP_SCAN that reads and re-protects the written pages
+ *   (g) embedded, asynchronous: (d) with COWGUARD_WP=async, then cg_stats()
+ *                 (which learns what was written) inside the clock
+ *   (h) daemon, asynchronous: the same through the daemon at
+ *                 $COWGUARD_ASYNC_SOCKET (one started with COWGUARD_WP=async)
  *
  * Each pass maps a fresh region, populates it (MADV_POPULATE_WRITE, before
  * any protection: populating protected memory faults once per page), sets
@@ -132,13 +139,19 @@ static int region_map(struct region *r, size_t len)
 }
 
 /* The loop every protected method times: one byte per page, in order. */
-static double time_byte_writes(const struct region *r)
+static void write_bytes(const struct region *r)
 {
 	volatile char *p = r->base;
-	uint64_t t0 = bench_now_ns();
 
 	for (size_t i = 0; i < r->pages; i++)
 		p[i * r->pagesz] = 1;
+}
+
+static double time_byte_writes(const struct region *r)
+{
+	uint64_t t0 = bench_now_ns();
+
+	write_bytes(r);
 	return us_per_page(t0, r);
 }
 
@@ -246,11 +259,16 @@ static int uffd_create(void)
 	return fd >= 0 ? fd : -EPERM;
 }
 
-/* A uffd with the region registered for WP and every page protected. */
-static int uffd_open_wp(const struct region *r)
+/*
+ * A uffd with the region registered for WP and every page protected;
+ * features adds to PAGEFAULT_FLAG_WP.
+ */
+static int uffd_open_wp(const struct region *r, uint64_t features)
 {
-	struct uffdio_api api = { .api = UFFD_API,
-				  .features = UFFD_FEATURE_PAGEFAULT_FLAG_WP };
+	struct uffdio_api api = {
+		.api = UFFD_API,
+		.features = UFFD_FEATURE_PAGEFAULT_FLAG_WP | features,
+	};
 	struct uffdio_register reg = {
 		.range = { .start = (uintptr_t)r->base, .len = r->len },
 		.mode = UFFDIO_REGISTER_MODE_WP,
@@ -332,7 +350,7 @@ static int run_uffd(const struct region *r, struct sample *out)
 	uint64_t one = 1;
 	int err;
 
-	h.uffd = uffd_open_wp(r);
+	h.uffd = uffd_open_wp(r, 0);
 	if (h.uffd < 0)
 		return h.uffd;
 	h.stopfd = eventfd(0, EFD_CLOEXEC);
@@ -357,46 +375,143 @@ err_uffd:
 }
 
 /*
- * (d) and (e): cowguard as an application uses it.  The only code here that
- * needs libcowguard.  A missing daemon is a skip, not a failure.
+ * (f) The written runs of the region, read and protected again in one
+ * PAGEMAP_SCAN a vector at a time: how many pages they hold, or -errno.
  */
-static int run_cowguard(const struct region *r, enum cg_mode mode,
+static long long scan_written(int pagemap, const struct region *r)
+{
+	struct page_region v[64];
+	uint64_t start = (uintptr_t)r->base, end = start + r->len;
+	long long pages = 0;
+
+	while (start < end) {
+		struct pm_scan_arg arg = {
+			.size = sizeof(arg),
+			.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+			.start = start, .end = end,
+			.vec = (uintptr_t)v, .vec_len = 64,
+			.category_mask = PAGE_IS_WRITTEN,
+			.return_mask = PAGE_IS_WRITTEN,
+		};
+		int n = ioctl(pagemap, PAGEMAP_SCAN, &arg);
+
+		if (n < 0)
+			return -errno;
+		for (int i = 0; i < n; i++)
+			pages += (long long)((v[i].end - v[i].start) / r->pagesz);
+		if (arg.walk_end <= start)
+			return -EIO;
+		start = arg.walk_end;
+	}
+	return pages;
+}
+
+static int run_wp_async(const struct region *r, struct sample *out)
+{
+	int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	int uffd = uffd_open_wp(r, UFFD_FEATURE_WP_ASYNC);
+	uint64_t t0;
+	int err = 0;
+
+	if (pagemap < 0 || uffd < 0) {
+		err = pagemap < 0 ? -errno : uffd;
+		goto out;
+	}
+	t0 = bench_now_ns();
+	write_bytes(r);
+	out->faults = scan_written(pagemap, r);
+	out->us_per_page = us_per_page(t0, r);
+	if (out->faults < 0)
+		err = (int)out->faults;
+out:
+	if (uffd >= 0)
+		close(uffd);
+	if (pagemap >= 0)
+		close(pagemap);
+	/* Without the feature (before 6.7) the API call says EINVAL. */
+	if (err == -EINVAL) {
+		printf("wp-async: skipped (no UFFD_FEATURE_WP_ASYNC)\n");
+		return METHOD_SKIPPED;
+	}
+	return err;
+}
+
+/*
+ * (d), (e), (g), (h): cowguard as an application uses it.  The only code
+ * here that needs libcowguard.  A missing daemon is a skip, not a failure.
+ * Asynchronous: the engine learns the writes when asked, so the call that
+ * asks (cg_stats) is inside the clock.
+ */
+static int run_cowguard(const struct region *r, enum cg_mode mode, bool async,
 			struct sample *out)
 {
 	struct cg_options opts = { .mode = mode };
+	const char *name = mode == CG_MODE_DAEMON ? "daemon" : "embedded";
 	struct cg_stats st;
+	uint64_t t0;
 	struct cg *cg;
 	int err;
 
 	if (mode == CG_MODE_DAEMON)
-		opts.socket_path = getenv("COWGUARD_SOCKET");
-	err = cg_open(&opts, sizeof(opts), &cg);
+		opts.socket_path = getenv(async ? "COWGUARD_ASYNC_SOCKET"
+						: "COWGUARD_SOCKET");
+	if (async && mode == CG_MODE_EMBEDDED)
+		setenv("COWGUARD_WP", "async", 1);
+	err = mode == CG_MODE_DAEMON && !opts.socket_path
+		      ? -ECONNREFUSED
+		      : cg_open(&opts, sizeof(opts), &cg);
+	unsetenv("COWGUARD_WP");
 	if (err && mode == CG_MODE_DAEMON) {
-		printf("daemon: skipped (%s)\n", cg_strerror(err));
+		printf("%s%s: skipped (%s)\n", name, async ? ", async" : "",
+		       cg_strerror(err));
 		return METHOD_SKIPPED;
 	}
 	if (err)
 		return err;
+	if (async && !(cg_features(cg) & UFFD_FEATURE_WP_ASYNC)) {
+		printf("%s, async: skipped (the engine runs synchronously: "
+		       "no UFFD_FEATURE_WP_ASYNC, or COWGUARD_WP unset there)\n",
+		       name);
+		cg_close(cg);
+		return METHOD_SKIPPED;
+	}
 	err = cg_register(cg, r->base, r->len, 0);
 	if (!err) {
-		out->us_per_page = time_byte_writes(r);
-		out->faults = cg_stats(cg, &st, sizeof(st)) ? -1 : (long long)st.wp_faults;
+		t0 = bench_now_ns();
+		write_bytes(r);
+		err = async ? cg_stats(cg, &st, sizeof(st)) : 0;
+		out->us_per_page = us_per_page(t0, r);
 	}
+	if (!err)
+		out->faults = cg_stats(cg, &st, sizeof(st)) ? -1 : (long long)st.wp_faults;
 	cg_close(cg);
 	return err;
 }
 
 static int run_embedded(const struct region *r, struct sample *out)
 {
-	return run_cowguard(r, CG_MODE_EMBEDDED, out);
+	return run_cowguard(r, CG_MODE_EMBEDDED, false, out);
 }
 
 static int run_daemon(const struct region *r, struct sample *out)
 {
-	return run_cowguard(r, CG_MODE_DAEMON, out);
+	return run_cowguard(r, CG_MODE_DAEMON, false, out);
 }
 
-enum { M_BASELINE, M_SIGSEGV, M_UFFD, M_EMBEDDED, M_DAEMON, N_METHODS };
+static int run_embedded_async(const struct region *r, struct sample *out)
+{
+	return run_cowguard(r, CG_MODE_EMBEDDED, true, out);
+}
+
+static int run_daemon_async(const struct region *r, struct sample *out)
+{
+	return run_cowguard(r, CG_MODE_DAEMON, true, out);
+}
+
+enum {
+	M_BASELINE, M_SIGSEGV, M_UFFD, M_EMBEDDED, M_DAEMON,
+	M_WP_ASYNC, M_EMBEDDED_ASYNC, M_DAEMON_ASYNC, N_METHODS
+};
 
 static const struct method methods[N_METHODS] = {
 	[M_BASELINE] = { "(a) baseline memset", "baseline", run_baseline,
@@ -408,6 +523,13 @@ static const struct method methods[N_METHODS] = {
 			 cg_strerror, false },
 	[M_DAEMON] = { "(e) cowguard daemon", "daemon", run_daemon,
 		       cg_strerror, false },
+	[M_WP_ASYNC] = { "(f) WP_ASYNC+scan", "wp-async", run_wp_async,
+			 errstr, true },
+	/* Every page counted written once: the engine saw each write. */
+	[M_EMBEDDED_ASYNC] = { "(g) embedded, async", "embedded, async",
+			       run_embedded_async, cg_strerror, true },
+	[M_DAEMON_ASYNC] = { "(h) daemon, async", "daemon, async",
+			     run_daemon_async, cg_strerror, true },
 };
 
 /* One pass of one method on a fresh region; a failure retires the method. */
@@ -468,8 +590,8 @@ static void print_table(struct result *res)
 	for (int i = 0; i < N_METHODS; i++)
 		if (res[i].state == ST_OK)
 			med[i] = bench_median(res[i].us, res[i].n);
-	printf("\n%-22s %9s %9s %9s %9s %9s %11s\n", "method", "us/page",
-	       "min", "max", "vs (c)", "vs (b)", "faults/pass");
+	printf("\n%-22s %9s %9s %9s %9s %9s %9s %11s\n", "method", "us/page",
+	       "min", "max", "vs (c)", "vs (b)", "vs (f)", "faults/pass");
 	for (int i = 0; i < N_METHODS; i++) {
 		printf("%-22s", methods[i].label);
 		if (res[i].state != ST_OK) {
@@ -480,13 +602,15 @@ static void print_table(struct result *res)
 		       res[i].us[res[i].n - 1]);
 		bench_print_ratio(med[i], med[M_UFFD]);
 		bench_print_ratio(med[i], med[M_SIGSEGV]);
+		bench_print_ratio(med[i], med[M_WP_ASYNC]);
 		if (res[i].faults < 0)
 			printf(" %11s\n", "?");
 		else
 			printf(" %11lld\n", res[i].faults);
 	}
 	printf("\nus/page is the median over rounds; (a) writes whole pages, "
-	       "the others one byte.\n");
+	       "the others one byte; (f), (g) and (h) include the call that "
+	       "learns what was written.\n");
 	for (int i = 0; i < N_METHODS; i++) {
 		const double *us = res[i].us;
 

@@ -96,7 +96,7 @@ static enum req_result do_hello(struct conn *c, const struct cg__req *req,
 	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	/* We negotiate, not the client: EVENT_FORK needs CAP_SYS_PTRACE. */
-	ret = cg__uffd_api(fd, CG_UFFD_WANTED, &features);
+	ret = cg__uffd_api(fd, cg__mm_uffd_wanted(), &features);
 	if (!ret)
 		ret = client_files_open(c, &files);
 	if (!ret) {
@@ -379,6 +379,11 @@ static enum req_result send_client(struct conn *c, const struct cg__req *req,
 
 	cg__rep_init(&rep, req);
 	rep.rec = CG_REC_CLIENT;
+	/*
+	 * Writes the kernel resolved on its own, counted for this record and
+	 * the region records after it.  Failing, the counts are the last known.
+	 */
+	cg__mm_collect_all(&t->mm);
 	cg__mm_status_client(&t->mm, &rep.u.client);
 	rep.u.client.parent_pid = t->parent_pid;
 	rep.u.client.uid = t->uid;

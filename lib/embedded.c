@@ -134,7 +134,7 @@ int cg__embedded_open(struct cg__embedded **out)
 		ret = uffd;
 		goto err_free;
 	}
-	ret = cg__uffd_api(uffd, CG_UFFD_WANTED & ~(uint64_t)UFFD_FEATURE_EVENT_FORK,
+	ret = cg__uffd_api(uffd, cg__mm_uffd_wanted() & ~(uint64_t)UFFD_FEATURE_EVENT_FORK,
 			   &features);
 	if (ret)
 		goto err_uffd;

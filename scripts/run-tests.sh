@@ -12,7 +12,8 @@
 # counts as one more failure.
 #
 # Environment:
-#   CG_TEST_FILTER   run only binaries whose name contains this string
+#   CG_TEST_FILTER   run only binaries whose name contains one of these
+#                    strings (separated by spaces)
 #   CG_TEST_TIMEOUT  seconds per binary (default 300)
 #   CG_BUILDDIR      exported to the tests: the build tree (default: DIR/..)
 #   CG_TEST_RUN_AS   a command that runs each binary, its arguments split on
@@ -112,10 +113,20 @@ fi
 passed=0 failed=0 skipped=0 ran=0
 bad=()
 
+# matches NAME FILTER: whether NAME contains one of FILTER's words.
+matches() {
+	local word
+
+	for word in $2; do
+		[[ $1 == *"$word"* ]] && return 0
+	done
+	return 1
+}
+
 for bin in "$dir"/*; do
 	[[ -f $bin && -x $bin ]] || continue
 	name=$(basename "$bin")
-	if [ -n "$filter" ] && [[ "$name" != *"$filter"* ]]; then
+	if [ -n "$filter" ] && ! matches "$name" "$filter"; then
 		continue
 	fi
 	ran=$((ran + 1))

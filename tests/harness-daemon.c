@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "kernel/compat.h"
 #include "harness.h"
 #include "harness-internal.h"
 
@@ -62,6 +63,19 @@ struct cg *h_open(int mode)
 		      cg_strerror(ret));
 	ck_assert_int_eq(cg_mode(cg), o.mode);
 	return cg;
+}
+
+bool h_wp_async(struct cg *cg)
+{
+	return cg_features(cg) & UFFD_FEATURE_WP_ASYNC;
+}
+
+bool h_skip_if_async(struct cg *cg, const char *why)
+{
+	if (!h_wp_async(cg))
+		return false;
+	h_skip("asynchronous write protection: %s", why);
+	return true;
 }
 
 int h_log_lines(const char *socket_path, const char *text)

@@ -97,6 +97,15 @@ void h_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Open a handle in the given mode; fails the test if that is impossible. */
 struct cg *h_open(int mode);
+/*
+ * Whether cg's engine runs on asynchronous write protection
+ * (COWGUARD_WP=async where the kernel has UFFD_FEATURE_WP_ASYNC): the
+ * kernel resolves writes itself, and splits a protected PMD-mapped THP at
+ * its first write.
+ */
+bool h_wp_async(struct cg *cg);
+/* The skip for a case that needs the synchronous fault path; true if so. */
+bool h_skip_if_async(struct cg *cg, const char *why);
 
 /*
  * Map len bytes of private anonymous memory of a kind, aligned to its page

@@ -117,6 +117,12 @@ START_TEST(a_client_that_makes_its_uffd_blocking_is_dropped)
 	double t0, took;
 
 	ck_assert_int_eq(cg_open(&o, sizeof(o), &cg), 0);
+	if (h_skip_if_async(cg, "the hostile client's write raises no message, "
+			    "so there is no read for the trap to spring on")) {
+		cg_close(cg);
+		munmap(v, LEN);
+		return;
+	}
 	ck_assert_int_eq(cg_register(cg, v, LEN, 0), 0);
 	hostile_child_is_dropped(make_its_uffd_blocking,
 				 "the client that made its uffd blocking");

@@ -153,6 +153,11 @@ START_TEST(dontneed_of_part_of_a_pmd_mapped_thp_splits_it)
 		return;
 	}
 	cg = h_open(_i);
+	if (h_skip_if_async(cg, "a protected PMD-mapped THP is split by its first write (the kernel's doing in that mode): no written PMD-mapped THP to start from")) {
+		cg_close(cg);
+		munmap(p, len);
+		return;
+	}
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
 	p[5] = 'B';
 	was = h_states(cg, p, len);

@@ -155,6 +155,11 @@ START_TEST(madv_free_of_half_a_thp_it_cannot_split_keeps_its_state)
 		return;
 	}
 	cg = h_open(_i);
+	if (h_skip_if_async(cg, "a protected PMD-mapped THP is split by its first write (the kernel's doing in that mode): no written PMD-mapped THP to start from")) {
+		cg_close(cg);
+		munmap(p, len);
+		return;
+	}
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
 	p[3 * 4096] = 'B';
 	was = h_states(cg, p, len);

@@ -149,6 +149,11 @@ START_TEST(after_the_child_exits_a_write_reuses_the_whole_pmd_and_all_of_it_is_e
 	if (!p)
 		return;
 	cg = h_open(_i);
+	if (h_skip_if_async(cg, "a protected PMD-mapped THP is split by its first write (the kernel's doing in that mode): no whole-PMD reuse to see")) {
+		cg_close(cg);
+		munmap(p, LEN);
+		return;
+	}
 	ck_assert_int_eq(cg_register(cg, p, LEN, 0), 0);
 	ck_assert_int_eq(h_wait(h_fork(exit_at_once, NULL)), 0);
 

@@ -121,7 +121,9 @@ static int64_t audit_region(struct audit_ctx *a, struct cg__region *r,
 	int ret;
 
 	a->mm->learn_stopped = 0;
-	ret = cg__mm_learn(a->mm, r, start, end - start, CG_LEARN_NEW);
+	ret = cg__mm_collect(a->mm, start, end - start);
+	if (!ret)
+		ret = cg__mm_learn(a->mm, r, start, end - start, CG_LEARN_NEW);
 	if (a->mm->learn_stopped)
 		end = a->mm->learn_stopped;
 	a->gigantic = r->kind == CG_RK_HUGETLB && r->unit_shift == CG_PUD_SHIFT;

@@ -105,6 +105,8 @@ int cg__mm_dispatch(struct cg__mm *mm, const struct cg__req *req,
 		rep->status = cg__mm_audit(mm, req->addr, req->len, &rep->u.audit);
 		break;
 	case CG_OP_STATS:
+		/* Counters of writes the kernel resolved: learned now. */
+		rep->status = cg__mm_collect_all(mm);
 		cg__mm_stats(mm, &rep->u.stats);
 		break;
 	case CG_OP_FORK_PREPARE:

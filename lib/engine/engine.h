@@ -93,6 +93,11 @@ struct cg__mm {
 	int smaps_fd;		/* the same process's smaps; owned */
 	int kpageflags_fd;	/* -1 without root; not owned */
 	bool has_scan;		/* PAGEMAP_SCAN works */
+	/*
+	 * The uffd resolves write faults itself (UFFD_FEATURE_WP_ASYNC):
+	 * writes are learned by cg__mm_collect(), not from fault messages.
+	 */
+	bool wp_async;
 	uint64_t ioctl_impatient_until;	/* CLOCK_MONOTONIC ns: ioctl.c */
 	/*
 	 * While cg__mm_learn_pending() runs: when to stop at the next 2 MiB
@@ -127,6 +132,17 @@ struct cg__mm {
 #define CG__TAMPERED_BLOCKING "made its uffd blocking"
 #define CG__TAMPERED_MODES                                                   \
 	"registered modes of its own over memory it has cowguard track"
+
+/*
+ * The uffd features to ask for: CG_UFFD_WANTED, and UFFD_FEATURE_WP_ASYNC
+ * where asked for and the engine can run on it: COWGUARD_WP is "async",
+ * the kernel unshares for a read-only pin (5.19: so a write to a protected
+ * shared page gets a copy of its own), and PAGEMAP_SCAN is not turned off.
+ * The negotiation keeps it only where the kernel has it (6.7).  Not the
+ * default: the kernel splits a protected PMD-mapped THP at its first write
+ * in that mode (measured on 6.18), where the fault path keeps it whole.
+ */
+uint64_t cg__mm_uffd_wanted(void);
 
 /* Takes ownership of uffd and pagemap_fd (either may be -1). */
 int cg__mm_init(struct cg__mm *mm, int uffd, uint64_t features, pid_t pid,
@@ -195,6 +211,17 @@ bool cg__mm_pending(const struct cg__mm *mm);
  * after it, then looks at cg__mm_pending().
  */
 void cg__mm_service_backlog(struct cg__mm *mm);
+
+/*
+ * Where the kernel resolves write faults itself (mm->wp_async; else these
+ * do nothing): learn which pages of [addr, addr+len) were written since
+ * they were last protected, in one PAGEMAP_SCAN per 64 runs.  A written page is present, exclusive and dirty: the write
+ * either reused it or gave it a copy of its own.  Every operation that
+ * reads the state calls it first (lib/engine/written.c).  Returns 0 or
+ * -errno.
+ */
+int cg__mm_collect(struct cg__mm *mm, uint64_t addr, uint64_t len);
+int cg__mm_collect_all(struct cg__mm *mm);
 
 /* Before fork(): protect every page so that writes racing the fork are seen. */
 int cg__mm_fork_prepare(struct cg__mm *mm);

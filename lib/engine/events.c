@@ -187,6 +187,22 @@ static int protect_all(struct cg__mm *mm)
 	return ret;
 }
 
+/*
+ * The parent after a fork.  With asynchronous protection, pages written
+ * since the last collect are judged in the same scan that protects them
+ * (lib/engine/written.c).
+ */
+static int protect_parent(struct cg__mm *mm)
+{
+	int ret = 0;
+
+	if (!mm->wp_async || mm->pagemap_fd < 0)
+		return protect_all(mm);
+	for (size_t i = 0; i < mm->nregions && !ret; i++)
+		ret = cg__mm_protect_forked(mm, mm->regions[i]);
+	return ret;
+}
+
 static struct cg__mm *clone_child(struct cg__mm *parent, int ufd)
 {
 	struct cg__mm *child = calloc(1, sizeof(*child));
@@ -269,7 +285,7 @@ static int handle_fork(struct cg__mm *mm, const struct uffd_msg *msg)
 			free(child);
 		}
 	}
-	pret = protect_all(mm);
+	pret = protect_parent(mm);
 	return ret ? ret : pret;
 }
 
@@ -385,14 +401,40 @@ static int cut(struct cg__mm *mm, uint64_t start, uint64_t len, uint64_t dst,
 	return ret ? ret : r2;
 }
 
+/*
+ * A protection aimed at the old place while the move was pending missed
+ * its pages, and asynchronous protection would read such a page as
+ * written (lib/engine/written.c): at the new place, what was written is
+ * judged by the kernel, and the rest protected again.
+ */
+static int protect_moved(struct cg__mm *mm, uint64_t to, uint64_t len)
+{
+	int ret = 0;
+
+	if (mm->pagemap_fd < 0)
+		return 0;
+	for (size_t i = 0; i < mm->nregions && !ret; i++) {
+		struct cg__region *r = mm->regions[i];
+
+		if (r->start < to + len && r->start + r->len > to)
+			ret = cg__mm_judge_moved(mm, r, to, len);
+	}
+	return ret;
+}
+
 static int handle_remap(struct cg__mm *mm, const struct uffd_msg *msg)
 {
 	uint64_t from = msg->arg.remap.from, to = msg->arg.remap.to;
 
+	int ret;
+
 	mm->stats.remaps++;
 	if (from == to)
 		return 0;
-	return cut(mm, from, msg->arg.remap.len, to, true);
+	ret = cut(mm, from, msg->arg.remap.len, to, true);
+	if (!ret && mm->wp_async)
+		ret = protect_moved(mm, to, msg->arg.remap.len);
+	return ret;
 }
 
 static int handle_remove(struct cg__mm *mm, const struct uffd_msg *msg)
@@ -584,7 +626,9 @@ void cg__mm_service_backlog(struct cg__mm *mm)
 
 int cg__mm_fork_prepare(struct cg__mm *mm)
 {
-	return cg__mm_learn_and_protect_all(mm);
+	int ret = cg__mm_collect_all(mm);
+
+	return ret ? ret : cg__mm_learn_and_protect_all(mm);
 }
 
 int cg__mm_fork_parent(struct cg__mm *mm)
@@ -594,5 +638,5 @@ int cg__mm_fork_parent(struct cg__mm *mm)
 	mm->stats.fork_events++;
 	cg__mm_pin_disturbed(mm, 0, UINT64_MAX);
 	ret = mark_shared(mm);
-	return ret ? ret : protect_all(mm);
+	return ret ? ret : protect_parent(mm);
 }

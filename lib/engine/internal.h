@@ -91,6 +91,18 @@ int cg__mm_protect_present(struct cg__mm *mm, struct cg__region *r);
  * pinned ones before 5.19, as above): after a fork.
  */
 int cg__mm_protect_mapped(struct cg__mm *mm, struct cg__region *r);
+/*
+ * With asynchronous protection (lib/engine/written.c), after a fork:
+ * protect every page of r the kernel maps and judge by the kernel, in the
+ * same scan, the pages written since the last collect.  After a move of
+ * [start, start+len): judge what was written there the same way, and
+ * protect again what may be shared or is held protected.  Return 0 or
+ * -errno.
+ */
+int cg__mm_protect_forked(struct cg__mm *mm, struct cg__region *r);
+int cg__mm_judge_moved(struct cg__mm *mm, struct cg__region *r,
+		       uint64_t start, uint64_t len);
+
 /* A fork shared r: what was not seen present is learned later, as shared. */
 void cg__mm_unlearn_forked(struct cg__region *r);
 

@@ -688,7 +688,8 @@ int cg__mm_protect_present(struct cg__mm *mm, struct cg__region *r)
 /*
  * One ioctl over all of r protects what the kernel maps there, seen or
  * not, at the cost of what is populated: the kernel skips empty page
- * tables.  Then what we saw present is recorded protected.
+ * tables (with asynchronous protection, one per run mapped: ioctl.c).
+ * Then what we saw present is recorded protected.
  */
 int cg__mm_protect_mapped(struct cg__mm *mm, struct cg__region *r)
 {

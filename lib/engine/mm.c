@@ -18,6 +18,7 @@ int cg__mm_init(struct cg__mm *mm, int uffd, uint64_t features, pid_t pid,
 	memset(mm, 0, sizeof(*mm));
 	mm->uffd = uffd;
 	mm->features = features;
+	mm->wp_async = features & UFFD_FEATURE_WP_ASYNC;
 	/*
 	 * Before 5.19 kpageflags bit 34 is not PageAnonExclusive: without it
 	 * only pagemap can judge (bit 56 convicts, nothing confirms).  In
@@ -40,6 +41,15 @@ static bool scan_wanted(void)
 	const char *s = getenv("COWGUARD_PAGEMAP_SCAN");
 
 	return !s || strcmp(s, "off");
+}
+
+uint64_t cg__mm_uffd_wanted(void)
+{
+	const char *wp = getenv("COWGUARD_WP");
+	bool async = wp && !strcmp(wp, "async") && scan_wanted() &&
+		     !cg__kernel_probe() && cg__kernel_read_pin_unshares();
+
+	return CG_UFFD_WANTED | (async ? UFFD_FEATURE_WP_ASYNC : 0);
 }
 
 void cg__mm_set_process(struct cg__mm *mm, pid_t pid, int pagemap_fd,
@@ -391,7 +401,9 @@ int cg__mm_query(struct cg__mm *mm, uint64_t addr, struct cg_page_info *out)
 		return -ENOENT;
 	addr &= ~(CG_PAGE_SIZE - 1);
 	cg__region_unit(r, addr, &ustart, &ulen);
-	ret = cg__mm_learn(mm, r, ustart, ulen, CG_LEARN_NEW);
+	ret = cg__mm_collect(mm, ustart, ulen);
+	if (!ret)
+		ret = cg__mm_learn(mm, r, ustart, ulen, CG_LEARN_NEW);
 	if (ret)
 		return ret;
 	cg__region_unit(r, addr, &ustart, &ulen);

@@ -838,6 +838,8 @@ int cg__mm_pin_start(struct cg__mm *mm, uint64_t start, uint64_t len,
 	memset(mm->wu_asked, 0, sizeof(mm->wu_asked));
 	ret = check_pin_args(mm, start, len, flags);
 	if (!ret)
+		ret = cg__mm_collect(mm, start, len);
+	if (!ret)
 		ret = first_hole(mm, start, len, &res->bad_addr);
 	if (!ret && res->bad_addr)
 		return -EAGAIN;

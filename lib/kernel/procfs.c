@@ -387,6 +387,50 @@ int cg__pagemap_first_absent(int fd, uint64_t start, uint64_t end,
 	return ret;
 }
 
+int cg__pagemap_written(int fd, uint64_t start, uint64_t end,
+			struct page_region *vec, size_t nvec, uint64_t *walk_end)
+{
+	struct pm_scan_arg arg = {
+		.size = sizeof(arg),
+		.flags = PM_SCAN_CHECK_WPASYNC,
+		.start = start,
+		.end = end,
+		.vec = (uint64_t)(uintptr_t)vec,
+		.vec_len = nvec,
+		.category_inverted = PAGE_IS_PFNZERO,
+		.category_mask = PAGE_IS_WRITTEN | PAGE_IS_PFNZERO,
+		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		.return_mask = PAGE_IS_WRITTEN,
+	};
+	int ret = ioctl(fd, PAGEMAP_SCAN, &arg);
+
+	if (ret < 0)
+		return -errno;
+	*walk_end = arg.walk_end;
+	return ret;
+}
+
+int cg__pagemap_protect(int fd, uint64_t start, uint64_t end,
+			struct page_region *vec, size_t nvec, uint64_t *walk_end)
+{
+	struct pm_scan_arg arg = {
+		.size = sizeof(arg),
+		.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+		.start = start,
+		.end = end,
+		.vec = (uint64_t)(uintptr_t)vec,
+		.vec_len = nvec,
+		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		.return_mask = PAGE_IS_WRITTEN | PAGE_IS_PFNZERO,
+	};
+	int ret = ioctl(fd, PAGEMAP_SCAN, &arg);
+
+	if (ret < 0)
+		return -errno;
+	*walk_end = arg.walk_end;
+	return ret;
+}
+
 bool cg__pagemap_scan_works(int fd)
 {
 	struct page_region vec[1];

@@ -91,5 +91,24 @@ int cg__pagemap_present(int fd, uint64_t start, uint64_t end,
  */
 int cg__pagemap_first_absent(int fd, uint64_t start, uint64_t end,
 			     uint64_t *hole);
+/*
+ * The runs of [start, end) written since they were last write-protected,
+ * where the uffd resolves write faults itself (UFFD_FEATURE_WP_ASYNC): at
+ * most nvec into vec, and *walk_end, where the scan stopped.  The zero page is never reported (a
+ * read maps it unprotected where no marker was left).  Returns the number
+ * of runs or -errno: -EPERM where part of the range is not registered for
+ * asynchronous write protection.
+ */
+int cg__pagemap_written(int fd, uint64_t start, uint64_t end,
+			struct page_region *vec, size_t nvec, uint64_t *walk_end);
+/*
+ * Write-protect every present or swapped page of [start, end) under
+ * asynchronous write protection, and report in the same call, atomically
+ * against writers, which were written before: the present runs into vec
+ * (at most nvec), each with PAGE_IS_WRITTEN and PAGE_IS_PFNZERO as they
+ * apply, and *walk_end.  Holes get no marker.  Returns runs or -errno.
+ */
+int cg__pagemap_protect(int fd, uint64_t start, uint64_t end,
+			struct page_region *vec, size_t nvec, uint64_t *walk_end);
 
 #endif

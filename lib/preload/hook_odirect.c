@@ -90,6 +90,15 @@ static ssize_t call_real(const struct args *a)
 	}
 }
 
+bool cg__odirect_length(const struct iovec *iov, size_t nr)
+{
+	size_t len = 0;
+
+	for (size_t i = 0; i < nr; i++)
+		len += iov[i].iov_len;
+	return len && len % BLOCK == 0;
+}
+
 bool cg__odirect_unprotected(int fd)
 {
 	static bool said;
@@ -120,20 +129,16 @@ bool cg__odirect_unprotected(int fd)
  */
 static bool needs_pin(const struct args *a, struct iovec **copy)
 {
-	size_t len = 0;
-
 	*copy = NULL;
 	if (!cg__odirect_fds_seen())
 		return false;
 	if (a->call < WRITEV)
-		return a->iov->iov_len % BLOCK == 0 && a->iov->iov_len &&
+		return cg__odirect_length(a->iov, 1) &&
 		       cg__odirect_unprotected(a->fd);
 	if (a->nr <= 0 || a->nr > IOV_MAX || !cg__odirect_unprotected(a->fd))
 		return false;
 	*copy = cg__read_own_iov(a->iov, (size_t)a->nr);
-	for (int i = 0; *copy && i < a->nr; i++)
-		len += (*copy)[i].iov_len;
-	return len && len % BLOCK == 0;
+	return *copy && cg__odirect_length(*copy, (size_t)a->nr);
 }
 
 static ssize_t odirect_write(const struct args *a)

@@ -35,7 +35,6 @@
 #include "cowguard.h"
 #include "preload.h"
 
-#define BLOCK 512
 #define MAX_RINGS 64
 
 /* Per ring with pins held: the CQ position looked at up to. */
@@ -124,15 +123,6 @@ static void reap_completions(const struct io_uring *ring)
 	}
 }
 
-static bool block_multiple(const struct iovec *iov, size_t nr)
-{
-	size_t len = 0;
-
-	for (size_t i = 0; i < nr; i++)
-		len += iov[i].iov_len;
-	return len && len % BLOCK == 0;
-}
-
 /*
  * A write the kernel reads by plain reference: O_DIRECT, not unshared,
  * and pages that may be shared (lib/preload/hook_odirect.c: before the
@@ -170,7 +160,7 @@ static size_t plain_memory(const struct io_uring_sqe *sqe, struct iovec *one,
 	case IORING_OP_SEND_ZC:
 		return !(sqe->ioprio & IORING_RECVSEND_FIXED_BUF);
 	case IORING_OP_WRITE:
-		return block_multiple(one, 1) && plain_write(sqe);
+		return cg__odirect_length(one, 1) && plain_write(sqe);
 	case IORING_OP_SENDMSG_ZC:
 		if (!cg__read_own(&msg, addr, sizeof(msg)) || !msg.msg_iovlen ||
 		    msg.msg_iovlen > IOV_MAX)
@@ -181,7 +171,7 @@ static size_t plain_memory(const struct io_uring_sqe *sqe, struct iovec *one,
 		if (!sqe->len || sqe->len > IOV_MAX || !plain_write(sqe))
 			return 0;
 		*copy = cg__read_own_iov(addr, sqe->len);
-		return *copy && block_multiple(*copy, sqe->len) ? sqe->len : 0;
+		return *copy && cg__odirect_length(*copy, sqe->len) ? sqe->len : 0;
 	default:
 		return 0;
 	}

@@ -188,6 +188,12 @@ void cg__held_before_fork(void);
  */
 bool cg__odirect_unprotected(int fd);
 /*
+ * Whether the nr vectors of iov add up to a length O_DIRECT may take (a
+ * nonzero multiple of 512): a write of another length fails there, before
+ * the kernel reads a byte (lib/preload/hook_odirect.c).
+ */
+bool cg__odirect_length(const struct iovec *iov, size_t nr);
+/*
  * Whether an O_DIRECT descriptor may exist in this program: false until
  * one is opened, set so, inherited or received (lib/preload/hook_open.c).
  */

@@ -1,0 +1,340 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Asynchronous write protection (UFFD_FEATURE_WP_ASYNC, 6.7): the kernel
+ * resolves a write to a protected page itself, clearing its uffd-wp bit,
+ * and nobody waits for us.  What was written is learned afterwards with
+ * PAGEMAP_SCAN: the runs whose bit is clear.
+ *
+ * A page the engine protected and finds written is exclusive: the write
+ * either reused it (ours alone) or replaced it with a copy of its own.
+ * Only pages the engine holds protected are judged so; one it holds
+ * unprotected tells nothing by its bit (written before, or never
+ * protected).  Only a fork shares a page again, and a fork still comes as
+ * an event (or through cg__mm_fork_parent()), handled by
+ * cg__mm_protect_forked() below.  The zero page is left out: a read maps it
+ * unprotected where no marker was left.
+ *
+ * Written pages are left unprotected, as the fault path leaves them, so the
+ * state a collect leaves is what the synchronous engine makes of the same
+ * writes, without a round trip per fault.  The kernel reports them again
+ * at every later collect, coalesced into runs, at no change of state.
+ */
+#include <errno.h>
+
+#include "internal.h"
+#include "kernel/compat.h"
+#include "kernel/procfs.h"
+#include "pagestate.h"
+
+/* Runs asked of one PAGEMAP_SCAN. */
+#define SCAN_RUNS 64
+
+#define KNOWN_WRITTEN (CG_ST_PRESENT | CG_ST_EXCL | CG_ST_DIRTY)
+#define PROTECTED (CG_ST_PRESENT | CG_ST_WP)
+
+/* The protected pages of a range: how many, and whether any was shared. */
+struct news {
+	const struct cg__region *r;
+	uint64_t units;		/* as faults count them: hugetlb pages whole */
+	uint64_t shared;	/* 4 KiB pages held maybe-shared until now */
+};
+
+static int count_news(const struct cg__run *run, void *arg)
+{
+	struct news *n = arg;
+	unsigned shift = n->r->kind == CG_RK_HUGETLB ? n->r->unit_shift
+						      : CG_PAGE_SHIFT;
+
+	if ((run->state & PROTECTED) != PROTECTED)
+		return 0;
+	n->units += run->len >> shift;
+	if (!(run->state & CG_ST_EXCL))
+		n->shared += run->len >> CG_PAGE_SHIFT;
+	return 0;
+}
+
+/*
+ * The pages of [start, hi), within one chunk of r, were written since the
+ * kernel last protected them: those the engine holds protected become
+ * exclusive, dirty and unprotected.  Pages it has not seen populated are
+ * learning's to judge (lib/engine/learn.c), with the kernel's PMD mapping
+ * and what a removal left.  A THP write split the PMD first (the kernel
+ * does so for a protected PMD in asynchronous mode): followed.
+ */
+static int written_in_chunk(struct cg__mm *mm, struct cg__region *r,
+			    uint64_t start, uint64_t hi)
+{
+	struct news n = { .r = r };
+	struct cg__runs runs = { 0 };
+	int ret;
+
+	cg__region_walk(r, start, hi - start, count_news, &n);
+	if (!n.units)
+		return 0;
+	mm->stats.wp_faults += n.units;
+	mm->stats.pages_made_exclusive += n.shared;
+	ret = cg__mm_follow_split(mm, r, start);
+	if (!ret)
+		ret = cg__region_collect(r, start, hi - start, PROTECTED,
+					 PROTECTED, &runs);
+	for (size_t i = 0; !ret && i < runs.n; i++)
+		ret = cg__region_update(r, runs.v[i].start, runs.v[i].len,
+					CG_ST_WP, KNOWN_WRITTEN);
+	cg__runs_free(&runs);
+	return ret;
+}
+
+/* One written run of r, [start, end), a chunk at a time. */
+static int written(struct cg__mm *mm, struct cg__region *r, uint64_t start,
+		   uint64_t end)
+{
+	while (start < end) {
+		uint64_t chunk_end = ((start >> r->chunk_shift) + 1) << r->chunk_shift;
+		uint64_t hi = chunk_end < end ? chunk_end : end;
+		int ret = written_in_chunk(mm, r, start, hi);
+
+		if (ret)
+			return ret;
+		start = hi;
+	}
+	return 0;
+}
+
+/* What to make of a written run of r, [start, end). */
+typedef int (*written_fn)(struct cg__mm *mm, struct cg__region *r,
+			  uint64_t start, uint64_t end);
+typedef int (*scan_fn)(int fd, uint64_t start, uint64_t end,
+		       struct page_region *vec, size_t nvec, uint64_t *walk_end);
+
+/*
+ * Walk [start, end) of r with one kind of scan (collect or protect), a
+ * vector at a time, handing each written run that is not the zero page to
+ * fn.
+ */
+static int scan_region(struct cg__mm *mm, struct cg__region *r, scan_fn scan,
+		       written_fn fn, uint64_t start, uint64_t end)
+{
+	struct page_region v[SCAN_RUNS];
+
+	while (start < end) {
+		uint64_t walk_end = end;
+		int n = scan(mm->pagemap_fd, start, end, v, SCAN_RUNS, &walk_end);
+
+		if (n < 0)
+			return n;
+		for (int i = 0; i < n; i++) {
+			int ret = 0;
+
+			if ((v[i].categories & PAGE_IS_WRITTEN) &&
+			    !(v[i].categories & PAGE_IS_PFNZERO))
+				ret = fn(mm, r, v[i].start, v[i].end);
+			if (ret)
+				return ret;
+		}
+		/* A full vector stops the walk at the first run left out. */
+		if (walk_end <= start)
+			return -EIO;
+		start = walk_end;
+	}
+	return 0;
+}
+
+/* [*start, *end) within r, widened to whole chunks (THP: whole units). */
+static void whole_chunks(const struct cg__region *r, uint64_t *start,
+			 uint64_t *end)
+{
+	uint64_t mask = (1ULL << r->chunk_shift) - 1;
+	uint64_t r_end = r->start + r->len;
+	uint64_t lo = *start > r->start ? *start : r->start;
+	uint64_t hi = *end < r_end ? *end : r_end;
+
+	lo &= ~mask;
+	hi = (hi + mask) & ~mask;
+	*start = lo > r->start ? lo : r->start;
+	*end = hi < r_end ? hi : r_end;
+}
+
+int cg__mm_collect(struct cg__mm *mm, uint64_t addr, uint64_t len)
+{
+	uint64_t end = addr + len;
+
+	/* An unnamed child has no pagemap yet: its pages stay as protected. */
+	if (!mm->wp_async || mm->pagemap_fd < 0)
+		return 0;
+	for (size_t i = 0; i < mm->nregions; i++) {
+		struct cg__region *r = mm->regions[i];
+		uint64_t lo = addr, hi = end;
+		int ret;
+
+		if (r->start >= end || r->start + r->len <= addr)
+			continue;
+		whole_chunks(r, &lo, &hi);
+		ret = scan_region(mm, r, cg__pagemap_written, written, lo, hi);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int cg__mm_collect_all(struct cg__mm *mm)
+{
+	return cg__mm_collect(mm, 0, UINT64_MAX);
+}
+
+/*
+ * Whether the kernel shows the unit of pme ours alone: PageAnonExclusive,
+ * read in kpageflags (root).  Nothing else will do.  Mapped once (pagemap
+ * bit 56) is not it: a page the fork shared is mapped once again when the
+ * child exits, and a write there while a consumer holds it copies it away
+ * (measured: a pin's unpin then found its page replaced).  And kpageflags
+ * shows a THP mapped by PTEs with its head's flag for every page
+ * (KERNEL-FACTS), so only a whole PMD-mapped unit is judged there.
+ */
+static bool kernel_says_ours(const struct cg__mm *mm, uint64_t pme,
+			     bool whole_unit)
+{
+	uint64_t pfn = pme & PM_PFN_MASK, kpf;
+
+	if (!(pme & PM_PRESENT) || mm->kpageflags_fd < 0 || !mm->pfn_visible ||
+	    !pfn || cg__kpageflags_read(mm->kpageflags_fd, pfn, &kpf))
+		return false;
+	if ((kpf & (1ULL << KPF_THP_BIT)) && !whole_unit)
+		return false;
+	return (kpf & (1ULL << KPF_ANON_BIT)) &&
+	       (kpf & (1ULL << KPF_ANON_EXCLUSIVE_BIT));
+}
+
+/* Pagemap entries read at a time for a written run after a fork. */
+#define PME_BATCH 512
+
+/*
+ * A run written after the last collect, found at a fork, in one chunk of
+ * r: before the fork (now shared, unless the child let go of it) or after
+ * (a copy of our own).  The kernel tells which, page by page, where it can
+ * (root); elsewhere such a page stays maybe-shared.  Dirty either way.
+ */
+static int written_forked_chunk(struct cg__mm *mm, struct cg__region *r,
+				uint64_t start, uint64_t hi)
+{
+	uint64_t pme[PME_BATCH];
+	int ret = 0;
+
+	for (uint64_t a = start; !ret && a < hi; a += PME_BATCH * CG_PAGE_SIZE) {
+		size_t n = (hi - a) >> CG_PAGE_SHIFT;
+
+		n = n < PME_BATCH ? n : PME_BATCH;
+		ret = cg__pagemap_read(mm->pagemap_fd, a, n, pme);
+		for (size_t i = 0; !ret && i < n; i++) {
+			uint64_t at = a + i * CG_PAGE_SIZE, ustart, ulen;
+			unsigned st = cg__region_get(r, at), set = KNOWN_WRITTEN;
+
+			/* A huge unit is judged once, by its first page. */
+			cg__region_unit(r, at, &ustart, &ulen);
+			if (at != ustart && at != start)
+				continue;
+			/* Protected until now: a write seen, as a fault would be. */
+			if ((st & PROTECTED) == PROTECTED)
+				mm->stats.wp_faults++;
+			/*
+			 * Held exclusive still (a pin the fork did not share,
+			 * a page the move did not): stays so.
+			 */
+			if (st & CG_ST_EXCL)
+				;
+			else if (!kernel_says_ours(mm, pme[i], ulen > CG_PAGE_SIZE))
+				set &= ~CG_ST_EXCL;
+			else
+				mm->stats.pages_made_exclusive += ulen >> CG_PAGE_SHIFT;
+			ret = cg__region_update(r, ustart, ulen,
+						CG_ST_EXCL | CG_ST_WP, set);
+		}
+	}
+	return ret;
+}
+
+static int written_forked(struct cg__mm *mm, struct cg__region *r,
+			  uint64_t start, uint64_t end)
+{
+	while (start < end) {
+		uint64_t chunk_end = ((start >> r->chunk_shift) + 1) << r->chunk_shift;
+		uint64_t hi = chunk_end < end ? chunk_end : end;
+		int ret = cg__mm_follow_split(mm, r, start);
+
+		if (!ret)
+			ret = written_forked_chunk(mm, r, start, hi);
+		if (ret)
+			return ret;
+		start = hi;
+	}
+	return 0;
+}
+
+static int record_protected(struct cg__region *r, uint64_t start,
+			    uint64_t end)
+{
+	struct cg__runs runs = { 0 };
+	int ret = cg__region_collect(r, start, end - start, CG_ST_PRESENT,
+				     CG_ST_PRESENT, &runs);
+
+	for (size_t i = 0; !ret && i < runs.n; i++)
+		ret = cg__region_update(r, runs.v[i].start, runs.v[i].len, 0,
+					CG_ST_WP);
+	cg__runs_free(&runs);
+	return ret;
+}
+
+/*
+ * After a fork marked every page maybe-shared.  The pages written since
+ * the last collect were written before the fork or after it, by a thread
+ * that ran on while the event was handled: neither their bit nor our state
+ * tells which, the kernel does (written_forked_chunk()).  Protecting and
+ * reading happen in one scan, so no write falls between.
+ */
+int cg__mm_protect_forked(struct cg__mm *mm, struct cg__region *r)
+{
+	uint64_t end = r->start + r->len;
+	int ret = scan_region(mm, r, cg__pagemap_protect, written_forked,
+			      r->start, end);
+
+	return ret ? ret : record_protected(r, r->start, end);
+}
+
+/* Protect the present pages of [start, end) in r whose state is value. */
+static int protect_state(struct cg__mm *mm, struct cg__region *r,
+			 uint64_t start, uint64_t end, unsigned mask,
+			 unsigned value)
+{
+	struct cg__runs runs = { 0 };
+	int ret = cg__region_collect(r, start, end - start, mask, value, &runs);
+
+	for (size_t i = 0; !ret && i < runs.n; i++) {
+		ret = cg__mm_ioctl_wp(mm, runs.v[i].start, runs.v[i].len, true);
+		if (!ret)
+			ret = cg__region_update(r, runs.v[i].start,
+						runs.v[i].len, 0, CG_ST_WP);
+	}
+	cg__runs_free(&runs);
+	return ret;
+}
+
+/*
+ * After a move, whose pages a protection aimed at their old place may have
+ * missed: what was written is judged by the kernel, as after a fork, and
+ * what may be shared or is held protected is protected again.  Pages of
+ * our own found written stay unprotected, as the move found them.
+ */
+int cg__mm_judge_moved(struct cg__mm *mm, struct cg__region *r,
+		       uint64_t start, uint64_t len)
+{
+	uint64_t end = start + len;
+	int ret;
+
+	whole_chunks(r, &start, &end);
+	ret = scan_region(mm, r, cg__pagemap_written, written_forked, start, end);
+	if (!ret)
+		ret = protect_state(mm, r, start, end, CG_ST_PRESENT | CG_ST_EXCL,
+				    CG_ST_PRESENT);
+	if (!ret)
+		ret = protect_state(mm, r, start, end, PROTECTED, PROTECTED);
+	return ret;
+}

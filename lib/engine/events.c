@@ -425,7 +425,6 @@ static int protect_moved(struct cg__mm *mm, uint64_t to, uint64_t len)
 static int handle_remap(struct cg__mm *mm, const struct uffd_msg *msg)
 {
 	uint64_t from = msg->arg.remap.from, to = msg->arg.remap.to;
-
 	int ret;
 
 	mm->stats.remaps++;
@@ -626,9 +625,19 @@ void cg__mm_service_backlog(struct cg__mm *mm)
 
 int cg__mm_fork_prepare(struct cg__mm *mm)
 {
-	int ret = cg__mm_collect_all(mm);
+	int ret = 0;
 
-	return ret ? ret : cg__mm_learn_and_protect_all(mm);
+	if (!mm->wp_async || mm->pagemap_fd < 0)
+		return cg__mm_learn_and_protect_all(mm);
+	/* Protected in the scan that reads what was written: none is missed. */
+	for (size_t i = 0; i < mm->nregions && !ret; i++) {
+		struct cg__region *r = mm->regions[i];
+
+		ret = cg__mm_learn(mm, r, r->start, r->len, CG_LEARN_NEW);
+		if (!ret)
+			ret = cg__mm_protect_collected(mm, r);
+	}
+	return ret;
 }
 
 int cg__mm_fork_parent(struct cg__mm *mm)

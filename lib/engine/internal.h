@@ -100,6 +100,11 @@ int cg__mm_protect_mapped(struct cg__mm *mm, struct cg__region *r);
  * -errno.
  */
 int cg__mm_protect_forked(struct cg__mm *mm, struct cg__region *r);
+/*
+ * Before a fork, the same without the kernel's judgement: a page written
+ * since the last look, no fork between, is ours.
+ */
+int cg__mm_protect_collected(struct cg__mm *mm, struct cg__region *r);
 int cg__mm_judge_moved(struct cg__mm *mm, struct cg__region *r,
 		       uint64_t start, uint64_t len);
 

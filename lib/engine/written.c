@@ -299,6 +299,14 @@ int cg__mm_protect_forked(struct cg__mm *mm, struct cg__region *r)
 	return ret ? ret : record_protected(r, r->start, end);
 }
 
+int cg__mm_protect_collected(struct cg__mm *mm, struct cg__region *r)
+{
+	uint64_t end = r->start + r->len;
+	int ret = scan_region(mm, r, cg__pagemap_protect, written, r->start, end);
+
+	return ret ? ret : record_protected(r, r->start, end);
+}
+
 /* Protect the present pages of [start, end) in r whose state is value. */
 static int protect_state(struct cg__mm *mm, struct cg__region *r,
 			 uint64_t start, uint64_t end, unsigned mask,

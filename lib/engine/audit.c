@@ -121,16 +121,17 @@ static int64_t audit_region(struct audit_ctx *a, struct cg__region *r,
 	int ret;
 
 	a->mm->learn_stopped = 0;
-	ret = cg__mm_collect(a->mm, start, end - start);
-	if (!ret)
-		ret = cg__mm_learn(a->mm, r, start, end - start, CG_LEARN_NEW);
+	ret = cg__mm_learn(a->mm, r, start, end - start, CG_LEARN_NEW);
 	if (a->mm->learn_stopped)
 		end = a->mm->learn_stopped;
 	a->gigantic = r->kind == CG_RK_HUGETLB && r->unit_shift == CG_PUD_SHIFT;
 	while (!ret && start < end) {
 		uint64_t hi = (start & ~(CG_PMD_SIZE - 1)) + CG_PMD_SIZE;
 
-		ret = audit_chunk(a, r, start, hi < end ? hi : end);
+		/* A chunk at a time, so that a slice of an audit stays short. */
+		ret = cg__mm_collect(a->mm, start, (hi < end ? hi : end) - start);
+		if (!ret)
+			ret = audit_chunk(a, r, start, hi < end ? hi : end);
 		start = hi < end ? hi : end;
 		if (until && cg__now_ns() > until)
 			break;

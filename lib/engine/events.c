@@ -266,6 +266,13 @@ static int handle_fork(struct cg__mm *mm, const struct uffd_msg *msg)
 	 */
 	fcntl(ufd, F_SETFL, fcntl(ufd, F_GETFL) | O_NONBLOCK);
 	ret = mark_shared(mm);
+	/*
+	 * The child copies our state before the writes since the last look
+	 * are judged (which page was copied for whom is ours to learn), but
+	 * after they are counted dirty.
+	 */
+	if (!ret)
+		ret = cg__mm_mark_written_dirty(mm);
 	/* Over its owner's bounds: the child goes untracked, uncopied. */
 	if (!ret && (!mm->may_adopt || !mm->may_adopt(mm, mm->adopt_arg)))
 		child = fork_child(mm, ufd, &ret);

@@ -45,6 +45,13 @@ int cg__mm_ioctl_register(struct cg__mm *mm, uint64_t start, uint64_t len);
 int cg__mm_ioctl_unregister(struct cg__mm *mm, uint64_t start, uint64_t len);
 int cg__mm_ioctl_wp(struct cg__mm *mm, uint64_t start, uint64_t len,
 		    bool protect);
+/*
+ * With asynchronous protection: the kernel's protection of the regions
+ * overlapping [start, start+len) may no longer be what their state says
+ * (a failure part-way): their written pages are judged by the kernel
+ * (struct cg__region, wp_unsure).
+ */
+void cg__mm_wp_unsure(struct cg__mm *mm, uint64_t start, uint64_t len);
 
 /* What a learning pass may assume about the pages it reads. */
 enum cg__learn {
@@ -100,6 +107,8 @@ int cg__mm_protect_mapped(struct cg__mm *mm, struct cg__region *r);
  * -errno.
  */
 int cg__mm_protect_forked(struct cg__mm *mm, struct cg__region *r);
+/* Asynchronous, at a fork: the pages written since the last look, dirty. */
+int cg__mm_mark_written_dirty(struct cg__mm *mm);
 /*
  * Before a fork, the same without the kernel's judgement: a page written
  * since the last look, no fork between, is ours.

@@ -184,10 +184,28 @@ static int protect_mapped_only(struct cg__mm *mm, uint64_t start, uint64_t len)
 	return 0;
 }
 
+void cg__mm_wp_unsure(struct cg__mm *mm, uint64_t start, uint64_t len)
+{
+	for (size_t i = 0; i < mm->nregions; i++) {
+		struct cg__region *r = mm->regions[i];
+
+		if (r->start < start + len && start < r->start + r->len)
+			r->wp_unsure = true;
+	}
+}
+
 int cg__mm_ioctl_wp(struct cg__mm *mm, uint64_t start, uint64_t len,
 		    bool protect)
 {
-	if (protect && mm->wp_async)
-		return protect_mapped_only(mm, start, len);
-	return with_retry(mm, protect ? OP_PROTECT : OP_UNPROTECT, start, len);
+	int ret;
+
+	if (!mm->wp_async)
+		return with_retry(mm, protect ? OP_PROTECT : OP_UNPROTECT,
+				  start, len);
+	ret = protect ? protect_mapped_only(mm, start, len)
+		      : with_retry(mm, OP_UNPROTECT, start, len);
+	/* Part of it may be done: the state's CG_ST_WP cannot be trusted. */
+	if (ret)
+		cg__mm_wp_unsure(mm, start, len);
+	return ret;
 }

@@ -318,8 +318,11 @@ int cg__mm_unregister(struct cg__mm *mm, uint64_t addr, uint64_t len)
 	if (ret && ret != -ENOENT)
 		return ret;
 	ret = cg__mm_ioctl_unregister(mm, addr, len);
-	if (ret && ret != -ENOMEM && ret != -EINVAL)
+	if (ret && ret != -ENOMEM && ret != -EINVAL) {
+		/* Still ours, and no longer protected at all. */
+		cg__mm_wp_unsure(mm, addr, len);
 		return ret;
+	}
 	cg__mm_remove(mm, r);
 	cg__region_free(r);
 	return 0;

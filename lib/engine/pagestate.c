@@ -414,6 +414,7 @@ struct cg__region *cg__region_extract(const struct cg__region *r, uint64_t src,
 	if (r->unlearned < src + len)
 		n->unlearned = dst + (r->unlearned > src ? r->unlearned - src : 0);
 	n->unlearned_forked = r->unlearned_forked;
+	n->wp_unsure = r->wp_unsure;
 	if (cg__region_walk(r, src, len, copy_run, &cc)) {
 		cg__region_free(n);
 		return NULL;

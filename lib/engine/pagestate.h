@@ -55,6 +55,13 @@ struct cg__region {
 	 */
 	uint64_t unlearned;
 	bool unlearned_forked;
+	/*
+	 * Asynchronous write protection (lib/engine/written.c): a protection
+	 * failed part-way here, so the kernel's uffd-wp bits may disagree
+	 * with CG_ST_WP, and a page read as written is judged by the kernel
+	 * until the whole region is protected again.
+	 */
+	bool wp_unsure;
 };
 
 /* A run of pages that share one state, as walks report them. */

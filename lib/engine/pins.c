@@ -402,6 +402,9 @@ static int reprotect_dropped(struct cg__mm *mm, const struct units *after)
 {
 	int ret = 0;
 
+	/* 6.7+ keeps the bit; and a clear bit there means a write: keep it. */
+	if (mm->wp_async)
+		return 0;
 	for (size_t i = 0; !ret && i < after->n; i++) {
 		const struct unit *x = &after->v[i];
 		const struct cg__region *r = cg__mm_find(mm, x->addr);

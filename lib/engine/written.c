@@ -20,6 +20,7 @@
  * at every later collect, coalesced into runs, at no change of state.
  */
 #include <errno.h>
+#include <stdlib.h>
 
 #include "internal.h"
 #include "kernel/compat.h"
@@ -84,6 +85,9 @@ static int written_in_chunk(struct cg__mm *mm, struct cg__region *r,
 	return ret;
 }
 
+static int written_forked(struct cg__mm *mm, struct cg__region *r,
+			  uint64_t start, uint64_t end);
+
 /* One written run of r, [start, end), a chunk at a time. */
 static int written(struct cg__mm *mm, struct cg__region *r, uint64_t start,
 		   uint64_t end)
@@ -139,11 +143,15 @@ static int scan_region(struct cg__mm *mm, struct cg__region *r, scan_fn scan,
 	return 0;
 }
 
-/* [*start, *end) within r, widened to whole chunks (THP: whole units). */
-static void whole_chunks(const struct cg__region *r, uint64_t *start,
-			 uint64_t *end)
+/*
+ * [*start, *end) within r, widened to whole units: a THP's chunk (the
+ * kernel would split a PMD scanned in part), a hugetlb page, 4 KiB.
+ */
+static void whole_units(const struct cg__region *r, uint64_t *start,
+			uint64_t *end)
 {
-	uint64_t mask = (1ULL << r->chunk_shift) - 1;
+	unsigned shift = r->kind == CG_RK_THP ? r->chunk_shift : r->unit_shift;
+	uint64_t mask = (1ULL << shift) - 1;
 	uint64_t r_end = r->start + r->len;
 	uint64_t lo = *start > r->start ? *start : r->start;
 	uint64_t hi = *end < r_end ? *end : r_end;
@@ -168,8 +176,9 @@ int cg__mm_collect(struct cg__mm *mm, uint64_t addr, uint64_t len)
 
 		if (r->start >= end || r->start + r->len <= addr)
 			continue;
-		whole_chunks(r, &lo, &hi);
-		ret = scan_region(mm, r, cg__pagemap_written, written, lo, hi);
+		whole_units(r, &lo, &hi);
+		ret = scan_region(mm, r, cg__pagemap_written,
+				  r->wp_unsure ? written_forked : written, lo, hi);
 		if (ret)
 			return ret;
 	}
@@ -283,6 +292,81 @@ static int record_protected(struct cg__region *r, uint64_t start,
 	return ret;
 }
 
+static int dirty_only(struct cg__mm *mm, struct cg__region *r, uint64_t start,
+		      uint64_t end)
+{
+	struct cg__runs runs = { 0 };
+	int ret = 0;
+
+	/* A THP written in asynchronous mode was split by the kernel first. */
+	for (uint64_t a = start; !ret && a < end;
+	     a = ((a >> r->chunk_shift) + 1) << r->chunk_shift)
+		ret = cg__mm_follow_split(mm, r, a);
+	if (!ret)
+		ret = cg__region_collect(r, start, end - start, CG_ST_PRESENT,
+					 CG_ST_PRESENT, &runs);
+	for (size_t i = 0; !ret && i < runs.n; i++)
+		ret = cg__region_update(r, runs.v[i].start, runs.v[i].len, 0,
+					CG_ST_DIRTY);
+	cg__runs_free(&runs);
+	return ret;
+}
+
+int cg__mm_mark_written_dirty(struct cg__mm *mm)
+{
+	int ret = 0;
+
+	if (!mm->wp_async || mm->pagemap_fd < 0)
+		return 0;
+	for (size_t i = 0; i < mm->nregions && !ret; i++) {
+		struct cg__region *r = mm->regions[i];
+
+		ret = scan_region(mm, r, cg__pagemap_written, dirty_only,
+				  r->start, r->start + r->len);
+	}
+	return ret;
+}
+
+static bool gigantic(const struct cg__region *r)
+{
+	return r->kind == CG_RK_HUGETLB && r->unit_shift == CG_PUD_SHIFT;
+}
+
+/*
+ * Protect every mapped page of [start, end) in r and hand what was written
+ * before to fn, in one scan, so that no write falls between.  Not for
+ * 1 GiB pages: 6.18's PAGEMAP_SCAN, when it protects, measures a hugetlb
+ * page against HPAGE_SIZE (2 MiB), so it neither reports nor protects a
+ * written 1 GiB page and stops there (read in fs/proc/task_mmu.c; this
+ * machine has no 1 GiB page to measure it on).  There: read, then
+ * protect.  A write between the two is missed as dirty, and the page it
+ * made ours is held maybe-shared.
+ */
+static int protect_scan(struct cg__mm *mm, struct cg__region *r,
+			uint64_t start, uint64_t end, written_fn fn)
+{
+	int ret;
+
+	if (!gigantic(r))
+		return scan_region(mm, r, cg__pagemap_protect, fn, start, end);
+	ret = scan_region(mm, r, cg__pagemap_written, fn, start, end);
+	return ret ? ret : cg__mm_ioctl_wp(mm, start, end - start, true);
+}
+
+/* The whole of r protected by protect_scan(), and the state told so. */
+static int protect_region(struct cg__mm *mm, struct cg__region *r,
+			  written_fn fn)
+{
+	uint64_t end = r->start + r->len;
+	int ret = protect_scan(mm, r, r->start, end, fn);
+
+	if (!ret)
+		ret = record_protected(r, r->start, end);
+	/* Part of it may be protected, and the state not told: unsure. */
+	r->wp_unsure = ret != 0;
+	return ret;
+}
+
 /*
  * After a fork marked every page maybe-shared.  The pages written since
  * the last collect were written before the fork or after it, by a thread
@@ -292,57 +376,76 @@ static int record_protected(struct cg__region *r, uint64_t start,
  */
 int cg__mm_protect_forked(struct cg__mm *mm, struct cg__region *r)
 {
-	uint64_t end = r->start + r->len;
-	int ret = scan_region(mm, r, cg__pagemap_protect, written_forked,
-			      r->start, end);
-
-	return ret ? ret : record_protected(r, r->start, end);
+	return protect_region(mm, r, written_forked);
 }
 
 int cg__mm_protect_collected(struct cg__mm *mm, struct cg__region *r)
 {
-	uint64_t end = r->start + r->len;
-	int ret = scan_region(mm, r, cg__pagemap_protect, written, r->start, end);
-
-	return ret ? ret : record_protected(r, r->start, end);
+	return protect_region(mm, r, r->wp_unsure ? written_forked : written);
 }
 
-/* Protect the present pages of [start, end) in r whose state is value. */
-static int protect_state(struct cg__mm *mm, struct cg__region *r,
-			 uint64_t start, uint64_t end, unsigned mask,
-			 unsigned value)
+/* A run of pages the engine holds ours, written and unprotected. */
+static bool ours_written(unsigned state)
 {
-	struct cg__runs runs = { 0 };
-	int ret = cg__region_collect(r, start, end - start, mask, value, &runs);
+	return (state & (KNOWN_WRITTEN | CG_ST_WP)) == KNOWN_WRITTEN;
+}
 
-	for (size_t i = 0; !ret && i < runs.n; i++) {
-		ret = cg__mm_ioctl_wp(mm, runs.v[i].start, runs.v[i].len, true);
-		if (!ret)
-			ret = cg__region_update(r, runs.v[i].start,
-						runs.v[i].len, 0, CG_ST_WP);
+struct split_runs {
+	struct cg__runs ours, others;	/* ours_written(), and the rest */
+};
+
+static int runs_add(struct cg__runs *o, const struct cg__run *run)
+{
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 16;
+		struct cg__run *v = realloc(o->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		o->v = v;
+		o->cap = cap;
 	}
-	cg__runs_free(&runs);
-	return ret;
+	o->v[o->n++] = *run;
+	return 0;
+}
+
+static int split_present(const struct cg__run *run, void *arg)
+{
+	struct split_runs *s = arg;
+
+	if (!(run->state & CG_ST_PRESENT))
+		return 0;
+	return runs_add(ours_written(run->state) ? &s->ours : &s->others, run);
 }
 
 /*
  * After a move, whose pages a protection aimed at their old place may have
- * missed: what was written is judged by the kernel, as after a fork, and
- * what may be shared or is held protected is protected again.  Pages of
- * our own found written stay unprotected, as the move found them.
+ * missed: in one scan every page is protected and what was written is
+ * judged by the kernel, as after a fork.  Then the pages of our own found
+ * written are unprotected again, as the move found them (a write racing
+ * that finds them ours and dirty already), and the rest recorded
+ * protected.
  */
 int cg__mm_judge_moved(struct cg__mm *mm, struct cg__region *r,
 		       uint64_t start, uint64_t len)
 {
+	struct split_runs s = { { 0 }, { 0 } };
 	uint64_t end = start + len;
 	int ret;
 
-	whole_chunks(r, &start, &end);
-	ret = scan_region(mm, r, cg__pagemap_written, written_forked, start, end);
+	whole_units(r, &start, &end);
+	ret = protect_scan(mm, r, start, end, written_forked);
 	if (!ret)
-		ret = protect_state(mm, r, start, end, CG_ST_PRESENT | CG_ST_EXCL,
-				    CG_ST_PRESENT);
-	if (!ret)
-		ret = protect_state(mm, r, start, end, PROTECTED, PROTECTED);
+		ret = cg__region_walk(r, start, end - start, split_present, &s);
+	for (size_t i = 0; !ret && i < s.ours.n; i++)
+		ret = cg__mm_ioctl_wp(mm, s.ours.v[i].start, s.ours.v[i].len,
+				      false);
+	for (size_t i = 0; !ret && i < s.others.n; i++)
+		ret = cg__region_update(r, s.others.v[i].start,
+					s.others.v[i].len, 0, CG_ST_WP);
+	if (ret)
+		r->wp_unsure = true;
+	cg__runs_free(&s.ours);
+	cg__runs_free(&s.others);
 	return ret;
 }

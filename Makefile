@@ -171,10 +171,11 @@ deps:
 # failed.
 TALLY = $(BUILDDIR)/check.tally
 
-# The async lane: the suites that judge page state, run again with the
+# The async lanes: the suites that judge page state, run again with the
 # engine on asynchronous write protection (COWGUARD_WP=async, 6.7+: the
-# kernel resolves writes, the engine scans for them).  Where the kernel
-# lacks UFFD_FEATURE_WP_ASYNC they run synchronously again, harmless.
+# kernel resolves writes, the engine scans for them), as root and as the
+# unprivileged lane's user.  Where the kernel lacks UFFD_FEATURE_WP_ASYNC
+# they run synchronously again, harmless.
 ASYNC_SUITES = asynchronous-write fork-marks registration-write mremap \
 	dontneed madv-free thp-split pin- pinned-pages many-clients \
 	hundred-forks child-uffd engine-keeps overlapping-pins hostile-client \
@@ -209,10 +210,13 @@ check: deps
 		bash scripts/run-tests.sh $(BUILDDIR)/tests || status=1; \
 	 CG_TEST_TALLY=$(TALLY) \
 		bash scripts/run-unprivileged.sh $(BUILDDIR)/tests || status=1; \
+	 CG_TEST_LANE=unprivileged-async CG_TEST_TALLY=$(TALLY) COWGUARD_WP=async \
+	 CG_TEST_FILTER="$(ASYNC_SUITES)" \
+		bash scripts/run-unprivileged.sh $(BUILDDIR)/tests || status=1; \
 	 CG_TEST_LANE=install CG_TEST_TALLY=$(TALLY) \
 		bash scripts/check-install.sh $(BUILDDIR) || status=1; \
 	 $(foreach s,$(VM_RUN_SERIES),$(call vm_lane,$(s),$(TALLY))) \
-	 bash scripts/run-tests.sh --total $(TALLY) root async unprivileged install $(VM_LANES) || status=1; \
+	 bash scripts/run-tests.sh --total $(TALLY) root async unprivileged unprivileged-async install $(VM_LANES) || status=1; \
 	 rm -f $(TALLY); exit $$status
 
 # The module boundaries of docs/architecture.md (make check runs it first).

@@ -29,7 +29,7 @@ set -euo pipefail
 dir=${1:?usage: run-unprivileged.sh DIR}
 group=cowguard
 user=cowguard-test
-lane=unprivileged
+lane=${CG_TEST_LANE:-unprivileged}	# the async lane's second half names it
 dev=/dev/userfaultfd
 nr_2m=/proc/sys/vm/nr_hugepages
 nr_1g=/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages

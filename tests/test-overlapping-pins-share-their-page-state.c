@@ -88,6 +88,14 @@ START_TEST(a_page_replaced_under_overlapping_pins_fails_every_pin_that_holds_it)
 	pid_t child;
 	int go;
 
+	/* Page frames are root's (pagemap), in both modes. */
+	if (geteuid() != 0 &&
+	    h_skip_if_async(cg, "without page frames no write fault shows the "
+			    "replacement (docs/kernels.md)")) {
+		cg_close(cg);
+		munmap(p, len);
+		return;
+	}
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
 	ck_assert_int_eq(cg_pin(cg, p, len, CG_PIN_RO | CG_PIN_FOLL_PIN, &pins[0]), 0);
 	ck_assert_int_eq(cg_pin(cg, p, 4096, CG_PIN_RO | CG_PIN_FOLL_PIN, &pins[1]), 0);

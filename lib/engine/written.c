@@ -20,7 +20,6 @@
  * at every later collect, coalesced into runs, at no change of state.
  */
 #include <errno.h>
-#include <stdlib.h>
 
 #include "internal.h"
 #include "kernel/compat.h"
@@ -55,6 +54,24 @@ static int count_news(const struct cg__run *run, void *arg)
 }
 
 /*
+ * Clear, then set, state bits on the pages of [start, end) in r whose
+ * (state & mask) == value.
+ */
+static int update_where(struct cg__region *r, uint64_t start, uint64_t end,
+			unsigned mask, unsigned value, unsigned clear,
+			unsigned set)
+{
+	struct cg__runs runs = { 0 };
+	int ret = cg__region_collect(r, start, end - start, mask, value, &runs);
+
+	for (size_t i = 0; !ret && i < runs.n; i++)
+		ret = cg__region_update(r, runs.v[i].start, runs.v[i].len,
+					clear, set);
+	cg__runs_free(&runs);
+	return ret;
+}
+
+/*
  * The pages of [start, hi), within one chunk of r, were written since the
  * kernel last protected them: those the engine holds protected become
  * exclusive, dirty and unprotected.  Pages it has not seen populated are
@@ -66,7 +83,6 @@ static int written_in_chunk(struct cg__mm *mm, struct cg__region *r,
 			    uint64_t start, uint64_t hi)
 {
 	struct news n = { .r = r };
-	struct cg__runs runs = { 0 };
 	int ret;
 
 	cg__region_walk(r, start, hi - start, count_news, &n);
@@ -75,14 +91,8 @@ static int written_in_chunk(struct cg__mm *mm, struct cg__region *r,
 	mm->stats.wp_faults += n.units;
 	mm->stats.pages_made_exclusive += n.shared;
 	ret = cg__mm_follow_split(mm, r, start);
-	if (!ret)
-		ret = cg__region_collect(r, start, hi - start, PROTECTED,
-					 PROTECTED, &runs);
-	for (size_t i = 0; !ret && i < runs.n; i++)
-		ret = cg__region_update(r, runs.v[i].start, runs.v[i].len,
+	return ret ? ret : update_where(r, start, hi, PROTECTED, PROTECTED,
 					CG_ST_WP, KNOWN_WRITTEN);
-	cg__runs_free(&runs);
-	return ret;
 }
 
 static int written_forked(struct cg__mm *mm, struct cg__region *r,
@@ -281,35 +291,21 @@ static int written_forked(struct cg__mm *mm, struct cg__region *r,
 static int record_protected(struct cg__region *r, uint64_t start,
 			    uint64_t end)
 {
-	struct cg__runs runs = { 0 };
-	int ret = cg__region_collect(r, start, end - start, CG_ST_PRESENT,
-				     CG_ST_PRESENT, &runs);
-
-	for (size_t i = 0; !ret && i < runs.n; i++)
-		ret = cg__region_update(r, runs.v[i].start, runs.v[i].len, 0,
-					CG_ST_WP);
-	cg__runs_free(&runs);
-	return ret;
+	return update_where(r, start, end, CG_ST_PRESENT, CG_ST_PRESENT, 0,
+			    CG_ST_WP);
 }
 
 static int dirty_only(struct cg__mm *mm, struct cg__region *r, uint64_t start,
 		      uint64_t end)
 {
-	struct cg__runs runs = { 0 };
 	int ret = 0;
 
 	/* A THP written in asynchronous mode was split by the kernel first. */
 	for (uint64_t a = start; !ret && a < end;
 	     a = ((a >> r->chunk_shift) + 1) << r->chunk_shift)
 		ret = cg__mm_follow_split(mm, r, a);
-	if (!ret)
-		ret = cg__region_collect(r, start, end - start, CG_ST_PRESENT,
-					 CG_ST_PRESENT, &runs);
-	for (size_t i = 0; !ret && i < runs.n; i++)
-		ret = cg__region_update(r, runs.v[i].start, runs.v[i].len, 0,
-					CG_ST_DIRTY);
-	cg__runs_free(&runs);
-	return ret;
+	return ret ? ret : update_where(r, start, end, CG_ST_PRESENT,
+					CG_ST_PRESENT, 0, CG_ST_DIRTY);
 }
 
 int cg__mm_mark_written_dirty(struct cg__mm *mm)
@@ -384,40 +380,6 @@ int cg__mm_protect_collected(struct cg__mm *mm, struct cg__region *r)
 	return protect_region(mm, r, r->wp_unsure ? written_forked : written);
 }
 
-/* A run of pages the engine holds ours, written and unprotected. */
-static bool ours_written(unsigned state)
-{
-	return (state & (KNOWN_WRITTEN | CG_ST_WP)) == KNOWN_WRITTEN;
-}
-
-struct split_runs {
-	struct cg__runs ours, others;	/* ours_written(), and the rest */
-};
-
-static int runs_add(struct cg__runs *o, const struct cg__run *run)
-{
-	if (o->n == o->cap) {
-		size_t cap = o->cap ? o->cap * 2 : 16;
-		struct cg__run *v = realloc(o->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		o->v = v;
-		o->cap = cap;
-	}
-	o->v[o->n++] = *run;
-	return 0;
-}
-
-static int split_present(const struct cg__run *run, void *arg)
-{
-	struct split_runs *s = arg;
-
-	if (!(run->state & CG_ST_PRESENT))
-		return 0;
-	return runs_add(ours_written(run->state) ? &s->ours : &s->others, run);
-}
-
 /*
  * After a move, whose pages a protection aimed at their old place may have
  * missed: in one scan every page is protected and what was written is
@@ -429,23 +391,26 @@ static int split_present(const struct cg__run *run, void *arg)
 int cg__mm_judge_moved(struct cg__mm *mm, struct cg__region *r,
 		       uint64_t start, uint64_t len)
 {
-	struct split_runs s = { { 0 }, { 0 } };
+	struct cg__runs ours = { 0 };	/* ours, written: unprotected again */
 	uint64_t end = start + len;
 	int ret;
 
 	whole_units(r, &start, &end);
 	ret = protect_scan(mm, r, start, end, written_forked);
 	if (!ret)
-		ret = cg__region_walk(r, start, end - start, split_present, &s);
-	for (size_t i = 0; !ret && i < s.ours.n; i++)
-		ret = cg__mm_ioctl_wp(mm, s.ours.v[i].start, s.ours.v[i].len,
-				      false);
-	for (size_t i = 0; !ret && i < s.others.n; i++)
-		ret = cg__region_update(r, s.others.v[i].start,
-					s.others.v[i].len, 0, CG_ST_WP);
+		ret = cg__region_collect(r, start, end - start,
+					 KNOWN_WRITTEN | CG_ST_WP, KNOWN_WRITTEN,
+					 &ours);
+	if (!ret)
+		ret = record_protected(r, start, end);
+	for (size_t i = 0; !ret && i < ours.n; i++) {
+		ret = cg__mm_ioctl_wp(mm, ours.v[i].start, ours.v[i].len, false);
+		if (!ret)
+			ret = cg__region_update(r, ours.v[i].start, ours.v[i].len,
+						CG_ST_WP, 0);
+	}
 	if (ret)
 		r->wp_unsure = true;
-	cg__runs_free(&s.ours);
-	cg__runs_free(&s.others);
+	cg__runs_free(&ours);
 	return ret;
 }

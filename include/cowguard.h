@@ -234,6 +234,11 @@ struct cg_stats {
 	 * pin does not unshare.  Since 0.1.
 	 */
 	uint64_t unshare_writes;
+	/*
+	 * Of unshare_copies, the 4 KiB pages of THPs a pin unshared whole by
+	 * moving a copy in (the THP stays mapped by one PMD; Linux 6.8+).
+	 */
+	uint64_t unshare_moves;
 };
 #define CG_STATS_SIZE_VER0 (offsetof(struct cg_stats, unshare_writes) + sizeof(uint64_t))
 

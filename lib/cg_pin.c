@@ -4,8 +4,9 @@
  * application's own process run here: populating holes (a read-only pin of
  * a hole would map the shared zero page; a write fault that changes no
  * byte gives a page of our own and races with nobody), the write
- * faults the engine asks for where a read-only pin cannot unshare, and
- * MADV_DONTFORK for consumers that hold plain page references.  Unsharing
+ * faults the engine asks for where a read-only pin cannot unshare, the
+ * copy and drop of the THPs it unshares whole by a move (lib/move_unshare.c),
+ * and MADV_DONTFORK for consumers that hold plain page references.  Unsharing
  * and the records are the engine's (lib/engine/pins.c), here or in cowguardd.
  */
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include "kernel/compat.h"
 #include "kernel/procfs.h"
 #include "kernel/sys.h"
+#include "move_unshare.h"
 #include "write_unshare.h"
 
 #define TRIES 3
@@ -29,6 +31,7 @@ struct pin_answer {
 	uint64_t id;
 	uint64_t bad_addr;	/* the page that failed */
 	uint64_t bad_len;	/* -EAGAIN: the span to write-unshare */
+	uint64_t move_len;	/* -EAGAIN: [bad_addr, +move_len) to move */
 };
 
 /*
@@ -59,7 +62,27 @@ static int engine_pin(struct cg *cg, uint64_t addr, uint64_t len, unsigned flags
 	res->id = rep.u.pinned.id;
 	res->bad_addr = rep.u.pinned.bad_addr;
 	res->bad_len = rep.u.pinned.bad_len;
+	res->move_len = rep.u.pinned.move_len;
 	return ret;
+}
+
+/*
+ * The engine handed over THP chunks to unshare whole: replace them with
+ * copies of their own, then hand them back, whatever happened (the engine
+ * judges them by the kernel).  Nonzero: pin without moves from now on.
+ */
+static int move_armed(struct cg *cg, uint64_t addr, uint64_t len)
+{
+	struct cg__req req;
+	struct cg__rep rep = { 0 };
+	int ret = cg__move_unshare(addr, len);
+	int dret;
+
+	cg__req_init(&req, CG_OP_MOVE);
+	req.addr = addr;
+	req.len = len;
+	dret = cg__call(cg, &req, &rep);
+	return ret ? ret : dret;
 }
 
 static int engine_unpin(struct cg *cg, uint64_t id, struct pin_answer *res)
@@ -125,9 +148,18 @@ static int pin_retrying(struct cg *cg, uint64_t addr, uint64_t len,
 			struct pin_answer *res)
 {
 	int ret = populate_holes(addr, len);
+	/* Each move unshares a run of chunks for good: not a retry. */
+	uint64_t moves = (len >> CG_PMD_SHIFT) + 1;
 
 	for (int i = 0; !ret || ret == -EAGAIN; i++) {
 		ret = engine_pin(cg, addr, len, flags, consumer, res);
+		if (ret == -EAGAIN && res->move_len) {
+			if (move_armed(cg, res->bad_addr, res->move_len) ||
+			    !--moves)
+				flags |= CG__PIN_NO_MOVE;
+			i--;
+			continue;
+		}
 		if (ret != -EAGAIN || i == TRIES)
 			break;
 		if (res->bad_len)

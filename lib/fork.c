@@ -126,6 +126,12 @@ static void fork_prepare(void)
 	pthread_mutex_lock(&handles_lock);
 	forking_parent = getpid();
 	for (struct cg *cg = handles; cg; cg = cg->next) {
+		/*
+		 * A pin in progress first: one unsharing a THP by a move has
+		 * dropped the chunks it copied, and a child forked then would
+		 * inherit the hole (lib/move_unshare.c).
+		 */
+		pthread_mutex_lock(&cg->pins_lock);
 		pthread_mutex_lock(&cg->lock);
 		if (cg->broken || cg->lost)
 			continue;
@@ -143,6 +149,7 @@ static void fork_parent(void)
 		if (!cg->broken && cg->mode == CG_MODE_EMBEDDED)
 			cg__embedded_fork_parent(cg->emb);
 		pthread_mutex_unlock(&cg->lock);
+		pthread_mutex_unlock(&cg->pins_lock);
 	}
 	pthread_mutex_unlock(&handles_lock);
 }
@@ -164,6 +171,7 @@ static void fork_child(void)
 				child_hello_failed(cg, ret);
 		}
 		pthread_mutex_unlock(&cg->lock);
+		pthread_mutex_unlock(&cg->pins_lock);
 	}
 	pthread_mutex_unlock(&handles_lock);
 }

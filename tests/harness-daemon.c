@@ -70,6 +70,21 @@ bool h_wp_async(struct cg *cg)
 	return cg_features(cg) & UFFD_FEATURE_WP_ASYNC;
 }
 
+bool h_write_after_fork_is_known_ours(struct cg *cg, void *addr)
+{
+	struct cg_audit_report rep;
+
+	if (!h_wp_async(cg))
+		return true;
+	return !cg_audit(cg, addr, 4096, &rep, sizeof(rep)) &&
+	       rep.truth == CG_TRUTH_KPAGEFLAGS;
+}
+
+bool h_thp_moves(struct cg *cg)
+{
+	return cg_features(cg) & UFFD_FEATURE_MOVE;
+}
+
 bool h_skip_if_async(struct cg *cg, const char *why)
 {
 	if (!h_wp_async(cg))

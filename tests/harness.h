@@ -104,6 +104,21 @@ struct cg *h_open(int mode);
  * its first write.
  */
 bool h_wp_async(struct cg *cg);
+/*
+ * Whether a page written right after a fork is known exclusive at once.
+ * On the fault path, always: the write fault tells.  With asynchronous
+ * protection the write may come before the fork is handled, and is then
+ * judged by page flags: without them (the engine not root) the page stays
+ * maybe-shared, conservative.  addr: a page of cg's, for its audit.
+ */
+bool h_write_after_fork_is_known_ours(struct cg *cg, void *addr);
+/*
+ * Whether a pin of cg unshares a shared PMD-mapped THP whole, by moving a
+ * copy in (lib/engine/move.c: UFFD_FEATURE_MOVE, on the fault path): the
+ * THP stays one PMD, and the chunk is reported dirty.  Otherwise the
+ * kernel's unshare splits it.
+ */
+bool h_thp_moves(struct cg *cg);
 /* The skip for a case that needs the synchronous fault path; true if so. */
 bool h_skip_if_async(struct cg *cg, const char *why);
 

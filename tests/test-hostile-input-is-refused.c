@@ -352,10 +352,10 @@ static const struct bad_packet oversized = {
 	make_oversized, REFUSED, "dropped: unreadable request"
 };
 static const struct bad_packet major_99 = {
-	make_major_99, -EPROTONOSUPPORT, "dropped: protocol 99.0, we speak"
+	make_major_99, -EPROTONOSUPPORT, "dropped: protocol 99."
 };
 static const struct bad_packet major_99_larger = {
-	make_major_99_larger, -EPROTONOSUPPORT, "dropped: protocol 99.0, we speak"
+	make_major_99_larger, -EPROTONOSUPPORT, "dropped: protocol 99."
 };
 static const struct bad_packet before_hello = {
 	make_register, -EPERM, "dropped: register not allowed here"

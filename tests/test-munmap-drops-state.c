@@ -163,7 +163,9 @@ START_TEST(munmap_of_a_middle_part_leaves_two_regions_that_keep_their_state)
 	was = h_states(r.cg, r.p, len);
 	ck_assert(was[(q + 7 * small) / 4096].dirty &&
 		  !was[(q + 7 * small) / 4096].exclusive);
-	ck_assert(was[(2 * q + 5 * small) / 4096].exclusive);
+	ck_assert(was[(2 * q + 5 * small) / 4096].dirty);
+	if (h_write_after_fork_is_known_ours(r.cg, r.p))
+		ck_assert(was[(2 * q + 5 * small) / 4096].exclusive);
 	ck_assert(!was[3 * q / 4096].dirty && !was[3 * q / 4096].exclusive);
 	ck_assert_int_eq(cg_stats(r.cg, &before, sizeof(before)), 0);
 

@@ -257,8 +257,13 @@ START_TEST(a_read_only_mr_of_a_cow_shared_buffer_is_pinned_before_registration)
 	ck_assert_msg(fake.pages == f.len / PG && fake.unpinned == 0 &&
 		      fake.unregistered == 0 &&
 		      fake.shared == 0 &&
-		      /* Before 5.19 the pin writes every page (lib/engine/pins.c). */
-		      fake.clean == (h_read_pins_unshare(NULL) ? fake.pages : 0),
+		      /*
+		       * Before 5.19 the pin writes every page (lib/engine/pins.c);
+		       * a THP moved in whole is dirty for all cowguard can see.
+		       */
+		      fake.clean == (h_read_pins_unshare(NULL) &&
+				     !(kind == H_THP && h_thp_moves(f.cg))
+				     ? fake.pages : 0),
 		      "at registration: %zu pages, %zu without a pin, %zu shared, "
 		      "%zu clean", fake.pages, fake.unpinned, fake.shared,
 		      fake.clean);

@@ -19,6 +19,7 @@ static void answer_pin(const struct cg__req *req, struct cg__rep *rep,
 	rep->u.pinned.id = req->op == CG_OP_UNPIN ? req->id : res->id;
 	rep->u.pinned.bad_addr = res->bad_addr;
 	rep->u.pinned.bad_len = res->bad_len;
+	rep->u.pinned.move_len = res->move_len;
 }
 
 /* A PIN or UNPIN begins: 1 while it goes on, 0 when rep holds the answer. */
@@ -111,6 +112,9 @@ int cg__mm_dispatch(struct cg__mm *mm, const struct cg__req *req,
 		break;
 	case CG_OP_FORK_PREPARE:
 		rep->status = cg__mm_fork_prepare(mm);
+		break;
+	case CG_OP_MOVE:
+		rep->status = cg__mm_move_done(mm, req->addr, req->len);
 		break;
 	case CG_OP_PIN:
 	case CG_OP_UNPIN:

@@ -120,6 +120,15 @@ struct cg__mm {
 	 * then), and the one the pin in progress was asked (not again).
 	 */
 	uint64_t wu_asked[2], wu_counted[2];
+	/*
+	 * A THP unshare by move (lib/engine/move.c): the chunks [start, end)
+	 * a pin is arming (end 0: none), handed over to the client
+	 * (unregistered here) until it says the copy is in.
+	 */
+	struct {
+		uint64_t start, end;
+		bool handed;
+	} move;
 	struct cg_stats stats;
 
 	/* Messages read while retrying an ioctl, handled before new ones. */
@@ -141,6 +150,9 @@ struct cg__mm {
  * The negotiation keeps it only where the kernel has it (6.7).  Not the
  * default: the kernel splits a protected PMD-mapped THP at its first write
  * in that mode (measured on 6.18), where the fault path keeps it whole.
+ * On the fault path, UFFD_FEATURE_MOVE too: a pin then unshares a THP by
+ * moving a copy in whole (lib/engine/move.c); COWGUARD_THP_MOVE=off does
+ * not ask for it.
  */
 uint64_t cg__mm_uffd_wanted(void);
 

@@ -493,8 +493,30 @@ static void disturb_pin_job(struct cg__mm *mm, const struct uffd_msg *msg)
 	}
 }
 
+/*
+ * An unmap or remap of chunks a move handed over: they are not ours to
+ * take back (lib/engine/move.c).
+ */
+static void disturb_move(struct cg__mm *mm, const struct uffd_msg *msg)
+{
+	uint64_t lo = mm->move.start, hi = mm->move.end, start, end;
+
+	if (msg->event == UFFD_EVENT_UNMAP) {
+		start = msg->arg.remove.start;
+		end = msg->arg.remove.end;
+	} else if (msg->event == UFFD_EVENT_REMAP) {
+		start = msg->arg.remap.from;
+		end = start + msg->arg.remap.len;
+	} else {
+		return;
+	}
+	if (start < hi && lo < end)
+		cg__mm_move_forget(mm);
+}
+
 static int handle_event(struct cg__mm *mm, const struct uffd_msg *msg)
 {
+	disturb_move(mm, msg);
 	disturb_pin_job(mm, msg);
 	switch (msg->event) {
 	case UFFD_EVENT_FORK:
@@ -545,6 +567,15 @@ static int handle_batch(struct cg__mm *mm, const struct uffd_msg *msgs,
 		}
 	for (size_t i = 0; i < n; i++)
 		if (msgs[i].event == UFFD_EVENT_PAGEFAULT &&
+		    cg__mm_move_holds(mm, msgs[i].arg.pagefault.address)) {
+			/*
+			 * Read before its chunk was handed over for a move,
+			 * whose unregistration woke the thread.  Resolving it
+			 * would lift the protection the client's own uffd put
+			 * there (UFFDIO_WRITEPROTECT checks no owner), and a
+			 * write would land in the page about to be dropped.
+			 */
+		} else if (msgs[i].event == UFFD_EVENT_PAGEFAULT &&
 		    !(msgs[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)) {
 			/*
 			 * cowguard registers MODE_WP only: the client added

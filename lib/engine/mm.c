@@ -43,13 +43,24 @@ static bool scan_wanted(void)
 	return !s || strcmp(s, "off");
 }
 
+/* COWGUARD_THP_MOVE=off unshares THP as the kernel does, for comparison. */
+static bool thp_move_wanted(void)
+{
+	const char *s = getenv("COWGUARD_THP_MOVE");
+
+	return !s || strcmp(s, "off");
+}
+
 uint64_t cg__mm_uffd_wanted(void)
 {
 	const char *wp = getenv("COWGUARD_WP");
-	bool async = wp && !strcmp(wp, "async") && scan_wanted() &&
-		     !cg__kernel_probe() && cg__kernel_read_pin_unshares();
+	bool unshares = !cg__kernel_probe() && cg__kernel_read_pin_unshares();
+	bool async = wp && !strcmp(wp, "async") && scan_wanted() && unshares;
+	/* A THP unshared by a move is the fault path's (lib/engine/move.c). */
+	bool move = !async && unshares && thp_move_wanted();
 
-	return CG_UFFD_WANTED | (async ? UFFD_FEATURE_WP_ASYNC : 0);
+	return CG_UFFD_WANTED | (async ? UFFD_FEATURE_WP_ASYNC : 0) |
+	       (move ? UFFD_FEATURE_MOVE : 0);
 }
 
 void cg__mm_set_process(struct cg__mm *mm, pid_t pid, int pagemap_fd,

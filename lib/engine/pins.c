@@ -10,17 +10,14 @@
  * and reuses one we turn out to map alone.  What such a pin cannot unshare
  * (the zero page; before 5.19, everything) is handed back to the client to
  * write-fault (ask_write_unshare(), lib/write_unshare.c), unprotected
- * first; before 5.19 pinned pages then stay unprotected while pinned.  A PMD-mapped THP still shared
- * is split, as the kernel's own unshare does: copying it whole would need
- * its range empty between zap and move, and a concurrent write there would
- * be lost.  Measured (bench/unshare, 64 MiB, child alive, 2026-11-25):
- * split by this unshare 1.7-2.6 us per 4 KiB page (daemon, embedded),
- * MADV_POPULATE_WRITE 2.1; copying each 2 MiB into a fresh scratch THP,
- * MADV_DONTNEED and UFFDIO_MOVE in one thread 0.95-1.0 (2.1x faster than
- * MADV_POPULATE_WRITE, and the THP stays PMD-mapped).  Not taken: besides
- * the lost-write window, the daemon can neither zap nor move in another
- * process, the move needs 6.8 (UFFD_FEATURE_MOVE) and clears uffd-wp, and
- * the range costs twice its memory meanwhile.  A hugetlb page is copied at
+ * first; before 5.19 pinned pages then stay unprotected while pinned.  A
+ * PMD-mapped THP still shared is copied whole and moved into place where
+ * the uffd can move (6.8+, lib/engine/move.c): it stays one PMD.  Elsewhere
+ * it is split, as the kernel's own unshare does.  Measured (bench/unshare,
+ * 64 MiB, child alive, 2026-11-25): split by this unshare 1.7-2.6 us per
+ * 4 KiB page (daemon, embedded), MADV_POPULATE_WRITE 2.1; copying each
+ * 2 MiB into a fresh scratch THP, MADV_DONTNEED and UFFDIO_MOVE in one
+ * thread 0.95-1.0.  A hugetlb page is copied at
  * its own size, but only when the pool can take the copy: short of it, the
  * kernel would take the page from the other process instead.
  *
@@ -41,9 +38,14 @@
 #include "kernel/kernel.h"
 #include "kernel/procfs.h"
 #include "pins.h"
+#include "wire/protocol.h"
 
 #define PIN_FLAGS (CG_PIN_RO | CG_PIN_RW | CG_PIN_FOLL_PIN)
 #define BATCH 512
+/* THP chunks armed for a move at a time: the client's scratch is as big. */
+#define MOVE_CHUNKS 16
+/* pin_window(): stop the walk here, the chunks armed are handed over. */
+#define WALK_STOP 1
 
 /* A unit of a pinned range: a 4 KiB page, or a whole hugetlb page. */
 struct unit {
@@ -519,7 +521,8 @@ static ssize_t pin_index(const struct cg__mm *mm, uint64_t id)
 static int check_pin_args(const struct cg__mm *mm, uint64_t start,
 			  uint64_t len, unsigned flags)
 {
-	if ((flags & ~PIN_FLAGS) || !(flags & (CG_PIN_RO | CG_PIN_RW)) ||
+	if ((flags & ~(PIN_FLAGS | CG__PIN_NO_MOVE)) ||
+	    !(flags & (CG_PIN_RO | CG_PIN_RW)) ||
 	    (flags & CG_PIN_RO && flags & CG_PIN_RW))
 		return -EINVAL;
 	if (!len || (start | len) & (CG_PAGE_SIZE - 1))
@@ -558,6 +561,7 @@ struct cg__pin_job {
 	bool disturbed;		/* an event hit the range since the walk began */
 	bool again;		/* once the frames are let go, walk again */
 	bool owns_p;		/* p is not (or no longer) in mm->pins */
+	bool no_move;		/* CG__PIN_NO_MOVE */
 	unsigned walks;
 	uint64_t start, end, pos;
 	uint64_t held;		/* the pin being made holds frames up to here */
@@ -613,6 +617,27 @@ static bool job_answer(struct cg__pin_job *j, int status)
 }
 
 /*
+ * Whether the window [lo, hi) is a THP chunk to unshare by a move: one
+ * chunk, mapped by one PMD, no pin of ours on it, and shared in the
+ * kernel's eyes (a THP we map alone is reused in place, no copy).  One PMD
+ * maps it, so its first pagemap entry speaks for all.
+ */
+static bool move_wanted(struct cg__mm *mm, const struct cg__pin_job *j,
+			const struct cg__region *r, uint64_t lo, uint64_t hi)
+{
+	uint64_t pme;
+
+	if (j->no_move || !cg__mm_move_usable(mm) || r->kind != CG_RK_THP ||
+	    (lo & (CG_PMD_SIZE - 1)) || hi - lo != CG_PMD_SIZE ||
+	    cg__mm_move_armed(mm) >= MOVE_CHUNKS * CG_PMD_SIZE ||
+	    !cg__region_is_huge(r, lo) || cg__mm_pinned(mm, lo, hi - lo) ||
+	    !cg__mm_pmd_mapped(mm, lo))
+		return false;
+	return !cg__pagemap_read(mm->pagemap_fd, lo, 1, &pme) &&
+	       (pme & PM_PRESENT) && !(pme & PM_MMAP_EXCLUSIVE);
+}
+
+/*
  * Pin [lo, hi): unshare what may be shared; mark what is exclusive then,
  * unless some unit needs the client's write (j->wu), and hold its frames.
  */
@@ -627,6 +652,11 @@ static int pin_window(struct cg__mm *mm, struct cg__pin_job *j, uint64_t lo,
 	bool asked = false;
 	int ret = r ? cg__mm_learn(mm, r, lo, hi - lo, CG_LEARN_NEW) : -ENOENT;
 
+	/* Chunks armed for a move are handed over before anything else. */
+	if (!ret && move_wanted(mm, j, r, lo, hi))
+		return cg__mm_move_arm(mm, lo);
+	if (!ret && cg__mm_move_armed(mm))
+		return WALK_STOP;
 	if (!ret)
 		ret = collect_units(mm, lo, hi - lo, &before);
 	if (!ret)
@@ -661,9 +691,20 @@ static int pin_window(struct cg__mm *mm, struct cg__pin_job *j, uint64_t lo,
 	return ret;
 }
 
-/* The walk is over: record the pin, or hand the client what to write. */
+/*
+ * The walk is over: record the pin, or hand the client the chunks to copy
+ * for a move, or else what to write.
+ */
 static bool pin_over(struct cg__mm *mm, struct cg__pin_job *j, int ret)
 {
+	if (!ret && cg__mm_move_armed(mm)) {
+		/* Counted when handed back: not again by the next walk. */
+		j->res.bad_addr = mm->wu_asked[0] = mm->move.start;
+		j->res.move_len = mm->wu_asked[1] = cg__mm_move_armed(mm);
+		ret = cg__mm_move_hand_over(mm);
+		return job_answer(j, ret ? ret : -EAGAIN);
+	}
+	cg__mm_move_settle(mm);
 	if (!ret && j->wu[1]) {
 		j->res.bad_addr = mm->wu_asked[0] = j->wu[0];
 		j->res.bad_len = mm->wu_asked[1] = j->wu[1] - j->wu[0];
@@ -687,6 +728,7 @@ static bool pin_some(struct cg__mm *mm, struct cg__pin_job *j,
 
 	if (j->disturbed) {
 		/* Let go of what the walk held, then walk again. */
+		cg__mm_move_settle(mm);
 		j->again = true;
 		j->phase = JOB_RELEASE;
 		j->pos = j->start;
@@ -696,6 +738,8 @@ static bool pin_some(struct cg__mm *mm, struct cg__pin_job *j,
 		uint64_t hi = window_end(mm, j->pos, j->end);
 
 		ret = pin_window(mm, j, j->pos, hi);
+		if (ret == WALK_STOP)
+			return pin_over(mm, j, 0);
 		j->pos = ret ? j->pos : hi;
 		if (past(until_ns))
 			break;
@@ -834,7 +878,10 @@ int cg__mm_pin_start(struct cg__mm *mm, uint64_t start, uint64_t len,
 	int ret;
 
 	memset(res, 0, sizeof(*res));
-	if (mm->pin_job)
+	/* A run handed over and never handed back is taken back first. */
+	if (!mm->pin_job)
+		cg__mm_move_settle(mm);
+	if (mm->pin_job || cg__mm_move_armed(mm))
 		return -EBUSY;
 	/* What the last pin asked the client to write is counted. */
 	memcpy(mm->wu_counted, mm->wu_asked, sizeof(mm->wu_counted));
@@ -853,7 +900,7 @@ int cg__mm_pin_start(struct cg__mm *mm, uint64_t start, uint64_t len,
 		return -ENOMEM;
 	p->start = start;
 	p->len = len;
-	p->flags = flags;
+	p->flags = flags & PIN_FLAGS;
 	strncpy(p->consumer, consumer ? consumer : "application",
 		sizeof(p->consumer) - 1);
 	p->framed = mm->pfn_visible;
@@ -861,6 +908,7 @@ int cg__mm_pin_start(struct cg__mm *mm, uint64_t start, uint64_t len,
 		free(p);
 		return -ENOMEM;
 	}
+	mm->pin_job->no_move = flags & CG__PIN_NO_MOVE;
 	return 0;
 }
 

@@ -32,6 +32,7 @@ struct cg__pin_result {
 	uint64_t id;
 	uint64_t bad_addr;		/* the page that failed, on error */
 	uint64_t bad_len;		/* -EAGAIN: the span to write-unshare */
+	uint64_t move_len;		/* -EAGAIN: [bad_addr, +move_len) to move */
 };
 
 /*
@@ -45,7 +46,11 @@ struct cg__pin_result {
  * or [bad_addr, bad_addr+bad_len) holds pages only a write fault in the
  * process can unshare (the zero page; before 5.19, every page).  Their
  * write protection is lifted: write each page there that pagemap does not
- * show write-protected, without changing it, and retry.
+ * show write-protected, without changing it, and retry.  Or, with
+ * res->move_len, [bad_addr, bad_addr+move_len) holds THP chunks armed to
+ * be unshared whole (lib/engine/move.c): copy them into scratch THPs,
+ * drop them, hand the copy's address to cg__mm_move_finish(), and retry.
+ * While chunks are armed, a pin is refused (-EBUSY).
  */
 int cg__mm_pin(struct cg__mm *mm, uint64_t start, uint64_t len, unsigned flags,
 	       const char *consumer, struct cg__pin_result *res);

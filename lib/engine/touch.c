@@ -198,6 +198,17 @@ static void reader_kill(void)
 	T.reader = 0;
 }
 
+/* [lo, hi) but the chunks a move armed, MODE_MISSING by us (move.c). */
+static bool foreign_in(const struct cg__mm *mm, uint64_t lo, uint64_t hi)
+{
+	uint64_t mlo = mm->move.start, mhi = mm->move.end;
+
+	if (mhi && lo < mhi && mlo < hi)
+		return (lo < mlo && foreign_in(mm, lo, mlo)) ||
+		       (mhi < hi && foreign_in(mm, mhi, hi));
+	return cg__vma_flag_in(mm->smaps_fd, lo, hi, "um ui") == 1;
+}
+
 /*
  * Whether a region holding one of the addresses has a VMA registered with
  * a mode cowguard never asks for: then a read there may wait for good.
@@ -215,7 +226,7 @@ static bool foreign_modes(const struct cg__mm *mm, const uint64_t *addrs,
 		if (r && r == last)
 			continue;
 		last = r;
-		if (cg__vma_flag_in(mm->smaps_fd, lo, hi, "um ui") == 1)
+		if (foreign_in(mm, lo, hi))
 			return true;
 	}
 	return false;

@@ -39,6 +39,19 @@ int cg__unshare(struct cg__mm *mm, const uint64_t *addrs, size_t n)
 		return -ESRCH;
 	while (n) {
 		size_t k = n < CG_TOUCH_MAX ? n : CG_TOUCH_MAX;
+
+		/*
+		 * Never a page handed over for a move (lib/engine/move.c):
+		 * the client's own uffd may make the read wait there.
+		 */
+		for (size_t i = 0; i < k; i++)
+			if (cg__mm_move_holds(mm, addrs[i]))
+				k = i;
+		if (!k) {
+			addrs++;
+			n--;
+			continue;
+		}
 		/* One byte is enough: the whole page (or huge page) is unshared. */
 		ssize_t got = cg__touch(mm, addrs, k);
 

@@ -119,6 +119,32 @@ int cg__uffd_wake(int fd, uint64_t start, uint64_t len)
 	return ioctl(fd, UFFDIO_WAKE, &r) ? -errno : 0;
 }
 
+int cg__uffd_move(int fd, uint64_t dst, uint64_t src, uint64_t len,
+		  uint64_t *done)
+{
+	struct uffdio_move m = {
+		.dst = dst, .src = src, .len = len,
+		.mode = UFFDIO_MOVE_MODE_DONTWAKE,
+	};
+	int ret = ioctl(fd, UFFDIO_MOVE, &m) ? -errno : 0;
+
+	*done = ret ? (m.move > 0 ? (uint64_t)m.move : 0) : len;
+	return ret;
+}
+
+int cg__uffd_copy(int fd, uint64_t dst, uint64_t src, uint64_t len,
+		  uint64_t *done)
+{
+	struct uffdio_copy c = {
+		.dst = dst, .src = src, .len = len,
+		.mode = UFFDIO_COPY_MODE_DONTWAKE,
+	};
+	int ret = ioctl(fd, UFFDIO_COPY, &c) ? -errno : 0;
+
+	*done = ret ? (c.copy > 0 ? (uint64_t)c.copy : 0) : len;
+	return ret;
+}
+
 int cg__uffd_wp(int fd, uint64_t start, uint64_t len, bool protect)
 {
 	struct uffdio_writeprotect w = {

@@ -42,6 +42,17 @@ int cg__uffd_unregister(int fd, uint64_t start, uint64_t len);
 /* Wake the threads faulting in the range, changing nothing. */
 int cg__uffd_wake(int fd, uint64_t start, uint64_t len);
 
+/*
+ * UFFDIO_MOVE (the caller's own memory only: the kernel refuses another
+ * mm) or UFFDIO_COPY [src, src+len) to the empty [dst, dst+len), waking
+ * nobody.  Returns 0, or -errno with *done the bytes moved or copied before
+ * it failed (-EAGAIN: some were, or an event is pending).
+ */
+int cg__uffd_move(int fd, uint64_t dst, uint64_t src, uint64_t len,
+		  uint64_t *done);
+int cg__uffd_copy(int fd, uint64_t dst, uint64_t src, uint64_t len,
+		  uint64_t *done);
+
 /* Set or clear write protection; clearing wakes the faulting threads. */
 int cg__uffd_wp(int fd, uint64_t start, uint64_t len, bool protect);
 

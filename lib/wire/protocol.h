@@ -22,7 +22,7 @@
  * preload shim's hooks; 4 since it counts the pins made through each.
  */
 #define CG_PROTO_MAJOR 4
-#define CG_PROTO_MINOR 0
+#define CG_PROTO_MINOR 1
 
 /*
  * Who may send an op: a connection yet to say hello, a client (one that
@@ -79,6 +79,8 @@ enum cg__fd { CG_NOFD, CG_FD };
 	X(FORK_PREPARE, "fork-prepare", CG_FROM_APP, CG_NOFD, engine)         \
 	X(PIN, "pin", CG_FROM_APP, CG_NOFD, engine)                           \
 	X(UNPIN, "unpin", CG_FROM_APP, CG_NOFD, engine)                       \
+	/* done with the THP chunks a PIN handed over (its addr, len) */      \
+	X(MOVE, "move", CG_FROM_APP, CG_NOFD, engine)                         \
 	/* clients and regions */                                             \
 	X(STATUS, "status", CG_FROM_APP | CG_FROM_CTL, CG_NOFD, status)       \
 	/* audit every region of a client */                                  \
@@ -96,6 +98,9 @@ enum cg__op {
 };
 
 const char *cg__op_name(unsigned op);
+
+/* PIN: unshare THP as the kernel does, by no move (one failed). */
+#define CG__PIN_NO_MOVE (1u << 29)
 
 struct cg__req {
 	uint32_t magic;
@@ -169,6 +174,7 @@ struct cg__rep {
 			uint64_t id;
 			uint64_t bad_addr;	/* UNPIN: the replaced page */
 			uint64_t bad_len;	/* PIN -EAGAIN: write-unshare */
+			uint64_t move_len;	/* PIN -EAGAIN: copy to move */
 		} pinned;			/* PIN, UNPIN */
 	} u;
 };

@@ -9,7 +9,8 @@
  *      as it would have;
  *   3. MODE_MISSING added, then dropped: a touch of the hole waits too;
  *   4. each copy moved into place (UFFDIO_MOVE: one PMD, no copy), or,
- *      should a move fail, copied in by UFFDIO_COPY (4 KiB pages);
+ *      should a move fail, copied in by UFFDIO_COPY (4 KiB pages), or,
+ *      should that fail too, the copy's pages remapped there (mremap);
  *   5. unregistered, which wakes every access that waited: it finds the
  *      copy, ours alone.
  * The uffd has no events, so the engine's uffd sees no REMOVE, and the
@@ -52,26 +53,51 @@ static int scratch_copy(struct scratch *sc, uint64_t addr, uint64_t len)
 	return 0;
 }
 
-/* Move each chunk in; what will not move is copied, so nothing is lost. */
-static int fill(int ufd, uint64_t addr, uint64_t len, uint64_t src)
+/* Tries of an ioctl that moved or copied part, or met an event. */
+#define TRIES 8
+
+/*
+ * Fill [dst, dst+len), the hole of one chunk, from src: moved, or else
+ * copied, or else the copy's pages remapped there.  A page found still
+ * mapped (a drop that stopped at an mlocked VMA) is the original: kept.
+ * Returns 0, or -errno with the rest unfilled: its contents lost.
+ */
+static int fill_chunk(int ufd, uint64_t dst, uint64_t src, uint64_t len)
 {
+	int (*fill)(int, uint64_t, uint64_t, uint64_t, uint64_t *) = cg__uffd_move;
 	uint64_t off = 0, done;
-	int ret = 0;
+	int ret = 0, tries = 0;
 
 	while (off < len) {
-		uint64_t n = CG_PMD_SIZE - (off & (CG_PMD_SIZE - 1));
-
-		if (!ret)
-			ret = cg__uffd_move(ufd, addr + off, src + off, n, &done);
-		if (ret) {
-			int cret = cg__uffd_copy(ufd, addr + off, src + off, n,
-						 &done);
-
-			/* Not even a copy: the rest waits for the unregister. */
-			if (cret && !done)
-				return cret;
-		}
+		ret = fill(ufd, dst + off, src + off, len - off, &done);
 		off += done;
+		if (!ret || done)
+			continue;
+		if (ret == -EEXIST)
+			off += CG_PAGE_SIZE;
+		else if (ret == -EAGAIN && ++tries < TRIES)
+			continue;
+		else if (fill == cg__uffd_move)
+			fill = cg__uffd_copy;
+		else if (mremap((void *)(uintptr_t)(src + off), len - off, len - off,
+				MREMAP_MAYMOVE | MREMAP_FIXED,
+				(void *)(uintptr_t)(dst + off)) != MAP_FAILED)
+			return 0;
+		else
+			return -errno;
+	}
+	return 0;
+}
+
+/* Each chunk moved in, or whatever keeps its content. */
+static int fill(int ufd, uint64_t addr, uint64_t len, uint64_t src)
+{
+	int ret = 0;
+
+	for (uint64_t off = 0; off < len; off += CG_PMD_SIZE) {
+		int r = fill_chunk(ufd, addr + off, src + off, CG_PMD_SIZE);
+
+		ret = ret ? ret : r;
 	}
 	return ret;
 }
@@ -84,8 +110,10 @@ int cg__move_unshare(uint64_t addr, uint64_t len)
 
 	if (ufd < 0)
 		return ufd;
-	ret = cg__uffd_api(ufd, UFFD_FEATURE_MOVE, &got);
-	if (!ret && !(got & UFFD_FEATURE_MOVE))
+	/* WP_UNPOPULATED: a hole in the run is protected too (a marker). */
+	ret = cg__uffd_api(ufd, UFFD_FEATURE_MOVE | UFFD_FEATURE_WP_UNPOPULATED,
+			   &got);
+	if (!ret && !(got & UFFD_FEATURE_MOVE && got & UFFD_FEATURE_WP_UNPOPULATED))
 		ret = -EOPNOTSUPP;
 	if (!ret)
 		ret = cg__uffd_register(ufd, addr, len);
@@ -97,11 +125,19 @@ int cg__move_unshare(uint64_t addr, uint64_t len)
 		ret = cg__uffd_register_mode(ufd, addr, len,
 					     UFFDIO_REGISTER_MODE_MISSING |
 						     UFFDIO_REGISTER_MODE_WP);
-	/* Refused (mlocked memory): nothing dropped, nothing to move. */
-	if (!ret && cg__sys_madvise((void *)(uintptr_t)addr, len, MADV_DONTNEED))
-		ret = -errno;
-	else if (!ret)
+	/*
+	 * Refused part-way (an mlocked VMA): what was dropped is filled all
+	 * the same, and what was not is kept.
+	 */
+	if (!ret) {
+		int dropped = cg__sys_madvise((void *)(uintptr_t)addr, len,
+					      MADV_DONTNEED) ? -errno : 0;
+
 		ret = fill(ufd, addr, len, sc.addr);
+		ret = ret ? ret : dropped;
+	}
+	/* Unregistering wakes missing faults only, on some kernels. */
+	cg__uffd_wake(ufd, addr, len);
 	cg__uffd_unregister(ufd, addr, len);
 	close(ufd);
 	if (sc.map)

@@ -569,11 +569,11 @@ static int handle_batch(struct cg__mm *mm, const struct uffd_msg *msgs,
 		if (msgs[i].event == UFFD_EVENT_PAGEFAULT &&
 		    cg__mm_move_holds(mm, msgs[i].arg.pagefault.address)) {
 			/*
-			 * Read before its chunk was handed over for a move,
-			 * whose unregistration woke the thread.  Resolving it
-			 * would lift the protection the client's own uffd put
-			 * there (UFFDIO_WRITEPROTECT checks no owner), and a
-			 * write would land in the page about to be dropped.
+			 * Read before its chunk was handed over for a move;
+			 * the handover woke the thread.  Nothing there is ours
+			 * to resolve: an unprotect would aim at the protection
+			 * the client's own uffd puts there while it copies,
+			 * and a write would land in the page it then drops.
 			 */
 		} else if (msgs[i].event == UFFD_EVENT_PAGEFAULT &&
 		    !(msgs[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)) {

@@ -17,9 +17,9 @@
  * it drops them) and hands it over, unregistered here (-EAGAIN, move_len).
  * From then on the engine sees no write there, so the chunks are dirty
  * and claimed neither exclusive nor protected, and it neither resolves a
- * fault there nor reads there: UFFDIO_WRITEPROTECT does not check which
- * uffd a range is registered with, so resolving a fault read before the
- * handover would lift the client's own protection.  When the client
+ * fault there (an unprotect would aim at the protection the client's own
+ * uffd puts there while it copies) nor reads there (the client's uffd may
+ * make the read wait).  When the client
  * is done (CG_OP_MOVE), or the run is given up, the chunks are registered
  * and protected again and judged by the kernel, not by the client's word:
  * exclusive only where page flags show PageAnonExclusive.  Without them
@@ -66,24 +66,9 @@ int cg__mm_move_arm(struct cg__mm *mm, uint64_t chunk)
 	return 0;
 }
 
-int cg__mm_move_hand_over(struct cg__mm *mm)
+/* The run's state claims nothing: neither ours nor protected, dirty. */
+static void claim_nothing(struct cg__mm *mm, uint64_t start, uint64_t len)
 {
-	uint64_t start = mm->move.start, len = cg__mm_move_armed(mm);
-	int ret = cg__mm_ioctl_unregister(mm, start, len);
-
-	/*
-	 * Unregistering wakes only missing faults: a write waiting on its
-	 * protection here would wait for good, its message ignored from now
-	 * (lib/engine/events.c).  Woken, it finds the chunks unprotected.
-	 */
-	if (!ret)
-		ret = cg__uffd_wake(mm->uffd, start, len);
-	if (ret) {
-		cg__mm_move_forget(mm);
-		return ret;
-	}
-	mm->move.handed = true;
-	/* Unseen from now on: written, for all we know. */
 	for (uint64_t c = start; c < start + len; c += CG_PMD_SIZE) {
 		struct cg__region *r = cg__mm_find(mm, c);
 
@@ -91,6 +76,28 @@ int cg__mm_move_hand_over(struct cg__mm *mm)
 			cg__region_update(r, c, CG_PMD_SIZE, CG_ST_EXCL | CG_ST_WP,
 					  CG_ST_DIRTY);
 	}
+}
+
+int cg__mm_move_hand_over(struct cg__mm *mm)
+{
+	uint64_t start = mm->move.start, len = cg__mm_move_armed(mm);
+	int ret = cg__mm_ioctl_unregister(mm, start, len);
+	int wret;
+
+	/*
+	 * Unregistering wakes missing faults (fs/userfaultfd.c; not all
+	 * kernels wake write-protect ones): a write waiting on its protection
+	 * here would wait for good, its message ignored from now
+	 * (lib/engine/events.c).  Woken, it finds the chunks unprotected.
+	 */
+	wret = cg__uffd_wake(mm->uffd, start, len);
+	/* Unseen from now on, or unregistered in part: written, for all we know. */
+	claim_nothing(mm, start, len);
+	if (ret || wret) {
+		cg__mm_move_forget(mm);
+		return ret ? ret : wret;
+	}
+	mm->move.handed = true;
 	return 0;
 }
 
@@ -147,7 +154,8 @@ static int judge(struct cg__mm *mm, uint64_t chunk)
 		mm->stats.pages_made_exclusive += CHUNK_PAGES;
 		mm->stats.unshare_moves += huge ? CHUNK_PAGES : 0;
 	}
-	if (v.exclusive)
+	/* Page flags of a THP mapped by PTEs are its head's: not trusted. */
+	if (v.exclusive && huge)
 		st |= CG_ST_EXCL;
 	if (!v.present)
 		st = CG_ST_DIRTY;
@@ -168,8 +176,14 @@ int cg__mm_move_settle(struct cg__mm *mm)
 		cg__mm_move_forget(mm);
 		return 0;
 	}
-	/* EBUSY: the client's own uffd still holds the run; asked again later. */
 	ret = cg__mm_ioctl_register(mm, start, len);
+	/*
+	 * EBUSY: the client's own uffd still holds the run, asked again at
+	 * its next pin.  Anything else: the run was unmapped or remapped
+	 * meanwhile (no event reaches us there), nothing left to take back.
+	 */
+	if (ret && ret != -EBUSY && ret != -ETIME)
+		cg__mm_move_forget(mm);
 	if (ret)
 		return ret;
 	cg__mm_move_forget(mm);

@@ -94,6 +94,9 @@ int cg__mm_move_hand_over(struct cg__mm *mm)
 	/* Unseen from now on, or unregistered in part: written, for all we know. */
 	claim_nothing(mm, start, len);
 	if (ret || wret) {
+		/* Unregistered in part, perhaps: ours again, unprotected. */
+		if (ret)
+			cg__mm_ioctl_register(mm, start, len);
 		cg__mm_move_forget(mm);
 		return ret ? ret : wret;
 	}

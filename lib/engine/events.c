@@ -493,30 +493,8 @@ static void disturb_pin_job(struct cg__mm *mm, const struct uffd_msg *msg)
 	}
 }
 
-/*
- * An unmap or remap of chunks a move handed over: they are not ours to
- * take back (lib/engine/move.c).
- */
-static void disturb_move(struct cg__mm *mm, const struct uffd_msg *msg)
-{
-	uint64_t lo = mm->move.start, hi = mm->move.end, start, end;
-
-	if (msg->event == UFFD_EVENT_UNMAP) {
-		start = msg->arg.remove.start;
-		end = msg->arg.remove.end;
-	} else if (msg->event == UFFD_EVENT_REMAP) {
-		start = msg->arg.remap.from;
-		end = start + msg->arg.remap.len;
-	} else {
-		return;
-	}
-	if (start < hi && lo < end)
-		cg__mm_move_forget(mm);
-}
-
 static int handle_event(struct cg__mm *mm, const struct uffd_msg *msg)
 {
-	disturb_move(mm, msg);
 	disturb_pin_job(mm, msg);
 	switch (msg->event) {
 	case UFFD_EVENT_FORK:

@@ -122,9 +122,9 @@ int cg__mm_judge_moved(struct cg__mm *mm, struct cg__region *r,
  * and the kernel can move.  arm: add the 2 MiB chunk at chunk to the run
  * (it must follow it).  armed: the run's length.  hand_over: unregister
  * the run for the client.  holds: addr is in a run handed over.  settle:
- * take the run back, judged by the kernel.  done: the client says [start,
- * start+len) is done with: settle, if that is the run.  forget: the run
- * was unmapped or moved away.
+ * take the run back, judged by the kernel (a run not handed over yet is
+ * dropped: an event the pin's walk restarts for).  done: the client says
+ * [start, start+len) is done with: settle, if that is the run.
  */
 bool cg__mm_move_usable(const struct cg__mm *mm);
 int cg__mm_move_arm(struct cg__mm *mm, uint64_t chunk);
@@ -133,7 +133,6 @@ uint64_t cg__mm_move_armed(const struct cg__mm *mm);
 bool cg__mm_move_holds(const struct cg__mm *mm, uint64_t addr);
 int cg__mm_move_settle(struct cg__mm *mm);
 int cg__mm_move_done(struct cg__mm *mm, uint64_t start, uint64_t len);
-void cg__mm_move_forget(struct cg__mm *mm);
 
 /* A fork shared r: what was not seen present is learned later, as shared. */
 void cg__mm_unlearn_forked(struct cg__region *r);

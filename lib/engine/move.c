@@ -19,9 +19,8 @@
  * and claimed neither exclusive nor protected, and it neither resolves a
  * fault there (an unprotect would aim at the protection the client's own
  * uffd puts there while it copies) nor reads there (the client's uffd may
- * make the read wait).  When the client
- * is done (CG_OP_MOVE), or the run is given up, the chunks are registered
- * and protected again and judged by the kernel, not by the client's word:
+ * make the read wait).  When the client is done (CG_OP_MOVE), or the run
+ * is given up, the chunks are registered and protected again and judged by the kernel, not by the client's word:
  * exclusive only where page flags show PageAnonExclusive.  Without them
  * (not root) they stay maybe-shared, and the pin's next walk unshares them
  * by a read-only pin, which the kernel answers by reusing a THP we map
@@ -54,6 +53,12 @@ bool cg__mm_move_holds(const struct cg__mm *mm, uint64_t addr)
 uint64_t cg__mm_move_armed(const struct cg__mm *mm)
 {
 	return mm->move.end - mm->move.start;
+}
+
+static void forget(struct cg__mm *mm)
+{
+	mm->move.start = mm->move.end = 0;
+	mm->move.handed = false;
 }
 
 int cg__mm_move_arm(struct cg__mm *mm, uint64_t chunk)
@@ -97,7 +102,7 @@ int cg__mm_move_hand_over(struct cg__mm *mm)
 		/* Unregistered in part, perhaps: ours again, unprotected. */
 		if (ret)
 			cg__mm_ioctl_register(mm, start, len);
-		cg__mm_move_forget(mm);
+		forget(mm);
 		return ret ? ret : wret;
 	}
 	mm->move.handed = true;
@@ -176,7 +181,7 @@ int cg__mm_move_settle(struct cg__mm *mm)
 	int ret;
 
 	if (!mm->move.handed) {
-		cg__mm_move_forget(mm);
+		forget(mm);
 		return 0;
 	}
 	ret = cg__mm_ioctl_register(mm, start, len);
@@ -186,10 +191,10 @@ int cg__mm_move_settle(struct cg__mm *mm)
 	 * meanwhile (no event reaches us there), nothing left to take back.
 	 */
 	if (ret && ret != -EBUSY && ret != -ETIME)
-		cg__mm_move_forget(mm);
+		forget(mm);
 	if (ret)
 		return ret;
-	cg__mm_move_forget(mm);
+	forget(mm);
 	ret = cg__mm_ioctl_wp(mm, start, len, true);
 	for (uint64_t c = start; !ret && c < start + len; c += CG_PMD_SIZE)
 		ret = judge(mm, c);
@@ -204,8 +209,3 @@ int cg__mm_move_done(struct cg__mm *mm, uint64_t start, uint64_t len)
 	return cg__mm_move_settle(mm);
 }
 
-void cg__mm_move_forget(struct cg__mm *mm)
-{
-	mm->move.start = mm->move.end = 0;
-	mm->move.handed = false;
-}

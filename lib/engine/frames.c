@@ -5,6 +5,10 @@
  * half full, and backward-shift deletion so that no tombstones pile up
  * under pins that come and go.  A hugetlb page takes the first slot of
  * its first chunk.
+ *
+ * A slot keeps a frame's low 32 bits; the upper bits are kept once for
+ * the chunk, and a chunk whose frames differ there (more than 16 TiB of
+ * memory) keeps its frames whole instead.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -13,17 +17,15 @@
 #include "pagestate.h"
 
 #define CHUNK_UNITS (CG_PMD_SIZE >> CG_PAGE_SHIFT)
-
-struct slot {
-	uint64_t frame;			/* at the first pin that holds it */
-	uint32_t refs;			/* pins holding it */
-	uint32_t shift;			/* the unit's size */
-};
+#define WORD_BITS 64
 
 struct cg__frame_chunk {
 	uint64_t base;			/* 2 MiB aligned */
-	uint32_t held;			/* slots with refs */
-	struct slot s[CHUNK_UNITS];
+	uint64_t *wide;			/* whole frames, or NULL */
+	uint32_t hi;			/* every frame's upper bits, unless wide */
+	uint16_t held;			/* slots in use */
+	uint64_t used[CHUNK_UNITS / WORD_BITS];
+	uint32_t lo[CHUNK_UNITS];
 };
 
 static size_t home_of(const struct cg__frames *t, uint64_t base)
@@ -94,6 +96,7 @@ static void drop_chunk(struct cg__frames *t, size_t i)
 {
 	size_t j = i;
 
+	free(t->v[i]->wide);
 	free(t->v[i]);
 	t->v[i] = NULL;
 	t->n--;
@@ -113,60 +116,115 @@ static void drop_chunk(struct cg__frames *t, size_t i)
 	}
 }
 
-static struct slot *slot_of(struct cg__frame_chunk *c, uint64_t addr)
+static size_t slot_of(uint64_t addr)
 {
-	return &c->s[(addr >> CG_PAGE_SHIFT) & (CHUNK_UNITS - 1)];
+	return (addr >> CG_PAGE_SHIFT) & (CHUNK_UNITS - 1);
 }
 
-int cg__frames_hold(struct cg__frames **t, uint64_t addr, unsigned shift,
-		    uint64_t frame, bool *replaced)
+static bool used(const struct cg__frame_chunk *c, size_t i)
 {
-	struct cg__frame_chunk *c = get(t, addr);
-	struct slot *s;
+	return c->used[i / WORD_BITS] >> (i % WORD_BITS) & 1;
+}
 
-	if (!c)
+static uint64_t frame_at(const struct cg__frame_chunk *c, size_t i)
+{
+	return c->wide ? c->wide[i] : (uint64_t)c->hi << 32 | c->lo[i];
+}
+
+/* Keep every frame of c whole: one differs from the others above 32 bits. */
+static int widen(struct cg__frames *t, struct cg__frame_chunk *c)
+{
+	c->wide = malloc(CHUNK_UNITS * sizeof(*c->wide));
+	if (!c->wide)
 		return -ENOMEM;
-	s = slot_of(c, addr);
-	*replaced = s->refs && s->frame != frame;
-	if (!s->refs) {
-		s->shift = shift;
-		c->held++;
-	}
-	s->frame = frame;
-	s->refs++;
+	for (size_t i = 0; i < CHUNK_UNITS; i++)
+		c->wide[i] = (uint64_t)c->hi << 32 | c->lo[i];
+	t->wide++;
 	return 0;
 }
 
-uint64_t cg__frames_release(struct cg__frames *t, uint64_t addr)
+static int put(struct cg__frames *t, struct cg__frame_chunk *c, size_t i,
+	       uint64_t frame)
 {
-	struct cg__frame_chunk *c = find(t, addr);
-	struct slot *s = c ? slot_of(c, addr) : NULL;
-	uint64_t step;
+	if (!c->held && !c->wide)
+		c->hi = (uint32_t)(frame >> 32);
+	if (!c->wide && frame >> 32 != c->hi && widen(t, c))
+		return -ENOMEM;
+	if (c->wide)
+		c->wide[i] = frame;
+	else
+		c->lo[i] = (uint32_t)frame;
+	return 0;
+}
 
-	if (!s || !s->refs)
-		return CG_PAGE_SIZE;
-	step = 1ULL << s->shift;
-	if (!--s->refs && !--c->held)
-		drop_chunk(t, index_of(t, c->base));
-	return step;
+int cg__frames_hold(struct cg__frames **t, uint64_t addr, uint64_t frame,
+		    bool *replaced)
+{
+	struct cg__frame_chunk *c = get(t, addr);
+	size_t i = slot_of(addr);
+	bool was = c && used(c, i);
+	int ret;
+
+	if (!c)
+		return -ENOMEM;
+	*replaced = was && frame_at(c, i) != frame;
+	ret = put(*t, c, i, frame);
+	if (ret || was)
+		return ret;
+	c->used[i / WORD_BITS] |= 1ULL << (i % WORD_BITS);
+	c->held++;
+	return 0;
+}
+
+/* Let go of the slots [i, end) of c, and of c once none is held. */
+static void forget_slots(struct cg__frames *t, struct cg__frame_chunk *c,
+			 size_t i, size_t end)
+{
+	for (; i < end; i++) {
+		if (!used(c, i))
+			continue;
+		c->used[i / WORD_BITS] &= ~(1ULL << (i % WORD_BITS));
+		c->held--;
+	}
+	if (c->held)
+		return;
+	if (c->wide)
+		t->wide--;
+	drop_chunk(t, index_of(t, c->base));
+}
+
+void cg__frames_forget(struct cg__frames *t, uint64_t start, uint64_t end)
+{
+	for (uint64_t base = start & ~(CG_PMD_SIZE - 1); base < end;
+	     base += CG_PMD_SIZE) {
+		struct cg__frame_chunk *c = find(t, base);
+		uint64_t lo = start > base ? start : base;
+		uint64_t hi = end - base < CG_PMD_SIZE ? end : base + CG_PMD_SIZE;
+
+		if (c)
+			forget_slots(t, c, slot_of(lo),
+				     hi == base + CG_PMD_SIZE ? CHUNK_UNITS
+							      : slot_of(hi));
+	}
 }
 
 bool cg__frames_frame(const struct cg__frames *t, uint64_t addr,
 		      uint64_t *frame)
 {
 	struct cg__frame_chunk *c = find(t, addr);
-	struct slot *s = c ? slot_of(c, addr) : NULL;
+	size_t i = slot_of(addr);
 
-	if (!s || !s->refs)
+	if (!c || !used(c, i))
 		return false;
-	*frame = s->frame;
+	*frame = frame_at(c, i);
 	return true;
 }
 
 size_t cg__frames_footprint(const struct cg__frames *t)
 {
 	return t ? sizeof(*t) + t->cap * sizeof(*t->v) +
-			   t->n * sizeof(struct cg__frame_chunk)
+			   t->n * sizeof(struct cg__frame_chunk) +
+			   t->wide * CHUNK_UNITS * sizeof(uint64_t)
 		 : 0;
 }
 
@@ -174,7 +232,10 @@ void cg__frames_free(struct cg__frames **t)
 {
 	if (*t) {
 		for (size_t i = 0; i < (*t)->cap; i++)
-			free((*t)->v[i]);
+			if ((*t)->v[i]) {
+				free((*t)->v[i]->wide);
+				free((*t)->v[i]);
+			}
 		free((*t)->v);
 	}
 	free(*t);

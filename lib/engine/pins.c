@@ -464,13 +464,19 @@ static int frames_take(struct cg__mm *mm, const struct units *u)
 	for (i = 0; !ret && i < u->n; i++) {
 		const struct unit *x = &u->v[i];
 
-		ret = cg__frames_hold(&mm->frames, x->addr, x->shift, pfn_of(x),
+		ret = cg__frames_hold(&mm->frames, x->addr, pfn_of(x),
 				      &replaced);
 		if (!ret && replaced)
 			frame_replaced(mm, x->addr, 1ULL << x->shift);
 	}
-	for (size_t k = 0; ret && k + 1 < i; k++)
-		cg__frames_release(mm->frames, u->v[k].addr);
+	/* The pin is not recorded yet: a unit no other pin holds goes. */
+	for (size_t k = 0; ret && k + 1 < i; k++) {
+		uint64_t size = 1ULL << u->v[k].shift;
+
+		if (!cg__mm_pinned(mm, u->v[k].addr, size))
+			cg__frames_forget(mm->frames, u->v[k].addr,
+					  u->v[k].addr + size);
+	}
 	return ret;
 }
 
@@ -551,8 +557,8 @@ static int check_pin_args(const struct cg__mm *mm, uint64_t start,
  * walk then starts over, JOB_WALKS times at most.
  */
 #define JOB_WALKS 4
-/* Frames let go between two looks at the clock. */
-#define RELEASE_BATCH 4096
+/* Chunks of frames let go between two looks at the clock. */
+#define RELEASE_CHUNKS 8
 
 enum job_phase { JOB_PIN, JOB_VERIFY, JOB_RELEASE };
 
@@ -821,9 +827,19 @@ static bool release_some(struct cg__mm *mm, struct cg__pin_job *j,
 {
 	int ret;
 
+	/*
+	 * The pin is off the list: what no other pin covers goes, a chunk at
+	 * a time.  Pins of hugetlb are whole pages, so a span never cuts one.
+	 */
 	for (unsigned n = 1; j->pos < j->held; n++) {
-		j->pos += cg__frames_release(mm->frames, j->pos);
-		if (!(n % RELEASE_BATCH) && past(until_ns))
+		uint64_t lo, hi, chunk_end;
+
+		cg__mm_unpinned_span(mm, j->pos, j->held, &lo, &hi);
+		chunk_end = (lo | (CG_PMD_SIZE - 1)) + 1;
+		hi = hi < chunk_end ? hi : chunk_end;
+		cg__frames_forget(mm->frames, lo, hi);
+		j->pos = hi;
+		if (!(n % RELEASE_CHUNKS) && past(until_ns))
 			return false;
 	}
 	j->held = j->start;

@@ -16,6 +16,9 @@
  *                 (which learns what was written) inside the clock
  *   (h) daemon, asynchronous: the same through the daemon at
  *                 $COWGUARD_ASYNC_SOCKET (one started with COWGUARD_WP=async)
+ *   (i) embedded, per page: (d) with COWGUARD_WP_AROUND=4, a fault
+ *                 unprotecting its own page alone, as before the fault
+ *                 path widened (the daemon reads its own environment)
  *
  * Each pass maps a fresh region, populates it (MADV_POPULATE_WRITE, before
  * any protection: populating protected memory faults once per page), sets
@@ -34,7 +37,7 @@
  * Build: cc -std=gnu11 -D_GNU_SOURCE -Ilib -Iinclude bench/wp-fault.c
  *        bench/bench.c -lcowguard -pthread
  * Run (root, or with access to a full userfaultfd):
- *        wp-fault [--mib N] [--rounds R] [--warm-mib N] [--quick]
+ *        wp-fault [--mib N] [--rounds R] [--warm-mib N] [--scattered] [--quick]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -138,13 +141,21 @@ static int region_map(struct region *r, size_t len)
 	return 0;
 }
 
-/* The loop every protected method times: one byte per page, in order. */
+/*
+ * --scattered: pages visited 7919 apart (a prime, so every page once in a
+ * region of a power-of-two pages), not in address order: no write finds
+ * its neighbour just unprotected.
+ */
+static bool scattered;
+
+/* The loop every protected method times: one byte per page. */
 static void write_bytes(const struct region *r)
 {
 	volatile char *p = r->base;
+	size_t step = scattered ? 7919 : 1;
 
 	for (size_t i = 0; i < r->pages; i++)
-		p[i * r->pagesz] = 1;
+		p[(i * step % r->pages) * r->pagesz] = 1;
 }
 
 static double time_byte_writes(const struct region *r)
@@ -443,7 +454,7 @@ out:
  * asks (cg_stats) is inside the clock.
  */
 static int run_cowguard(const struct region *r, enum cg_mode mode, bool async,
-			struct sample *out)
+			bool per_page, struct sample *out)
 {
 	struct cg_options opts = { .mode = mode };
 	const char *name = mode == CG_MODE_DAEMON ? "daemon" : "embedded";
@@ -457,10 +468,13 @@ static int run_cowguard(const struct region *r, enum cg_mode mode, bool async,
 						: "COWGUARD_SOCKET");
 	if (async && mode == CG_MODE_EMBEDDED)
 		setenv("COWGUARD_WP", "async", 1);
+	if (per_page)
+		setenv("COWGUARD_WP_AROUND", "4", 1);
 	err = mode == CG_MODE_DAEMON && !opts.socket_path
 		      ? -ECONNREFUSED
 		      : cg_open(&opts, sizeof(opts), &cg);
 	unsetenv("COWGUARD_WP");
+	unsetenv("COWGUARD_WP_AROUND");
 	if (err && mode == CG_MODE_DAEMON) {
 		printf("%s%s: skipped (%s)\n", name, async ? ", async" : "",
 		       cg_strerror(err));
@@ -490,27 +504,34 @@ static int run_cowguard(const struct region *r, enum cg_mode mode, bool async,
 
 static int run_embedded(const struct region *r, struct sample *out)
 {
-	return run_cowguard(r, CG_MODE_EMBEDDED, false, out);
+	return run_cowguard(r, CG_MODE_EMBEDDED, false, false, out);
 }
 
 static int run_daemon(const struct region *r, struct sample *out)
 {
-	return run_cowguard(r, CG_MODE_DAEMON, false, out);
+	return run_cowguard(r, CG_MODE_DAEMON, false, false, out);
 }
 
 static int run_embedded_async(const struct region *r, struct sample *out)
 {
-	return run_cowguard(r, CG_MODE_EMBEDDED, true, out);
+	return run_cowguard(r, CG_MODE_EMBEDDED, true, false, out);
 }
 
 static int run_daemon_async(const struct region *r, struct sample *out)
 {
-	return run_cowguard(r, CG_MODE_DAEMON, true, out);
+	return run_cowguard(r, CG_MODE_DAEMON, true, false, out);
+}
+
+/* (i): (d) as it was before a fault unprotected the exclusive pages around. */
+static int run_embedded_per_page(const struct region *r, struct sample *out)
+{
+	return run_cowguard(r, CG_MODE_EMBEDDED, false, true, out);
 }
 
 enum {
 	M_BASELINE, M_SIGSEGV, M_UFFD, M_EMBEDDED, M_DAEMON,
-	M_WP_ASYNC, M_EMBEDDED_ASYNC, M_DAEMON_ASYNC, N_METHODS
+	M_WP_ASYNC, M_EMBEDDED_ASYNC, M_DAEMON_ASYNC, M_EMBEDDED_PER_PAGE,
+	N_METHODS
 };
 
 static const struct method methods[N_METHODS] = {
@@ -530,6 +551,9 @@ static const struct method methods[N_METHODS] = {
 			       run_embedded_async, cg_strerror, true },
 	[M_DAEMON_ASYNC] = { "(h) daemon, async", "daemon, async",
 			     run_daemon_async, cg_strerror, true },
+	[M_EMBEDDED_PER_PAGE] = { "(i) embedded, per page",
+				  "embedded, per page", run_embedded_per_page,
+				  cg_strerror, true },
 };
 
 /* One pass of one method on a fresh region; a failure retires the method. */
@@ -577,6 +601,8 @@ static void print_header(const struct config *cfg)
 	printf("cpus:    %ld online\n", sysconf(_SC_NPROCESSORS_ONLN));
 	printf("region:  %zu MiB, %zu pages of %zu KiB, populated first\n",
 	       cfg->mib, cfg->mib * MIB / pagesz, pagesz / 1024);
+	printf("writes:  one a page, %s\n",
+	       scattered ? "7919 pages apart (--scattered)" : "in address order");
 	printf("rounds:  %d, methods interleaved, order rotated per round\n",
 	       cfg->rounds);
 }
@@ -610,7 +636,9 @@ static void print_table(struct result *res)
 	}
 	printf("\nus/page is the median over rounds; (a) writes whole pages, "
 	       "the others one byte; (f), (g) and (h) include the call that "
-	       "learns what was written.\n");
+	       "learns what was written.  (d) and (e) unprotect the exclusive "
+	       "pages around a fault (COWGUARD_WP_AROUND, 64 KiB), which then "
+	       "count as written; (i) is (d) with one page per fault.\n");
 	for (int i = 0; i < N_METHODS; i++) {
 		const double *us = res[i].us;
 
@@ -624,11 +652,13 @@ static void print_table(struct result *res)
 static void usage(FILE *f, const char *argv0)
 {
 	fprintf(f,
-		"usage: %s [--mib N] [--rounds R] [--warm-mib N] [--quick]\n"
+		"usage: %s [--mib N] [--rounds R] [--warm-mib N] [--scattered]\n"
+		"       [--quick]\n"
 		"  --mib N       region size in MiB (default 64)\n"
 		"  --rounds R    interleaved rounds, median reported (default 3)\n"
 		"  --warm-mib N  memory touched once before timing (default 2048,\n"
 		"                256 with --quick, 0: none)\n"
+		"  --scattered   write the pages 7919 apart, not in order\n"
 		"  --quick       smoke test: 8 MiB, 1 round\n",
 		argv0);
 }
@@ -644,6 +674,7 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 		{ "rounds", required_argument, NULL, 'r' },
 		{ "warm-mib", required_argument, NULL, 'w' },
 		{ "quick", no_argument, NULL, 'q' },
+		{ "scattered", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -660,6 +691,8 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			ok = bench_parse_size(optarg, 1 << 20, &warm);
 		else if (c == 'q')
 			quick = true;
+		else if (c == 's')
+			scattered = true;
 		else if (c == 'h')
 			break;
 		else

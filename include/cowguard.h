@@ -161,7 +161,8 @@ struct cg_page_info {
 	enum cg_page_kind kind;
 	unsigned present:1;	/* populated, as far as cowguard has seen */
 	unsigned exclusive:1;	/* our PageAnonExclusive: 0 means maybe shared */
-	unsigned dirty:1;	/* written since registration or the last epoch */
+	/* written (or maybe: COWGUARD_WP_AROUND) since registration or the last epoch */
+	unsigned dirty:1;
 	unsigned wp:1;		/* write-protected: the next write is seen */
 	uint32_t pins;		/* read-only or read-write pins covering it */
 };

@@ -352,8 +352,8 @@ START_TEST(metrics_parse_strictly_and_show_what_this_client_did)
 		  LEN1 + LEN2);
 	ck_assert(value_of(ps, "cowguard_client_regions", labels) == 2);
 	ck_assert(value_of(ps, "cowguard_client_pins", labels) == NPINS);
-	ck_assert(value_of(ps, "cowguard_client_wp_faults_total", labels) >=
-		  LEN2 / PG);
+	/* At least one: a fault unprotects the exclusive pages around it. */
+	ck_assert(value_of(ps, "cowguard_client_wp_faults_total", labels) >= 1);
 	ck_assert(value_of(ps, "cowguard_client_audits_total", labels) >= 1);
 	ck_assert(value_of(ps, "cowguard_client_pages_present", labels) ==
 		  (LEN1 + LEN2) / PG);

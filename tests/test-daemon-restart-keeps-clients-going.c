@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -566,6 +567,12 @@ int main(void)
 	Suite *s = suite_create("daemon restart keeps clients going");
 	TCase *tc = tcase_create("restart");
 
+	/*
+	 * Protected again means a fault for every page written: no page is
+	 * unprotected with its neighbour's fault, in the daemons started
+	 * here (which inherit it) nor in an embedded engine.
+	 */
+	setenv("COWGUARD_WP_AROUND", "4", 1);
 	h_timeout(tc, 30);
 	h_add_loop(tc, a_restarted_daemon_tracks_the_client_again_at_its_next_call, 2);
 	h_add(tc, with_no_daemon_back_an_auto_client_goes_on_embedded);

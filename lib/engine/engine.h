@@ -98,6 +98,12 @@ struct cg__mm {
 	 * writes are learned by cg__mm_collect(), not from fault messages.
 	 */
 	bool wp_async;
+	/*
+	 * A write fault on a 4 KiB page unprotects with it the pages known
+	 * exclusive around it, within this aligned window (bytes; 4 KiB:
+	 * none): COWGUARD_WP_AROUND, lib/engine/events.c.
+	 */
+	uint64_t wp_around;
 	uint64_t ioctl_impatient_until;	/* CLOCK_MONOTONIC ns: ioctl.c */
 	/*
 	 * While cg__mm_learn_pending() runs: when to stop at the next 2 MiB

@@ -77,6 +77,52 @@ static int resolve_flush(struct cg__mm *mm, struct resolution *res)
 	return ret;
 }
 
+/* Exclusive, protected, unpinned: unprotecting it hides no shared page. */
+static bool around_ok(struct cg__mm *mm, const struct cg__region *r,
+		      uint64_t addr)
+{
+	unsigned want = CG_ST_PRESENT | CG_ST_EXCL | CG_ST_WP;
+
+	return (cg__region_get(r, addr) & want) == want &&
+	       !cg__mm_pinned(mm, addr, CG_PAGE_SIZE);
+}
+
+/*
+ * Widen the resolution of a write fault on the 4 KiB page [*start, +*len)
+ * to the pages around it, within mm->wp_around, that a write would only
+ * reuse: known exclusive, protected and unpinned.  They are unprotected
+ * and called dirty (maybe written: a write there is no longer seen).  A
+ * sequential writer then faults once a window; a shared page, a pinned
+ * one, a hole or another region ends the widening, so what a write there
+ * would change is still seen.
+ */
+static int resolve_around(struct cg__mm *mm, struct cg__region *r,
+			  uint64_t *start, uint64_t *len)
+{
+	uint64_t lo = *start & ~(mm->wp_around - 1), hi = lo + mm->wp_around;
+	uint64_t a = *start, b = *start + *len;
+	int ret = 0;
+
+	if (mm->wp_around <= CG_PAGE_SIZE || *len != CG_PAGE_SIZE)
+		return 0;
+	lo = lo > r->start ? lo : r->start;
+	hi = hi < r->start + r->len ? hi : r->start + r->len;
+	while (a > lo && around_ok(mm, r, a - CG_PAGE_SIZE))
+		a -= CG_PAGE_SIZE;
+	while (b < hi && around_ok(mm, r, b))
+		b += CG_PAGE_SIZE;
+	if (a < *start)
+		ret = cg__region_update(r, a, *start - a, CG_ST_WP, CG_ST_DIRTY);
+	if (!ret && b > *start + *len)
+		ret = cg__region_update(r, *start + *len, b - *start - *len,
+					CG_ST_WP, CG_ST_DIRTY);
+	if (ret)
+		return ret;
+	*start = a;
+	*len = b - a;
+	return 0;
+}
+
 static int handle_fault(struct cg__mm *mm, const struct uffd_msg *msg,
 			struct resolution *res)
 {
@@ -124,6 +170,8 @@ static int handle_fault(struct cg__mm *mm, const struct uffd_msg *msg,
 		mm->stats.pages_made_exclusive += ulen >> CG_PAGE_SHIFT;
 	ret = cg__region_update(r, ustart, ulen, CG_ST_WP,
 				CG_ST_PRESENT | CG_ST_EXCL | CG_ST_DIRTY);
+	if (!ret)
+		ret = resolve_around(mm, r, &ustart, &ulen);
 	if (ret)
 		return ret;
 	resolve_add(res, ustart, ulen);

@@ -12,6 +12,32 @@
 #include "kernel/uffd.h"
 #include "pins.h"
 
+/*
+ * A sequential writer faults once per 64 KiB instead of once per page, and
+ * a page reported dirty may be one of 15 neighbours never written; the
+ * kernel's own fault-around reads 64 KiB too.
+ */
+#define WP_AROUND_KIB 64
+
+/*
+ * COWGUARD_WP_AROUND: the window, in KiB (a power of two, 4 to 2048), in
+ * which a write fault unprotects the pages known exclusive around its own;
+ * 4 (or 0) unprotects the faulting page alone.
+ */
+static uint64_t wp_around_wanted(void)
+{
+	const char *s = getenv("COWGUARD_WP_AROUND");
+	unsigned long kib = WP_AROUND_KIB, v;
+	char *end;
+
+	if (s && *s) {
+		v = strtoul(s, &end, 10);
+		if (!*end && (!v || (v >= 4 && v <= 2048 && !(v & (v - 1)))))
+			kib = v ? v : 4;
+	}
+	return (uint64_t)kib << 10;
+}
+
 int cg__mm_init(struct cg__mm *mm, int uffd, uint64_t features, pid_t pid,
 		int pagemap_fd, int kpageflags_fd)
 {
@@ -19,6 +45,7 @@ int cg__mm_init(struct cg__mm *mm, int uffd, uint64_t features, pid_t pid,
 	mm->uffd = uffd;
 	mm->features = features;
 	mm->wp_async = features & UFFD_FEATURE_WP_ASYNC;
+	mm->wp_around = wp_around_wanted();
 	/*
 	 * Before 5.19 kpageflags bit 34 is not PageAnonExclusive: without it
 	 * only pagemap can judge (bit 56 convicts, nothing confirms).  In

@@ -568,6 +568,7 @@ struct cg__pin_job {
 	bool again;		/* once the frames are let go, walk again */
 	bool owns_p;		/* p is not (or no longer) in mm->pins */
 	bool no_move;		/* CG__PIN_NO_MOVE */
+	bool scouting;		/* looking for chunks to move, verifying none */
 	unsigned walks;
 	uint64_t start, end, pos;
 	uint64_t held;		/* the pin being made holds frames up to here */
@@ -605,6 +606,7 @@ static int walk_again(struct cg__mm *mm, struct cg__pin_job *j)
 		return -ENOENT;
 	j->pos = j->start;
 	j->disturbed = false;
+	j->scouting = !j->no_move && cg__mm_move_usable(mm);
 	j->wu[0] = j->wu[1] = 0;
 	return 0;
 }
@@ -698,6 +700,28 @@ static int pin_window(struct cg__mm *mm, struct cg__pin_job *j, uint64_t lo,
 }
 
 /*
+ * Scouting, the walk's first pass where chunks can be moved: learn the
+ * window, and arm it if it is to be moved, but verify, mark and hold
+ * nothing yet.  A pin answered with a run to move is asked again once the
+ * client has moved it, and walks from its start: verified there and then,
+ * every run moved before would be walked again at every later handover (a
+ * pin of N runs walked N * N / 2 of them).  Scouted, the windows are
+ * verified once, by the walk that follows the last move.
+ */
+static int scout_window(struct cg__mm *mm, struct cg__pin_job *j, uint64_t lo,
+			uint64_t hi)
+{
+	struct cg__region *r = cg__mm_find(mm, lo);
+	int ret = r ? cg__mm_learn(mm, r, lo, hi - lo, CG_LEARN_NEW) : -ENOENT;
+
+	if (ret)
+		return ret;
+	if (move_wanted(mm, j, r, lo, hi))
+		return cg__mm_move_arm(mm, lo);
+	return cg__mm_move_armed(mm) ? WALK_STOP : 0;
+}
+
+/*
  * The walk is over: record the pin, or hand the client the chunks to copy
  * for a move, or else what to write.
  */
@@ -743,10 +767,17 @@ static bool pin_some(struct cg__mm *mm, struct cg__pin_job *j,
 	while (!ret && j->pos < j->end) {
 		uint64_t hi = window_end(mm, j->pos, j->end);
 
-		ret = pin_window(mm, j, j->pos, hi);
+		ret = j->scouting ? scout_window(mm, j, j->pos, hi)
+				  : pin_window(mm, j, j->pos, hi);
 		if (ret == WALK_STOP)
 			return pin_over(mm, j, 0);
 		j->pos = ret ? j->pos : hi;
+		if (!ret && j->scouting && j->pos == j->end) {
+			if (cg__mm_move_armed(mm))
+				return pin_over(mm, j, 0);
+			j->scouting = false;	/* nothing to move: verify */
+			j->pos = j->start;
+		}
 		if (past(until_ns))
 			break;
 	}
@@ -925,6 +956,7 @@ int cg__mm_pin_start(struct cg__mm *mm, uint64_t start, uint64_t len,
 		return -ENOMEM;
 	}
 	mm->pin_job->no_move = flags & CG__PIN_NO_MOVE;
+	mm->pin_job->scouting = !mm->pin_job->no_move && cg__mm_move_usable(mm);
 	return 0;
 }
 

@@ -638,11 +638,12 @@ static bool move_wanted(struct cg__mm *mm, const struct cg__pin_job *j,
 	if (j->no_move || !cg__mm_move_usable(mm) || r->kind != CG_RK_THP ||
 	    (lo & (CG_PMD_SIZE - 1)) || hi - lo != CG_PMD_SIZE ||
 	    cg__mm_move_armed(mm) >= MOVE_CHUNKS * CG_PMD_SIZE ||
-	    !cg__region_is_huge(r, lo) || cg__mm_pinned(mm, lo, hi - lo) ||
-	    !cg__mm_pmd_mapped(mm, lo))
+	    !cg__region_is_huge(r, lo) || cg__mm_pinned(mm, lo, hi - lo))
 		return false;
+	/* Mapped once, the common case of a pin asked again: one read. */
 	return !cg__pagemap_read(mm->pagemap_fd, lo, 1, &pme) &&
-	       (pme & PM_PRESENT) && !(pme & PM_MMAP_EXCLUSIVE);
+	       (pme & PM_PRESENT) && !(pme & PM_MMAP_EXCLUSIVE) &&
+	       cg__mm_pmd_mapped(mm, lo);
 }
 
 /*
@@ -712,10 +713,13 @@ static int scout_window(struct cg__mm *mm, struct cg__pin_job *j, uint64_t lo,
 			uint64_t hi)
 {
 	struct cg__region *r = cg__mm_find(mm, lo);
-	int ret = r ? cg__mm_learn(mm, r, lo, hi - lo, CG_LEARN_NEW) : -ENOENT;
 
-	if (ret)
-		return ret;
+	if (!r)
+		return -ENOENT;
+	/*
+	 * Not learned here: the walk learns each window once.  A chunk not
+	 * learned yet (a lazy registration) is armed by the walk instead.
+	 */
 	if (move_wanted(mm, j, r, lo, hi))
 		return cg__mm_move_arm(mm, lo);
 	return cg__mm_move_armed(mm) ? WALK_STOP : 0;

@@ -63,6 +63,24 @@ static bool default_window(void)
 	return false;
 }
 
+/*
+ * Whether a case can run here, else skipped saying why: the default
+ * window (window), the fault path, pinned pages kept protected (pins).
+ */
+static bool runs_here(struct cg *cg, bool window, bool pins)
+{
+	return (!window || default_window()) &&
+	       !h_skip_if_async(cg, "the kernel resolves writes without a fault") &&
+	       (!pins || h_read_pins_unshare("before 5.19 a pinned page is "
+					     "unprotected"));
+}
+
+static void done(struct cg *cg, char *p, size_t len)
+{
+	cg_close(cg);
+	munmap(p, len);
+}
+
 START_TEST(a_write_unprotects_the_exclusive_pages_of_its_window_and_calls_them_dirty)
 {
 	size_t len = 4 * WINDOW;
@@ -70,10 +88,8 @@ START_TEST(a_write_unprotects_the_exclusive_pages_of_its_window_and_calls_them_d
 	struct cg *cg = h_open(_i);
 	uint64_t faults;
 
-	if (!default_window() ||
-	    h_skip_if_async(cg, "the kernel resolves writes without a fault")) {
-		cg_close(cg);
-		munmap(p, len);
+	if (!runs_here(cg, true, false)) {
+		done(cg, p, len);
 		return;
 	}
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
@@ -93,8 +109,7 @@ START_TEST(a_write_unprotects_the_exclusive_pages_of_its_window_and_calls_them_d
 	ck_assert_uint_eq(wp_faults(cg) - faults, 2);
 	assert_page(cg, w + WINDOW, true, true, "the next window");
 	h_audit_clean(cg, p, len);
-	cg_close(cg);
-	munmap(p, len);
+	done(cg, p, len);
 }
 END_TEST
 
@@ -113,11 +128,8 @@ START_TEST(a_shared_page_and_a_pinned_one_stay_protected_in_the_window)
 	struct cg_pin *made, *held;
 	struct h_waiter child;
 
-	if (!default_window() ||
-	    h_skip_if_async(cg, "the kernel resolves writes without a fault") ||
-	    !h_read_pins_unshare("before 5.19 a pinned page is unprotected")) {
-		cg_close(cg);
-		munmap(p, len);
+	if (!runs_here(cg, true, true)) {
+		done(cg, p, len);
 		return;
 	}
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
@@ -132,8 +144,7 @@ START_TEST(a_shared_page_and_a_pinned_one_stay_protected_in_the_window)
 	ck_assert_int_eq(cg_unpin(held), 0);
 	h_audit_clean(cg, p, len);
 	ck_assert_int_eq(h_release(&child), 0);
-	cg_close(cg);
-	munmap(p, len);
+	done(cg, p, len);
 }
 END_TEST
 
@@ -148,9 +159,8 @@ START_TEST(cowguard_wp_around_4_unprotects_the_faulting_page_alone)
 	setenv("COWGUARD_WP_AROUND", "4", 1);
 	cg = h_open(H_EMBEDDED);
 	unsetenv("COWGUARD_WP_AROUND");
-	if (h_skip_if_async(cg, "the kernel resolves writes without a fault")) {
-		cg_close(cg);
-		munmap(p, len);
+	if (!runs_here(cg, false, false)) {
+		done(cg, p, len);
 		return;
 	}
 	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
@@ -161,8 +171,7 @@ START_TEST(cowguard_wp_around_4_unprotects_the_faulting_page_alone)
 	for (size_t i = 0; i < WPAGES; i++)
 		assert_page(cg, w + i * PG, i == 5 || i == 6, true, "page");
 	h_audit_clean(cg, p, len);
-	cg_close(cg);
-	munmap(p, len);
+	done(cg, p, len);
 }
 END_TEST
 

@@ -296,7 +296,9 @@ struct cg_page_info *h_states(struct cg *cg, const void *addr, size_t len);
  * each query reports contains the page, and that the engine agrees with
  * the kernel where the kernel is certain: a present page is present in
  * pagemap, a page the engine calls write-protected has the uffd-wp bit, a
- * THP page is CG_PAGE_THP exactly when one PMD maps it.  what names the
+ * THP page is CG_PAGE_THP exactly when one PMD maps it.  On asynchronous
+ * protection a written page may have been protected again meanwhile, if
+ * the kernel agrees (harness-kernel.c, reprotected()).  what names the
  * step in failure messages.
  */
 void h_assert_states(struct cg *cg, const struct cg_page_info *was,

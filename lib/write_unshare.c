@@ -104,43 +104,6 @@ int cg__write_fault(uint64_t start, uint64_t len)
 	return 0;
 }
 
-/* Runs a PAGEMAP_SCAN call lists at most. */
-#define SCAN_RUNS 64
-
-/*
- * The holes of [addr, addr+len) by PAGEMAP_SCAN: the gaps between the
- * present or swapped runs it lists, one call for a range populated whole.
- * Reading every pagemap entry instead cost half of a pin of 4 KiB pages
- * already exclusive (bench/unshare).  -EOPNOTSUPP without PAGEMAP_SCAN.
- */
-static int fault_holes_by_scan(int fd, uint64_t addr, uint64_t len)
-{
-	struct page_region v[SCAN_RUNS];
-	uint64_t a = addr, end = addr + len;
-	int ret = 0;
-
-	while (!ret && a < end) {
-		uint64_t walk_end = end;
-		int n = cg__pagemap_present(fd, a, end, v, SCAN_RUNS, &walk_end);
-
-		if (n == -ENOTTY || n == -EINVAL)
-			return a == addr ? -EOPNOTSUPP : n;
-		if (n < 0)
-			return n;
-		if (!n && walk_end <= a)
-			return -EIO;	/* no progress: never expected */
-		for (int i = 0; !ret && i < n; i++) {
-			if (v[i].start > a)
-				ret = cg__write_fault(a, v[i].start - a);
-			a = v[i].end;
-		}
-		if (!ret && walk_end > a)
-			ret = cg__write_fault(a, walk_end - a);
-		a = walk_end > a ? walk_end : a;
-	}
-	return ret;
-}
-
 int cg__write_fault_unless(uint64_t addr, uint64_t len, uint64_t bits)
 {
 	int fd = cg__pagemap_open(0);
@@ -149,14 +112,6 @@ int cg__write_fault_unless(uint64_t addr, uint64_t len, uint64_t bits)
 
 	if (fd < 0)
 		return fd;
-	if (bits == (PM_PRESENT | PM_SWAPPED)) {
-		ret = fault_holes_by_scan(fd, addr, len);
-		if (ret != -EOPNOTSUPP) {
-			close(fd);
-			return ret;
-		}
-		ret = 0;
-	}
 	for (uint64_t a = addr; a < addr + len && !ret;) {
 		size_t n = (addr + len - a) >> CG_PAGE_SHIFT;
 

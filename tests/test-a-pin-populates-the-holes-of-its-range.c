@@ -1,20 +1,20 @@
 // SPDX-License-Identifier: MIT
 /*
  * cg_pin() of a range with holes populates them first (a consumer must
- * find every page there), by a write fault that changes no byte.  Where
- * the kernel has PAGEMAP_SCAN the holes are found as the gaps between the
- * present runs it lists, a vector of runs at a time; elsewhere from every
- * pagemap entry.
+ * find every page there), by a write fault that changes no byte, on the
+ * runs its pagemap shows absent; a hole left behind is found by the
+ * engine, a page at a time, and a pin that has to ask for more than a few
+ * gives up (-EAGAIN).
  *
  * Checked: a range of 1024 pages populated in runs of 3 with holes of 3
- * between them (171 runs, more than one vector of the scan holds) pins,
+ * between them (171 runs and as many holes) pins,
  * every page is then present and exclusive in the kernel's eyes where it
  * can tell, what was written reads as written and every hole as zeros,
  * and the pin unpins clean.
  *
- * Bugs this catches: a hole left behind the vector's end (the pin refused
- * or a page missing), a present page written over, a gap computed from
- * the wrong end of a run.
+ * Bugs this catches: holes left behind (the pin refused, or a page
+ * missing), a present page written over, a run computed from the wrong
+ * end.
  */
 #include <string.h>
 #include <sys/mman.h>

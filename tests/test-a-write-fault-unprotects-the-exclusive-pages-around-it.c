@@ -11,7 +11,8 @@
  * worse, the pin of a page whose write replaced it unseen), a pinned page
  * unprotected (the pin's promise is that it stays protected), a page
  * unprotected but called clean, a window that reaches past its alignment
- * or its region, and COWGUARD_WP_AROUND=4 not going back to one page.
+ * or its region, a writer never woken where the window crosses two VMAs
+ * (before 6.5), and COWGUARD_WP_AROUND=4 not going back to one page.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +149,36 @@ START_TEST(a_shared_page_and_a_pinned_one_stay_protected_in_the_window)
 }
 END_TEST
 
+/*
+ * A window across a cut between two VMAs of the region (MADV_DONTFORK on
+ * part of it, as a pin makes): before 6.5 the kernel refuses to unprotect
+ * a range over two VMAs, and the writer must be woken all the same, its
+ * write landing (in the 6.1 guest the daemon's writers hung for good).
+ */
+START_TEST(a_write_next_to_a_vma_cut_lands)
+{
+	size_t len = 2 * WINDOW;
+	char *p = h_map(H_4K, len, 'A'), *w = window_in(p);
+	struct cg *cg = h_open(_i);
+
+	if (!runs_here(cg, true, false)) {
+		done(cg, p, len);
+		return;
+	}
+	ck_assert_int_eq(cg_register(cg, p, len, 0), 0);
+	/* Pages 8-15 of the window become a VMA of their own. */
+	ck_assert_int_eq(madvise(w + 8 * PG, 8 * PG, MADV_DONTFORK), 0);
+	w[7 * PG] = 'B';
+	w[8 * PG] = 'C';
+	ck_assert_int_eq(w[7 * PG], 'B');
+	ck_assert_int_eq(w[8 * PG], 'C');
+	assert_page(cg, w + 7 * PG, true, true, "written, before the cut");
+	assert_page(cg, w + 8 * PG, true, true, "written, after the cut");
+	h_audit_clean(cg, p, len);
+	done(cg, p, len);
+}
+END_TEST
+
 START_TEST(cowguard_wp_around_4_unprotects_the_faulting_page_alone)
 {
 	size_t len = 2 * WINDOW;
@@ -184,6 +215,7 @@ int main(void)
 	h_timeout(tc, 30);
 	h_add_modes(tc, a_write_unprotects_the_exclusive_pages_of_its_window_and_calls_them_dirty);
 	h_add_modes(tc, a_shared_page_and_a_pinned_one_stay_protected_in_the_window);
+	h_add_modes(tc, a_write_next_to_a_vma_cut_lands);
 	h_add(tc, cowguard_wp_around_4_unprotects_the_faulting_page_alone);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);

@@ -32,22 +32,54 @@ struct range {
 static int cut(struct cg__mm *mm, uint64_t start, uint64_t len, uint64_t dst,
 	       bool keep);
 
-/* Ranges to unprotect (and so wake) once the batch is decided. */
+/*
+ * A range to unprotect (and so wake) once the batch is decided, and the
+ * faulting unit in it: the range is wider where the fault took its
+ * neighbours along (resolve_around()).
+ */
+struct resolved {
+	struct range r, unit;
+};
+
 struct resolution {
-	struct range v[BATCH];
+	struct resolved v[BATCH];
 	size_t n;
 };
 
-static void resolve_add(struct resolution *res, uint64_t start, uint64_t len)
+static void resolve_add(struct resolution *res, uint64_t start, uint64_t len,
+			uint64_t ustart, uint64_t ulen)
 {
-	res->v[res->n++] = (struct range){ start, len };
+	res->v[res->n++] = (struct resolved){ { start, len }, { ustart, ulen } };
 }
 
-static int cmp_range(const void *a, const void *b)
+static int cmp_resolved(const void *a, const void *b)
 {
-	const struct range *x = a, *y = b;
+	const struct resolved *x = a, *y = b;
 
-	return x->start < y->start ? -1 : x->start > y->start;
+	return x->r.start < y->r.start ? -1 : x->r.start > y->r.start;
+}
+
+/*
+ * The merged range [start, end) of v[first, last) was refused.  Before
+ * 6.5 UFFDIO_WRITEPROTECT takes a range within one VMA (find_dst_vma();
+ * -ENOENT), and a pin's MADV_DONTFORK or any madvise cuts VMAs inside a
+ * region: a window, or faults on both sides of such a cut, crossed one,
+ * and the writers were never woken (a stress test's daemon cases hung in
+ * the 6.1 guest).  Each range is tried alone, a window refused still is
+ * narrowed to its faulting unit, and every writer in the range is woken
+ * whatever happened: one still protected faults again.
+ */
+static int resolve_apart(struct cg__mm *mm, const struct resolved *v,
+			 size_t first, size_t last, uint64_t start, uint64_t end)
+{
+	for (size_t k = first; k < last; k++) {
+		const struct resolved *x = &v[k];
+		int ret = cg__mm_ioctl_wp(mm, x->r.start, x->r.len, false);
+
+		if (ret && ret != -ETIME && x->r.len != x->unit.len)
+			cg__mm_ioctl_wp(mm, x->unit.start, x->unit.len, false);
+	}
+	return cg__uffd_wake(mm->uffd, start, end - start);
 }
 
 static int resolve_flush(struct cg__mm *mm, struct resolution *res)
@@ -55,23 +87,25 @@ static int resolve_flush(struct cg__mm *mm, struct resolution *res)
 	size_t i = 0;
 	int ret = 0;
 
-	qsort(res->v, res->n, sizeof(*res->v), cmp_range);
-	while (i < res->n && !ret) {
-		uint64_t start = res->v[i].start, end = start + res->v[i].len;
+	qsort(res->v, res->n, sizeof(*res->v), cmp_resolved);
+	while (i < res->n) {
+		size_t first = i;
+		uint64_t start = res->v[i].r.start, end = start + res->v[i].r.len;
+		int r;
 
-		for (i++; i < res->n && res->v[i].start <= end; i++)
-			if (res->v[i].start + res->v[i].len > end)
-				end = res->v[i].start + res->v[i].len;
-		ret = cg__mm_ioctl_wp(mm, start, end - start, false);
-		/* The range may have been unmapped since the fault was raised. */
-		if (ret == -ENOENT || ret == -EFAULT)
-			ret = 0;
+		for (i++; i < res->n && res->v[i].r.start <= end; i++)
+			if (res->v[i].r.start + res->v[i].r.len > end)
+				end = res->v[i].r.start + res->v[i].r.len;
+		r = cg__mm_ioctl_wp(mm, start, end - start, false);
 		/*
 		 * Events kept coming: wake the writers all the same.  Still
 		 * protected, they fault again, and we try again then.
 		 */
-		if (ret == -ETIME)
-			ret = cg__uffd_wake(mm->uffd, start, end - start);
+		if (r == -ETIME)
+			r = cg__uffd_wake(mm->uffd, start, end - start);
+		else if (r)
+			r = resolve_apart(mm, res->v, first, i, start, end);
+		ret = ret ? ret : r;
 	}
 	res->n = 0;
 	return ret;
@@ -128,14 +162,14 @@ static int handle_fault(struct cg__mm *mm, const struct uffd_msg *msg,
 {
 	uint64_t addr = msg->arg.pagefault.address & ~(CG_PAGE_SIZE - 1);
 	struct cg__region *r = cg__mm_find(mm, addr);
-	uint64_t ustart, ulen;
+	uint64_t ustart, ulen, wstart, wlen;
 	unsigned st;
 	int ret;
 
 	mm->stats.wp_faults++;
 	if (!r) {
 		/* Registered by the kernel but not by us: just let it go. */
-		resolve_add(res, addr, CG_PAGE_SIZE);
+		resolve_add(res, addr, CG_PAGE_SIZE, addr, CG_PAGE_SIZE);
 		return 0;
 	}
 	ret = cg__mm_follow_split(mm, r, addr);
@@ -170,11 +204,13 @@ static int handle_fault(struct cg__mm *mm, const struct uffd_msg *msg,
 		mm->stats.pages_made_exclusive += ulen >> CG_PAGE_SHIFT;
 	ret = cg__region_update(r, ustart, ulen, CG_ST_WP,
 				CG_ST_PRESENT | CG_ST_EXCL | CG_ST_DIRTY);
+	wstart = ustart;
+	wlen = ulen;
 	if (!ret)
-		ret = resolve_around(mm, r, &ustart, &ulen);
+		ret = resolve_around(mm, r, &wstart, &wlen);
 	if (ret)
 		return ret;
-	resolve_add(res, ustart, ulen);
+	resolve_add(res, wstart, wlen, ustart, ulen);
 	return 0;
 }
 
@@ -572,7 +608,7 @@ static void fault_failed(struct cg__mm *mm, const struct uffd_msg *msg,
 		cg__region_unit(r, addr, &ustart, &ulen);
 		cg__region_update(r, ustart, ulen, CG_ST_EXCL | CG_ST_WP, 0);
 	}
-	resolve_add(res, ustart, ulen);
+	resolve_add(res, ustart, ulen, ustart, ulen);
 }
 
 static int handle_batch(struct cg__mm *mm, const struct uffd_msg *msgs,

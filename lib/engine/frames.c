@@ -202,9 +202,8 @@ void cg__frames_forget(struct cg__frames *t, uint64_t start, uint64_t end)
 		uint64_t hi = end - base < CG_PMD_SIZE ? end : base + CG_PMD_SIZE;
 
 		if (c)
-			forget_slots(t, c, slot_of(lo),
-				     hi == base + CG_PMD_SIZE ? CHUNK_UNITS
-							      : slot_of(hi));
+			forget_slots(t, c, (lo - base) >> CG_PAGE_SHIFT,
+				     (hi - base) >> CG_PAGE_SHIFT);
 	}
 }
 

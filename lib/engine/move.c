@@ -20,8 +20,9 @@
  * fault there (an unprotect would aim at the protection the client's own
  * uffd puts there while it copies) nor reads there (the client's uffd may
  * make the read wait).  When the client is done (CG_OP_MOVE), or the run
- * is given up, the chunks are registered and protected again and judged by the kernel, not by the client's word:
- * exclusive only where page flags show PageAnonExclusive.  Without them
+ * is given up, the chunks are registered and protected again and judged
+ * by the kernel, not by the client's word: exclusive only where page
+ * flags show PageAnonExclusive.  Without them
  * (not root) they stay maybe-shared, and the pin's next walk unshares them
  * by a read-only pin, which the kernel answers by reusing a THP we map
  * alone in place, still one PMD.

@@ -597,6 +597,12 @@ static uint64_t window_end(const struct cg__mm *mm, uint64_t a, uint64_t end)
 	return hi < end ? hi : end;
 }
 
+/* Whether the pin may have the client move THP chunks in (move.c). */
+static bool may_move(const struct cg__mm *mm, const struct cg__pin_job *j)
+{
+	return !j->no_move && cg__mm_move_usable(mm);
+}
+
 /* Begin the walk again: an event came between two windows. */
 static int walk_again(struct cg__mm *mm, struct cg__pin_job *j)
 {
@@ -606,7 +612,7 @@ static int walk_again(struct cg__mm *mm, struct cg__pin_job *j)
 		return -ENOENT;
 	j->pos = j->start;
 	j->disturbed = false;
-	j->scouting = !j->no_move && cg__mm_move_usable(mm);
+	j->scouting = may_move(mm, j);
 	j->wu[0] = j->wu[1] = 0;
 	return 0;
 }
@@ -635,7 +641,7 @@ static bool move_wanted(struct cg__mm *mm, const struct cg__pin_job *j,
 {
 	uint64_t pme;
 
-	if (j->no_move || !cg__mm_move_usable(mm) || r->kind != CG_RK_THP ||
+	if (!may_move(mm, j) || r->kind != CG_RK_THP ||
 	    (lo & (CG_PMD_SIZE - 1)) || hi - lo != CG_PMD_SIZE ||
 	    cg__mm_move_armed(mm) >= MOVE_CHUNKS * CG_PMD_SIZE ||
 	    !cg__region_is_huge(r, lo) || cg__mm_pinned(mm, lo, hi - lo))
@@ -701,9 +707,9 @@ static int pin_window(struct cg__mm *mm, struct cg__pin_job *j, uint64_t lo,
 }
 
 /*
- * Scouting, the walk's first pass where chunks can be moved: learn the
- * window, and arm it if it is to be moved, but verify, mark and hold
- * nothing yet.  A pin answered with a run to move is asked again once the
+ * Scouting, the walk's first pass where chunks can be moved: arm the
+ * window if it is to be moved, but learn, verify, mark and hold nothing
+ * yet.  A pin answered with a run to move is asked again once the
  * client has moved it, and walks from its start: verified there and then,
  * every run moved before would be walked again at every later handover (a
  * pin of N runs walked N * N / 2 of them).  Scouted, the windows are
@@ -960,7 +966,7 @@ int cg__mm_pin_start(struct cg__mm *mm, uint64_t start, uint64_t len,
 		return -ENOMEM;
 	}
 	mm->pin_job->no_move = flags & CG__PIN_NO_MOVE;
-	mm->pin_job->scouting = !mm->pin_job->no_move && cg__mm_move_usable(mm);
+	mm->pin_job->scouting = may_move(mm, mm->pin_job);
 	return 0;
 }
 

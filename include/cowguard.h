@@ -240,6 +240,11 @@ struct cg_stats {
 	 * moving a copy in (the THP stays mapped by one PMD; Linux 6.8+).
 	 */
 	uint64_t unshare_moves;
+	/*
+	 * Of unshare_copies, the 4 KiB pages a pin unshared by copying them
+	 * out and filling them back (embedded mode; Linux 6.4+).
+	 */
+	uint64_t unshare_fills;
 };
 #define CG_STATS_SIZE_VER0 (offsetof(struct cg_stats, unshare_writes) + sizeof(uint64_t))
 

@@ -37,112 +37,8 @@
 #include "pin-util.h"
 
 #define LEN (32 * MIB)
-#define PAGES (LEN / PG)
 #define ROUNDS 12
-#define WRITERS 2
-/* The stamped word of each page: byte 0 stays as the child saw it. */
-#define SLOT 8
-
-struct shared_state {
-	char *_Atomic p;	/* this round's range */
-	_Atomic bool go, stop;
-	_Atomic unsigned stops;		/* park_all() calls */
-	_Atomic unsigned ack[WRITERS + 1];	/* the last seen, per thread */
-	_Atomic uint64_t zeros_seen, reads;
-	uint64_t last[PAGES];	/* what each page's writer stamped last */
-};
-
-struct writer {
-	struct shared_state *s;
-	unsigned id;
-	uint64_t seq;
-};
-
-static volatile uint64_t *slot(char *p, size_t page)
-{
-	return (volatile uint64_t *)(p + page * PG + SLOT);
-}
-
-/*
- * Whether to make one more access.  The thread first acknowledges the last
- * stop it saw, so that once every thread has acknowledged a stop, each has
- * finished its access and reads go cleared (park_all sets it first).
- */
-static bool running(struct shared_state *s, unsigned id)
-{
-	atomic_store(&s->ack[id], atomic_load(&s->stops));
-	if (atomic_load(&s->go))
-		return true;
-	sched_yield();
-	return false;
-}
-
-/* Nothing is written or read from here until the next go_all. */
-static void park_all(struct shared_state *s)
-{
-	unsigned stop;
-
-	atomic_store(&s->go, false);
-	stop = atomic_fetch_add(&s->stops, 1) + 1;
-	for (unsigned id = 0; id <= WRITERS; id++)
-		while (atomic_load(&s->ack[id]) != stop)
-			sched_yield();
-}
-
-static void go_all(struct shared_state *s)
-{
-	atomic_store(&s->go, true);
-}
-
-/* Writer id owns the pages page % WRITERS == id, written in a scattered order. */
-static void *writer_main(void *arg)
-{
-	struct writer *w = arg;
-	struct shared_state *s = w->s;
-	unsigned x = w->id * 7919 + 1;
-
-	while (!atomic_load(&s->stop)) {
-		size_t page;
-
-		if (!running(s, w->id))
-			continue;
-		x = x * 1103515245 + 12345;
-		page = ((x >> 8) % (PAGES / WRITERS)) * WRITERS + w->id;
-		*slot(s->p, page) = ++w->seq;
-		s->last[page] = w->seq;
-	}
-	return NULL;
-}
-
-static void *reader_main(void *arg)
-{
-	struct shared_state *s = arg;
-	unsigned x = 4242;
-
-	while (!atomic_load(&s->stop)) {
-		if (!running(s, WRITERS))
-			continue;
-		x = x * 1103515245 + 12345;
-		if (!*slot(s->p, (x >> 8) % PAGES))
-			atomic_fetch_add(&s->zeros_seen, 1);
-		atomic_fetch_add(&s->reads, 1);
-	}
-	return NULL;
-}
-
-/* Every page holds what its writer stamped last. */
-static void check_no_write_lost(struct shared_state *s, char *p, int round)
-{
-	for (size_t page = 0; page < PAGES; page++) {
-		uint64_t want = s->last[page] ? s->last[page] : 0x4141414141414141ULL;
-
-		ck_assert_msg(*slot(p, page) == want,
-			      "round %d: page %zu holds %#llx, its writer stamped "
-			      "%#llx last", round, page,
-			      (unsigned long long)*slot(p, page),
-			      (unsigned long long)want);
-	}
-}
+#include "transact.h"
 
 /*
  * A chunk one PMD maps after the pin, that cowguard calls protected (a
@@ -185,6 +81,7 @@ static int round_once(struct cg *cg, struct shared_state *s, int round)
 	if (!p || !h_thp_pmd_mapped(p, LEN))
 		return -1;
 	memset(s->last, 0, sizeof(s->last));
+	s->pages = LEN / PG;
 	atomic_store(&s->p, p);
 	ck_assert_int_eq(cg_register(cg, p, LEN, 0), 0);
 	child = h_fork_waiting(p, 'A');

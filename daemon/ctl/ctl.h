@@ -85,7 +85,9 @@ extern const char *const ctl_feature_names[];
 	X(unshare_writes, counter,                                            \
 	  "Pages a pin had the client unshare by a write fault.")              \
 	X(unshare_moves, counter,                                             \
-	  "Pages of THPs a pin unshared whole by moving a copy in.")
+	  "Pages of THPs a pin unshared whole by moving a copy in.")        \
+	X(unshare_fills, counter,                                             \
+	  "4 KiB pages a pin unshared by copying them out and back in.")
 
 const char *ctl_kind_name(uint32_t kind, bool json);
 const char *ctl_truth_name(enum cg_truth truth);

@@ -135,6 +135,7 @@ struct cg__mm {
 		uint64_t start, end;
 		bool handed;
 	} move;
+	void *fill_scratch;	/* fill.c: 2 MiB, kept warm */
 	struct cg_stats stats;
 
 	/* Messages read while retrying an ioctl, handled before new ones. */

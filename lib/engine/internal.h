@@ -134,6 +134,18 @@ bool cg__mm_move_holds(const struct cg__mm *mm, uint64_t addr);
 int cg__mm_move_settle(struct cg__mm *mm);
 int cg__mm_move_done(struct cg__mm *mm, uint64_t start, uint64_t len);
 
+/*
+ * 4 KiB unshare by copy and fill (lib/engine/fill.c).  usable: the engine
+ * runs in the process that owns the memory, on the fault path.  fill:
+ * copy [start, start+len) (one region, at most 2 MiB, every page mapped
+ * shared and protected) out, drop it and fill it back, ours alone;
+ * claimed dirty and protected, and not exclusive: the caller judges.
+ * free: let go of the scratch memory.
+ */
+bool cg__mm_fill_usable(const struct cg__mm *mm);
+int cg__mm_fill(struct cg__mm *mm, uint64_t start, uint64_t len);
+void cg__mm_fill_free(struct cg__mm *mm);
+
 /* A fork shared r: what was not seen present is learned later, as shared. */
 void cg__mm_unlearn_forked(struct cg__region *r);
 

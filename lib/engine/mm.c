@@ -117,6 +117,7 @@ void cg__mm_destroy(struct cg__mm *mm)
 		cg__region_free(mm->regions[i]);
 	free(mm->regions);
 	cg__mm_pins_free(mm);
+	cg__mm_fill_free(mm);
 	for (size_t i = 0; i < mm->nbacklog; i++)
 		if (mm->backlog[i].event == UFFD_EVENT_FORK)
 			close((int)mm->backlog[i].arg.fork.ufd);

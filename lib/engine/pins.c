@@ -418,12 +418,64 @@ static int reprotect_dropped(struct cg__mm *mm, const struct units *after)
 	return ret;
 }
 
+/*
+ * Whether copy and fill may unshare u (fill.c): a 4 KiB page of a 4 KiB
+ * region that the kernel shows mapped shared and protected.  Never a page
+ * mapped once: a consumer outside cowguard may hold it, and a drop would
+ * leave it the old page (a shared page it cannot hold: fork copies a
+ * pinned page, and a read-only pin unshares first).
+ */
+static bool fillable(const struct cg__region *r, const struct unit *u)
+{
+	return r->kind == CG_RK_4K && u->shift == CG_PAGE_SHIFT &&
+	       (u->pme & PM_PRESENT) && !(u->pme & PM_MMAP_EXCLUSIVE) &&
+	       (u->pme & PM_UFFD_WP);
+}
+
+/* A fill's fixed cost (a dozen system calls) is a read-only pin's of ~16 pages. */
+#define FILL_MIN_PAGES 32
+
+/*
+ * Unshare by copy and fill each run of FILL_MIN_PAGES or more fillable
+ * pages of u, no pin of ours on it, and take them out of todo (ascending,
+ * as u); a run the fill fails stays there for the read-only pin.
+ */
+static void todo_drop(uint64_t *todo, size_t *ntodo, uint64_t lo, uint64_t hi)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < *ntodo; i++)
+		if (todo[i] < lo || todo[i] >= hi)
+			todo[k++] = todo[i];
+	*ntodo = k;
+}
+
+static void fill_runs(struct cg__mm *mm, const struct units *u, uint64_t *todo,
+		      size_t *ntodo)
+{
+	const struct cg__region *r = u->n ? cg__mm_find(mm, u->v[0].addr) : NULL;
+
+	for (size_t i = 0; r && i < u->n;) {
+		size_t j = i;
+		uint64_t lo = u->v[i].addr, len;
+
+		while (j < u->n && fillable(r, &u->v[j]) &&
+		       u->v[j].addr == lo + (j - i) * CG_PAGE_SIZE)
+			j++;
+		len = (j - i) * CG_PAGE_SIZE;
+		if (j - i >= FILL_MIN_PAGES && !cg__mm_pinned(mm, lo, len) &&
+		    !cg__mm_fill(mm, lo, len))
+			todo_drop(todo, ntodo, lo, lo + len);
+		i = j > i ? j : i + 1;
+	}
+}
+
 /* Unshare todo by read-only pins, and read what [lo, hi) holds after. */
 static int unshare_window(struct cg__mm *mm, const uint64_t *todo,
 			  size_t ntodo, uint64_t lo, uint64_t hi,
 			  struct units *after)
 {
-	int ret = cg__unshare(mm, todo, ntodo);
+	int ret = ntodo ? cg__unshare(mm, todo, ntodo) : 0;
 
 	/* Follow the kernel's splits first, so marking does not split more. */
 	if (!ret)
@@ -685,6 +737,8 @@ static int pin_window(struct cg__mm *mm, struct cg__pin_job *j, uint64_t lo,
 		ret = pool_check(huge_copies);
 	if (!ret && ntodo && cg__kernel_read_pin_unshares()) {
 		now = &after;
+		if (cg__mm_fill_usable(mm))
+			fill_runs(mm, &before, todo, &ntodo);
 		ret = unshare_window(mm, todo, ntodo, lo, hi, now);
 	}
 	free(todo);

@@ -179,7 +179,7 @@ TALLY = $(BUILDDIR)/check.tally
 ASYNC_SUITES = asynchronous-write fork-marks registration-write mremap \
 	dontneed madv-free thp-split pin- pinned-pages many-clients \
 	hundred-forks child-uffd engine-keeps overlapping-pins hostile-client \
-	killed-client munmap
+	killed-client munmap a-collect-reports collects-racing
 
 # The guest lanes: the same suites, then the RDMA example, in a QEMU guest
 # with soft-RoCE on Debian 12's 6.1 kernel (lane vm-6.1) and on Debian 11's

@@ -4,11 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/sysinfo.h>
 #include <time.h>
 
 #include "bench.h"
+#include "kernel/compat.h"
 
 uint64_t bench_now_ns(void)
 {
@@ -88,4 +90,32 @@ void bench_print_ratio(double x, double ref)
 		printf(" %8.2fx", x / ref);
 	else
 		printf(" %9s", "-");
+}
+
+long long bench_scan_written(int pagemap, uint64_t start, uint64_t end,
+			     uint64_t pagesz)
+{
+	struct page_region v[64];
+	long long pages = 0;
+
+	while (start < end) {
+		struct pm_scan_arg arg = {
+			.size = sizeof(arg),
+			.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+			.start = start, .end = end,
+			.vec = (uintptr_t)v, .vec_len = 64,
+			.category_mask = PAGE_IS_WRITTEN,
+			.return_mask = PAGE_IS_WRITTEN,
+		};
+		int n = ioctl(pagemap, PAGEMAP_SCAN, &arg);
+
+		if (n < 0)
+			return -errno;
+		for (int i = 0; i < n; i++)
+			pages += (long long)((v[i].end - v[i].start) / pagesz);
+		if (arg.walk_end <= start)
+			return -EIO;
+		start = arg.walk_end;
+	}
+	return pages;
 }

@@ -33,4 +33,13 @@ double bench_median(double *v, int n);
 /* A ratio column: " %8.2fx" of x / ref, or "-" when ref is not positive. */
 void bench_print_ratio(double x, double ref);
 
+/*
+ * The kernel's own write tracker (UFFD_FEATURE_WP_ASYNC, 6.7+): the
+ * written runs of [start, end), read and write-protected again in one
+ * PAGEMAP_SCAN a vector at a time.  Returns how many pages of pagesz they
+ * hold, or -errno.
+ */
+long long bench_scan_written(int pagemap, uint64_t start, uint64_t end,
+			     uint64_t pagesz);
+
 #endif

@@ -385,38 +385,6 @@ err_uffd:
 	return err;
 }
 
-/*
- * (f) The written runs of the region, read and protected again in one
- * PAGEMAP_SCAN a vector at a time: how many pages they hold, or -errno.
- */
-static long long scan_written(int pagemap, const struct region *r)
-{
-	struct page_region v[64];
-	uint64_t start = (uintptr_t)r->base, end = start + r->len;
-	long long pages = 0;
-
-	while (start < end) {
-		struct pm_scan_arg arg = {
-			.size = sizeof(arg),
-			.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
-			.start = start, .end = end,
-			.vec = (uintptr_t)v, .vec_len = 64,
-			.category_mask = PAGE_IS_WRITTEN,
-			.return_mask = PAGE_IS_WRITTEN,
-		};
-		int n = ioctl(pagemap, PAGEMAP_SCAN, &arg);
-
-		if (n < 0)
-			return -errno;
-		for (int i = 0; i < n; i++)
-			pages += (long long)((v[i].end - v[i].start) / r->pagesz);
-		if (arg.walk_end <= start)
-			return -EIO;
-		start = arg.walk_end;
-	}
-	return pages;
-}
-
 static int run_wp_async(const struct region *r, struct sample *out)
 {
 	int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
@@ -430,7 +398,8 @@ static int run_wp_async(const struct region *r, struct sample *out)
 	}
 	t0 = bench_now_ns();
 	write_bytes(r);
-	out->faults = scan_written(pagemap, r);
+	out->faults = bench_scan_written(pagemap, (uintptr_t)r->base,
+					 (uintptr_t)r->base + r->len, r->pagesz);
 	out->us_per_page = us_per_page(t0, r);
 	if (out->faults < 0)
 		err = (int)out->faults;

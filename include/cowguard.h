@@ -312,6 +312,33 @@ CG_EXPORT int cg_unpin(struct cg_pin *pin);
  */
 CG_EXPORT int cg_stats(struct cg *cg, struct cg_stats *out, size_t size);
 
+/*
+ * Write tracking, for checkpoints and snapshots: the units of registered
+ * memory written since they were registered or last reported.
+ */
+struct cg_range {
+	void *addr;
+	size_t len;
+};
+
+/*
+ * cg_track_collect - the written units of [@addr, @addr+@len), as at most
+ * @max ranges in address order into @out, each made clean and
+ * write-protected again before it is reported: a write that lands before
+ * the call returns is in this report (read the pages after it), one after
+ * it in the next.  Every unit is whole (a THP's 2 MiB while one PMD maps
+ * it, a hugetlb page), and units are reported that were maybe written:
+ * those a write fault unprotected with its neighbour (COWGUARD_WP_AROUND),
+ * those a pin unshared by a move or a fill, and every unit of a
+ * read-write pin at every call (its consumer writes unseen).  A page
+ * dropped (MADV_DONTNEED) unwritten is not reported, nor is memory not
+ * registered.  Returns the number of ranges, or -EINVAL (NULL argument,
+ * @len or @max 0), -ENOTCONN (as cg_query); *@next is where a next call
+ * goes on: @addr + @len once all was reported.  Since 0.1.
+ */
+CG_EXPORT int cg_track_collect(struct cg *cg, void *addr, size_t len,
+			       struct cg_range *out, size_t max, void **next);
+
 /* cg_features - the userfaultfd features negotiated (UFFD_FEATURE_* bits). */
 CG_EXPORT uint64_t cg_features(const struct cg *cg);
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* The public API: one handle, two modes, the same engine behind both. */
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,6 +201,50 @@ int cg_audit(struct cg *cg, void *addr, size_t len, struct cg_audit_report *out,
 	if (ret)
 		return ret;
 	return copy_out(out, size, &rep.u.audit, sizeof(rep.u.audit));
+}
+
+int cg_track_collect(struct cg *cg, void *addr, size_t len,
+		     struct cg_range *out, size_t max, void **next)
+{
+	uint64_t at = (uint64_t)(uintptr_t)addr, end = at + len;
+	size_t n = 0;
+
+	if (!cg || !out || !next || !len || !max || end < at)
+		return -EINVAL;
+	/* The count is returned as an int: never more ranges than it holds. */
+	if (max > INT_MAX)
+		max = INT_MAX;
+	/* A reply carries CG__TRACK_MAX ranges: ask again until out is full. */
+	while (at < end && n < max) {
+		struct cg__rep rep;
+		struct cg__req req;
+		size_t room = max - n;
+		int ret;
+
+		/* Never more than room: a range reported is clean from then on. */
+		cg__req_init(&req, CG_OP_TRACK_COLLECT);
+		req.addr = at;
+		req.len = end - at;
+		req.id = room < CG__TRACK_MAX ? room : CG__TRACK_MAX;
+		ret = cg__call(cg, &req, &rep);
+		if (!ret && (rep.u.track.n > req.id || rep.u.track.next <= at ||
+			     rep.u.track.next > end))
+			ret = -EPROTO;
+		/* What was reported is handed out; the error comes next call. */
+		if (ret && n)
+			break;
+		if (ret)
+			return ret;
+		for (uint32_t i = 0; i < rep.u.track.n; i++) {
+			out[n++] = (struct cg_range){
+				(void *)(uintptr_t)rep.u.track.r[i].addr,
+				(size_t)rep.u.track.r[i].len,
+			};
+		}
+		at = rep.u.track.next;
+	}
+	*next = (void *)(uintptr_t)at;
+	return (int)n;
 }
 
 int cg_stats(struct cg *cg, struct cg_stats *out, size_t size)

@@ -100,6 +100,7 @@ static int daemon_register(struct cg *cg, uint64_t start, uint64_t len,
 	cg__req_init(&req, CG_OP_REGISTER);
 	req.addr = start;
 	req.len = len;
+	req.flags = CG__REGISTER_UNSEEN;
 	for (;; *busy_ms += 10) {
 		ret = cg__client_call(&cg->cli, &req, &rep);
 		*status = rep.status;
@@ -135,7 +136,8 @@ static int embedded_register(struct cg__embedded *e, uint64_t start,
 	int ret;
 
 	for (;; *busy_ms += 10) {
-		ret = CG__EMBEDDED_CALL(e, cg__mm_register(&e->mm, start, len, 0));
+		ret = CG__EMBEDDED_CALL(e, cg__mm_register(&e->mm, start, len,
+							   CG__REGISTER_UNSEEN));
 		if (ret != -EBUSY || *busy_ms >= BUSY_RETRY_MS)
 			return ret;
 		cg__sleep_ms(10);

@@ -51,24 +51,10 @@ static bool kernel_can_fill(void)
 	return ok;
 }
 
-/* Writes to pages cowguard calls protected are each seen. */
-static void protection_put_back(struct cg *cg, struct shared_state *s,
-				char *p, int round)
+/* A page cowguard calls protected. */
+static bool protected(struct cg *cg, char *page)
 {
-	struct cg_stats st0 = ph_stats(cg), st1;
-	uint64_t written = 0;
-
-	for (size_t page = 0; page < s->pages; page += 16) {
-		if (!ph_query(cg, p + page * PG).wp)
-			continue;
-		written++;
-		*slot(p, page) = s->last[page] = 0x5eedULL + page;
-	}
-	st1 = ph_stats(cg);
-	ck_assert_msg(st1.wp_faults - st0.wp_faults >= written,
-		      "round %d: %llu writes to protected pages after the pin, "
-		      "%llu seen", round, (unsigned long long)written,
-		      (unsigned long long)(st1.wp_faults - st0.wp_faults));
+	return ph_query(cg, page).wp;
 }
 
 static void round_once(struct cg *cg, struct shared_state *s, int round)
@@ -93,7 +79,7 @@ static void round_once(struct cg *cg, struct shared_state *s, int round)
 			      "pin", round, off / PG);
 	h_audit_clean(cg, p, LEN);
 	check_no_write_lost(s, p, round);
-	protection_put_back(cg, s, p, round);
+	tx_writes_are_seen(cg, s, p, LEN, 16 * PG, protected, round);
 	ck_assert_int_eq(cg_unpin(pin), 0);
 	ck_assert_int_eq(h_release(&child), 0);
 	ck_assert_int_eq(cg_unregister(cg, p, LEN), 0);
@@ -103,8 +89,8 @@ static void round_once(struct cg *cg, struct shared_state *s, int round)
 START_TEST(writes_and_reads_racing_a_4k_unshare_by_fill_are_neither_lost_nor_zero)
 {
 	struct shared_state *s = calloc(1, sizeof(*s));
-	struct writer w[WRITERS];
-	pthread_t wt[WRITERS], rt;
+	struct tx_threads t;
+	uint64_t writes;
 	struct cg_stats s0, s1;
 	struct cg *cg = h_open(_i);
 
@@ -115,21 +101,14 @@ START_TEST(writes_and_reads_racing_a_4k_unshare_by_fill_are_neither_lost_nor_zer
 		goto out;
 	}
 	s0 = ph_stats(cg);
-	for (unsigned i = 0; i < WRITERS; i++) {
-		w[i] = (struct writer){ .s = s, .id = i };
-		ck_assert_int_eq(pthread_create(&wt[i], NULL, writer_main, &w[i]), 0);
-	}
-	ck_assert_int_eq(pthread_create(&rt, NULL, reader_main, s), 0);
+	tx_start(s, &t);
 	for (int round = 0; round < ROUNDS; round++)
 		round_once(cg, s, round);
-	atomic_store(&s->stop, true);
-	for (unsigned i = 0; i < WRITERS; i++)
-		pthread_join(wt[i], NULL);
-	pthread_join(rt, NULL);
+	writes = tx_stop(s, &t);
 	s1 = ph_stats(cg);
 	printf("%s: %llu reads, %llu writes, %llu pages filled of %d\n",
 	       h_mode_name(_i), (unsigned long long)atomic_load(&s->reads),
-	       (unsigned long long)(w[0].seq + w[1].seq),
+	       (unsigned long long)writes,
 	       (unsigned long long)(s1.unshare_fills - s0.unshare_fills),
 	       ROUNDS * (int)(LEN / PG));
 	ck_assert_uint_eq(atomic_load(&s->zeros_seen), 0);

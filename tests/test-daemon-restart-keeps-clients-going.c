@@ -32,6 +32,7 @@
 
 #include "client.h"
 #include "harness.h"
+#include "track-util.h"
 #include "wire/protocol.h"
 
 #define PAGES 64
@@ -242,6 +243,38 @@ START_TEST(a_restarted_daemon_tracks_the_client_again_at_its_next_call)
 	ck_assert_int_eq(h_daemon_stop(daemon), 0);
 	munmap(p, LEN);
 	munmap(extra, 8 * 4096);
+}
+END_TEST
+
+/*
+ * A write made while the daemon was down was seen by nobody: once the
+ * client is tracked again (by a new daemon, or embedded), write tracking
+ * reports every page of its regions as written, once.
+ */
+START_TEST(writes_in_the_gap_are_reported_by_the_next_collect)
+{
+	enum cg_mode mode = restart_modes[_i];
+	char path[160], *p = h_map(H_4K, 4 * 4096, 'A');
+	pid_t daemon;
+	struct cg *cg;
+
+	if (!h_have_own_daemon("kills and restarts its daemon"))
+		return;
+	daemon = start_daemon(path, sizeof(path), "gap");
+	cg = open_at(path, mode);
+	ck_assert_int_eq(cg_register(cg, p, 4 * 4096, 0), 0);
+	ck_assert_uint_eq(tu_collect(cg, p, 4 * 4096, NULL), 0);
+	kill_daemon(daemon);
+	p[4096] = 'G';
+	/* DAEMON: a new daemon; AUTO: none, so embedded. */
+	if (mode == CG_MODE_DAEMON)
+		daemon = start_daemon(path, sizeof(path), "gap");
+	ck_assert_uint_eq(tu_collect(cg, p, 4 * 4096, NULL), 4 * 4096);
+	ck_assert_uint_eq(tu_collect(cg, p, 4 * 4096, NULL), 0);
+	cg_close(cg);
+	if (mode == CG_MODE_DAEMON)
+		ck_assert_int_eq(h_daemon_stop(daemon), 0);
+	munmap(p, 4 * 4096);
 }
 END_TEST
 
@@ -575,6 +608,7 @@ int main(void)
 	setenv("COWGUARD_WP_AROUND", "4", 1);
 	h_timeout(tc, 30);
 	h_add_loop(tc, a_restarted_daemon_tracks_the_client_again_at_its_next_call, 2);
+	h_add_loop(tc, writes_in_the_gap_are_reported_by_the_next_collect, 2);
 	h_add(tc, with_no_daemon_back_an_auto_client_goes_on_embedded);
 	h_add(tc, a_fork_while_the_daemon_is_down_leaves_both_to_come_back);
 	h_add(tc, an_unprivileged_client_is_tracked_again_after_a_restart);

@@ -45,25 +45,9 @@
  * racing write may have lifted it since, seen), must be: the next write
  * there is seen.
  */
-static void protection_put_back(struct cg *cg, struct shared_state *s,
-				char *p, int round)
+static bool whole_and_protected(struct cg *cg, char *chunk)
 {
-	struct cg_stats st0 = ph_stats(cg), st1;
-	uint64_t whole = 0;
-
-	for (size_t off = 0; off < LEN; off += 2 * MIB) {
-		size_t page = off / PG;
-
-		if (h_pmd_mapped(p + off) != 1 || !ph_query(cg, p + off).wp)
-			continue;
-		whole++;
-		*slot(p, page) = s->last[page] = 0x5eedULL + page;
-	}
-	st1 = ph_stats(cg);
-	ck_assert_msg(st1.wp_faults - st0.wp_faults >= whole,
-		      "round %d: %llu writes to whole chunks after the pin, %llu "
-		      "seen", round, (unsigned long long)whole,
-		      (unsigned long long)(st1.wp_faults - st0.wp_faults));
+	return h_pmd_mapped(chunk) == 1 && ph_query(cg, chunk).wp;
 }
 
 /*
@@ -103,7 +87,7 @@ static int round_once(struct cg *cg, struct shared_state *s, int round)
 		      round, moved, whole);
 	h_audit_clean(cg, p, LEN);
 	check_no_write_lost(s, p, round);
-	protection_put_back(cg, s, p, round);
+	tx_writes_are_seen(cg, s, p, LEN, 2 * MIB, whole_and_protected, round);
 	ck_assert_int_eq(cg_unpin(pin), 0);
 	ck_assert_int_eq(h_release(&child), 0);
 	ck_assert_int_eq(cg_unregister(cg, p, LEN), 0);
@@ -114,8 +98,8 @@ static int round_once(struct cg *cg, struct shared_state *s, int round)
 START_TEST(writes_and_reads_racing_a_thp_unshare_by_move_are_neither_lost_nor_zero)
 {
 	struct shared_state *s = calloc(1, sizeof(*s));
-	struct writer w[WRITERS];
-	pthread_t wt[WRITERS], rt;
+	struct tx_threads t;
+	uint64_t writes;
 	struct cg_stats s0, s1;
 	int chunks_moved = 0, moved = 0, rounds = 0;
 	struct cg *cg = h_open(_i);
@@ -127,11 +111,7 @@ START_TEST(writes_and_reads_racing_a_thp_unshare_by_move_are_neither_lost_nor_ze
 		goto out;
 	}
 	s0 = ph_stats(cg);
-	for (unsigned i = 0; i < WRITERS; i++) {
-		w[i] = (struct writer){ .s = s, .id = i };
-		ck_assert_int_eq(pthread_create(&wt[i], NULL, writer_main, &w[i]), 0);
-	}
-	ck_assert_int_eq(pthread_create(&rt, NULL, reader_main, s), 0);
+	tx_start(s, &t);
 	for (int round = 0; round < ROUNDS; round++) {
 		moved = round_once(cg, s, round);
 		/* No THP to be had for this round (skipped, said why). */
@@ -140,17 +120,14 @@ START_TEST(writes_and_reads_racing_a_thp_unshare_by_move_are_neither_lost_nor_ze
 		chunks_moved += moved;
 		rounds++;
 	}
-	atomic_store(&s->stop, true);
-	for (unsigned i = 0; i < WRITERS; i++)
-		pthread_join(wt[i], NULL);
-	pthread_join(rt, NULL);
+	writes = tx_stop(s, &t);
 	if (!rounds)
 		goto out;
 	s1 = ph_stats(cg);
 	printf("%s: %llu reads, %llu writes, %d chunks of %d moved in, %llu "
 	       "split by racing writes\n", h_mode_name(_i),
 	       (unsigned long long)atomic_load(&s->reads),
-	       (unsigned long long)(w[0].seq + w[1].seq), chunks_moved,
+	       (unsigned long long)writes, chunks_moved,
 	       rounds * (int)(LEN / (2 * MIB)),
 	       (unsigned long long)(s1.thp_splits - s0.thp_splits));
 	ck_assert_uint_eq(atomic_load(&s->zeros_seen), 0);

@@ -9,12 +9,14 @@
 #ifndef CG_TESTS_TRANSACT_H
 #define CG_TESTS_TRANSACT_H
 
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "harness.h"
+#include "pin-util.h"
 
 #define TX_PAGES (32 * MIB / PG)
 #define WRITERS 2
@@ -121,6 +123,64 @@ static inline void check_no_write_lost(struct shared_state *s, char *p, int roun
 			      (unsigned long long)*slot(p, page),
 			      (unsigned long long)want);
 	}
+}
+
+/* The writers and the reader of one test. */
+struct tx_threads {
+	struct writer w[WRITERS];
+	pthread_t wt[WRITERS], rt;
+};
+
+/* Start them, idle until go_all(). */
+static inline void tx_start(struct shared_state *s, struct tx_threads *t)
+{
+	for (unsigned i = 0; i < WRITERS; i++) {
+		t->w[i] = (struct writer){ .s = s, .id = i };
+		ck_assert_int_eq(pthread_create(&t->wt[i], NULL, writer_main,
+						&t->w[i]), 0);
+	}
+	ck_assert_int_eq(pthread_create(&t->rt, NULL, reader_main, s), 0);
+}
+
+/* Stop and join them; the writes they made. */
+static inline uint64_t tx_stop(struct shared_state *s, struct tx_threads *t)
+{
+	uint64_t writes = 0;
+
+	atomic_store(&s->stop, true);
+	for (unsigned i = 0; i < WRITERS; i++) {
+		pthread_join(t->wt[i], NULL);
+		writes += t->w[i].seq;
+	}
+	pthread_join(t->rt, NULL);
+	return writes;
+}
+
+/*
+ * Write to the page at each step of [p, p+len) that seen() picks (one
+ * cowguard calls protected, say): each write must be seen, a write fault
+ * each, so the protection was put back after the unshare.
+ */
+static inline void tx_writes_are_seen(struct cg *cg, struct shared_state *s,
+				      char *p, size_t len, size_t step,
+				      bool (*seen)(struct cg *, char *), int round)
+{
+	struct cg_stats st0 = ph_stats(cg), st1;
+	uint64_t written = 0;
+
+	for (size_t off = 0; off < len; off += step) {
+		size_t page = off / PG;
+
+		if (!seen(cg, p + off))
+			continue;
+		written++;
+		*slot(p, page) = s->last[page] = 0x5eedULL + page;
+	}
+	st1 = ph_stats(cg);
+	ck_assert_msg(st1.wp_faults - st0.wp_faults >= written,
+		      "round %d: %llu writes to protected pages after the pin, "
+		      "%llu seen", round, (unsigned long long)written,
+		      (unsigned long long)(st1.wp_faults - st0.wp_faults));
 }
 
 #endif

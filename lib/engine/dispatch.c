@@ -85,6 +85,17 @@ int cg__mm_dispatch_start(struct cg__mm *mm, const struct cg__req *req,
 	return 0;
 }
 
+static int track_collect(struct cg__mm *mm, const struct cg__req *req,
+			 struct cg__rep *rep)
+{
+	size_t n = 0, max = req->id < CG__TRACK_MAX ? req->id : CG__TRACK_MAX;
+	int ret = cg__mm_track_collect(mm, req->addr, req->len, rep->u.track.r,
+				       max, &n, &rep->u.track.next);
+
+	rep->u.track.n = (uint32_t)n;
+	return ret;
+}
+
 int cg__mm_dispatch(struct cg__mm *mm, const struct cg__req *req,
 		    struct cg__rep *rep)
 {
@@ -115,6 +126,9 @@ int cg__mm_dispatch(struct cg__mm *mm, const struct cg__req *req,
 		break;
 	case CG_OP_MOVE:
 		rep->status = cg__mm_move_done(mm, req->addr, req->len);
+		break;
+	case CG_OP_TRACK_COLLECT:
+		rep->status = track_collect(mm, req, rep);
 		break;
 	case CG_OP_PIN:
 	case CG_OP_UNPIN:

@@ -240,6 +240,17 @@ void cg__mm_service_backlog(struct cg__mm *mm);
  * -errno.
  */
 int cg__mm_collect(struct cg__mm *mm, uint64_t addr, uint64_t len);
+
+/*
+ * Write tracking (lib/engine/track.c): the dirty units of [addr, addr+len),
+ * at most max runs of them into out (*n), each protected and made clean
+ * before it is reported; *next: where the next call goes on (addr + len:
+ * all reported).  0 or -errno.
+ */
+struct cg__track_range;
+int cg__mm_track_collect(struct cg__mm *mm, uint64_t addr, uint64_t len,
+			 struct cg__track_range *out, size_t max, size_t *n,
+			 uint64_t *next);
 int cg__mm_collect_all(struct cg__mm *mm);
 
 /* Before fork(): protect every page so that writes racing the fork are seen. */

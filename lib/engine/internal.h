@@ -134,6 +134,17 @@ bool cg__mm_move_holds(const struct cg__mm *mm, uint64_t addr);
 int cg__mm_move_settle(struct cg__mm *mm);
 int cg__mm_move_done(struct cg__mm *mm, uint64_t start, uint64_t len);
 
+/* Write tracking, asynchronous protection: lib/engine/written.c. */
+int cg__mm_collect_protecting(struct cg__mm *mm, struct cg__region *r,
+			      uint64_t start, uint64_t end);
+
+/*
+ * [*start, *end) within r, widened to whole units: a THP's chunk (the
+ * kernel splits a PMD protected or scanned in part), a hugetlb page.
+ */
+void cg__mm_whole_units(const struct cg__region *r, uint64_t *start,
+			uint64_t *end);
+
 /*
  * 4 KiB unshare by copy and fill (lib/engine/fill.c).  usable: the engine
  * runs in the process that owns the memory, on the fault path.  fill:

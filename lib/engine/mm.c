@@ -11,6 +11,7 @@
 #include "kernel/procfs.h"
 #include "kernel/uffd.h"
 #include "pins.h"
+#include "wire/protocol.h"
 
 /*
  * A sequential writer faults once per 64 KiB instead of once per page, and
@@ -252,10 +253,17 @@ static int check_range(const struct cg__mm *mm, uint64_t addr, uint64_t len)
 int cg__mm_register(struct cg__mm *mm, uint64_t addr, uint64_t len,
 		    unsigned flags)
 {
-	if (flags)
+	struct cg__region *r;
+	int ret;
+
+	if (flags & ~CG__REGISTER_UNSEEN)
 		return -EINVAL;
 	/* Pages populated before registration have a history we did not see. */
-	return cg__mm_register_as(mm, addr, len, CG_LEARN_REGISTER);
+	ret = cg__mm_register_as(mm, addr, len, CG_LEARN_REGISTER);
+	/* Written while nobody watched, for all we know: the next collect says so. */
+	if (!ret && (flags & CG__REGISTER_UNSEEN) && (r = cg__mm_find(mm, addr)))
+		ret = cg__region_update(r, addr, len, 0, CG_ST_DIRTY);
+	return ret;
 }
 
 /*

@@ -157,7 +157,7 @@ static int scan_region(struct cg__mm *mm, struct cg__region *r, scan_fn scan,
  * [*start, *end) within r, widened to whole units: a THP's chunk (the
  * kernel would split a PMD scanned in part), a hugetlb page, 4 KiB.
  */
-static void whole_units(const struct cg__region *r, uint64_t *start,
+void cg__mm_whole_units(const struct cg__region *r, uint64_t *start,
 			uint64_t *end)
 {
 	unsigned shift = r->kind == CG_RK_THP ? r->chunk_shift : r->unit_shift;
@@ -186,7 +186,7 @@ int cg__mm_collect(struct cg__mm *mm, uint64_t addr, uint64_t len)
 
 		if (r->start >= end || r->start + r->len <= addr)
 			continue;
-		whole_units(r, &lo, &hi);
+		cg__mm_whole_units(r, &lo, &hi);
 		ret = scan_region(mm, r, cg__pagemap_written,
 				  r->wp_unsure ? written_forked : written, lo, hi);
 		if (ret)
@@ -364,6 +364,25 @@ static int protect_region(struct cg__mm *mm, struct cg__region *r,
 }
 
 /*
+ * Write tracking's collect (lib/engine/track.c) with asynchronous
+ * protection: [start, end) of r, whole units, protected again and read in
+ * one scan each, what was written marked so, everything present recorded
+ * protected.
+ */
+int cg__mm_collect_protecting(struct cg__mm *mm, struct cg__region *r,
+			      uint64_t start, uint64_t end)
+{
+	int ret = protect_scan(mm, r, start, end,
+			       r->wp_unsure ? written_forked : written);
+
+	if (!ret)
+		ret = record_protected(r, start, end);
+	if (ret)
+		r->wp_unsure = true;
+	return ret;
+}
+
+/*
  * After a fork marked every page maybe-shared.  The pages written since
  * the last collect were written before the fork or after it, by a thread
  * that ran on while the event was handled: neither their bit nor our state
@@ -395,7 +414,7 @@ int cg__mm_judge_moved(struct cg__mm *mm, struct cg__region *r,
 	uint64_t end = start + len;
 	int ret;
 
-	whole_units(r, &start, &end);
+	cg__mm_whole_units(r, &start, &end);
 	ret = protect_scan(mm, r, start, end, written_forked);
 	if (!ret)
 		ret = cg__region_collect(r, start, end - start,

@@ -363,28 +363,66 @@ int cg__pagemap_present(int fd, uint64_t start, uint64_t end,
 	return ret;
 }
 
+/*
+ * The first page of [start, end) that arg's categories pick, into *at: 1,
+ * or 0 when none does, or -errno.  max_pages 1: a scan with one vector
+ * entry and no such bound goes on to the end of a run that matches.
+ */
+static int first_match(int fd, uint64_t start, uint64_t end,
+		       struct pm_scan_arg *arg, uint64_t *at)
+{
+	struct page_region v;
+	int ret;
+
+	arg->size = sizeof(*arg);
+	arg->start = start;
+	arg->end = end;
+	arg->vec = (uint64_t)(uintptr_t)&v;
+	arg->vec_len = 1;
+	arg->max_pages = 1;
+	ret = ioctl(fd, PAGEMAP_SCAN, arg);
+	if (ret < 0)
+		return -errno;
+	if (ret)
+		*at = v.start;
+	return ret;
+}
+
 int cg__pagemap_first_absent(int fd, uint64_t start, uint64_t end,
 			     uint64_t *hole)
 {
-	struct page_region v;
 	struct pm_scan_arg arg = {
-		.size = sizeof(arg),
-		.start = start,
-		.end = end,
-		.vec = (uint64_t)(uintptr_t)&v,
-		.vec_len = 1,
-		.max_pages = 1,
 		.category_inverted = PAGE_IS_PRESENT,
 		.category_mask = PAGE_IS_PRESENT,
 		.return_mask = PAGE_IS_PRESENT,
 	};
-	int ret = ioctl(fd, PAGEMAP_SCAN, &arg);
 
-	if (ret < 0)
-		return -errno;
-	if (ret)
-		*hole = v.start;
-	return ret;
+	return first_match(fd, start, end, &arg, hole);
+}
+
+int cg__pagemap_first_present(int fd, uint64_t start, uint64_t end,
+			      uint64_t *at)
+{
+	struct pm_scan_arg arg = {
+		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+	};
+
+	return first_match(fd, start, end, &arg, at);
+}
+
+int cg__pagemap_first_written(int fd, uint64_t start, uint64_t end,
+			      uint64_t *at)
+{
+	struct pm_scan_arg arg = {
+		.flags = PM_SCAN_CHECK_WPASYNC,
+		.category_inverted = PAGE_IS_PFNZERO,
+		.category_mask = PAGE_IS_WRITTEN | PAGE_IS_PFNZERO,
+		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		.return_mask = PAGE_IS_WRITTEN,
+	};
+
+	return first_match(fd, start, end, &arg, at);
 }
 
 int cg__pagemap_written(int fd, uint64_t start, uint64_t end,

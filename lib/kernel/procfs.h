@@ -89,6 +89,14 @@ int cg__pagemap_present(int fd, uint64_t start, uint64_t end,
  * into *hole: 1, or 0 when every page is, or -errno.  One PAGEMAP_SCAN,
  * however large the range; only where cg__pagemap_scan_works().
  */
+/*
+ * The same for the first page present (or swapped), and the first written
+ * since it was protected (cg__pagemap_written()'s sense).
+ */
+int cg__pagemap_first_present(int fd, uint64_t start, uint64_t end,
+			      uint64_t *at);
+int cg__pagemap_first_written(int fd, uint64_t start, uint64_t end,
+			      uint64_t *at);
 int cg__pagemap_first_absent(int fd, uint64_t start, uint64_t end,
 			     uint64_t *hole);
 /*

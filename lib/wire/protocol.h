@@ -87,7 +87,9 @@ enum cg__fd { CG_NOFD, CG_FD };
 	X(AUDIT_PID, "audit-pid", CG_FROM_APP | CG_FROM_CTL, CG_NOFD,         \
 	  one_client)                                                         \
 	/* a client's pins */                                                 \
-	X(PINS, "pins", CG_FROM_APP | CG_FROM_CTL, CG_NOFD, one_client)
+	X(PINS, "pins", CG_FROM_APP | CG_FROM_CTL, CG_NOFD, one_client)     \
+	/* the units written in [addr, addr+len) since the last, armed again */ \
+	X(TRACK_COLLECT, "track-collect", CG_FROM_APP, CG_NOFD, engine)
 
 enum cg__op {
 	CG_OP_NONE = 0,
@@ -99,8 +101,21 @@ enum cg__op {
 
 const char *cg__op_name(unsigned op);
 
+/*
+ * REGISTER again after the daemon went away (lib/reconnect.c): writes
+ * were unseen meanwhile, so every page is written for write tracking.
+ */
+#define CG__REGISTER_UNSEEN (1u << 30)
+
 /* PIN: unshare THP as the kernel does, by no move (one failed). */
 #define CG__PIN_NO_MOVE (1u << 29)
+
+/* TRACK_COLLECT: ranges a reply carries at most. */
+#define CG__TRACK_MAX 16
+
+struct cg__track_range {
+	uint64_t addr, len;
+};
 
 struct cg__req {
 	uint32_t magic;
@@ -112,7 +127,7 @@ struct cg__req {
 	uint64_t addr;
 	uint64_t len;
 	int64_t pid;		/* AUDIT_PID, PINS: whose; CHILD_HELLO: the parent */
-	uint64_t id;		/* UNPIN: which pin */
+	uint64_t id;		/* UNPIN: which pin; TRACK_COLLECT: most ranges */
 	char name[16];		/* PIN: the consumer, NUL-padded */
 };
 
@@ -176,6 +191,11 @@ struct cg__rep {
 			uint64_t bad_len;	/* PIN -EAGAIN: write-unshare */
 			uint64_t move_len;	/* PIN -EAGAIN: copy to move */
 		} pinned;			/* PIN, UNPIN */
+		struct {
+			uint64_t next;		/* where to go on; len's end: done */
+			uint32_t n, pad;
+			struct cg__track_range r[CG__TRACK_MAX];
+		} track;			/* TRACK_COLLECT */
 	} u;
 };
 

@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: MIT
+/*
+ * bench/track: what one collect of write tracking costs.
+ *
+ * A populated region (64 MiB of 4 KiB pages by default) is tracked, one
+ * page in --stride is written, and the written pages are collected and
+ * armed again; only the collect is timed, per round, methods interleaved:
+ *   soft-dirty  write "4" to /proc/self/clear_refs, then read the region's
+ *               pagemap and pick the soft-dirty pages (bit 55): what CRIU
+ *               did before PAGEMAP_SCAN (the clear is the re-arm); skipped
+ *               where the kernel has no soft-dirty (bit 55 never set)
+ *   wp-async    the kernel's own tracker: uffd-wp with WP_ASYNC, one
+ *               PAGEMAP_SCAN that reads and protects again the written
+ *               pages (6.7+)
+ *   cg_track_collect over the region, embedded and through the daemon, on
+ *               the fault path (its 64 KiB window: a write reports its
+ *               window), embedded with a window of one page, and with
+ *               asynchronous protection (COWGUARD_WP=async here, and a
+ *               daemon at COWGUARD_ASYNC_SOCKET).
+ * The first write of each page is not timed here (bench/wp-fault times
+ * it).  Reported: µs per collect, ns per written page, ratio to wp-async.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "cowguard.h"
+#include "kernel/compat.h"
+
+#define PG 4096UL
+
+struct cfg {
+	size_t len, stride;
+	int rounds;
+};
+
+enum { M_SOFT, M_ASYNC, M_EMB, M_DMN, M_EMB_PAGE, M_EMB_ASYNC, M_DMN_ASYNC, M_N };
+static const char *const names[M_N] = {
+	"soft-dirty (clear_refs + pagemap)", "WP_ASYNC + PAGEMAP_SCAN",
+	"cg_track_collect, embedded", "cg_track_collect, daemon",
+	"cg_track_collect, embedded, per page", "cg_track_collect, emb., async",
+	"cg_track_collect, daemon, async",
+};
+
+/*
+ * A handle for method m: the daemon's at COWGUARD_SOCKET (or, async,
+ * COWGUARD_ASYNC_SOCKET: scripts/run-bench.sh starts both), or an
+ * embedded engine as the method asks.
+ */
+static int open_cg(int m, struct cg **cg)
+{
+	bool daemon = m == M_DMN || m == M_DMN_ASYNC;
+	struct cg_options o = {
+		.mode = daemon ? CG_MODE_DAEMON : CG_MODE_EMBEDDED,
+		.socket_path = !daemon ? NULL : getenv(m == M_DMN_ASYNC
+						       ? "COWGUARD_ASYNC_SOCKET"
+						       : "COWGUARD_SOCKET"),
+	};
+	int err;
+
+	if (daemon && !o.socket_path)
+		return -ECONNREFUSED;
+	if (m == M_EMB_ASYNC)
+		setenv("COWGUARD_WP", "async", 1);
+	if (m == M_EMB_PAGE)
+		setenv("COWGUARD_WP_AROUND", "4", 1);
+	err = cg_open(&o, sizeof(o), cg);
+	unsetenv("COWGUARD_WP");
+	unsetenv("COWGUARD_WP_AROUND");
+	if (!err && (m == M_EMB_ASYNC || m == M_DMN_ASYNC) &&
+	    !(cg_features(*cg) & UFFD_FEATURE_WP_ASYNC))
+		err = -EOPNOTSUPP;
+	return err;
+}
+
+static char *region(size_t len)
+{
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	madvise(p, len, MADV_NOHUGEPAGE);
+	memset(p, 1, len);
+	return p;
+}
+
+static void write_some(char *p, const struct cfg *c)
+{
+	for (size_t off = 0; off < c->len; off += c->stride * PG)
+		p[off]++;
+}
+
+static size_t written_pages(const struct cfg *c)
+{
+	return (c->len / PG + c->stride - 1) / c->stride;
+}
+
+static int clear_soft_dirty(void)
+{
+	int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+	int ret = fd >= 0 && write(fd, "4", 1) == 1 ? 0 : -errno;
+
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* Collect by soft-dirty: pages found, or -errno. */
+static long soft_collect(int pagemap, char *p, size_t len)
+{
+	static uint64_t pme[4096];
+	long found = 0;
+
+	for (size_t off = 0; off < len; off += sizeof(pme) / 8 * PG) {
+		size_t n = (len - off) / PG < 4096 ? (len - off) / PG : 4096;
+
+		if (pread(pagemap, pme, n * 8, (off_t)((uintptr_t)(p + off) / PG * 8)) !=
+		    (ssize_t)(n * 8))
+			return -errno;
+		for (size_t i = 0; i < n; i++)
+			found += !!(pme[i] & (1ULL << 55));
+	}
+	return clear_soft_dirty() ? -errno : found;
+}
+
+static long cg_collect(struct cg *cg, char *p, size_t len)
+{
+	static struct cg_range r[1024];
+	void *next = p;
+	long found = 0;
+
+	while ((char *)next < p + len) {
+		char *at = next;
+		int n = cg_track_collect(cg, at, p + len - at, r, 1024, &next);
+
+		if (n < 0)
+			return n;
+		for (int i = 0; i < n; i++)
+			found += (long)(r[i].len / PG);
+	}
+	return found;
+}
+
+/* A uffd protecting p asynchronously, or -errno. */
+static int async_uffd(char *p, size_t len)
+{
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	struct uffdio_api api = { .api = UFFD_API,
+				  .features = UFFD_FEATURE_WP_ASYNC |
+					      UFFD_FEATURE_WP_UNPOPULATED };
+	struct uffdio_register reg = {
+		.range = { (uintptr_t)p, len }, .mode = UFFDIO_REGISTER_MODE_WP,
+	};
+	struct uffdio_writeprotect wp = {
+		.range = { (uintptr_t)p, len }, .mode = UFFDIO_WRITEPROTECT_MODE_WP,
+	};
+
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, UFFDIO_API, &api) || ioctl(fd, UFFDIO_REGISTER, &reg) ||
+	    ioctl(fd, UFFDIO_WRITEPROTECT, &wp)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* One timed collect by method m: µs, or a negative errno. */
+static double run_one(int m, const struct cfg *c, long *found)
+{
+	int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	char *p = region(c->len);
+	struct cg *cg = NULL;
+	int uffd = -1, err = 0;
+	uint64_t t0 = 0, t1 = 0;
+
+	if (!p || pagemap < 0)
+		return -ENOMEM;
+	if (m == M_SOFT)
+		err = clear_soft_dirty();
+	else if (m == M_ASYNC)
+		err = uffd = async_uffd(p, c->len);
+	else if (!(err = open_cg(m, &cg)))
+		err = cg_register(cg, p, c->len, 0);
+	if (err >= 0 && m >= M_EMB)
+		err = (int)cg_collect(cg, p, c->len);	/* what registration left */
+	if (err >= 0) {
+		write_some(p, c);
+		t0 = bench_now_ns();
+		*found = m == M_SOFT ? soft_collect(pagemap, p, c->len)
+			 : m == M_ASYNC ? (long)bench_scan_written(pagemap, (uintptr_t)p,
+							    (uintptr_t)p + c->len, PG)
+					: cg_collect(cg, p, c->len);
+		t1 = bench_now_ns();
+		err = *found < 0 ? (int)*found : 0;
+		/* Bit 55 never set: a kernel built without CONFIG_MEM_SOFT_DIRTY. */
+		if (m == M_SOFT && !*found)
+			err = -EOPNOTSUPP;
+	}
+	if (cg)
+		cg_close(cg);
+	if (uffd >= 0)
+		close(uffd);
+	close(pagemap);
+	munmap(p, c->len);
+	return err < 0 ? err : (double)(t1 - t0) / 1e3;
+}
+
+int main(int argc, char **argv)
+{
+	struct cfg c = { 64 << 20, 16, 5 };
+	double us[M_N][32];
+	long found[M_N] = { 0 };
+	int opt, bad[M_N] = { 0 };
+
+	while ((opt = getopt(argc, argv, "m:s:r:")) != -1) {
+		if (opt == 'm')
+			c.len = (size_t)atol(optarg) << 20;
+		else if (opt == 's')
+			c.stride = (size_t)atol(optarg);
+		else if (opt == 'r')
+			c.rounds = atoi(optarg);
+		else {
+			fprintf(stderr, "usage: %s [-m MiB] [-s stride] [-r rounds]\n",
+				argv[0]);
+			return 2;
+		}
+	}
+	if (!c.len || !c.stride || c.rounds < 1 || c.rounds > 32)
+		return 2;
+	bench_warm_vm(256 << 20, false);
+	printf("track: one collect after writing 1 page in %zu of %zu MiB, %d "
+	       "rounds, median (COWGUARD_WP=%s)\n", c.stride, c.len >> 20,
+	       c.rounds, getenv("COWGUARD_WP") ? getenv("COWGUARD_WP") : "");
+	for (int r = 0; r < c.rounds; r++)
+		for (int k = 0; k < M_N; k++) {
+			int m = (k + r) % M_N;
+
+			us[m][r] = run_one(m, &c, &found[m]);
+			bad[m] |= us[m][r] < 0;
+		}
+	for (int m = 0; m < M_N; m++) {
+		double med;
+
+		if (bad[m]) {
+			printf("  %-36s skipped: %s\n", names[m],
+			       strerror((int)-us[m][0]));
+			continue;
+		}
+		med = bench_median(us[m], c.rounds);
+		printf("  %-36s %9.1f us  %7.1f ns/written page  %6ld pages "
+		       "reported  ", names[m], med,
+		       med * 1e3 / (double)written_pages(&c), found[m]);
+		if (!bad[M_ASYNC])
+			bench_print_ratio(med, bench_median(us[M_ASYNC], c.rounds));
+		printf("\n");
+	}
+	return 0;
+}

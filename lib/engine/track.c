@@ -48,11 +48,13 @@ struct collect {
  * every pinned page stays unprotected (a write to a protected page a
  * consumer holds would copy it away): reported at every collect.
  */
-static bool written_behind(const struct cg__mm *mm, uint64_t start,
-			   uint64_t len)
+static bool written_behind(struct cg__mm *mm, uint64_t start, uint64_t len)
 {
 	bool all = !cg__kernel_read_pin_unshares();
 
+	/* The pins' merged spans first: most runs are under no pin at all. */
+	if (!cg__mm_pinned(mm, start, len))
+		return false;
 	for (size_t i = 0; i < mm->npins; i++) {
 		const struct cg__pin *p = mm->pins[i];
 
@@ -239,6 +241,19 @@ static int collect_region(struct collect *c, uint64_t lo, uint64_t hi)
 	return ret;
 }
 
+/* [start, end), which may cross regions, dirty again. */
+static void dirty_again(struct cg__mm *mm, uint64_t start, uint64_t end)
+{
+	while (start < end) {
+		struct cg__region *r = cg__mm_find(mm, start);
+
+		if (!r)
+			return;
+		cg__region_update(r, start, end - start, 0, CG_ST_DIRTY);
+		start = r->start + r->len;
+	}
+}
+
 int cg__mm_track_collect(struct cg__mm *mm, uint64_t addr, uint64_t len,
 			 struct cg__track_range *out, size_t max, size_t *n,
 			 uint64_t *next)
@@ -262,7 +277,13 @@ int cg__mm_track_collect(struct cg__mm *mm, uint64_t addr, uint64_t len,
 		c.present_from = c.written_from = 0;
 		ret = collect_region(&c, lo, hi);
 	}
-	*n = c.n;
+	/*
+	 * Failed part-way: what was armed and not told is dirty again, for
+	 * the next collect (the reply carries only the error).
+	 */
+	for (size_t i = 0; ret < 0 && i < c.n; i++)
+		dirty_again(mm, out[i].addr, out[i].addr + out[i].len);
+	*n = ret < 0 ? 0 : c.n;
 	if (ret == 1) {
 		*next = c.next;
 		ret = 0;

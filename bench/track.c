@@ -217,27 +217,64 @@ static double run_one(int m, const struct cfg *c, long *found)
 	return err < 0 ? err : (double)(t1 - t0) / 1e3;
 }
 
+static void usage(FILE *f, const char *argv0)
+{
+	fprintf(f,
+		"usage: %s [--mib N] [--stride S] [--rounds R] [--quick]\n"
+		"  --mib N       region size in MiB (default 64)\n"
+		"  --stride S    one page written in S (default 16)\n"
+		"  --rounds R    interleaved rounds, median reported (default 5, at most 32)\n"
+		"  --quick       smoke test: 8 MiB, 2 rounds\n", argv0);
+}
+
+/* The options, as the other benchmarks take them (scripts/run-bench.sh). */
+static int parse_args(int argc, char **argv, struct cfg *c)
+{
+	static const struct option opts[] = {
+		{ "mib", required_argument, NULL, 'm' },
+		{ "stride", required_argument, NULL, 's' },
+		{ "rounds", required_argument, NULL, 'r' },
+		{ "quick", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	size_t mib = 0, stride = 16, rounds = 0;
+	bool quick = false, ok = true;
+	int opt;
+
+	while (ok && (opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt == 'm')
+			ok = bench_parse_size(optarg, 1 << 20, &mib) && mib;
+		else if (opt == 's')
+			ok = bench_parse_size(optarg, 1 << 20, &stride) && stride;
+		else if (opt == 'r')
+			ok = bench_parse_size(optarg, 32, &rounds) && rounds;
+		else if (opt == 'q')
+			quick = true;
+		else if (opt == 'h') {
+			usage(stdout, argv[0]);
+			exit(0);
+		} else
+			ok = false;
+	}
+	if (!ok || optind != argc) {
+		usage(stderr, argv[0]);
+		return -1;
+	}
+	c->len = (mib ? mib : quick ? 8 : 64) << 20;
+	c->stride = stride;
+	c->rounds = rounds ? (int)rounds : quick ? 2 : 5;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	struct cfg c = { 64 << 20, 16, 5 };
+	struct cfg c;
 	double us[M_N][32];
 	long found[M_N] = { 0 };
-	int opt, bad[M_N] = { 0 };
+	int bad[M_N] = { 0 };
 
-	while ((opt = getopt(argc, argv, "m:s:r:")) != -1) {
-		if (opt == 'm')
-			c.len = (size_t)atol(optarg) << 20;
-		else if (opt == 's')
-			c.stride = (size_t)atol(optarg);
-		else if (opt == 'r')
-			c.rounds = atoi(optarg);
-		else {
-			fprintf(stderr, "usage: %s [-m MiB] [-s stride] [-r rounds]\n",
-				argv[0]);
-			return 2;
-		}
-	}
-	if (!c.len || !c.stride || c.rounds < 1 || c.rounds > 32)
+	if (parse_args(argc, argv, &c))
 		return 2;
 	bench_warm_vm(256 << 20, false);
 	printf("track: one collect after writing 1 page in %zu of %zu MiB, %d "

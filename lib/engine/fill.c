@@ -160,13 +160,14 @@ static int copy_drop_fill(struct cg__mm *mm, int ufd, uint64_t start,
 	return ret ? ret : dropped;
 }
 
-/* The run's state while and after it is away: unprotected, maybe written. */
-static void claim_written(struct cg__mm *mm, uint64_t start, uint64_t len)
+/* The run's state (one region's): clear, then set, state bits. */
+static void run_state(struct cg__mm *mm, uint64_t start, uint64_t len,
+		      unsigned clear, unsigned set)
 {
 	struct cg__region *r = cg__mm_find(mm, start);
 
 	if (r)
-		cg__region_update(r, start, len, CG_ST_WP, CG_ST_DIRTY);
+		cg__region_update(r, start, len, clear, set);
 }
 
 int cg__mm_fill(struct cg__mm *mm, uint64_t start, uint64_t len)
@@ -181,7 +182,8 @@ int cg__mm_fill(struct cg__mm *mm, uint64_t start, uint64_t len)
 	if (ufd < 0)
 		return ufd;
 	ret = cg__mm_ioctl_unregister(mm, start, len);
-	claim_written(mm, start, len);
+	/* Away, and after: unprotected, maybe written. */
+	run_state(mm, start, len, CG_ST_WP, CG_ST_DIRTY);
 	/* Not all kernels wake write-protect faults on unregister. */
 	cg__uffd_wake(mm->uffd, start, len);
 	if (!ret)
@@ -195,12 +197,8 @@ int cg__mm_fill(struct cg__mm *mm, uint64_t start, uint64_t len)
 	back = cg__mm_ioctl_register(mm, start, len);
 	if (!back)
 		back = cg__mm_ioctl_wp(mm, start, len, true);
-	if (!back) {
-		struct cg__region *r = cg__mm_find(mm, start);
-
-		if (r)
-			cg__region_update(r, start, len, 0, CG_ST_WP);
-	}
+	if (!back)
+		run_state(mm, start, len, 0, CG_ST_WP);
 	if (!ret && !back)
 		mm->stats.unshare_fills += len >> CG_PAGE_SHIFT;
 	return ret ? ret : back;

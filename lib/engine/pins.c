@@ -435,11 +435,7 @@ static bool fillable(const struct cg__region *r, const struct unit *u)
 /* A fill's fixed cost (a dozen system calls) is a read-only pin's of ~16 pages. */
 #define FILL_MIN_PAGES 32
 
-/*
- * Unshare by copy and fill each run of FILL_MIN_PAGES or more fillable
- * pages of u, no pin of ours on it, and take them out of todo (ascending,
- * as u); a run the fill fails stays there for the read-only pin.
- */
+/* Take the addresses in [lo, hi) out of todo. */
 static void todo_drop(uint64_t *todo, size_t *ntodo, uint64_t lo, uint64_t hi)
 {
 	size_t k = 0;
@@ -450,6 +446,11 @@ static void todo_drop(uint64_t *todo, size_t *ntodo, uint64_t lo, uint64_t hi)
 	*ntodo = k;
 }
 
+/*
+ * Unshare by copy and fill each run of FILL_MIN_PAGES or more fillable
+ * pages of u, no pin of ours on it, and take them out of todo (ascending,
+ * as u); a run the fill fails stays there for the read-only pin.
+ */
 static void fill_runs(struct cg__mm *mm, const struct units *u, uint64_t *todo,
 		      size_t *ntodo)
 {

@@ -134,6 +134,7 @@ static int rearm(struct collect *c, const struct cg__run *run)
 		report(c, run->start, run->len);
 	return ret;
 }
+
 /* The dirty runs of [lo, hi), one chunk of r: rearmed and reported. */
 static int collect_chunk(struct collect *c, uint64_t lo, uint64_t hi)
 {

@@ -89,6 +89,8 @@ int cg__pagemap_present(int fd, uint64_t start, uint64_t end,
  * into *hole: 1, or 0 when every page is, or -errno.  One PAGEMAP_SCAN,
  * however large the range; only where cg__pagemap_scan_works().
  */
+int cg__pagemap_first_absent(int fd, uint64_t start, uint64_t end,
+			     uint64_t *hole);
 /*
  * The same for the first page present (or swapped), and the first written
  * since it was protected (cg__pagemap_written()'s sense).
@@ -97,8 +99,6 @@ int cg__pagemap_first_present(int fd, uint64_t start, uint64_t end,
 			      uint64_t *at);
 int cg__pagemap_first_written(int fd, uint64_t start, uint64_t end,
 			      uint64_t *at);
-int cg__pagemap_first_absent(int fd, uint64_t start, uint64_t end,
-			     uint64_t *hole);
 /*
  * The runs of [start, end) written since they were last write-protected,
  * where the uffd resolves write faults itself (UFFD_FEATURE_WP_ASYNC): at

@@ -70,7 +70,8 @@ endif
 OBJDIR := $(BUILDDIR)/obj
 
 # libcowguard is lib/ (the handle side) and the layers under it: the engine
-# (lib/engine/), kernel I/O (lib/kernel/) and the wire format (lib/wire/).
+# (lib/engine/), kernel I/O (lib/kernel/), the wire format (lib/wire/) and
+# the snapshot image format (lib/image/).
 # lib/verbs/ is libcowguard-verbs, a library of its own: only its users need
 # libibverbs.  Likewise lib/uring/ is libcowguard-uring: only its users need
 # liburing.
@@ -80,7 +81,7 @@ OBJDIR := $(BUILDDIR)/obj
 PRELOAD_SRCS := $(wildcard lib/preload/*.c)
 VERBS_SRCS  := $(wildcard lib/verbs/*.c)
 URING_SRCS  := $(wildcard lib/uring/*.c)
-LIB_SRCS    := $(wildcard lib/*.c lib/engine/*.c lib/kernel/*.c lib/wire/*.c)
+LIB_SRCS    := $(wildcard lib/*.c lib/engine/*.c lib/kernel/*.c lib/wire/*.c lib/image/*.c)
 # A program a folder: cowguardd in daemon/, cowguardctl in daemon/ctl/.
 DAEMON_SRCS := $(wildcard daemon/*.c)
 CTL_SRCS    := $(wildcard daemon/ctl/*.c)
@@ -179,7 +180,7 @@ TALLY = $(BUILDDIR)/check.tally
 ASYNC_SUITES = asynchronous-write fork-marks registration-write mremap \
 	dontneed madv-free thp-split pin- pinned-pages many-clients \
 	hundred-forks child-uffd engine-keeps overlapping-pins hostile-client \
-	killed-client munmap a-collect-reports collects-racing
+	killed-client munmap a-collect-reports collects-racing a-snapshot
 
 # The guest lanes: the same suites, then the RDMA example, in a QEMU guest
 # with soft-RoCE on Debian 12's 6.1 kernel (lane vm-6.1) and on Debian 11's

@@ -33,8 +33,8 @@ extern "C" {
 #define CG_VERSION_PATCH 0
 
 /*
- * Structures that grow.  struct cg_options, cg_page_info, cg_audit_report
- * and cg_stats are the caller's memory, and later versions append fields to
+ * Structures that grow.  struct cg_options, cg_page_info, cg_audit_report,
+ * cg_stats and cg_snapshot_info are the caller's memory, and later versions append fields to
  * them (a field is never moved, resized or removed).  So every function
  * that takes one takes its size too: pass sizeof of the structure the
  * program was compiled with, e.g. cg_stats(cg, &st, sizeof(st)).  That
@@ -338,6 +338,44 @@ struct cg_range {
  */
 CG_EXPORT int cg_track_collect(struct cg *cg, void *addr, size_t len,
 			       struct cg_range *out, size_t max, void **next);
+
+/*
+ * Live snapshot: every page of the registered regions as it was at one
+ * instant, written to an image file while the program runs
+ * (docs/image-format.md; cowguardctl image checks one).
+ */
+struct cg_snapshot_info {
+	uint64_t image_bytes;	/* the image file's size */
+	uint64_t saved_bytes;	/* memory saved: what was populated */
+	uint64_t regions;
+	uint64_t waits;		/* writes that waited for their page to be saved */
+	uint64_t begin_ns;	/* the freeze, while writes to holes waited */
+};
+#define CG_SNAPSHOT_INFO_SIZE_VER0 (offsetof(struct cg_snapshot_info, begin_ns) + sizeof(uint64_t))
+
+/*
+ * cg_snapshot - write an image of every registered region to @fd, a
+ * regular file opened for reading and writing (it is overwritten from
+ * offset 0 and cut to the image's size).  The image is the memory at the
+ * moment the call froze it: from then on a write to a page not saved yet
+ * waits until the page is saved, and goes on; a hole then is zeros in the
+ * image.  Pages under a read-write pin (and every pinned page before
+ * kernel 5.19) are saved as they are when saved: their consumers write
+ * unseen.  Extra memory: 2 MiB, and 32 bytes per saved run (a run is at
+ * most 2 MiB).  The calling thread must not be one the program makes wait
+ * (it writes nothing the program registered).  @info (may be NULL, then
+ * @size is ignored) gets figures ("Structures that grow").  Returns 0, or
+ * -EINVAL (NULL handle, @fd < 0, @size too small), -ESPIPE (@fd is not a
+ * regular file), -EBUSY (a snapshot or a pin is in progress), -EOPNOTSUPP
+ * (COWGUARD_WP=async: the kernel resolves writes, none can wait), -ESTALE
+ * (memory not saved yet was dropped, unmapped or moved meanwhile: take it
+ * again), -ENOTCONN (the daemon went away), or a write's errno; after a
+ * failure the file holds no valid image.  While it runs, a pin that would
+ * write to a page not saved yet (read-write, or unsharing by a write)
+ * fails with -EBUSY.  Since 0.1.
+ */
+CG_EXPORT int cg_snapshot(struct cg *cg, int fd, struct cg_snapshot_info *info,
+			  size_t size);
 
 /* cg_features - the userfaultfd features negotiated (UFFD_FEATURE_* bits). */
 CG_EXPORT uint64_t cg_features(const struct cg *cg);

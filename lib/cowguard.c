@@ -70,7 +70,7 @@ static int read_options(const struct cg_options *opts, size_t size,
  * what they fill), so a field appended into what is our tail padding reads 0
  * as well.
  */
-static int copy_out(void *out, size_t size, const void *ours, size_t ours_size)
+int cg__copy_out(void *out, size_t size, const void *ours, size_t ours_size)
 {
 	memcpy(out, ours, size < ours_size ? size : ours_size);
 	if (size > ours_size)
@@ -186,7 +186,7 @@ int cg_query(struct cg *cg, const void *addr, struct cg_page_info *out, size_t s
 	ret = range_op(cg, CG_OP_QUERY, addr, 0, 0, &rep);
 	if (ret)
 		return ret;
-	return copy_out(out, size, &rep.u.page, sizeof(rep.u.page));
+	return cg__copy_out(out, size, &rep.u.page, sizeof(rep.u.page));
 }
 
 int cg_audit(struct cg *cg, void *addr, size_t len, struct cg_audit_report *out,
@@ -200,7 +200,7 @@ int cg_audit(struct cg *cg, void *addr, size_t len, struct cg_audit_report *out,
 	ret = range_op(cg, CG_OP_AUDIT, addr, len, 0, &rep);
 	if (ret)
 		return ret;
-	return copy_out(out, size, &rep.u.audit, sizeof(rep.u.audit));
+	return cg__copy_out(out, size, &rep.u.audit, sizeof(rep.u.audit));
 }
 
 int cg_track_collect(struct cg *cg, void *addr, size_t len,
@@ -257,5 +257,5 @@ int cg_stats(struct cg *cg, struct cg_stats *out, size_t size)
 	ret = range_op(cg, CG_OP_STATS, NULL, 0, 0, &rep);
 	if (ret)
 		return ret;
-	return copy_out(out, size, &rep.u.stats, sizeof(rep.u.stats));
+	return cg__copy_out(out, size, &rep.u.stats, sizeof(rep.u.stats));
 }

@@ -68,6 +68,12 @@ int cg__iov_span(const struct iovec *iov, unsigned long nr, uint64_t *lo,
 int cg__pin_iov(struct cg *cg, const struct iovec *iov, unsigned long nr,
 		unsigned flags, const char *consumer, struct cg_pin **out);
 
+/*
+ * A result into the caller's structure of size bytes (lib/cowguard.c): ours
+ * cut to size, zeros past ours ("Structures that grow", cowguard.h).
+ */
+int cg__copy_out(void *out, size_t size, const void *ours, size_t ours_size);
+
 /* One request of the handle (lib/call.c); 0, -errno, or the op's status. */
 int cg__call(struct cg *cg, struct cg__req *req, struct cg__rep *rep);
 

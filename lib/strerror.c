@@ -45,7 +45,15 @@
 	X(E2BIG, "an option this libcowguard does not know is set: the "      \
 		 "program was built against a newer cowguard.h")               \
 	X(ENOTRECOVERABLE, "a pinned page was replaced while pinned: the "    \
-			   "consumer may have read stale data")
+			   "consumer may have read stale data")                \
+	X(ESTALE, "memory the snapshot had not saved yet was dropped, "       \
+		  "unmapped or moved meanwhile: no image was written, take it " \
+		  "again")                                                     \
+	X(ESPIPE, "a snapshot image goes to a regular file (its pages are "   \
+		  "written out of order, its header last)")                   \
+	X(EBUSY, "busy: a snapshot or a pin of this process is in progress, " \
+		 "or a pin would write where the running snapshot has not "   \
+		 "saved yet; try again after it")
 
 const char *cg_strerror(int err)
 {

@@ -7,8 +7,9 @@
 #      included from it (daemon/, the handle side lib/*.c, lib/uring/,
 #      lib/verbs/, lib/preload/, lib/kernel/, lib/wire/).  tests/ and bench/ may look
 #      inside: they test and time the engine's parts.
-#   2. Kernel I/O (lib/kernel/) and the wire format (lib/wire/) include
-#      nothing above them: neither the engine nor the handle side.
+#   2. Kernel I/O (lib/kernel/), the wire format (lib/wire/) and the image
+#      format (lib/image/) include nothing above them: neither the engine
+#      nor the handle side.
 #   3. The engine includes nothing of the handle side (lib/*.h).
 #   4. Outside lib/engine/, of struct cg__mm only the owner's fields (those
 #      above "the engine's" line in engine.h) are touched.
@@ -40,7 +41,7 @@ while IFS=: read -r f h; do
 	engine/engine.h) ;;
 	engine/*) breach "$f includes $h, private to lib/engine/ (use engine/engine.h)" ;;
 	esac
-done < <(includes $(sources daemon daemon/ctl daemon/run lib lib/uring lib/verbs lib/preload lib/kernel lib/wire))
+done < <(includes $(sources daemon daemon/ctl daemon/run lib lib/uring lib/verbs lib/preload lib/kernel lib/wire lib/image))
 
 # 2.
 while IFS=: read -r f h; do
@@ -49,7 +50,7 @@ while IFS=: read -r f h; do
 	*/*) breach "$f (a lower layer) includes $h" ;;
 	*) [ -e "$(dirname "$f")/$h" ] || breach "$f (a lower layer) includes $h" ;;
 	esac
-done < <(includes $(sources lib/kernel lib/wire))
+done < <(includes $(sources lib/kernel lib/wire lib/image))
 
 # 3.
 while IFS=: read -r f h; do
@@ -74,7 +75,7 @@ done < <(grep -oH '\bmm\(\.\|->\)[a-z_][a-z0-9_]*' $(sources daemon lib lib/urin
 	 grep -v ':mm\.[ch]$' | sed 's/:mm\(\.\|->\)/:/' | sort -u)
 
 # 5. Edges between modules (folder/name without the suffix).
-edges=$(includes $(sources lib lib/engine lib/kernel lib/wire lib/uring lib/verbs lib/preload daemon daemon/ctl daemon/run) |
+edges=$(includes $(sources lib lib/engine lib/kernel lib/wire lib/image lib/uring lib/verbs lib/preload daemon daemon/ctl daemon/run) |
 	while IFS=: read -r f h; do
 		from=${f%.*}
 		if [ -e "$(dirname "$f")/$h" ]; then

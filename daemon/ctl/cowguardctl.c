@@ -6,6 +6,7 @@
  *   cowguardctl [--socket PATH] [--timeout SECONDS] [--json] audit PID
  *   cowguardctl [--socket PATH] [--timeout SECONDS] [--json] pins PID
  *   cowguardctl [--socket PATH] [--timeout SECONDS] metrics
+ *   cowguardctl [--json] image FILE
  *
  * A reply is collected whole (clients, each with its regions; or a
  * client's pins), then printed by one of three formatters: aligned tables
@@ -245,6 +246,8 @@ static int show(const struct ctl_reply *r, const struct ctl_opts *o)
 		return show_pins(r, o);
 	case CTL_METRICS:
 		return show_metrics(r, o);
+	case CTL_IMAGE:
+		break;		/* run() shows it, asking nothing */
 	}
 	return EXIT_ERROR;
 }
@@ -279,6 +282,8 @@ static int run(const struct ctl_opts *o)
 	bool connected;
 	int ret, code;
 
+	if (o->cmd == CTL_IMAGE)
+		return ctl_image(o);
 	ret = ctl_timeout_start(o);
 	if (ret) {
 		err("cannot set the timeout", ret);
@@ -309,6 +314,7 @@ static void usage(FILE *out)
 		"       cowguardctl [OPTION]... audit PID\n"
 		"       cowguardctl [OPTION]... pins PID\n"
 		"       cowguardctl [OPTION]... metrics\n"
+		"       cowguardctl [--json] image FILE\n"
 		"Show what cowguardd tracks, or audit a client's page state\n"
 		"against the kernel's.\n\n"
 		"  status      every client you may see: regions, page counts by\n"
@@ -321,7 +327,9 @@ static void usage(FILE *out)
 		"  metrics     every client's counters and page counts in the\n"
 		"              Prometheus text format (node_exporter's textfile\n"
 		"              collector); cowguard_up 0 when cowguardd does not\n"
-		"              answer\n\n"
+		"              answer\n"
+		"  image FILE  what the snapshot image FILE holds (cg_snapshot),\n"
+		"              every checksum checked; no daemon needed\n\n"
 		"  -s, --socket PATH   the daemon's socket (default $COWGUARD_SOCKET,\n"
 		"                      else %s)\n"
 		"  -t, --timeout SECONDS  give up when cowguardd has not answered\n"
@@ -334,7 +342,7 @@ static void usage(FILE *out)
 		"Exit status: 0 success (audit: zero unsafe and zero conservative\n"
 		"pages), 1 audit found mismatches or could not audit a region,\n"
 		"2 usage, connection, timeout or daemon error (such as no such\n"
-		"client).\n",
+		"client), or an image refused (image says why).\n",
 		CG_DEFAULT_SOCKET, CTL_DEFAULT_TIMEOUT);
 }
 
@@ -380,13 +388,15 @@ static int parse_timeout(const char *s, double *out)
 static const struct command {
 	const char *name;
 	enum ctl_cmd cmd;
-	enum cg__op op;		/* what it asks cowguardd */
+	enum cg__op op;		/* what it asks cowguardd (CG_OP_NONE: none) */
 	bool takes_pid;
+	bool takes_path;
 } commands[] = {
-	{ "status", CTL_STATUS, CG_OP_STATUS, false },
-	{ "audit", CTL_AUDIT, CG_OP_AUDIT_PID, true },
-	{ "pins", CTL_PINS, CG_OP_PINS, true },
-	{ "metrics", CTL_METRICS, CG_OP_STATUS, false },
+	{ "status", CTL_STATUS, CG_OP_STATUS, false, false },
+	{ "audit", CTL_AUDIT, CG_OP_AUDIT_PID, true, false },
+	{ "pins", CTL_PINS, CG_OP_PINS, true, false },
+	{ "metrics", CTL_METRICS, CG_OP_STATUS, false, false },
+	{ "image", CTL_IMAGE, CG_OP_NONE, false, true },
 };
 
 static int parse_command(int argc, char **argv, struct ctl_opts *o)
@@ -404,8 +414,12 @@ static int parse_command(int argc, char **argv, struct ctl_opts *o)
 	o->op = c->op;
 	if (c->takes_pid && argc != 2)
 		return bad_usage(o, "%s needs one PID", c->name);
-	if (!c->takes_pid && argc != 1)
+	if (c->takes_path && argc != 2)
+		return bad_usage(o, "%s needs one FILE", c->name);
+	if (!c->takes_pid && !c->takes_path && argc != 1)
 		return bad_usage(o, "%s takes no argument", c->name);
+	if (c->takes_path)
+		o->path = argv[1];
 	if (c->takes_pid && parse_pid(argv[1], &o->pid))
 		return bad_usage(o, "not a pid: '%s'", argv[1]);
 	return 0;

@@ -37,7 +37,7 @@ struct ctl_reply {
 	size_t npins, pins_cap;
 };
 
-enum ctl_cmd { CTL_STATUS, CTL_AUDIT, CTL_PINS, CTL_METRICS };
+enum ctl_cmd { CTL_STATUS, CTL_AUDIT, CTL_PINS, CTL_METRICS, CTL_IMAGE };
 
 struct ctl_opts {
 	const char *socket;
@@ -47,6 +47,7 @@ struct ctl_opts {
 	enum ctl_cmd cmd;
 	enum cg__op op;			/* what cmd asks the daemon */
 	pid_t pid;			/* audit, pins */
+	const char *path;		/* image */
 };
 
 /*
@@ -152,6 +153,9 @@ void json_pins(const struct ctl_reply *r, const struct ctl_opts *o);
  * metrics_print() returns 0, or -ENOMEM before it writes anything.
  */
 int metrics_print(const struct ctl_reply *r, const struct ctl_opts *o);
+
+/* image.c: show and check the snapshot image o->path; the exit status. */
+int ctl_image(const struct ctl_opts *o);
 void metrics_down(FILE *f, const struct ctl_opts *o);
 
 #endif

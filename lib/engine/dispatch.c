@@ -130,6 +130,16 @@ int cg__mm_dispatch(struct cg__mm *mm, const struct cg__req *req,
 	case CG_OP_TRACK_COLLECT:
 		rep->status = track_collect(mm, req, rep);
 		break;
+	case CG_OP_SNAPSHOT_BEGIN:
+		rep->status = cg__mm_snap_begin(mm);
+		break;
+	case CG_OP_SNAPSHOT_STEP:
+		rep->status = cg__mm_snap_step(mm, req->addr, req->len,
+					       &rep->u.snap);
+		break;
+	case CG_OP_SNAPSHOT_END:
+		rep->status = cg__mm_snap_end(mm);
+		break;
 	case CG_OP_PIN:
 	case CG_OP_UNPIN:
 		if (start_pin(mm, req, rep))

@@ -32,6 +32,7 @@ struct cg__pin;
 struct cg__frames;
 struct cg__pin_job;
 struct cg__span;
+struct cg__snap;
 
 /* Called with a child's uffd from a fork event; takes ownership of the fd. */
 typedef void (*cg__adopt_fn)(struct cg__mm *parent, struct cg__mm *child,
@@ -136,6 +137,7 @@ struct cg__mm {
 		bool handed;
 	} move;
 	void *fill_scratch;	/* fill.c: 2 MiB, kept warm */
+	struct cg__snap *snap;	/* snapshot.c: the one in progress, or NULL */
 	struct cg_stats stats;
 
 	/* Messages read while retrying an ioctl, handled before new ones. */
@@ -252,6 +254,20 @@ int cg__mm_track_collect(struct cg__mm *mm, uint64_t addr, uint64_t len,
 			 struct cg__track_range *out, size_t max, size_t *n,
 			 uint64_t *next);
 int cg__mm_collect_all(struct cg__mm *mm);
+
+/*
+ * Live snapshot (lib/engine/snapshot.c): begin freezes every region at
+ * one instant (-EBUSY: one runs, or a pin; -EOPNOTSUPP: asynchronous
+ * protection); each step takes the span the client saved since the last
+ * (whole granules of one area; len 0: none) and answers the next window
+ * to save into w (area_len 0: all saved), or -ESTALE once memory not
+ * saved was dropped, unmapped or moved; end lets every write go on.
+ */
+struct cg__snap_window;
+int cg__mm_snap_begin(struct cg__mm *mm);
+int cg__mm_snap_step(struct cg__mm *mm, uint64_t start, uint64_t len,
+		     struct cg__snap_window *w);
+int cg__mm_snap_end(struct cg__mm *mm);
 
 /* Before fork(): protect every page so that writes racing the fork are seen. */
 int cg__mm_fork_prepare(struct cg__mm *mm);

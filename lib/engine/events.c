@@ -118,7 +118,8 @@ static bool around_ok(struct cg__mm *mm, const struct cg__region *r,
 	unsigned want = CG_ST_PRESENT | CG_ST_EXCL | CG_ST_WP;
 
 	return (cg__region_get(r, addr) & want) == want &&
-	       !cg__mm_pinned(mm, addr, CG_PAGE_SIZE);
+	       !cg__mm_pinned(mm, addr, CG_PAGE_SIZE) &&
+	       !cg__mm_snap_unsaved(mm, addr, CG_PAGE_SIZE);
 }
 
 /*
@@ -172,6 +173,9 @@ static int handle_fault(struct cg__mm *mm, const struct uffd_msg *msg,
 		resolve_add(res, addr, CG_PAGE_SIZE, addr, CG_PAGE_SIZE);
 		return 0;
 	}
+	/* Not saved yet: woken, to fault again, once it is. */
+	if (cg__mm_snap_parks(mm, r, addr))
+		return 0;
 	ret = cg__mm_follow_split(mm, r, addr);
 	if (ret)
 		return ret;
@@ -577,9 +581,23 @@ static void disturb_pin_job(struct cg__mm *mm, const struct uffd_msg *msg)
 	}
 }
 
+/* Memory a snapshot has not saved yet, gone or moved, tears it. */
+static void disturb_snapshot(struct cg__mm *mm, const struct uffd_msg *msg)
+{
+	if (msg->event == UFFD_EVENT_REMAP)
+		cg__mm_snap_disturbed(mm, msg->arg.remap.from,
+				      msg->arg.remap.len);
+	else if (msg->event == UFFD_EVENT_REMOVE ||
+		 msg->event == UFFD_EVENT_UNMAP)
+		cg__mm_snap_disturbed(mm, msg->arg.remove.start,
+				      msg->arg.remove.end -
+					      msg->arg.remove.start);
+}
+
 static int handle_event(struct cg__mm *mm, const struct uffd_msg *msg)
 {
 	disturb_pin_job(mm, msg);
+	disturb_snapshot(mm, msg);
 	switch (msg->event) {
 	case UFFD_EVENT_FORK:
 		return handle_fork(mm, msg);

@@ -57,7 +57,9 @@ static bool fill_wanted(void)
 
 bool cg__mm_fill_usable(const struct cg__mm *mm)
 {
-	return mm->pid == getpid() && !mm->wp_async && mm->pagemap_fd >= 0 &&
+	/* A fill passes content through a hole: not while a snapshot runs. */
+	return mm->pid == getpid() && !mm->wp_async && !mm->snap &&
+	       mm->pagemap_fd >= 0 &&
 	       cg__kernel_read_pin_unshares() && fill_wanted();
 }
 

@@ -157,6 +157,21 @@ bool cg__mm_fill_usable(const struct cg__mm *mm);
 int cg__mm_fill(struct cg__mm *mm, uint64_t start, uint64_t len);
 void cg__mm_fill_free(struct cg__mm *mm);
 
+/*
+ * Live snapshot (lib/engine/snapshot.c).  unsaved: a unit of [start,
+ * start+len) is not saved yet.  parks: a write fault at addr in r must
+ * wait until its unit is saved (counted, and queued as urgent).  disturbed: [start, start+len) was dropped, unmapped or
+ * moved, which tears the snapshot if a unit there was not saved.  free:
+ * with the mm.  footprint: its bytes (a bit per page), for quotas.
+ */
+bool cg__mm_snap_unsaved(const struct cg__mm *mm, uint64_t start,
+			 uint64_t len);
+bool cg__mm_snap_parks(struct cg__mm *mm, const struct cg__region *r,
+		       uint64_t addr);
+void cg__mm_snap_disturbed(struct cg__mm *mm, uint64_t start, uint64_t len);
+void cg__mm_snap_free(struct cg__mm *mm);
+size_t cg__mm_snap_footprint(const struct cg__mm *mm);
+
 /* A fork shared r: what was not seen present is learned later, as shared. */
 void cg__mm_unlearn_forked(struct cg__region *r);
 

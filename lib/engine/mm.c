@@ -119,6 +119,7 @@ void cg__mm_destroy(struct cg__mm *mm)
 	free(mm->regions);
 	cg__mm_pins_free(mm);
 	cg__mm_fill_free(mm);
+	cg__mm_snap_free(mm);
 	for (size_t i = 0; i < mm->nbacklog; i++)
 		if (mm->backlog[i].event == UFFD_EVENT_FORK)
 			close((int)mm->backlog[i].arg.fork.ufd);
@@ -360,6 +361,7 @@ int cg__mm_unregister(struct cg__mm *mm, uint64_t addr, uint64_t len)
 
 	if (!r || r->start != addr || r->len != len)
 		return -ENOENT;
+	cg__mm_snap_disturbed(mm, addr, len);
 	/* Unprotect first: unregistering leaves stale uffd-wp bits behind. */
 	ret = cg__mm_ioctl_wp(mm, addr, len, false);
 	if (ret && ret != -ENOENT)
@@ -532,5 +534,5 @@ size_t cg__mm_footprint(const struct cg__mm *mm)
 {
 	return cg__mm_regions_footprint(mm) +
 	       mm->backlog_cap * sizeof(*mm->backlog) +
-	       cg__mm_pins_footprint(mm);
+	       cg__mm_pins_footprint(mm) + cg__mm_snap_footprint(mm);
 }

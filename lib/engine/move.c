@@ -42,7 +42,8 @@
 
 bool cg__mm_move_usable(const struct cg__mm *mm)
 {
-	return (mm->features & UFFD_FEATURE_MOVE) && !mm->wp_async &&
+	/* A move passes content through a hole: not while a snapshot runs. */
+	return (mm->features & UFFD_FEATURE_MOVE) && !mm->wp_async && !mm->snap &&
 	       cg__kernel_read_pin_unshares() && mm->pagemap_fd >= 0;
 }
 

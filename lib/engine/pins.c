@@ -300,6 +300,24 @@ static void count_unshares(struct cg__mm *mm, const struct unit *before,
  * unseen), and add them to wu, the span [first, end) the client is handed
  * to write when the walk is over.  *asked: some unit of u was.
  */
+static bool write_needed(const struct cg__region *r, const struct unit *x)
+{
+	return !mapped_alone(x) || write_may_replace(r, x);
+}
+
+/* Whether a write ask_write_unshare() asks lands where no snapshot saved. */
+static bool write_unsaved(const struct cg__mm *mm, const struct units *u)
+{
+	for (size_t i = 0; mm->snap && i < u->n; i++) {
+		const struct unit *x = &u->v[i];
+
+		if (write_needed(cg__mm_find(mm, x->addr), x) &&
+		    cg__mm_snap_unsaved(mm, x->addr, 1ULL << x->shift))
+			return true;
+	}
+	return false;
+}
+
 static int ask_write_unshare(struct cg__mm *mm, const struct units *u,
 			     uint64_t *wu, bool *asked)
 {
@@ -307,12 +325,14 @@ static int ask_write_unshare(struct cg__mm *mm, const struct units *u,
 	int ret = 0;
 
 	*asked = false;
+	if (write_unsaved(mm, u))
+		return -EBUSY;
 	for (size_t i = 0; !ret && i < u->n; i++) {
 		const struct unit *x = &u->v[i];
 		struct cg__region *r = cg__mm_find(mm, x->addr);
 		uint64_t size = 1ULL << x->shift;
 
-		if (mapped_alone(x) && !write_may_replace(r, x))
+		if (!write_needed(r, x))
 			continue;
 		*asked = true;
 		if (!wu[1])
@@ -999,6 +1019,9 @@ int cg__mm_pin_start(struct cg__mm *mm, uint64_t start, uint64_t len,
 	memcpy(mm->wu_counted, mm->wu_asked, sizeof(mm->wu_counted));
 	memset(mm->wu_asked, 0, sizeof(mm->wu_asked));
 	ret = check_pin_args(mm, start, len, flags);
+	/* Its consumer would write where a snapshot has not saved. */
+	if (!ret && flags & CG_PIN_RW && cg__mm_snap_unsaved(mm, start, len))
+		ret = -EBUSY;
 	if (!ret)
 		ret = cg__mm_collect(mm, start, len);
 	if (!ret)

@@ -22,7 +22,7 @@
  * preload shim's hooks; 4 since it counts the pins made through each.
  */
 #define CG_PROTO_MAJOR 4
-#define CG_PROTO_MINOR 1
+#define CG_PROTO_MINOR 2
 
 /*
  * Who may send an op: a connection yet to say hello, a client (one that
@@ -89,7 +89,11 @@ enum cg__fd { CG_NOFD, CG_FD };
 	/* a client's pins */                                                 \
 	X(PINS, "pins", CG_FROM_APP | CG_FROM_CTL, CG_NOFD, one_client)     \
 	/* the units written in [addr, addr+len) since the last, armed again */ \
-	X(TRACK_COLLECT, "track-collect", CG_FROM_APP, CG_NOFD, engine)
+	X(TRACK_COLLECT, "track-collect", CG_FROM_APP, CG_NOFD, engine)      \
+	/* live snapshot: freeze, then [addr, addr+len) saved: what next */  \
+	X(SNAPSHOT_BEGIN, "snapshot-begin", CG_FROM_APP, CG_NOFD, engine)    \
+	X(SNAPSHOT_STEP, "snapshot-step", CG_FROM_APP, CG_NOFD, engine)      \
+	X(SNAPSHOT_END, "snapshot-end", CG_FROM_APP, CG_NOFD, engine)
 
 enum cg__op {
 	CG_OP_NONE = 0,
@@ -115,6 +119,24 @@ const char *cg__op_name(unsigned op);
 
 struct cg__track_range {
 	uint64_t addr, len;
+};
+
+/*
+ * SNAPSHOT_STEP's answer: the next window to save, in the region
+ * [area_start, area_start + area_len) of kind (enum cg_page_kind); bit i
+ * of bits set: save [start + (i << shift), + (1 << shift)), for i below
+ * nbits (at most 512).  area_len 0: all is saved.
+ */
+#define CG__SNAP_BITS 512
+#define CG__SNAP_URGENT (1u << 0)	/* a write waits for it */
+
+struct cg__snap_window {
+	uint64_t area_start, area_len;
+	uint32_t kind, shift;
+	uint64_t start;
+	uint32_t nbits, flags;
+	uint64_t bits[CG__SNAP_BITS / 64];
+	uint64_t waits;		/* writes that waited, so far */
 };
 
 struct cg__req {
@@ -196,6 +218,7 @@ struct cg__rep {
 			uint32_t n, pad;
 			struct cg__track_range r[CG__TRACK_MAX];
 		} track;			/* TRACK_COLLECT */
+		struct cg__snap_window snap;	/* SNAPSHOT_STEP */
 	} u;
 };
 

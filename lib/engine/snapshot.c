@@ -1,0 +1,411 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Live snapshot, the engine's half (cg_snapshot() is the other): every
+ * page of the registered regions as it was at one instant, saved while
+ * the program runs.  A write to a page not saved yet waits until it is.
+ *
+ * Begin freezes the regions: every populated page is write-protected, and
+ * a bit per page (per hugetlb page) says "not saved yet".  A write fault on
+ * such a page is not resolved but parked, its address queued as urgent; a
+ * step takes the span the client saved, clears its bits and wakes the
+ * span: a parked thread faults again and is served as usual.  Each step
+ * answers the next window to save, urgent units first.
+ *
+ * The instant.  A write to a hole raises no fault on the fault path, and
+ * a hole filled while begin learns and protects, after the learning went
+ * past it, could hold a write that a page frozen later depends on.  So
+ * begin learns and protects every region again until a pass finds no new
+ * page: a page filled during that last pass was filled after the pass
+ * went past it, and a write that followed it either met a frozen page
+ * (and waits) or filled a hole the pass had not reached (and the pass
+ * would have found it).  Such pages are holes in the image: zeros, their
+ * writes after the instant.  A program that fills holes faster than the
+ * passes go gets -EAGAIN after FREEZE_PASSES.
+ *
+ * What cannot wait: a page dropped, unmapped or moved before it was saved
+ * (a REMOVE event is complete once read) tears the snapshot (-ESTALE at
+ * the next step); a page under a read-write pin, or any pinned page
+ * before 5.19, is not protected (its consumer writes behind the page
+ * tables) and is saved as it is when saved; asynchronous protection
+ * resolves writes in the kernel, so there is nothing to wait on
+ * (-EOPNOTSUPP).  While a snapshot runs, pins neither move nor fill
+ * (content would pass through a hole), and a pin that would lift the
+ * protection of a page not saved yet fails with -EBUSY.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "kernel/uffd.h"
+#include "wire/protocol.h"
+
+#define URGENT_MAX 16
+#define FREEZE_PASSES 8
+
+/* One region as begin found it: a bit per granule not saved yet. */
+struct area {
+	uint64_t start, len;
+	uint32_t kind;		/* enum cg_page_kind */
+	unsigned shift;		/* granule: 4 KiB, or the hugetlb page */
+	uint64_t *unsaved;
+	bool announced;		/* a step has named it to the client */
+};
+
+struct cg__snap {
+	struct area *areas;
+	size_t nareas;
+	size_t cur;		/* the area the walk is in */
+	uint64_t cursor;	/* and where in it */
+	uint64_t urgent[URGENT_MAX];	/* parked faults' addresses, a ring */
+	unsigned urgent_head, nurgent;
+	uint64_t waits;
+	bool torn;
+};
+
+static uint64_t granules(const struct area *a)
+{
+	return a->len >> a->shift;
+}
+
+static bool bit_get(const struct area *a, uint64_t i)
+{
+	return a->unsaved[i / 64] >> (i % 64) & 1;
+}
+
+static struct area *area_of(const struct cg__snap *s, uint64_t addr)
+{
+	for (size_t i = 0; i < s->nareas; i++)
+		if (addr >= s->areas[i].start &&
+		    addr - s->areas[i].start < s->areas[i].len)
+			return &s->areas[i];
+	return NULL;
+}
+
+/* The first granule at or past i with its bit set, or granules(a). */
+static uint64_t next_unsaved(const struct area *a, uint64_t i)
+{
+	uint64_t n = granules(a);
+
+	while (i < n) {
+		uint64_t w = a->unsaved[i / 64] >> (i % 64);
+
+		if (w)
+			return i + (uint64_t)__builtin_ctzll(w) < n
+				       ? i + (uint64_t)__builtin_ctzll(w)
+				       : n;
+		i = (i / 64 + 1) * 64;
+	}
+	return n;
+}
+
+/* Whether a bit of [start, start+len) ∩ a is set. */
+static bool area_unsaved(const struct area *a, uint64_t start, uint64_t len)
+{
+	uint64_t lo = start > a->start ? start : a->start;
+	uint64_t hi = start + len < a->start + a->len ? start + len
+						       : a->start + a->len;
+	uint64_t i, last;
+
+	if (lo >= hi)
+		return false;
+	i = (lo - a->start) >> a->shift;
+	last = (hi - 1 - a->start) >> a->shift;
+	return next_unsaved(a, i) <= last;
+}
+
+bool cg__mm_snap_unsaved(const struct cg__mm *mm, uint64_t start,
+			 uint64_t len)
+{
+	const struct cg__snap *s = mm->snap;
+
+	for (size_t i = 0; s && i < s->nareas; i++)
+		if (area_unsaved(&s->areas[i], start, len))
+			return true;
+	return false;
+}
+
+bool cg__mm_snap_parks(struct cg__mm *mm, const struct cg__region *r,
+		       uint64_t addr)
+{
+	struct cg__snap *s = mm->snap;
+	uint64_t ustart, ulen;
+
+	if (!s)
+		return false;
+	cg__region_unit(r, addr, &ustart, &ulen);
+	if (!cg__mm_snap_unsaved(mm, ustart, ulen))
+		return false;
+	s->waits++;
+	if (s->nurgent < URGENT_MAX) {
+		s->urgent[(s->urgent_head + s->nurgent) % URGENT_MAX] = addr;
+		s->nurgent++;
+	}
+	return true;
+}
+
+
+void cg__mm_snap_disturbed(struct cg__mm *mm, uint64_t start, uint64_t len)
+{
+	if (cg__mm_snap_unsaved(mm, start, len))
+		mm->snap->torn = true;
+}
+
+static void snap_free(struct cg__snap *s)
+{
+	for (size_t i = 0; s && i < s->nareas; i++)
+		free(s->areas[i].unsaved);
+	if (s)
+		free(s->areas);
+	free(s);
+}
+
+static uint32_t area_kind(const struct cg__region *r)
+{
+	if (r->kind == CG_RK_HUGETLB)
+		return r->unit_shift == CG_PUD_SHIFT ? CG_PAGE_HUGETLB_1G
+						     : CG_PAGE_HUGETLB_2M;
+	return r->kind == CG_RK_THP ? CG_PAGE_THP : CG_PAGE_4K;
+}
+
+/* Set the bits of a's present granules, as r holds them (learned). */
+static int area_fill(struct area *a, const struct cg__region *r)
+{
+	struct cg__runs runs = { 0 };
+	int ret = cg__region_collect(r, r->start, r->len, CG_ST_PRESENT,
+				     CG_ST_PRESENT, &runs);
+
+	for (size_t i = 0; !ret && i < runs.n; i++) {
+		uint64_t g = (runs.v[i].start - a->start) >> a->shift;
+		uint64_t end = (runs.v[i].start + runs.v[i].len - a->start +
+				(1ULL << a->shift) - 1) >> a->shift;
+
+		for (; g < end; g++)
+			a->unsaved[g / 64] |= 1ULL << (g % 64);
+	}
+	cg__runs_free(&runs);
+	return ret;
+}
+
+static int areas_build(struct cg__mm *mm, struct cg__snap *s)
+{
+	s->areas = calloc(mm->nregions ? mm->nregions : 1, sizeof(*s->areas));
+	if (!s->areas)
+		return -ENOMEM;
+	for (size_t i = 0; i < mm->nregions; i++) {
+		const struct cg__region *r = mm->regions[i];
+		struct area *a = &s->areas[s->nareas++];
+
+		a->start = r->start;
+		a->len = r->len;
+		a->kind = area_kind(r);
+		a->shift = r->kind == CG_RK_HUGETLB ? r->unit_shift
+						    : CG_PAGE_SHIFT;
+		a->unsaved = calloc((granules(a) + 63) / 64, sizeof(uint64_t));
+		if (!a->unsaved)
+			return -ENOMEM;
+		int ret = area_fill(a, r);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static uint64_t present_pages(const struct cg__mm *mm)
+{
+	struct cg__mm_counts c;
+
+	cg__mm_counts(mm, &c);
+	return c.present;
+}
+
+/*
+ * Learn every region and protect what is populated, until a pass learns
+ * nothing new (learning new pages only ever adds present ones).
+ */
+static int freeze(struct cg__mm *mm, struct cg__snap *s)
+{
+	for (int pass = 0; pass < FREEZE_PASSES; pass++) {
+		uint64_t before = present_pages(mm);
+		int ret = cg__mm_learn_and_protect_all(mm);
+
+		if (ret)
+			return ret;
+		if (present_pages(mm) == before)
+			return areas_build(mm, s);
+	}
+	return -EAGAIN;
+}
+
+int cg__mm_snap_begin(struct cg__mm *mm)
+{
+	struct cg__snap *s;
+	int ret;
+
+	if (mm->snap || mm->pin_job || cg__mm_move_armed(mm))
+		return -EBUSY;
+	if (mm->wp_async)
+		return -EOPNOTSUPP;
+	if (mm->pagemap_fd < 0)
+		return -ESRCH;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	ret = freeze(mm, s);
+	if (ret) {
+		snap_free(s);
+		return ret;
+	}
+	mm->snap = s;
+	return 0;
+}
+
+/* The span saved: whole granules of one area.  Clear them, wake them. */
+static int saved(struct cg__mm *mm, uint64_t start, uint64_t len)
+{
+	struct area *a = area_of(mm->snap, start);
+	uint64_t mask = a ? (1ULL << a->shift) - 1 : 0;
+
+	if (!len)
+		return 0;
+	if (!a || (start | len) & mask || len > a->start + a->len - start)
+		return -EINVAL;
+	for (uint64_t g = (start - a->start) >> a->shift,
+		      end = g + (len >> a->shift); g < end; g++)
+		a->unsaved[g / 64] &= ~(1ULL << (g % 64));
+	return cg__uffd_wake(mm->uffd, start, len);
+}
+
+/* Describe the granules of [start, start + n << shift) of a into w. */
+static void window_of(const struct area *a, uint64_t start, uint64_t n,
+		      struct cg__snap_window *w)
+{
+	uint64_t g0 = (start - a->start) >> a->shift;
+
+	w->area_start = a->start;
+	w->area_len = a->len;
+	w->kind = a->kind;
+	w->shift = a->shift;
+	w->start = start;
+	w->nbits = (uint32_t)n;
+	for (uint64_t i = 0; i < n; i++)
+		if (bit_get(a, g0 + i))
+			w->bits[i / 64] |= 1ULL << (i % 64);
+}
+
+/* A parked write's unit, if one is still waiting. */
+static bool urgent_window(struct cg__mm *mm, struct cg__snap_window *w)
+{
+	struct cg__snap *s = mm->snap;
+
+	while (s->nurgent) {
+		uint64_t addr = s->urgent[s->urgent_head];
+		const struct cg__region *r = cg__mm_find(mm, addr);
+		const struct area *a = area_of(s, addr);
+		uint64_t ustart, ulen;
+
+		s->urgent_head = (s->urgent_head + 1) % URGENT_MAX;
+		s->nurgent--;
+		if (!r || !a)
+			continue;
+		cg__region_unit(r, addr, &ustart, &ulen);
+		if (ustart < a->start || ulen > a->start + a->len - ustart ||
+		    !area_unsaved(a, ustart, ulen))
+			continue;
+		window_of(a, ustart, ulen >> a->shift, w);
+		w->flags |= CG__SNAP_URGENT;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * The next window in address order: the 2 MiB chunk of the next granule
+ * not saved (a THP is one run), or its hugetlb page.  An area is named
+ * once even with nothing to save.
+ */
+static bool next_window(struct cg__mm *mm, struct cg__snap_window *w)
+{
+	struct cg__snap *s = mm->snap;
+
+	for (; s->cur < s->nareas; s->cur++, s->cursor = 0) {
+		struct area *a = &s->areas[s->cur];
+		uint64_t g = next_unsaved(a, s->cursor), start, end;
+
+		if (g >= granules(a)) {
+			if (a->announced)
+				continue;
+			a->announced = true;
+			window_of(a, a->start, 0, w);
+			return true;
+		}
+		start = a->start + (g << a->shift);
+		end = start + (1ULL << a->shift);
+		if (a->shift == CG_PAGE_SHIFT) {
+			end = (start | (CG_PMD_SIZE - 1)) + 1;
+			start &= ~(CG_PMD_SIZE - 1);
+			start = start > a->start ? start : a->start;
+			end = end < a->start + a->len ? end : a->start + a->len;
+		}
+		a->announced = true;
+		s->cursor = (end - a->start) >> a->shift;
+		window_of(a, start, (end - start) >> a->shift, w);
+		return true;
+	}
+	return false;
+}
+
+int cg__mm_snap_step(struct cg__mm *mm, uint64_t start, uint64_t len,
+		     struct cg__snap_window *w)
+{
+	struct cg__snap *s = mm->snap;
+	int ret;
+
+	memset(w, 0, sizeof(*w));
+	if (!s)
+		return -ENOENT;
+	if (s->torn)
+		return -ESTALE;
+	ret = saved(mm, start, len);
+	if (ret)
+		return ret;
+	w->waits = s->waits;
+	if (!urgent_window(mm, w))
+		next_window(mm, w);
+	w->waits = s->waits;
+	return 0;
+}
+
+int cg__mm_snap_end(struct cg__mm *mm)
+{
+	struct cg__snap *s = mm->snap;
+
+	if (!s)
+		return -ENOENT;
+	mm->snap = NULL;
+	/* What still waits faults again, and is served as any write. */
+	for (size_t i = 0; i < s->nareas; i++)
+		if (area_unsaved(&s->areas[i], s->areas[i].start,
+				 s->areas[i].len))
+			cg__uffd_wake(mm->uffd, s->areas[i].start,
+				      s->areas[i].len);
+	snap_free(s);
+	return 0;
+}
+
+void cg__mm_snap_free(struct cg__mm *mm)
+{
+	snap_free(mm->snap);
+	mm->snap = NULL;
+}
+
+size_t cg__mm_snap_footprint(const struct cg__mm *mm)
+{
+	const struct cg__snap *s = mm->snap;
+	size_t bytes = s ? sizeof(*s) + s->nareas * sizeof(*s->areas) : 0;
+
+	for (size_t i = 0; s && i < s->nareas; i++)
+		bytes += (granules(&s->areas[i]) + 63) / 64 * sizeof(uint64_t);
+	return bytes;
+}

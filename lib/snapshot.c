@@ -1,0 +1,374 @@
+// SPDX-License-Identifier: MIT
+/*
+ * cg_snapshot(): a live snapshot into an image file, the handle's half.
+ * The engine (lib/engine/snapshot.c) freezes the regions and makes each
+ * write to a page not saved yet wait; here the pages are saved, window by
+ * window as the engine names them (a waiting write's unit first), and the
+ * image is written around them (lib/image/image.h).
+ *
+ * While the engine holds writes, this thread must not wait on one: a
+ * program thread parked on a page may hold any lock of this process, the
+ * allocator's too.  So nothing here allocates with malloc or writes to
+ * memory the program may have registered: buffers are mmap'ed.  Pages are
+ * saved by pwrite() straight from memory (a page unmapped meanwhile gives
+ * EFAULT, not a crash) and read back from the file for the checksum, so the
+ * checksum is of the bytes the image holds.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "handle.h"
+#include "image/image.h"
+#include "kernel/clock.h"
+
+struct writer {
+	struct cg *cg;
+	int fd;
+	unsigned char *bounce;	/* CG__IMG_RUN_MAX: runs read back */
+	struct cg__img_run *runs;
+	size_t nruns, runs_cap;	/* in bytes, as mapped */
+	struct cg__img_region *regions;
+	size_t nregions, regions_cap;
+	uint64_t data_end;	/* where the next run goes */
+	uint64_t saved_bytes, waits;
+};
+
+/* Room for one more record of size in *v (an mmap'ed array), or -ENOMEM. */
+static int grow(void **v, size_t n, size_t *cap, size_t size)
+{
+	size_t want = *cap ? *cap * 2 : 1u << 20;
+	void *p;
+
+	if ((n + 1) * size <= *cap)
+		return 0;
+	p = *v ? mremap(*v, *cap, want, MREMAP_MAYMOVE)
+	       : mmap(NULL, want, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	*v = p;
+	*cap = want;
+	return 0;
+}
+
+static int write_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int read_all(int fd, void *buf, size_t len, uint64_t off)
+{
+	char *p = buf;
+
+	while (len) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Save [addr, addr+len), at most CG__IMG_RUN_MAX, as the next run. */
+static int save_run(struct writer *w, uint64_t addr, uint64_t len)
+{
+	struct cg__img_run *x;
+	int ret = grow((void **)&w->runs, w->nruns, &w->runs_cap, sizeof(*x));
+
+	if (!ret)
+		ret = write_all(w->fd, (const void *)(uintptr_t)addr, len,
+				w->data_end);
+	/* Gone from under us: the engine has the event and says -ESTALE. */
+	if (ret == -EFAULT)
+		ret = -ESTALE;
+	if (!ret)
+		ret = read_all(w->fd, w->bounce, len, w->data_end);
+	if (ret)
+		return ret;
+	x = &w->runs[w->nruns++];
+	*x = (struct cg__img_run){ .addr = addr, .len = len, .off = w->data_end,
+				   .crc = cg__crc32c(0, w->bounce, len) };
+	w->data_end += len;
+	w->saved_bytes += len;
+	return 0;
+}
+
+static int save_span(struct writer *w, uint64_t addr, uint64_t len)
+{
+	int ret = 0;
+
+	for (uint64_t at = addr; !ret && at < addr + len; at += CG__IMG_RUN_MAX) {
+		uint64_t n = addr + len - at;
+
+		ret = save_run(w, at, n < CG__IMG_RUN_MAX ? n : CG__IMG_RUN_MAX);
+	}
+	return ret;
+}
+
+static bool bit(const struct cg__snap_window *win, uint32_t i)
+{
+	return win->bits[i / 64] >> (i % 64) & 1;
+}
+
+/* The window's runs of set bits. */
+static int save_window(struct writer *w, const struct cg__snap_window *win)
+{
+	int ret = 0;
+
+	for (uint32_t i = 0; !ret && i < win->nbits;) {
+		uint32_t j = i;
+
+		while (j < win->nbits && bit(win, j))
+			j++;
+		if (j > i)
+			ret = save_span(w, win->start + ((uint64_t)i << win->shift),
+					(uint64_t)(j - i) << win->shift);
+		i = j > i ? j : i + 1;
+	}
+	return ret;
+}
+
+static int note_region(struct writer *w, const struct cg__snap_window *win)
+{
+	struct cg__img_region *g;
+	int ret;
+
+	for (size_t i = 0; i < w->nregions; i++)
+		if (w->regions[i].start == win->area_start)
+			return 0;
+	ret = grow((void **)&w->regions, w->nregions, &w->regions_cap,
+		   sizeof(*g));
+	if (ret)
+		return ret;
+	g = &w->regions[w->nregions++];
+	*g = (struct cg__img_region){ .start = win->area_start,
+				      .len = win->area_len,
+				      .kind = win->kind };
+	return 0;
+}
+
+static int step(struct writer *w, uint64_t start, uint64_t len,
+		struct cg__snap_window *win)
+{
+	struct cg__req req;
+	struct cg__rep rep;
+	int ret;
+
+	cg__req_init(&req, CG_OP_SNAPSHOT_STEP);
+	req.addr = start;
+	req.len = len;
+	ret = cg__call(w->cg, &req, &rep);
+	/* No snapshot where we ask: the daemon went away meanwhile. */
+	if (ret == -ENOENT)
+		ret = -ENOTCONN;
+	if (!ret && rep.u.snap.area_len &&
+	    (rep.u.snap.nbits > CG__SNAP_BITS || rep.u.snap.shift < 12 ||
+	     rep.u.snap.shift > 30))
+		ret = -EPROTO;
+	*win = rep.u.snap;
+	return ret;
+}
+
+/* Every window the engine names, saved; the engine's snapshot ended. */
+static int save_all(struct writer *w)
+{
+	struct cg__snap_window win;
+	uint64_t start = 0, len = 0;
+	int ret;
+
+	for (;;) {
+		ret = step(w, start, len, &win);
+		if (ret)
+			break;
+		w->waits = win.waits;
+		if (!win.area_len)
+			break;
+		ret = note_region(w, &win);
+		if (!ret)
+			ret = save_window(w, &win);
+		if (ret)
+			break;
+		start = win.start;
+		len = (uint64_t)win.nbits << win.shift;
+	}
+	return ret;
+}
+
+static int op(struct cg *cg, enum cg__op o)
+{
+	struct cg__req req;
+	struct cg__rep rep;
+
+	cg__req_init(&req, o);
+	return cg__call(cg, &req, &rep);
+}
+
+static int cmp_run(const void *a, const void *b)
+{
+	const struct cg__img_run *x = a, *y = b;
+
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+static int cmp_region(const void *a, const void *b)
+{
+	const struct cg__img_region *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Runs by address, each region pointing at its own. */
+static void index_order(struct writer *w)
+{
+	size_t k = 0;
+
+	qsort(w->runs, w->nruns, sizeof(*w->runs), cmp_run);
+	qsort(w->regions, w->nregions, sizeof(*w->regions), cmp_region);
+	for (size_t i = 0; i < w->nregions; i++) {
+		struct cg__img_region *g = &w->regions[i];
+
+		while (k < w->nruns && w->runs[k].addr < g->start)
+			k++;
+		g->first_run = k;
+		while (k < w->nruns && w->runs[k].addr < g->start + g->len)
+			k++;
+		g->nruns = k - g->first_run;
+	}
+}
+
+/* Index, then the header last: an image without one was never finished. */
+static int finish(struct writer *w, uint64_t created_ns)
+{
+	size_t rlen = w->nregions * sizeof(*w->regions);
+	size_t xlen = w->nruns * sizeof(*w->runs);
+	struct cg__img_header h = {
+		.magic = CG__IMG_MAGIC,
+		.version = CG__IMG_VERSION,
+		.header_len = sizeof(h),
+		.page_size = 4096,
+		.pid = getpid(),
+		.created_ns = created_ns,
+		.nregions = w->nregions,
+		.nruns = w->nruns,
+		.data_off = CG__IMG_HEADER_SIZE,
+		.data_len = w->data_end - CG__IMG_HEADER_SIZE,
+		.index_off = w->data_end,
+		.index_len = rlen + xlen,
+		.file_len = w->data_end + rlen + xlen,
+		.saved_bytes = w->saved_bytes,
+	};
+	int ret;
+
+	index_order(w);
+	h.index_crc = cg__crc32c(cg__crc32c(0, w->regions, rlen), w->runs, xlen);
+	h.header_crc = cg__crc32c(0, &h, offsetof(struct cg__img_header,
+						  header_crc));
+	ret = write_all(w->fd, w->regions, rlen, h.index_off);
+	if (!ret)
+		ret = write_all(w->fd, w->runs, xlen, h.index_off + rlen);
+	if (!ret && ftruncate(w->fd, (off_t)h.file_len))
+		ret = -errno;
+	if (!ret)
+		ret = write_all(w->fd, &h, sizeof(h), 0);
+	return ret;
+}
+
+static void writer_free(struct writer *w)
+{
+	if (w->bounce)
+		munmap(w->bounce, CG__IMG_RUN_MAX);
+	if (w->runs)
+		munmap(w->runs, w->runs_cap);
+	if (w->regions)
+		munmap(w->regions, w->regions_cap);
+}
+
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int check_target(int fd)
+{
+	struct stat st;
+	static const char zero[CG__IMG_HEADER_SIZE];
+
+	if (fstat(fd, &st))
+		return -errno;
+	/* Runs are written out of order, the header last: a file only. */
+	if (!S_ISREG(st.st_mode))
+		return -ESPIPE;
+	/* No header of an earlier image may survive a failed snapshot. */
+	return write_all(fd, zero, sizeof(zero), 0);
+}
+
+int cg_snapshot(struct cg *cg, int fd, struct cg_snapshot_info *info,
+		size_t size)
+{
+	struct writer w = { .cg = cg, .fd = fd,
+			    .data_end = CG__IMG_HEADER_SIZE };
+	uint64_t t0, created;
+	int ret, end;
+
+	if (!cg || fd < 0 || (info && size < CG_SNAPSHOT_INFO_SIZE_VER0))
+		return -EINVAL;
+	ret = check_target(fd);
+	if (ret)
+		return ret;
+	w.bounce = mmap(NULL, CG__IMG_RUN_MAX, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (w.bounce == MAP_FAILED)
+		return -ENOMEM;
+	t0 = cg__now_ns();
+	ret = op(cg, CG_OP_SNAPSHOT_BEGIN);
+	created = realtime_ns();
+	if (ret) {
+		munmap(w.bounce, CG__IMG_RUN_MAX);
+		return ret;
+	}
+	struct cg_snapshot_info out = { .begin_ns = cg__now_ns() - t0 };
+
+	ret = save_all(&w);
+	/* Always: a write still waiting goes on. */
+	end = op(cg, CG_OP_SNAPSHOT_END);
+	if (!ret && end)
+		ret = end;
+	if (!ret)
+		ret = finish(&w, created);
+	out.image_bytes = w.data_end + w.nregions * sizeof(*w.regions) +
+			  w.nruns * sizeof(*w.runs);
+	out.saved_bytes = w.saved_bytes;
+	out.regions = w.nregions;
+	out.waits = w.waits;
+	writer_free(&w);
+	if (!ret && info)
+		cg__copy_out(info, size, &out, sizeof(out));
+	return ret;
+}

@@ -38,9 +38,16 @@
 
 #include "internal.h"
 #include "kernel/uffd.h"
+#include "pins.h"
 #include "wire/protocol.h"
 
 #define URGENT_MAX 16
+/*
+ * A waiting write's 4 KiB page is saved with those around it, within
+ * this aligned span: a writer going through memory waits once a span,
+ * not once a page (bench/snapshot).
+ */
+#define URGENT_SPAN (64 * 1024)
 #define FREEZE_PASSES 8
 
 /* One region as begin found it: a bit per granule not saved yet. */
@@ -230,8 +237,12 @@ static int freeze(struct cg__mm *mm, struct cg__snap *s)
 		uint64_t before = present_pages(mm);
 		int ret = cg__mm_learn_and_protect_all(mm);
 
+		/*
+		 * Memory unmapped or moved away meanwhile (-ENOENT from the
+		 * protection), its event not read yet: take it again.
+		 */
 		if (ret)
-			return ret;
+			return ret == -ENOENT ? -ESTALE : ret;
 		if (present_pages(mm) == before)
 			return areas_build(mm, s);
 	}
@@ -262,6 +273,35 @@ int cg__mm_snap_begin(struct cg__mm *mm)
 }
 
 /* The span saved: whole granules of one area.  Clear them, wake them. */
+/*
+ * Open again what begin closed only for the snapshot: exclusive pages
+ * already dirty, no pin on them, were writable before (a write fault had
+ * opened them, or the window around one).  Writes there then cost no
+ * fault again, and hide nothing: the page is ours and reported written.
+ */
+static int reopen(struct cg__mm *mm, uint64_t start, uint64_t len)
+{
+	const unsigned open = CG_ST_PRESENT | CG_ST_EXCL | CG_ST_DIRTY | CG_ST_WP;
+	struct cg__region *r = cg__mm_find(mm, start);
+	struct cg__runs runs = { 0 };
+	int ret;
+
+	if (!r || mm->wp_around <= CG_PAGE_SIZE)
+		return 0;
+	ret = cg__region_collect(r, start, len, open, open, &runs);
+	for (size_t i = 0; !ret && i < runs.n; i++) {
+		const struct cg__run *x = &runs.v[i];
+
+		if (cg__mm_pinned(mm, x->start, x->len))
+			continue;
+		ret = cg__mm_ioctl_wp(mm, x->start, x->len, false);
+		if (!ret)
+			ret = cg__region_update(r, x->start, x->len, CG_ST_WP, 0);
+	}
+	cg__runs_free(&runs);
+	return ret;
+}
+
 static int saved(struct cg__mm *mm, uint64_t start, uint64_t len)
 {
 	struct area *a = area_of(mm->snap, start);
@@ -274,6 +314,7 @@ static int saved(struct cg__mm *mm, uint64_t start, uint64_t len)
 	for (uint64_t g = (start - a->start) >> a->shift,
 		      end = g + (len >> a->shift); g < end; g++)
 		a->unsaved[g / 64] &= ~(1ULL << (g % 64));
+	reopen(mm, start, len);
 	return cg__uffd_wake(mm->uffd, start, len);
 }
 
@@ -313,19 +354,30 @@ static bool urgent_window(struct cg__mm *mm, struct cg__snap_window *w)
 		if (ustart < a->start || ulen > a->start + a->len - ustart ||
 		    !area_unsaved(a, ustart, ulen))
 			continue;
+		if (ulen < URGENT_SPAN) {
+			uint64_t end = (ustart | (URGENT_SPAN - 1)) + 1;
+
+			ustart &= ~(uint64_t)(URGENT_SPAN - 1);
+			ustart = ustart > a->start ? ustart : a->start;
+			end = end < a->start + a->len ? end : a->start + a->len;
+			ulen = end - ustart;
+		}
 		window_of(a, ustart, ulen >> a->shift, w);
 		w->flags |= CG__SNAP_URGENT;
+		/*
+		 * The walk goes on from there: a writer going through memory
+		 * writes next where the walk saves next, and waits no more.
+		 * What it skipped is found by the sweep after the last area.
+		 */
+		s->cur = (size_t)(a - s->areas);
+		s->cursor = (ustart + ulen - a->start) >> a->shift;
 		return true;
 	}
 	return false;
 }
 
-/*
- * The next window in address order: the 2 MiB chunk of the next granule
- * not saved (a THP is one run), or its hugetlb page.  An area is named
- * once even with nothing to save.
- */
-static bool next_window(struct cg__mm *mm, struct cg__snap_window *w)
+/* From the walk's place to the end of the last area: the next window. */
+static bool walk_on(struct cg__mm *mm, struct cg__snap_window *w)
 {
 	struct cg__snap *s = mm->snap;
 
@@ -353,6 +405,30 @@ static bool next_window(struct cg__mm *mm, struct cg__snap_window *w)
 		window_of(a, start, (end - start) >> a->shift, w);
 		return true;
 	}
+	return false;
+}
+
+/*
+ * The next window in address order from the walk's place: the 2 MiB chunk
+ * of the next granule not saved (a THP is one run), or its hugetlb page;
+ * past the last area, from the first again while any is left (an urgent
+ * window moved the walk on past it).  Every area is named once, even one
+ * with nothing to save.
+ */
+static bool next_window(struct cg__mm *mm, struct cg__snap_window *w)
+{
+	struct cg__snap *s = mm->snap;
+
+	if (walk_on(mm, w))
+		return true;
+	for (size_t i = 0; i < s->nareas; i++)
+		if (!s->areas[i].announced ||
+		    area_unsaved(&s->areas[i], s->areas[i].start,
+				 s->areas[i].len)) {
+			s->cur = i;
+			s->cursor = 0;
+			return walk_on(mm, w);
+		}
 	return false;
 }
 

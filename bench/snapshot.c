@@ -145,7 +145,7 @@ static int snapshot_counted(struct cg *cg, int fd, struct sample *s)
 	int ret = cg_stats(cg, &st[0], sizeof(st[0]));
 
 	if (!ret)
-		ret = cg_snapshot(cg, fd, &info, sizeof(info));
+		ret = cg_snapshot(cg, fd, 0, &info, sizeof(info));
 	if (!ret)
 		ret = cg_stats(cg, &st[1], sizeof(st[1]));
 	if (!ret) {

@@ -332,7 +332,8 @@ struct cg_range {
  * those a pin unshared by a move or a fill, and every unit of a
  * read-write pin at every call (its consumer writes unseen).  A page
  * dropped (MADV_DONTNEED) unwritten is not reported, nor is memory not
- * registered.  Returns the number of ranges, or -EINVAL (NULL argument,
+ * registered.  A snapshot (cg_snapshot) resets the same record as it
+ * saves.  Returns the number of ranges, or -EINVAL (NULL argument,
  * @len or @max 0), -ENOTCONN (as cg_query); *@next is where a next call
  * goes on: @addr + @len once all was reported.  Since 0.1.
  */
@@ -346,12 +347,16 @@ CG_EXPORT int cg_track_collect(struct cg *cg, void *addr, size_t len,
  */
 struct cg_snapshot_info {
 	uint64_t image_bytes;	/* the image file's size */
-	uint64_t saved_bytes;	/* memory saved: what was populated */
+	uint64_t saved_bytes;	/* memory saved */
+	uint64_t kept_bytes;	/* incremental: present, as in the parent */
 	uint64_t regions;
 	uint64_t waits;		/* writes that waited for their page to be saved */
-	uint64_t begin_ns;	/* the freeze, while writes to holes waited */
+	uint64_t begin_ns;	/* the freeze, while no write was served */
 };
 #define CG_SNAPSHOT_INFO_SIZE_VER0 (offsetof(struct cg_snapshot_info, begin_ns) + sizeof(uint64_t))
+
+/* cg_snapshot flag: only what was written since the last snapshot. */
+#define CG_SNAPSHOT_INCREMENTAL (1u << 0)
 
 /*
  * cg_snapshot - write an image of every registered region to @fd, a
@@ -359,23 +364,31 @@ struct cg_snapshot_info {
  * offset 0 and cut to the image's size).  The image is the memory at the
  * moment the call froze it: from then on a write to a page not saved yet
  * waits until the page is saved, and goes on; a hole then is zeros in the
- * image.  Pages under a read-write pin (and every pinned page before
- * kernel 5.19) are saved as they are when saved: their consumers write
- * unseen.  Extra memory: 2 MiB, and 32 bytes per saved run (a run is at
+ * image.  With CG_SNAPSHOT_INCREMENTAL in @flags only the units written
+ * since the last snapshot this handle took are saved, the others named
+ * as kept (the parent image holds them; the image names its parent); it
+ * needs that snapshot to have succeeded and no cg_track_collect() since
+ * (-ENOENT otherwise): both take their record of writes from one place,
+ * and every snapshot resets it, as a collect does.  Pages under a
+ * read-write pin (and every pinned page before kernel 5.19) are saved as
+ * they are when saved: their consumers write unseen.  Extra memory: 2 MiB, and 32 bytes per saved run (a run is at
  * most 2 MiB).  The calling thread must not be one the program makes wait
  * (it writes nothing the program registered).  @info (may be NULL, then
  * @size is ignored) gets figures ("Structures that grow").  Returns 0, or
- * -EINVAL (NULL handle, @fd < 0, @size too small), -ESPIPE (@fd is not a
+ * -EINVAL (NULL handle, @fd < 0, @size too small, unknown @flags),
+ * -ENOENT (incremental without a parent, as above), -ESPIPE (@fd is not a
  * regular file), -EBUSY (a snapshot or a pin is in progress), -EOPNOTSUPP
- * (COWGUARD_WP=async: the kernel resolves writes, none can wait), -ESTALE
+ * (COWGUARD_WP=async: the kernel resolves writes, none can wait), -EAGAIN
+ * (the program kept populating new pages through 8 passes of the freeze),
+ * -ESTALE
  * (memory not saved yet was dropped, unmapped or moved meanwhile: take it
  * again), -ENOTCONN (the daemon went away), or a write's errno; after a
  * failure the file holds no valid image.  While it runs, a pin that would
  * write to a page not saved yet (read-write, or unsharing by a write)
  * fails with -EBUSY.  Since 0.1.
  */
-CG_EXPORT int cg_snapshot(struct cg *cg, int fd, struct cg_snapshot_info *info,
-			  size_t size);
+CG_EXPORT int cg_snapshot(struct cg *cg, int fd, unsigned flags,
+			  struct cg_snapshot_info *info, size_t size);
 
 /* cg_features - the userfaultfd features negotiated (UFFD_FEATURE_* bits). */
 CG_EXPORT uint64_t cg_features(const struct cg *cg);

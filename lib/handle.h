@@ -29,6 +29,8 @@ struct cg {
 	pthread_mutex_t pins_lock;	/* guards pins */
 	struct cg_pin *pins;		/* ours, for MADV_DONTFORK bookkeeping */
 	struct cg *next;		/* every open handle, for fork() */
+	/* The last image cg_snapshot() wrote, an incremental one's parent. */
+	_Atomic uint64_t last_image;
 };
 
 struct cg_pin {

@@ -15,10 +15,12 @@
  * checksum is of the bytes the image holds.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,7 +38,7 @@ struct writer {
 	struct cg__img_region *regions;
 	size_t nregions, regions_cap;
 	uint64_t data_end;	/* where the next run goes */
-	uint64_t saved_bytes, waits;
+	uint64_t saved_bytes, kept_bytes, waits;
 };
 
 /* Room for one more record of size in *v (an mmap'ed array), or -ENOMEM. */
@@ -129,27 +131,55 @@ static int save_span(struct writer *w, uint64_t addr, uint64_t len)
 	return ret;
 }
 
-static bool bit(const struct cg__snap_window *win, uint32_t i)
+/* [addr, addr+len) unwritten since the parent: a kept run, no bytes. */
+static int keep_span(struct writer *w, uint64_t addr, uint64_t len)
 {
-	return win->bits[i / 64] >> (i % 64) & 1;
+	struct cg__img_run *x = w->nruns ? &w->runs[w->nruns - 1] : NULL;
+	int ret;
+
+	if (x && x->flags & CG__IMG_KEPT && x->addr + x->len == addr) {
+		x->len += len;
+	} else {
+		ret = grow((void **)&w->runs, w->nruns, &w->runs_cap, sizeof(*x));
+		if (ret)
+			return ret;
+		w->runs[w->nruns++] = (struct cg__img_run){
+			.addr = addr, .len = len, .flags = CG__IMG_KEPT };
+	}
+	w->kept_bytes += len;
+	return 0;
 }
 
-/* The window's runs of set bits. */
-static int save_window(struct writer *w, const struct cg__snap_window *win)
+static bool bit(const uint64_t *map, uint32_t i)
+{
+	return map[i / 64] >> (i % 64) & 1;
+}
+
+/* Each run of set bits of map in the window, to fn. */
+static int runs_of(struct writer *w, const struct cg__snap_window *win,
+		   const uint64_t *map,
+		   int (*fn)(struct writer *, uint64_t, uint64_t))
 {
 	int ret = 0;
 
 	for (uint32_t i = 0; !ret && i < win->nbits;) {
 		uint32_t j = i;
 
-		while (j < win->nbits && bit(win, j))
+		while (j < win->nbits && bit(map, j))
 			j++;
 		if (j > i)
-			ret = save_span(w, win->start + ((uint64_t)i << win->shift),
-					(uint64_t)(j - i) << win->shift);
+			ret = fn(w, win->start + ((uint64_t)i << win->shift),
+				 (uint64_t)(j - i) << win->shift);
 		i = j > i ? j : i + 1;
 	}
 	return ret;
+}
+
+static int save_window(struct writer *w, const struct cg__snap_window *win)
+{
+	int ret = runs_of(w, win, win->bits, save_span);
+
+	return ret ? ret : runs_of(w, win, win->kept, keep_span);
 }
 
 static int note_region(struct writer *w, const struct cg__snap_window *win)
@@ -218,12 +248,13 @@ static int save_all(struct writer *w)
 	return ret;
 }
 
-static int op(struct cg *cg, enum cg__op o)
+static int op(struct cg *cg, enum cg__op o, unsigned flags)
 {
 	struct cg__req req;
 	struct cg__rep rep;
 
 	cg__req_init(&req, o);
+	req.flags = flags;
 	return cg__call(cg, &req, &rep);
 }
 
@@ -241,12 +272,31 @@ static int cmp_region(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
+/* Kept runs next to each other, one (windows came out of order). */
+static void merge_kept(struct writer *w)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < w->nruns; i++) {
+		struct cg__img_run *last = k ? &w->runs[k - 1] : NULL;
+		const struct cg__img_run *x = &w->runs[i];
+
+		if (last && last->flags & x->flags & CG__IMG_KEPT &&
+		    last->addr + last->len == x->addr)
+			last->len += x->len;
+		else
+			w->runs[k++] = *x;
+	}
+	w->nruns = k;
+}
+
 /* Runs by address, each region pointing at its own. */
 static void index_order(struct writer *w)
 {
 	size_t k = 0;
 
 	qsort(w->runs, w->nruns, sizeof(*w->runs), cmp_run);
+	merge_kept(w);
 	qsort(w->regions, w->nregions, sizeof(*w->regions), cmp_region);
 	for (size_t i = 0; i < w->nregions; i++) {
 		struct cg__img_region *g = &w->regions[i];
@@ -261,11 +311,17 @@ static void index_order(struct writer *w)
 }
 
 /* Index, then the header last: an image without one was never finished. */
-static int finish(struct writer *w, uint64_t created_ns)
+static int finish(struct writer *w, uint64_t created_ns, uint64_t id,
+		  uint64_t parent)
 {
-	size_t rlen = w->nregions * sizeof(*w->regions);
-	size_t xlen = w->nruns * sizeof(*w->runs);
-	struct cg__img_header h = {
+	size_t rlen, xlen;
+	struct cg__img_header h;
+	int ret;
+
+	index_order(w);
+	rlen = w->nregions * sizeof(*w->regions);
+	xlen = w->nruns * sizeof(*w->runs);
+	h = (struct cg__img_header){
 		.magic = CG__IMG_MAGIC,
 		.version = CG__IMG_VERSION,
 		.header_len = sizeof(h),
@@ -280,10 +336,10 @@ static int finish(struct writer *w, uint64_t created_ns)
 		.index_len = rlen + xlen,
 		.file_len = w->data_end + rlen + xlen,
 		.saved_bytes = w->saved_bytes,
+		.flags = parent ? CG__IMG_INCREMENTAL : 0,
+		.id = id,
+		.parent_id = parent,
 	};
-	int ret;
-
-	index_order(w);
 	h.index_crc = cg__crc32c(cg__crc32c(0, w->regions, rlen), w->runs, xlen);
 	h.header_crc = cg__crc32c(0, &h, offsetof(struct cg__img_header,
 						  header_crc));
@@ -329,16 +385,33 @@ static int check_target(int fd)
 	return write_all(fd, zero, sizeof(zero), 0);
 }
 
-int cg_snapshot(struct cg *cg, int fd, struct cg_snapshot_info *info,
-		size_t size)
+/* A new image's id: random, never 0 (0 is "no parent"). */
+static uint64_t new_id(void)
+{
+	uint64_t id = 0;
+
+	if (getrandom(&id, sizeof(id), GRND_NONBLOCK) != sizeof(id))
+		id = realtime_ns() ^ ((uint64_t)getpid() << 32);
+	return id ? id : 1;
+}
+
+int cg_snapshot(struct cg *cg, int fd, unsigned flags,
+		struct cg_snapshot_info *info, size_t size)
 {
 	struct writer w = { .cg = cg, .fd = fd,
 			    .data_end = CG__IMG_HEADER_SIZE };
-	uint64_t t0, created;
+	struct cg_snapshot_info out = { 0 };
+	uint64_t t0, created, parent = 0, id = new_id();
 	int ret, end;
 
-	if (!cg || fd < 0 || (info && size < CG_SNAPSHOT_INFO_SIZE_VER0))
+	if (!cg || fd < 0 || (info && size < CG_SNAPSHOT_INFO_SIZE_VER0) ||
+	    flags & ~CG_SNAPSHOT_INCREMENTAL)
 		return -EINVAL;
+	if (flags & CG_SNAPSHOT_INCREMENTAL) {
+		parent = atomic_load(&cg->last_image);
+		if (!parent)
+			return -ENOENT;
+	}
 	ret = check_target(fd);
 	if (ret)
 		return ret;
@@ -347,24 +420,25 @@ int cg_snapshot(struct cg *cg, int fd, struct cg_snapshot_info *info,
 	if (w.bounce == MAP_FAILED)
 		return -ENOMEM;
 	t0 = cg__now_ns();
-	ret = op(cg, CG_OP_SNAPSHOT_BEGIN);
+	ret = op(cg, CG_OP_SNAPSHOT_BEGIN,
+		 parent ? CG__SNAP_INCREMENTAL : 0);
 	created = realtime_ns();
-	if (ret) {
-		munmap(w.bounce, CG__IMG_RUN_MAX);
-		return ret;
-	}
-	struct cg_snapshot_info out = { .begin_ns = cg__now_ns() - t0 };
-
-	ret = save_all(&w);
-	/* Always: a write still waiting goes on. */
-	end = op(cg, CG_OP_SNAPSHOT_END);
+	out.begin_ns = cg__now_ns() - t0;
+	if (!ret)
+		ret = save_all(&w);
+	/* All saved: no write waits on us any more, malloc is safe again. */
+	if (!ret)
+		ret = finish(&w, created, id, parent);
+	/* Always, after a begin: a write still waiting goes on. */
+	end = op(cg, CG_OP_SNAPSHOT_END, ret ? CG__SNAP_FAILED : 0);
 	if (!ret && end)
 		ret = end;
 	if (!ret)
-		ret = finish(&w, created);
+		atomic_store(&cg->last_image, id);
 	out.image_bytes = w.data_end + w.nregions * sizeof(*w.regions) +
 			  w.nruns * sizeof(*w.runs);
 	out.saved_bytes = w.saved_bytes;
+	out.kept_bytes = w.kept_bytes;
 	out.regions = w.nregions;
 	out.waits = w.waits;
 	writer_free(&w);

@@ -29,11 +29,12 @@ static inline int su_tmpfile(void)
 
 /*
  * The memory the image in fd holds for [addr, addr+len) into out (holes:
- * zeros); every run checked.  Returns the region's kind (enum
- * cg_page_kind) for the region starting at addr, 0 if none.
+ * zeros; kept runs of an incremental image: as in parent, the memory its
+ * parent image holds); every run checked.  Returns the region's kind
+ * (enum cg_page_kind) for the region starting at addr, 0 if none.
  */
 static inline unsigned su_rebuild(int fd, const char *addr, size_t len,
-				  char *out)
+				  char *out, const char *parent)
 {
 	struct cg__img img;
 	unsigned kind = 0;
@@ -52,6 +53,12 @@ static inline unsigned su_rebuild(int fd, const char *addr, size_t len,
 
 		if (x->addr < (uintptr_t)addr || x->addr >= (uintptr_t)addr + len)
 			continue;
+		if (x->flags & CG__IMG_KEPT) {
+			ck_assert_msg(parent, "a kept run in a full image");
+			memcpy(out + (x->addr - (uintptr_t)addr),
+			       parent + (x->addr - (uintptr_t)addr), x->len);
+			continue;
+		}
 		ret = cg__img_read_run(&img, i, buf);
 		ck_assert_msg(!ret, "run %llu: %s", (unsigned long long)i, img.err);
 		memcpy(out + (x->addr - (uintptr_t)addr), buf, x->len);

@@ -32,7 +32,7 @@ static int sound_image(void)
 	for (size_t off = 0; off < LEN; off += 4 * PG)
 		ck_assert_int_eq(madvise(p + off, PG, MADV_DONTNEED), 0);
 	ck_assert_int_eq(cg_register(cg, p, LEN, 0), 0);
-	ck_assert_int_eq(cg_snapshot(cg, fd, NULL, 0), 0);
+	ck_assert_int_eq(cg_snapshot(cg, fd, 0, NULL, 0), 0);
 	cg_close(cg);
 	munmap(p, LEN);
 	return fd;

@@ -94,12 +94,12 @@ static void snapshot_round(struct cg *cg, char *p, struct writer *w,
 	h_sleep_ms(5);
 	for (unsigned i = 0; i < WRITERS; i++)
 		before[i] = atomic_load(&w[i].done);
-	ret = cg_snapshot(cg, fd, &info, sizeof(info));
+	ret = cg_snapshot(cg, fd, 0, &info, sizeof(info));
 	for (unsigned i = 0; i < WRITERS; i++)
 		after[i] = atomic_load(&w[i].done);
 	ck_assert_msg(ret == 0, "cg_snapshot: %s", cg_strerror(ret));
 	ck_assert_int_eq(lseek(fd, 0, SEEK_END), (off_t)info.image_bytes);
-	su_rebuild(fd, p, LEN, img);
+	su_rebuild(fd, p, LEN, img, NULL);
 	for (unsigned i = 0; i < WRITERS; i++)
 		check_prefix(img, LEN / PG, i, before[i], after[i]);
 	printf("%s: %llu KiB saved, %llu writes waited, freeze %.2f ms, "
@@ -131,7 +131,7 @@ START_TEST(a_snapshot_is_the_memory_of_one_instant)
 		int fd = su_tmpfile();
 
 		/* The kernel resolves every write: none can be made to wait. */
-		ck_assert_int_eq(cg_snapshot(cg, fd, NULL, 0), -EOPNOTSUPP);
+		ck_assert_int_eq(cg_snapshot(cg, fd, 0, NULL, 0), -EOPNOTSUPP);
 		close(fd);
 		h_skip("asynchronous write protection refuses snapshots "
 		       "(checked: -EOPNOTSUPP)");
@@ -151,8 +151,8 @@ START_TEST(a_snapshot_is_the_memory_of_one_instant)
 	{
 		int fd = su_tmpfile();
 
-		ck_assert_int_eq(cg_snapshot(cg, fd, NULL, 0), 0);
-		ck_assert_uint_eq(su_rebuild(fd, p, LEN, img),
+		ck_assert_int_eq(cg_snapshot(cg, fd, 0, NULL, 0), 0);
+		ck_assert_uint_eq(su_rebuild(fd, p, LEN, img, NULL),
 				  kind == H_4K	 ? CG_PAGE_4K
 				  : kind == H_THP ? CG_PAGE_THP
 						  : CG_PAGE_HUGETLB_2M);

@@ -91,7 +91,7 @@ static void snapshots_racing(enum how how, int mode)
 		goto out;
 	ck_assert_int_eq(pthread_create(&t, NULL, dropper_main, &d), 0);
 	for (int i = 0; i < TRIES && (!stale || ok < 3); i++) {
-		int fd = su_tmpfile(), ret = cg_snapshot(cg, fd, NULL, 0);
+		int fd = su_tmpfile(), ret = cg_snapshot(cg, fd, 0, NULL, 0);
 		struct cg__img img;
 
 		ck_assert_msg(ret == 0 || ret == -ESTALE, "%s: %s", how_name(how),
@@ -116,7 +116,7 @@ static void snapshots_racing(enum how how, int mode)
 	{
 		int fd = su_tmpfile();
 
-		ck_assert_int_eq(cg_snapshot(cg, fd, NULL, 0), 0);
+		ck_assert_int_eq(cg_snapshot(cg, fd, 0, NULL, 0), 0);
 		close(fd);
 	}
 out:
@@ -141,14 +141,14 @@ START_TEST(a_snapshot_needs_a_file_and_runs_alone)
 	ck_assert(p);
 	ck_assert_int_eq(cg_register(cg, p, MIB, 0), 0);
 	ck_assert_int_eq(pipe(pipefd), 0);
-	ck_assert_int_eq(cg_snapshot(cg, pipefd[1], NULL, 0), -ESPIPE);
-	ck_assert_int_eq(cg_snapshot(NULL, 0, NULL, 0), -EINVAL);
-	ck_assert_int_eq(cg_snapshot(cg, -1, NULL, 0), -EINVAL);
+	ck_assert_int_eq(cg_snapshot(cg, pipefd[1], 0, NULL, 0), -ESPIPE);
+	ck_assert_int_eq(cg_snapshot(NULL, 0, 0, NULL, 0), -EINVAL);
+	ck_assert_int_eq(cg_snapshot(cg, -1, 0, NULL, 0), -EINVAL);
 	{
 		struct cg_snapshot_info info;
 		int fd = su_tmpfile();
 
-		ck_assert_int_eq(cg_snapshot(cg, fd, &info, 8), -EINVAL);
+		ck_assert_int_eq(cg_snapshot(cg, fd, 0, &info, 8), -EINVAL);
 		close(fd);
 	}
 	close(pipefd[0]);

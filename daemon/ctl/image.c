@@ -29,13 +29,18 @@ static const char *kind_name(uint32_t kind)
 	return "?";
 }
 
-static uint64_t region_saved(const struct cg__img *img, uint64_t i)
+/* The bytes of region i's runs, kept ones or saved ones. */
+static uint64_t region_bytes(const struct cg__img *img, uint64_t i, bool kept)
 {
 	const struct cg__img_region *g = &img->regions[i];
 	uint64_t bytes = 0;
 
-	for (uint64_t k = 0; k < g->nruns; k++)
-		bytes += img->runs[g->first_run + k].len;
+	for (uint64_t k = 0; k < g->nruns; k++) {
+		const struct cg__img_run *x = &img->runs[g->first_run + k];
+
+		if (!(x->flags & CG__IMG_KEPT) == !kept)
+			bytes += x->len;
+	}
 	return bytes;
 }
 
@@ -49,16 +54,23 @@ static void text_image(const struct cg__img *img, const char *safe_path)
 		 gmtime_r(&t, &tm));
 	printf("%s: snapshot image version %" PRIu32 " of pid %" PRId64
 	       ", taken %s\n", safe_path, img->h.version, img->h.pid, when);
+	printf("id %016" PRIx64, img->h.id);
+	if (img->h.flags & CG__IMG_INCREMENTAL)
+		printf(", incremental: kept pages are in image %016" PRIx64,
+		       img->h.parent_id);
+	printf("\n");
 	printf("%" PRIu64 " regions, %.1f MiB saved in %" PRIu64 " runs, "
 	       "file %.1f MiB\n", img->h.nregions, img->h.saved_bytes / 1048576.0,
 	       img->h.nruns, img->h.file_len / 1048576.0);
-	printf("%-18s %-18s %-14s %10s\n", "START", "END", "KIND", "SAVED");
+	printf("%-18s %-18s %-14s %12s %12s\n", "START", "END", "KIND", "SAVED",
+	       "KEPT");
 	for (uint64_t i = 0; i < img->h.nregions; i++) {
 		const struct cg__img_region *g = &img->regions[i];
 
-		printf("%#-18" PRIx64 " %#-18" PRIx64 " %-14s %8.1f MiB\n",
+		printf("%#-18" PRIx64 " %#-18" PRIx64 " %-14s %8.1f MiB %8.1f MiB\n",
 		       g->start, g->start + g->len, kind_name(g->kind),
-		       region_saved(img, i) / 1048576.0);
+		       region_bytes(img, i, false) / 1048576.0,
+		       region_bytes(img, i, true) / 1048576.0);
 	}
 	printf("checksums good\n");
 }
@@ -66,15 +78,18 @@ static void text_image(const struct cg__img *img, const char *safe_path)
 static void json_image(const struct cg__img *img)
 {
 	printf("{\"version\":%" PRIu32 ",\"pid\":%" PRId64 ",\"created_ns\":%"
-	       PRIu64 ",\"saved_bytes\":%" PRIu64 ",\"runs\":%" PRIu64
+	       PRIu64 ",\"id\":\"%016" PRIx64 "\",\"parent_id\":\"%016" PRIx64
+	       "\",\"saved_bytes\":%" PRIu64 ",\"runs\":%" PRIu64
 	       ",\"file_bytes\":%" PRIu64 ",\"regions\":[", img->h.version,
-	       img->h.pid, img->h.created_ns, img->h.saved_bytes, img->h.nruns,
-	       img->h.file_len);
+	       img->h.pid, img->h.created_ns, img->h.id, img->h.parent_id,
+	       img->h.saved_bytes, img->h.nruns, img->h.file_len);
 	for (uint64_t i = 0; i < img->h.nregions; i++)
 		printf("%s{\"start\":%" PRIu64 ",\"len\":%" PRIu64
-		       ",\"kind\":\"%s\",\"saved_bytes\":%" PRIu64 "}",
+		       ",\"kind\":\"%s\",\"saved_bytes\":%" PRIu64
+		       ",\"kept_bytes\":%" PRIu64 "}",
 		       i ? "," : "", img->regions[i].start, img->regions[i].len,
-		       kind_name(img->regions[i].kind), region_saved(img, i));
+		       kind_name(img->regions[i].kind),
+		       region_bytes(img, i, false), region_bytes(img, i, true));
 	printf("],\"checksums\":\"good\"}\n");
 }
 

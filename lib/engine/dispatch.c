@@ -131,14 +131,14 @@ int cg__mm_dispatch(struct cg__mm *mm, const struct cg__req *req,
 		rep->status = track_collect(mm, req, rep);
 		break;
 	case CG_OP_SNAPSHOT_BEGIN:
-		rep->status = cg__mm_snap_begin(mm);
+		rep->status = cg__mm_snap_begin(mm, req->flags);
 		break;
 	case CG_OP_SNAPSHOT_STEP:
 		rep->status = cg__mm_snap_step(mm, req->addr, req->len,
 					       &rep->u.snap);
 		break;
 	case CG_OP_SNAPSHOT_END:
-		rep->status = cg__mm_snap_end(mm);
+		rep->status = cg__mm_snap_end(mm, req->flags);
 		break;
 	case CG_OP_PIN:
 	case CG_OP_UNPIN:

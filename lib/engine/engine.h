@@ -138,6 +138,11 @@ struct cg__mm {
 	} move;
 	void *fill_scratch;	/* fill.c: 2 MiB, kept warm */
 	struct cg__snap *snap;	/* snapshot.c: the one in progress, or NULL */
+	/*
+	 * CG_ST_DIRTY holds what was written since the last snapshot, which
+	 * succeeded: an incremental one may follow (no collect since).
+	 */
+	bool snap_parent;
 	struct cg_stats stats;
 
 	/* Messages read while retrying an ioctl, handled before new ones. */
@@ -258,16 +263,20 @@ int cg__mm_collect_all(struct cg__mm *mm);
 /*
  * Live snapshot (lib/engine/snapshot.c): begin freezes every region at
  * one instant (-EBUSY: one runs, or a pin; -EOPNOTSUPP: asynchronous
- * protection); each step takes the span the client saved since the last
- * (whole granules of one area; len 0: none) and answers the next window
- * to save into w (area_len 0: all saved), or -ESTALE once memory not
- * saved was dropped, unmapped or moved; end lets every write go on.
+ * protection); CG__SNAP_INCREMENTAL saves only what was written since the
+ * last snapshot (-ENOENT: none succeeded since the engine began, or a
+ * collect took what was written).  Each step takes the span the client
+ * saved since the last (whole granules of one area; len 0: none) and
+ * answers the next window to save into w (area_len 0: all saved), or
+ * -ESTALE once memory not saved was dropped, unmapped or moved.  End lets
+ * every write go on; the client says whether its image was written
+ * (CG__SNAP_FAILED: the next cannot be incremental).
  */
 struct cg__snap_window;
-int cg__mm_snap_begin(struct cg__mm *mm);
+int cg__mm_snap_begin(struct cg__mm *mm, unsigned flags);
 int cg__mm_snap_step(struct cg__mm *mm, uint64_t start, uint64_t len,
 		     struct cg__snap_window *w);
-int cg__mm_snap_end(struct cg__mm *mm);
+int cg__mm_snap_end(struct cg__mm *mm, unsigned flags);
 
 /* Before fork(): protect every page so that writes racing the fork are seen. */
 int cg__mm_fork_prepare(struct cg__mm *mm);

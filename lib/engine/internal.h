@@ -134,6 +134,13 @@ bool cg__mm_move_holds(const struct cg__mm *mm, uint64_t addr);
 int cg__mm_move_settle(struct cg__mm *mm);
 int cg__mm_move_done(struct cg__mm *mm, uint64_t start, uint64_t len);
 
+/*
+ * Whether a pin holds part of [start, start+len) whose writes the page
+ * tables do not see (lib/engine/track.c): a read-write pin, and before
+ * 5.19 every pin (its pages stay unprotected).  Such units stay dirty.
+ */
+bool cg__mm_written_behind(struct cg__mm *mm, uint64_t start, uint64_t len);
+
 /* Write tracking, asynchronous protection: lib/engine/written.c. */
 int cg__mm_collect_protecting(struct cg__mm *mm, struct cg__region *r,
 			      uint64_t start, uint64_t end);

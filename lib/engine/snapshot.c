@@ -56,6 +56,8 @@ struct area {
 	uint32_t kind;		/* enum cg_page_kind */
 	unsigned shift;		/* granule: 4 KiB, or the hugetlb page */
 	uint64_t *unsaved;
+	/* Incremental: present, not written since the parent; not yet told. */
+	uint64_t *kept;
 	bool announced;		/* a step has named it to the client */
 };
 
@@ -75,9 +77,14 @@ static uint64_t granules(const struct area *a)
 	return a->len >> a->shift;
 }
 
-static bool bit_get(const struct area *a, uint64_t i)
+static bool bit_get(const uint64_t *map, uint64_t i)
 {
-	return a->unsaved[i / 64] >> (i % 64) & 1;
+	return map[i / 64] >> (i % 64) & 1;
+}
+
+static void bit_set(uint64_t *map, uint64_t i)
+{
+	map[i / 64] |= 1ULL << (i % 64);
 }
 
 static struct area *area_of(const struct cg__snap *s, uint64_t addr)
@@ -89,13 +96,17 @@ static struct area *area_of(const struct cg__snap *s, uint64_t addr)
 	return NULL;
 }
 
-/* The first granule at or past i with its bit set, or granules(a). */
-static uint64_t next_unsaved(const struct area *a, uint64_t i)
+/*
+ * The first granule at or past i not saved (or, pending, not saved or
+ * kept and not yet told), or granules(a).
+ */
+static uint64_t next_bit(const struct area *a, uint64_t i, bool pending)
 {
 	uint64_t n = granules(a);
 
 	while (i < n) {
-		uint64_t w = a->unsaved[i / 64] >> (i % 64);
+		uint64_t w = (a->unsaved[i / 64] |
+			      (pending ? a->kept[i / 64] : 0)) >> (i % 64);
 
 		if (w)
 			return i + (uint64_t)__builtin_ctzll(w) < n
@@ -118,7 +129,16 @@ static bool area_unsaved(const struct area *a, uint64_t start, uint64_t len)
 		return false;
 	i = (lo - a->start) >> a->shift;
 	last = (hi - 1 - a->start) >> a->shift;
-	return next_unsaved(a, i) <= last;
+	return next_bit(a, i, false) <= last;
+}
+
+/* Whether a granule is left to save, or a kept one to tell. */
+static bool any_pending(const struct cg__snap *s)
+{
+	for (size_t i = 0; i < s->nareas; i++)
+		if (next_bit(&s->areas[i], 0, true) < granules(&s->areas[i]))
+			return true;
+	return false;
 }
 
 bool cg__mm_snap_unsaved(const struct cg__mm *mm, uint64_t start,
@@ -160,8 +180,10 @@ void cg__mm_snap_disturbed(struct cg__mm *mm, uint64_t start, uint64_t len)
 
 static void snap_free(struct cg__snap *s)
 {
-	for (size_t i = 0; s && i < s->nareas; i++)
+	for (size_t i = 0; s && i < s->nareas; i++) {
 		free(s->areas[i].unsaved);
+		free(s->areas[i].kept);
+	}
 	if (s)
 		free(s->areas);
 	free(s);
@@ -175,12 +197,12 @@ static uint32_t area_kind(const struct cg__region *r)
 	return r->kind == CG_RK_THP ? CG_PAGE_THP : CG_PAGE_4K;
 }
 
-/* Set the bits of a's present granules, as r holds them (learned). */
-static int area_fill(struct area *a, const struct cg__region *r)
+/* Set a granule bit in map for each page of the runs of r matching. */
+static int mark_runs(struct area *a, uint64_t *map, const struct cg__region *r,
+		     unsigned mask, unsigned value)
 {
 	struct cg__runs runs = { 0 };
-	int ret = cg__region_collect(r, r->start, r->len, CG_ST_PRESENT,
-				     CG_ST_PRESENT, &runs);
+	int ret = cg__region_collect(r, r->start, r->len, mask, value, &runs);
 
 	for (size_t i = 0; !ret && i < runs.n; i++) {
 		uint64_t g = (runs.v[i].start - a->start) >> a->shift;
@@ -188,13 +210,42 @@ static int area_fill(struct area *a, const struct cg__region *r)
 				(1ULL << a->shift) - 1) >> a->shift;
 
 		for (; g < end; g++)
-			a->unsaved[g / 64] |= 1ULL << (g % 64);
+			bit_set(map, g);
 	}
 	cg__runs_free(&runs);
 	return ret;
 }
 
-static int areas_build(struct cg__mm *mm, struct cg__snap *s)
+/*
+ * What begin found present: all of it to save, or (incremental) what was
+ * written since the parent to save, the rest kept.  A pin's consumer
+ * writes unseen: its units are saved every time.
+ */
+static int area_fill(struct cg__mm *mm, struct area *a,
+		     const struct cg__region *r, bool incremental)
+{
+	uint64_t n = granules(a);
+
+	if (!incremental)
+		return mark_runs(a, a->unsaved, r, CG_ST_PRESENT, CG_ST_PRESENT);
+	int ret = mark_runs(a, a->unsaved, r, CG_ST_PRESENT | CG_ST_DIRTY,
+			    CG_ST_PRESENT | CG_ST_DIRTY);
+
+	if (!ret)
+		ret = mark_runs(a, a->kept, r, CG_ST_PRESENT | CG_ST_DIRTY,
+				CG_ST_PRESENT);
+	for (uint64_t g = 0; !ret && g < n; g++)
+		if (bit_get(a->kept, g) &&
+		    cg__mm_written_behind(mm, a->start + (g << a->shift),
+					  1ULL << a->shift)) {
+			a->kept[g / 64] &= ~(1ULL << (g % 64));
+			bit_set(a->unsaved, g);
+		}
+	return ret;
+}
+
+static int areas_build(struct cg__mm *mm, struct cg__snap *s,
+		       bool incremental)
 {
 	s->areas = calloc(mm->nregions ? mm->nregions : 1, sizeof(*s->areas));
 	if (!s->areas)
@@ -209,9 +260,10 @@ static int areas_build(struct cg__mm *mm, struct cg__snap *s)
 		a->shift = r->kind == CG_RK_HUGETLB ? r->unit_shift
 						    : CG_PAGE_SHIFT;
 		a->unsaved = calloc((granules(a) + 63) / 64, sizeof(uint64_t));
-		if (!a->unsaved)
+		a->kept = calloc((granules(a) + 63) / 64, sizeof(uint64_t));
+		if (!a->unsaved || !a->kept)
 			return -ENOMEM;
-		int ret = area_fill(a, r);
+		int ret = area_fill(mm, a, r, incremental);
 
 		if (ret)
 			return ret;
@@ -231,7 +283,7 @@ static uint64_t present_pages(const struct cg__mm *mm)
  * Learn every region and protect what is populated, until a pass learns
  * nothing new (learning new pages only ever adds present ones).
  */
-static int freeze(struct cg__mm *mm, struct cg__snap *s)
+static int freeze(struct cg__mm *mm, struct cg__snap *s, bool incremental)
 {
 	for (int pass = 0; pass < FREEZE_PASSES; pass++) {
 		uint64_t before = present_pages(mm);
@@ -244,18 +296,23 @@ static int freeze(struct cg__mm *mm, struct cg__snap *s)
 		if (ret)
 			return ret == -ENOENT ? -ESTALE : ret;
 		if (present_pages(mm) == before)
-			return areas_build(mm, s);
+			return areas_build(mm, s, incremental);
 	}
 	return -EAGAIN;
 }
 
-int cg__mm_snap_begin(struct cg__mm *mm)
+int cg__mm_snap_begin(struct cg__mm *mm, unsigned flags)
 {
+	bool incremental = flags & CG__SNAP_INCREMENTAL;
 	struct cg__snap *s;
 	int ret;
 
+	if (flags & ~CG__SNAP_INCREMENTAL)
+		return -EINVAL;
 	if (mm->snap || mm->pin_job || cg__mm_move_armed(mm))
 		return -EBUSY;
+	if (incremental && !mm->snap_parent)
+		return -ENOENT;
 	if (mm->wp_async)
 		return -EOPNOTSUPP;
 	if (mm->pagemap_fd < 0)
@@ -263,7 +320,9 @@ int cg__mm_snap_begin(struct cg__mm *mm)
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	ret = freeze(mm, s);
+	/* Saving clears CG_ST_DIRTY: no parent until this one is written. */
+	mm->snap_parent = false;
+	ret = freeze(mm, s, incremental);
 	if (ret) {
 		snap_free(s);
 		return ret;
@@ -274,32 +333,16 @@ int cg__mm_snap_begin(struct cg__mm *mm)
 
 /* The span saved: whole granules of one area.  Clear them, wake them. */
 /*
- * Open again what begin closed only for the snapshot: exclusive pages
- * already dirty, no pin on them, were writable before (a write fault had
- * opened them, or the window around one).  Writes there then cost no
- * fault again, and hide nothing: the page is ours and reported written.
+ * Saved, and still protected since the freeze: from now on CG_ST_DIRTY
+ * says written since this snapshot (what an incremental one saves), but
+ * where a pin's consumer writes unseen.
  */
-static int reopen(struct cg__mm *mm, uint64_t start, uint64_t len)
+static void clean(struct cg__mm *mm, uint64_t start, uint64_t len)
 {
-	const unsigned open = CG_ST_PRESENT | CG_ST_EXCL | CG_ST_DIRTY | CG_ST_WP;
 	struct cg__region *r = cg__mm_find(mm, start);
-	struct cg__runs runs = { 0 };
-	int ret;
 
-	if (!r || mm->wp_around <= CG_PAGE_SIZE)
-		return 0;
-	ret = cg__region_collect(r, start, len, open, open, &runs);
-	for (size_t i = 0; !ret && i < runs.n; i++) {
-		const struct cg__run *x = &runs.v[i];
-
-		if (cg__mm_pinned(mm, x->start, x->len))
-			continue;
-		ret = cg__mm_ioctl_wp(mm, x->start, x->len, false);
-		if (!ret)
-			ret = cg__region_update(r, x->start, x->len, CG_ST_WP, 0);
-	}
-	cg__runs_free(&runs);
-	return ret;
+	if (r && !cg__mm_written_behind(mm, start, len))
+		cg__region_update(r, start, len, CG_ST_DIRTY, 0);
 }
 
 static int saved(struct cg__mm *mm, uint64_t start, uint64_t len)
@@ -314,13 +357,16 @@ static int saved(struct cg__mm *mm, uint64_t start, uint64_t len)
 	for (uint64_t g = (start - a->start) >> a->shift,
 		      end = g + (len >> a->shift); g < end; g++)
 		a->unsaved[g / 64] &= ~(1ULL << (g % 64));
-	reopen(mm, start, len);
+	clean(mm, start, len);
 	return cg__uffd_wake(mm->uffd, start, len);
 }
 
-/* Describe the granules of [start, start + n << shift) of a into w. */
-static void window_of(const struct area *a, uint64_t start, uint64_t n,
-		      struct cg__snap_window *w)
+/*
+ * Describe the granules of [start, start + n << shift) of a into w: those
+ * to save, and those kept, which are told once.
+ */
+static void window_take(struct area *a, uint64_t start, uint64_t n,
+			struct cg__snap_window *w)
 {
 	uint64_t g0 = (start - a->start) >> a->shift;
 
@@ -330,9 +376,14 @@ static void window_of(const struct area *a, uint64_t start, uint64_t n,
 	w->shift = a->shift;
 	w->start = start;
 	w->nbits = (uint32_t)n;
+	for (uint64_t i = 0; i < n; i++) {
+		if (bit_get(a->unsaved, g0 + i))
+			bit_set(w->bits, i);
+		if (bit_get(a->kept, g0 + i))
+			bit_set(w->kept, i);
+	}
 	for (uint64_t i = 0; i < n; i++)
-		if (bit_get(a, g0 + i))
-			w->bits[i / 64] |= 1ULL << (i % 64);
+		a->kept[(g0 + i) / 64] &= ~(1ULL << ((g0 + i) % 64));
 }
 
 /* A parked write's unit, if one is still waiting. */
@@ -343,7 +394,7 @@ static bool urgent_window(struct cg__mm *mm, struct cg__snap_window *w)
 	while (s->nurgent) {
 		uint64_t addr = s->urgent[s->urgent_head];
 		const struct cg__region *r = cg__mm_find(mm, addr);
-		const struct area *a = area_of(s, addr);
+		struct area *a = area_of(s, addr);
 		uint64_t ustart, ulen;
 
 		s->urgent_head = (s->urgent_head + 1) % URGENT_MAX;
@@ -362,7 +413,7 @@ static bool urgent_window(struct cg__mm *mm, struct cg__snap_window *w)
 			end = end < a->start + a->len ? end : a->start + a->len;
 			ulen = end - ustart;
 		}
-		window_of(a, ustart, ulen >> a->shift, w);
+		window_take(a, ustart, ulen >> a->shift, w);
 		w->flags |= CG__SNAP_URGENT;
 		/*
 		 * The walk goes on from there: a writer going through memory
@@ -383,13 +434,13 @@ static bool walk_on(struct cg__mm *mm, struct cg__snap_window *w)
 
 	for (; s->cur < s->nareas; s->cur++, s->cursor = 0) {
 		struct area *a = &s->areas[s->cur];
-		uint64_t g = next_unsaved(a, s->cursor), start, end;
+		uint64_t g = next_bit(a, s->cursor, true), start, end;
 
 		if (g >= granules(a)) {
 			if (a->announced)
 				continue;
 			a->announced = true;
-			window_of(a, a->start, 0, w);
+			window_take(a, a->start, 0, w);
 			return true;
 		}
 		start = a->start + (g << a->shift);
@@ -402,7 +453,7 @@ static bool walk_on(struct cg__mm *mm, struct cg__snap_window *w)
 		}
 		a->announced = true;
 		s->cursor = (end - a->start) >> a->shift;
-		window_of(a, start, (end - start) >> a->shift, w);
+		window_take(a, start, (end - start) >> a->shift, w);
 		return true;
 	}
 	return false;
@@ -423,8 +474,7 @@ static bool next_window(struct cg__mm *mm, struct cg__snap_window *w)
 		return true;
 	for (size_t i = 0; i < s->nareas; i++)
 		if (!s->areas[i].announced ||
-		    area_unsaved(&s->areas[i], s->areas[i].start,
-				 s->areas[i].len)) {
+		    next_bit(&s->areas[i], 0, true) < granules(&s->areas[i])) {
 			s->cur = i;
 			s->cursor = 0;
 			return walk_on(mm, w);
@@ -453,13 +503,15 @@ int cg__mm_snap_step(struct cg__mm *mm, uint64_t start, uint64_t len,
 	return 0;
 }
 
-int cg__mm_snap_end(struct cg__mm *mm)
+int cg__mm_snap_end(struct cg__mm *mm, unsigned flags)
 {
 	struct cg__snap *s = mm->snap;
 
 	if (!s)
 		return -ENOENT;
 	mm->snap = NULL;
+	mm->snap_parent = !(flags & CG__SNAP_FAILED) && !s->torn &&
+			  !any_pending(s);
 	/* What still waits faults again, and is served as any write. */
 	for (size_t i = 0; i < s->nareas; i++)
 		if (area_unsaved(&s->areas[i], s->areas[i].start,
@@ -482,6 +534,6 @@ size_t cg__mm_snap_footprint(const struct cg__mm *mm)
 	size_t bytes = s ? sizeof(*s) + s->nareas * sizeof(*s->areas) : 0;
 
 	for (size_t i = 0; s && i < s->nareas; i++)
-		bytes += (granules(&s->areas[i]) + 63) / 64 * sizeof(uint64_t);
+		bytes += 2 * ((granules(&s->areas[i]) + 63) / 64) * sizeof(uint64_t);
 	return bytes;
 }

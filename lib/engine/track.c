@@ -48,7 +48,7 @@ struct collect {
  * every pinned page stays unprotected (a write to a protected page a
  * consumer holds would copy it away): reported at every collect.
  */
-static bool written_behind(struct cg__mm *mm, uint64_t start, uint64_t len)
+bool cg__mm_written_behind(struct cg__mm *mm, uint64_t start, uint64_t len)
 {
 	bool all = !cg__kernel_read_pin_unshares();
 
@@ -111,7 +111,7 @@ static int wp_add(struct collect *c, uint64_t start, uint64_t len)
 static int rearm(struct collect *c, const struct cg__run *run)
 {
 	bool absent = !(run->state & CG_ST_PRESENT);
-	bool behind = written_behind(c->mm, run->start, run->len);
+	bool behind = cg__mm_written_behind(c->mm, run->start, run->len);
 	int ret = 0;
 
 	if (c->n == c->max && !(c->out[c->n - 1].addr + c->out[c->n - 1].len ==
@@ -267,6 +267,8 @@ int cg__mm_track_collect(struct cg__mm *mm, uint64_t addr, uint64_t len,
 	*next = end;
 	if (!len || end < addr || !max)
 		return -EINVAL;
+	/* What was written since the last snapshot is no longer all dirty. */
+	mm->snap_parent = false;
 	for (size_t i = 0; !ret && i < mm->nregions; i++) {
 		struct cg__region *r = mm->regions[i];
 		uint64_t lo = addr, hi = end;

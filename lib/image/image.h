@@ -8,7 +8,8 @@
  *              cut short before the end has none and is refused
  *   data_off   the saved runs' bytes, each page-aligned, in saving order
  *   index_off  the region table (nregions records), then the run index
- *              (nruns records, by address, each inside its region)
+ *              (nruns records, by address, each inside its region; in an
+ *              incremental image, kept runs too: no bytes, the parent's)
  *   file_len   = index_off + index_len: nothing after
  *
  * Integers are in the byte order of the machine that wrote the image
@@ -16,6 +17,10 @@
  * the index and every run carry a CRC-32C.  Memory a region holds that no
  * run covers was a hole at the snapshot's instant: zeros.
  */
+/* Header flags. */
+#define CG__IMG_INCREMENTAL (1u << 0)	/* kept runs are the parent's */
+/* Run flags. */
+#define CG__IMG_KEPT (1u << 0)		/* unwritten since the parent */
 #ifndef CG_IMAGE_H
 #define CG_IMAGE_H
 
@@ -33,14 +38,16 @@ struct cg__img_header {
 	uint32_t version;
 	uint32_t header_len;	/* sizeof(struct cg__img_header) */
 	uint32_t page_size;	/* 4096 */
-	uint32_t flags;		/* 0: none defined */
+	uint32_t flags;		/* CG__IMG_INCREMENTAL */
 	int64_t pid;		/* the process, as it saw itself */
 	uint64_t created_ns;	/* CLOCK_REALTIME when begin returned */
 	uint64_t nregions, nruns;
 	uint64_t data_off, data_len;
 	uint64_t index_off, index_len;
 	uint64_t file_len;
-	uint64_t saved_bytes;	/* the runs' lengths, summed */
+	uint64_t saved_bytes;	/* the saved runs' lengths, summed */
+	uint64_t id;		/* this image's, random */
+	uint64_t parent_id;	/* incremental: the image it builds on */
 	uint32_t index_crc;	/* of the index_len bytes at index_off */
 	uint32_t header_crc;	/* of this record, up to this field */
 };
@@ -53,10 +60,10 @@ struct cg__img_region {
 };
 
 struct cg__img_run {
-	uint64_t addr, len;	/* memory: page-aligned, len <= RUN_MAX */
-	uint64_t off;		/* in the file, within the data */
-	uint32_t crc;		/* of its len bytes */
-	uint32_t pad;
+	uint64_t addr, len;	/* memory: page-aligned, len <= RUN_MAX saved */
+	uint64_t off;		/* in the file, within the data; kept: 0 */
+	uint32_t crc;		/* of its len bytes; kept: 0 */
+	uint32_t flags;		/* CG__IMG_KEPT: no bytes, as in the parent */
 };
 
 /* CRC-32C (Castagnoli) of len bytes, continuing from crc (0 to start). */
@@ -69,7 +76,8 @@ uint32_t cg__crc32c(uint32_t crc, const void *buf, size_t len);
  * another version, -ENODATA shorter than its header says, -EBADMSG a
  * checksum or a record that does not add up, -ENOMEM, or a read's errno.
  * read_run reads run i into buf (its len bytes) and checks its CRC
- * (-EBADMSG).  verify reads every run.  close frees.
+ * (-EBADMSG; a kept run has no bytes: -EINVAL).  verify reads every saved
+ * run.  close frees.
  */
 struct cg__img {
 	int fd;

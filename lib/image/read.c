@@ -99,7 +99,8 @@ static int check_header(struct cg__img *img, uint64_t size)
 	    cg__crc32c(0, h, offsetof(struct cg__img_header, header_crc)) !=
 		    h->header_crc)
 		return refuse(img, -EBADMSG, "header checksum mismatch");
-	if (h->page_size != 4096 || h->flags)
+	if (h->page_size != 4096 || h->flags & ~CG__IMG_INCREMENTAL ||
+	    !(h->flags & CG__IMG_INCREMENTAL) != !h->parent_id)
 		return refuse(img, -EBADMSG, "page size %" PRIu32 " or flags "
 			      "%#" PRIx32 " unknown", h->page_size, h->flags);
 	if (size < h->file_len)
@@ -151,15 +152,29 @@ static bool kind_known(uint32_t kind)
 	       kind == CG_PAGE_HUGETLB_2M || kind == CG_PAGE_HUGETLB_1G;
 }
 
-static int check_run(struct cg__img *img, const struct cg__img_region *g,
-		     const struct cg__img_run *x, uint64_t *at)
+/* A kept run: no bytes, and only where a parent holds them. */
+static bool kept_ok(const struct cg__img *img, const struct cg__img_run *x)
+{
+	return (img->h.flags & CG__IMG_INCREMENTAL) && !x->off && !x->crc;
+}
+
+static bool saved_ok(const struct cg__img *img, const struct cg__img_run *x)
 {
 	const struct cg__img_header *h = &img->h;
 
-	if (!x->len || x->len > CG__IMG_RUN_MAX || (x->addr | x->len | x->off) & 4095 ||
+	return x->len <= CG__IMG_RUN_MAX && !(x->off & 4095) &&
+	       x->off >= h->data_off && x->len <= h->index_off - x->off;
+}
+
+static int check_run(struct cg__img *img, const struct cg__img_region *g,
+		     const struct cg__img_run *x, uint64_t *at)
+{
+	bool kept = x->flags & CG__IMG_KEPT;
+
+	if (!x->len || (x->addr | x->len) & 4095 || x->flags & ~CG__IMG_KEPT ||
 	    x->addr < *at || x->addr < g->start ||
-	    x->len > g->start + g->len - x->addr || x->off < h->data_off ||
-	    x->len > h->index_off - x->off)
+	    x->len > g->start + g->len - x->addr ||
+	    !(kept ? kept_ok(img, x) : saved_ok(img, x)))
 		return refuse(img, -EBADMSG, "run at %#" PRIx64 " out of place",
 			      x->addr);
 	*at = x->addr + x->len;
@@ -185,7 +200,8 @@ static int check_records(struct cg__img *img)
 
 			if (ret)
 				return ret;
-			bytes += img->runs[run].len;
+			if (!(img->runs[run].flags & CG__IMG_KEPT))
+				bytes += img->runs[run].len;
 		}
 		at = g->start + g->len;
 	}
@@ -226,6 +242,9 @@ int cg__img_read_run(struct cg__img *img, uint64_t i, void *buf)
 	if (i >= img->h.nruns)
 		return refuse(img, -EINVAL, "no run %" PRIu64, i);
 	x = &img->runs[i];
+	if (x->flags & CG__IMG_KEPT)
+		return refuse(img, -EINVAL, "the run at %#" PRIx64 " is kept: "
+			      "its bytes are the parent image's", x->addr);
 	ret = read_at(img->fd, buf, x->len, x->off);
 	if (ret)
 		return refuse(img, ret, "cannot read the run at %#" PRIx64 ": %s",
@@ -245,7 +264,8 @@ int cg__img_verify(struct cg__img *img)
 	if (buf == MAP_FAILED)
 		return refuse(img, -ENOMEM, "no memory to read runs");
 	for (uint64_t i = 0; !ret && i < img->h.nruns; i++)
-		ret = cg__img_read_run(img, i, buf);
+		if (!(img->runs[i].flags & CG__IMG_KEPT))
+			ret = cg__img_read_run(img, i, buf);
 	munmap(buf, CG__IMG_RUN_MAX);
 	return ret;
 }

@@ -125,10 +125,16 @@ struct cg__track_range {
  * SNAPSHOT_STEP's answer: the next window to save, in the region
  * [area_start, area_start + area_len) of kind (enum cg_page_kind); bit i
  * of bits set: save [start + (i << shift), + (1 << shift)), for i below
- * nbits (at most 512).  area_len 0: all is saved.
+ * nbits (at most 512); bit i of kept set: that granule was present and
+ * not written since the parent snapshot (incremental).  area_len 0: all
+ * is saved.
  */
 #define CG__SNAP_BITS 512
 #define CG__SNAP_URGENT (1u << 0)	/* a write waits for it */
+
+/* SNAPSHOT_BEGIN's req.flags, and SNAPSHOT_END's. */
+#define CG__SNAP_INCREMENTAL (1u << 0)
+#define CG__SNAP_FAILED (1u << 1)
 
 struct cg__snap_window {
 	uint64_t area_start, area_len;
@@ -136,6 +142,7 @@ struct cg__snap_window {
 	uint64_t start;
 	uint32_t nbits, flags;
 	uint64_t bits[CG__SNAP_BITS / 64];
+	uint64_t kept[CG__SNAP_BITS / 64];
 	uint64_t waits;		/* writes that waited, so far */
 };
 

@@ -59,42 +59,6 @@ static int grow(void **v, size_t n, size_t *cap, size_t size)
 	return 0;
 }
 
-static int write_all(int fd, const void *buf, size_t len, uint64_t off)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
-static int read_all(int fd, void *buf, size_t len, uint64_t off)
-{
-	char *p = buf;
-
-	while (len) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n ? -errno : -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
 /* Save [addr, addr+len), at most CG__IMG_RUN_MAX, as the next run. */
 static int save_run(struct writer *w, uint64_t addr, uint64_t len)
 {
@@ -102,13 +66,13 @@ static int save_run(struct writer *w, uint64_t addr, uint64_t len)
 	int ret = grow((void **)&w->runs, w->nruns, &w->runs_cap, sizeof(*x));
 
 	if (!ret)
-		ret = write_all(w->fd, (const void *)(uintptr_t)addr, len,
+		ret = cg__img_pwrite(w->fd, (const void *)(uintptr_t)addr, len,
 				w->data_end);
 	/* Gone from under us: the engine has the event and says -ESTALE. */
 	if (ret == -EFAULT)
 		ret = -ESTALE;
 	if (!ret)
-		ret = read_all(w->fd, w->bounce, len, w->data_end);
+		ret = cg__img_pread(w->fd, w->bounce, len, w->data_end);
 	if (ret)
 		return ret;
 	x = &w->runs[w->nruns++];
@@ -343,13 +307,13 @@ static int finish(struct writer *w, uint64_t created_ns, uint64_t id,
 	h.index_crc = cg__crc32c(cg__crc32c(0, w->regions, rlen), w->runs, xlen);
 	h.header_crc = cg__crc32c(0, &h, offsetof(struct cg__img_header,
 						  header_crc));
-	ret = write_all(w->fd, w->regions, rlen, h.index_off);
+	ret = cg__img_pwrite(w->fd, w->regions, rlen, h.index_off);
 	if (!ret)
-		ret = write_all(w->fd, w->runs, xlen, h.index_off + rlen);
+		ret = cg__img_pwrite(w->fd, w->runs, xlen, h.index_off + rlen);
 	if (!ret && ftruncate(w->fd, (off_t)h.file_len))
 		ret = -errno;
 	if (!ret)
-		ret = write_all(w->fd, &h, sizeof(h), 0);
+		ret = cg__img_pwrite(w->fd, &h, sizeof(h), 0);
 	return ret;
 }
 
@@ -382,7 +346,7 @@ static int check_target(int fd)
 	if (!S_ISREG(st.st_mode))
 		return -ESPIPE;
 	/* No header of an earlier image may survive a failed snapshot. */
-	return write_all(fd, zero, sizeof(zero), 0);
+	return cg__img_pwrite(fd, zero, sizeof(zero), 0);
 }
 
 /* A new image's id: random, never 0 (0 is "no parent"). */

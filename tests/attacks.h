@@ -258,6 +258,47 @@ static void pins_much_memory_of_its_own(void)
 }
 
 /*
+ * Row 6: a snapshot begun and never saved: a thread of its own writes to
+ * the frozen memory and waits for good, and the client asks for windows
+ * without end, saving nothing.  Only its own writes may wait.
+ */
+static void snapshots_and_never_saves(void)
+{
+	char *p;
+	int s = populated_client(&p, NULL);
+	pthread_t t;
+
+	if (wire_request(s, CG_OP_SNAPSHOT_BEGIN, 0, 0, -1))
+		_exit(4);
+	pthread_create(&t, NULL, write_page, p + LEN / 2);
+	for (;;)
+		if (wire_request(s, CG_OP_SNAPSHOT_STEP, 0, 0, -1) == -EPIPE)
+			pause();
+}
+
+/*
+ * Row 6: snapshots of 1 GiB of populated 4 KiB pages (256 MiB in a
+ * guest), each begun and ended without saving, without end: the freeze
+ * learns and protects all of it in one request, as a fork's preparation
+ * does.
+ */
+static void freezes_without_end(void)
+{
+	size_t len = (getenv("CG_VM") ? 256ULL : 1024ULL) << 20;
+	char *p = fresh(len);
+	int s;
+
+	madvise(p, len, MADV_NOHUGEPAGE);
+	s = populated_at(p, len);
+	attack_ready();
+	for (;;) {
+		wire_request(s, CG_OP_SNAPSHOT_BEGIN, 0, 0, -1);
+		if (wire_request(s, CG_OP_SNAPSHOT_END, 0, 0, -1) == -EPIPE)
+			pause();
+	}
+}
+
+/*
  * Row 6: audits of a huge registration, of the range and of the whole
  * client (AUDIT_PID), without end.  An audit of 64 GiB held the daemon
  * 100 ms at once before it was cut in slices.
@@ -406,6 +447,9 @@ static const struct attack attacks[] = {
 	  .run = registers_missing_through_its_uffd },
 	{ .name = "events without pause", .run = raises_events_without_pause },
 	{ .name = "random packets", .run = sends_garbage },
+	{ .name = "a snapshot never saved", .run = snapshots_and_never_saves },
+	{ .name = "freezes of much memory of its own",
+	  .run = freezes_without_end, .max_ms = 100, .says_ready = true },
 };
 
 

@@ -9,7 +9,11 @@
  * such a page is not resolved but parked, its address queued as urgent; a
  * step takes the span the client saved, clears its bits and wakes the
  * span: a parked thread faults again and is served as usual.  Each step
- * answers the next window to save, urgent units first.
+ * answers the next window to save, urgent units first.  What is saved is
+ * made clean (CG_ST_DIRTY cleared, the page still protected): from then
+ * on the record of writes is relative to this snapshot, which an
+ * incremental one saves only the written units of, naming the others
+ * kept (present and clean at the freeze: a second bitmap, told once).
  *
  * The instant.  A write to a hole raises no fault on the fault path, and
  * a hole filled while begin learns and protects, after the learning went
@@ -87,23 +91,37 @@ static void bit_set(uint64_t *map, uint64_t i)
 	map[i / 64] |= 1ULL << (i % 64);
 }
 
+/* The first area ending past addr (areas are the regions, in order). */
+static size_t area_from(const struct cg__snap *s, uint64_t addr)
+{
+	size_t lo = 0, hi = s->nareas;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->areas[mid].start + s->areas[mid].len <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 static struct area *area_of(const struct cg__snap *s, uint64_t addr)
 {
-	for (size_t i = 0; i < s->nareas; i++)
-		if (addr >= s->areas[i].start &&
-		    addr - s->areas[i].start < s->areas[i].len)
-			return &s->areas[i];
-	return NULL;
+	size_t i = area_from(s, addr);
+
+	return i < s->nareas && addr >= s->areas[i].start ? &s->areas[i] : NULL;
 }
 
 /*
- * The first granule at or past i not saved (or, pending, not saved or
- * kept and not yet told), or granules(a).
+ * The first granule in [i, n) not saved (or, pending, not saved or kept
+ * and not yet told), or n.  A fault asks about a page: its search stops
+ * there, not at the end of the area.
  */
-static uint64_t next_bit(const struct area *a, uint64_t i, bool pending)
+static uint64_t next_bit_before(const struct area *a, uint64_t i, uint64_t n,
+				bool pending)
 {
-	uint64_t n = granules(a);
-
 	while (i < n) {
 		uint64_t w = (a->unsaved[i / 64] |
 			      (pending ? a->kept[i / 64] : 0)) >> (i % 64);
@@ -115,6 +133,11 @@ static uint64_t next_bit(const struct area *a, uint64_t i, bool pending)
 		i = (i / 64 + 1) * 64;
 	}
 	return n;
+}
+
+static uint64_t next_bit(const struct area *a, uint64_t i, bool pending)
+{
+	return next_bit_before(a, i, granules(a), pending);
 }
 
 /* Whether a bit of [start, start+len) ∩ a is set. */
@@ -129,7 +152,7 @@ static bool area_unsaved(const struct area *a, uint64_t start, uint64_t len)
 		return false;
 	i = (lo - a->start) >> a->shift;
 	last = (hi - 1 - a->start) >> a->shift;
-	return next_bit(a, i, false) <= last;
+	return next_bit_before(a, i, last + 1, false) <= last;
 }
 
 /* Whether a granule is left to save, or a kept one to tell. */
@@ -146,7 +169,8 @@ bool cg__mm_snap_unsaved(const struct cg__mm *mm, uint64_t start,
 {
 	const struct cg__snap *s = mm->snap;
 
-	for (size_t i = 0; s && i < s->nareas; i++)
+	for (size_t i = s ? area_from(s, start) : 0;
+	     s && i < s->nareas && s->areas[i].start < start + len; i++)
 		if (area_unsaved(&s->areas[i], start, len))
 			return true;
 	return false;
@@ -170,7 +194,6 @@ bool cg__mm_snap_parks(struct cg__mm *mm, const struct cg__region *r,
 	}
 	return true;
 }
-
 
 void cg__mm_snap_disturbed(struct cg__mm *mm, uint64_t start, uint64_t len)
 {
@@ -234,7 +257,7 @@ static int area_fill(struct cg__mm *mm, struct area *a,
 	if (!ret)
 		ret = mark_runs(a, a->kept, r, CG_ST_PRESENT | CG_ST_DIRTY,
 				CG_ST_PRESENT);
-	for (uint64_t g = 0; !ret && g < n; g++)
+	for (uint64_t g = 0; !ret && mm->npins && g < n; g++)
 		if (bit_get(a->kept, g) &&
 		    cg__mm_written_behind(mm, a->start + (g << a->shift),
 					  1ULL << a->shift)) {

@@ -66,6 +66,13 @@ struct cg__img_run {
 	uint32_t flags;		/* CG__IMG_KEPT: no bytes, as in the parent */
 };
 
+/*
+ * All of len bytes at off (lib/image/io.c): 0 or -errno; a read that
+ * meets the end of the file first, -ENODATA.
+ */
+int cg__img_pread(int fd, void *buf, size_t len, uint64_t off);
+int cg__img_pwrite(int fd, const void *buf, size_t len, uint64_t off);
+
 /* CRC-32C (Castagnoli) of len bytes, continuing from crc (0 to start). */
 uint32_t cg__crc32c(uint32_t crc, const void *buf, size_t len);
 

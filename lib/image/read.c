@@ -28,27 +28,6 @@ static int refuse(struct cg__img *img, int err, const char *fmt, ...)
 	return err;
 }
 
-/* All of len bytes at off, or -errno (-ENODATA: the file ends first). */
-static int read_at(int fd, void *buf, size_t len, uint64_t off)
-{
-	char *p = buf;
-
-	while (len) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ENODATA;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
 static bool all_zero(const void *buf, size_t len)
 {
 	const unsigned char *p = buf;
@@ -80,7 +59,7 @@ static int check_magic(struct cg__img *img, uint64_t size)
 static int check_padding(struct cg__img *img)
 {
 	char pad[CG__IMG_HEADER_SIZE - sizeof(struct cg__img_header)];
-	int ret = read_at(img->fd, pad, sizeof(pad), sizeof(img->h));
+	int ret = cg__img_pread(img->fd, pad, sizeof(pad), sizeof(img->h));
 
 	if (ret)
 		return refuse(img, ret, "cannot read the header: %s",
@@ -133,9 +112,9 @@ static int load_index(struct cg__img *img)
 	if (!img->regions || !img->runs)
 		return refuse(img, -ENOMEM, "no memory for an index of %" PRIu64
 			      " bytes", h->index_len);
-	ret = read_at(img->fd, img->regions, rlen, h->index_off);
+	ret = cg__img_pread(img->fd, img->regions, rlen, h->index_off);
 	if (!ret)
-		ret = read_at(img->fd, img->runs, h->index_len - rlen,
+		ret = cg__img_pread(img->fd, img->runs, h->index_len - rlen,
 			      h->index_off + rlen);
 	if (ret)
 		return refuse(img, ret, "cannot read the index: %s",
@@ -219,7 +198,7 @@ int cg__img_open(struct cg__img *img, int fd)
 	img->fd = fd;
 	if (fstat(fd, &st))
 		return refuse(img, -errno, "cannot stat: %s", strerror(errno));
-	ret = read_at(fd, &img->h, sizeof(img->h), 0);
+	ret = cg__img_pread(fd, &img->h, sizeof(img->h), 0);
 	if (ret && ret != -ENODATA)
 		return refuse(img, ret, "cannot read: %s", strerror(-ret));
 	ret = check_magic(img, (uint64_t)st.st_size);
@@ -245,7 +224,7 @@ int cg__img_read_run(struct cg__img *img, uint64_t i, void *buf)
 	if (x->flags & CG__IMG_KEPT)
 		return refuse(img, -EINVAL, "the run at %#" PRIx64 " is kept: "
 			      "its bytes are the parent image's", x->addr);
-	ret = read_at(img->fd, buf, x->len, x->off);
+	ret = cg__img_pread(img->fd, buf, x->len, x->off);
 	if (ret)
 		return refuse(img, ret, "cannot read the run at %#" PRIx64 ": %s",
 			      x->addr, strerror(-ret));

@@ -34,7 +34,7 @@ extern "C" {
 
 /*
  * Structures that grow.  struct cg_options, cg_page_info, cg_audit_report,
- * cg_stats and cg_snapshot_info are the caller's memory, and later versions append fields to
+ * cg_stats, cg_snapshot_info and cg_restore_info are the caller's memory, and later versions append fields to
  * them (a field is never moved, resized or removed).  So every function
  * that takes one takes its size too: pass sizeof of the structure the
  * program was compiled with, e.g. cg_stats(cg, &st, sizeof(st)).  That
@@ -389,6 +389,52 @@ struct cg_snapshot_info {
  */
 CG_EXPORT int cg_snapshot(struct cg *cg, int fd, unsigned flags,
 			  struct cg_snapshot_info *info, size_t size);
+
+/*
+ * Lazy restore: the regions of a full snapshot image mapped again where
+ * they were, in this process, filled from the image while the program
+ * already runs.
+ */
+struct cg_restore;
+
+struct cg_restore_info {
+	uint64_t regions;
+	uint64_t restored_bytes;	/* copied in from the image */
+	uint64_t faults;		/* served before the drain came there */
+	uint64_t first_fault_ns;	/* from the start to the first served */
+	uint64_t drain_ns;		/* from the start to every page in */
+};
+#define CG_RESTORE_INFO_SIZE_VER0 (offsetof(struct cg_restore_info, drain_ns) + sizeof(uint64_t))
+
+/*
+ * cg_restore_start - map every region of the image in @fd (a full one:
+ * an incremental image is -EOPNOTSUPP) at its address in this process, and
+ * fill it lazily: a thread of the library serves each missing-page fault
+ * from the image at once (its run, a hugetlb page whole) and copies in
+ * the rest meanwhile.  The image is checked whole first: a corrupt or
+ * truncated one is refused (-EBADMSG, -ENODATA, -ENOEXEC,
+ * -EPROTONOSUPPORT) with nothing mapped; so is an address already mapped
+ * (-EEXIST).  Once all is in, the regions are registered with @cg (may
+ * be NULL: not tracked), their history unknown, as after a daemon restart.
+ * The daemon takes no part in the restore: its death cannot stop it.
+ * Meanwhile a page dropped or unmapped is never filled from the image
+ * again, memory moved is filled where it went, and fork(3) waits until
+ * the restore is done, so that the child has every page (a raw clone()
+ * that skips fork(3)'s handlers gets zeros where pages were not in yet).
+ * @flags must be 0.  On success *@out is for cg_restore_wait().  Returns 0,
+ * -EINVAL, -ENOMEM, -EPERM (no userfaultfd: see cg_strerror), or as above.
+ * Since 0.1.
+ */
+CG_EXPORT int cg_restore_start(struct cg *cg, int fd, unsigned flags,
+			       struct cg_restore **out);
+/*
+ * cg_restore_wait - wait until every page of @r is in and its regions are
+ * registered, then free @r; figures into @info (may be NULL; @size as for
+ * every structure that grows).  Returns 0, or the first error (a read of
+ * the image, the registration with the handle's cg).  Since 0.1.
+ */
+CG_EXPORT int cg_restore_wait(struct cg_restore *r,
+			      struct cg_restore_info *info, size_t size);
 
 /* cg_features - the userfaultfd features negotiated (UFFD_FEATURE_* bits). */
 CG_EXPORT uint64_t cg_features(const struct cg *cg);

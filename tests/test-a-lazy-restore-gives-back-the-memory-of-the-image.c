@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A lazy restore gives back, byte for byte, the memory a snapshot saved:
+ * the regions are mapped again where they were and read while the
+ * library still fills them (scattered reads fault pages in ahead of the
+ * drain), then whole once it is done, and the handle tracks them again.
+ * Per mode and kind (4 KiB with holes, THP, 2 MiB hugetlb).  Also: a fork
+ * during the restore gives the child every page; a page dropped during it
+ * reads zeros and is never filled again; the daemon killed during it stops
+ * nothing; a corrupt image, an incremental one and an address in use are
+ * refused with nothing mapped.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "pin-util.h"
+#include "snapshot-util.h"
+
+#define LEN (8 * MIB)
+
+/* A pattern no page shares with another, holes in 4 KiB memory. */
+static void fill_pattern(char *p, enum h_kind kind)
+{
+	for (size_t page = 0; page < LEN / PG; page++) {
+		memset(p + page * PG, (int)(page * 7 + 1), PG);
+		*(uint64_t *)(p + page * PG) = page ^ 0xc0ffee;
+	}
+	if (kind == H_4K)
+		for (size_t off = 0; off < LEN; off += 8 * PG)
+			ck_assert_int_eq(madvise(p + off, PG, MADV_DONTNEED), 0);
+}
+
+/* The region p of cg saved into a new file, let go and unmapped. */
+static int save_and_drop(struct cg *cg, char *p, char *expected)
+{
+	int fd = su_tmpfile();
+
+	ck_assert_int_eq(cg_snapshot(cg, fd, 0, NULL, 0), 0);
+	memcpy(expected, p, LEN);
+	ck_assert_int_eq(cg_unregister(cg, p, LEN), 0);
+	ck_assert_int_eq(munmap(p, LEN), 0);
+	return fd;
+}
+
+START_TEST(a_lazy_restore_gives_back_the_memory_of_the_image)
+{
+	enum h_kind kind = H_KIND(_i);
+	char *p = h_map(kind, LEN, 0), *expected = malloc(LEN);
+	struct cg_restore_info info;
+	struct cg_page_info page;
+	struct cg_restore *r;
+	struct cg *cg;
+	int fd;
+
+	ck_assert(expected);
+	if (!p)
+		goto out;
+	fill_pattern(p, kind);
+	cg = h_open(H_MODE(_i));
+	ck_assert_int_eq(cg_register(cg, p, LEN, 0), 0);
+	if (h_skip_if_async(cg, "asynchronous protection refuses snapshots"))
+		goto out_close;
+	fd = save_and_drop(cg, p, expected);
+	ck_assert_int_eq(cg_restore_start(cg, fd, 0, &r), 0);
+	/* Ahead of the drain: each read faults its page in from the image. */
+	for (size_t k = 0; k < 256; k++) {
+		size_t pg = (LEN / PG - 1 - k * 61) % (LEN / PG);
+
+		ck_assert_msg(!memcmp(p + pg * PG, expected + pg * PG, PG),
+			      "page %zu read during the restore differs", pg);
+	}
+	ck_assert_int_eq(cg_restore_wait(r, &info, sizeof(info)), 0);
+	ck_assert(!memcmp(p, expected, LEN));
+	printf("%s: %llu KiB restored, %llu faults served, the first after "
+	       "%.2f ms, all in after %.2f ms\n", h_case_name(),
+	       (unsigned long long)info.restored_bytes / 1024,
+	       (unsigned long long)info.faults, info.first_fault_ns / 1e6,
+	       info.drain_ns / 1e6);
+	ck_assert_int_eq(cg_query(cg, p + PG, &page, sizeof(page)), 0);
+	ck_assert(page.present);
+	close(fd);
+	ck_assert_int_eq(cg_unregister(cg, p, LEN), 0);
+out_close:
+	cg_close(cg);
+	munmap(p, LEN);
+out:
+	free(expected);
+}
+END_TEST
+
+/* Restored without a handle: fork, drop and refusals need none. */
+static struct cg_restore *restore_4k(char **p, char *expected, int *fd)
+{
+	struct cg *cg = h_open(H_EMBEDDED);
+	struct cg_restore *r;
+
+	*p = h_map(H_4K, LEN, 0);
+	ck_assert(*p);
+	fill_pattern(*p, H_4K);
+	ck_assert_int_eq(cg_register(cg, *p, LEN, 0), 0);
+	*fd = save_and_drop(cg, *p, expected);
+	cg_close(cg);
+	ck_assert_int_eq(cg_restore_start(NULL, *fd, 0, &r), 0);
+	return r;
+}
+
+START_TEST(a_fork_during_the_restore_gives_the_child_every_page)
+{
+	char *p, *expected = malloc(LEN);
+	int fd, status;
+	struct cg_restore *r = restore_4k(&p, expected, &fd);
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(memcmp(p, expected, LEN) ? 1 : 0);
+	ck_assert_int_gt(pid, 0);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "the child's memory differs from the image");
+	ck_assert_int_eq(cg_restore_wait(r, NULL, 0), 0);
+	ck_assert(!memcmp(p, expected, LEN));
+	close(fd);
+	munmap(p, LEN);
+	free(expected);
+}
+END_TEST
+
+START_TEST(a_page_dropped_during_the_restore_reads_zeros)
+{
+	char *p, *expected = malloc(LEN), zero[PG] = { 0 };
+	int fd;
+	struct cg_restore *r = restore_4k(&p, expected, &fd);
+	char *last = p + LEN - PG;
+
+	/* Drained last: most likely not in yet, and never to come after. */
+	ck_assert_int_eq(madvise(last, PG, MADV_DONTNEED), 0);
+	ck_assert(!memcmp(last, zero, PG));
+	ck_assert_int_eq(cg_restore_wait(r, NULL, 0), 0);
+	ck_assert(!memcmp(last, zero, PG));
+	ck_assert(!memcmp(p, expected, LEN - PG));
+	close(fd);
+	munmap(p, LEN);
+	free(expected);
+}
+END_TEST
+
+START_TEST(the_daemon_killed_during_the_restore_stops_nothing)
+{
+	char path[108], *p = h_map(H_4K, LEN, 0), *expected = malloc(LEN);
+	struct cg_options o = { .mode = CG_MODE_AUTO, .socket_path = path };
+	struct cg_restore *r;
+	struct cg *cg;
+	pid_t daemon;
+	int fd;
+
+	if (!h_have_own_daemon("kills a daemon of its own"))
+		goto out;
+	snprintf(path, sizeof(path), "%s.restore", h_socket());
+	daemon = h_daemon_start(path);
+	ck_assert_int_gt(daemon, 0);
+	ck_assert_int_eq(cg_open(&o, sizeof(o), &cg), 0);
+	ck_assert_int_eq(cg_mode(cg), CG_MODE_DAEMON);
+	fill_pattern(p, H_4K);
+	ck_assert_int_eq(cg_register(cg, p, LEN, 0), 0);
+	fd = save_and_drop(cg, p, expected);
+	ck_assert_int_eq(cg_restore_start(cg, fd, 0, &r), 0);
+	kill(daemon, SIGKILL);
+	waitpid(daemon, NULL, 0);
+	/* Registered again embedded: AUTO goes on without its daemon. */
+	ck_assert_int_eq(cg_restore_wait(r, NULL, 0), 0);
+	ck_assert(!memcmp(p, expected, LEN));
+	close(fd);
+	cg_close(cg);
+out:
+	munmap(p, LEN);
+	free(expected);
+}
+END_TEST
+
+START_TEST(what_cannot_be_restored_is_refused_with_nothing_mapped)
+{
+	char *p = h_map(H_4K, LEN, 0), *expected = malloc(LEN), *q;
+	struct cg *cg = h_open(H_EMBEDDED);
+	struct cg__img_header h;
+	struct cg_restore *r;
+	int fd, inc;
+
+	fill_pattern(p, H_4K);
+	ck_assert_int_eq(cg_register(cg, p, LEN, 0), 0);
+	inc = su_tmpfile();
+	fd = su_tmpfile();
+	ck_assert_int_eq(cg_snapshot(cg, fd, 0, NULL, 0), 0);
+	ck_assert_int_eq(cg_snapshot(cg, inc, CG_SNAPSHOT_INCREMENTAL, NULL, 0), 0);
+	/* The addresses are taken: */
+	ck_assert_int_eq(cg_restore_start(NULL, fd, 0, &r), -EEXIST);
+	memcpy(expected, p, LEN);
+	ck_assert_int_eq(cg_unregister(cg, p, LEN), 0);
+	ck_assert_int_eq(munmap(p, LEN), 0);
+	ck_assert_int_eq(cg_restore_start(NULL, inc, 0, &r), -EOPNOTSUPP);
+	/* A byte changed in the pages: */
+	ck_assert_int_eq(pread(fd, &h, sizeof(h), 0), (ssize_t)sizeof(h));
+	ck_assert_int_eq(pwrite(fd, "X", 1, (off_t)h.data_off + 100), 1);
+	ck_assert_int_eq(cg_restore_start(NULL, fd, 0, &r), -EBADMSG);
+	ck_assert_int_eq(cg_restore_start(NULL, fd, 1, &r), -EINVAL);
+	/* Nothing was mapped: the addresses are free. */
+	q = mmap(p, LEN, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS |
+		 MAP_FIXED_NOREPLACE, -1, 0);
+	ck_assert_ptr_eq(q, p);
+	munmap(q, LEN);
+	close(fd);
+	close(inc);
+	cg_close(cg);
+	free(expected);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("a lazy restore gives back the memory of the image");
+	TCase *tc = tcase_create("restore");
+
+	h_timeout(tc, 240);
+	h_add_test(tc, a_lazy_restore_gives_back_the_memory_of_the_image,
+		   H_MODES, H_KINDS_SHARED);
+	h_add(tc, a_fork_during_the_restore_gives_the_child_every_page);
+	h_add(tc, a_page_dropped_during_the_restore_reads_zeros);
+	h_add(tc, the_daemon_killed_during_the_restore_stops_nothing);
+	h_add(tc, what_cannot_be_restored_is_refused_with_nothing_mapped);
+	suite_add_tcase(s, tc);
+	return h_main(s, H_NEED_DAEMON | H_NEED_HUGETLB);
+}

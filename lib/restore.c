@@ -23,7 +23,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-#include <poll.h>
 
 #include "handle.h"
 #include "image/image.h"

@@ -125,14 +125,17 @@ static void mark_done(struct cg_restore *r, long g, uint64_t a, uint64_t len)
 		r->done[g][p / 64] |= 1ULL << (p % 64);
 }
 
-/* [a, a+len) of the image (now moved or not) is gone: never filled. */
-static void forget(struct cg_restore *r, uint64_t a, uint64_t len)
+/*
+ * What is at [x, x+len) now is gone: never filled.  A page moved away
+ * from there is not (mremap unmaps the old place after the move).
+ */
+static void forget(struct cg_restore *r, uint64_t x, uint64_t len)
 {
-	for (uint64_t at = a; at < a + len; at += PG) {
+	for (uint64_t at = x; at < x + len; at += PG) {
 		uint64_t img = image_of(r, at);
 		long g = region_of(r, img);
 
-		if (g >= 0)
+		if (g >= 0 && now_of(r, img) == at)
 			mark_done(r, g, img, PG);
 	}
 }
@@ -243,7 +246,9 @@ static int fill_undone(struct cg_restore *r, long g, uint64_t a, uint64_t len)
 	for (uint64_t p = a; p < a + len;) {
 		uint64_t q = p;
 
-		while (q < a + len && !is_done(r, g, q))
+		/* Moved memory may have moved in parts: a page at a time. */
+		while (q < a + len && !is_done(r, g, q) &&
+		       (q == p || !r->nrelocs))
 			q += PG;
 		ret = q > p ? fill(r, g, p, q - p) : 0;
 		if (ret == -EAGAIN)

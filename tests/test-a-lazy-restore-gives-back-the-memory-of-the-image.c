@@ -6,8 +6,8 @@
  * drain), then whole once it is done, and the handle tracks them again.
  * Per mode and kind (4 KiB with holes, THP, 2 MiB hugetlb).  Also: a fork
  * during the restore gives the child every page; a page dropped during it
- * reads zeros and is never filled again; the daemon killed during it stops
- * nothing; a corrupt image, an incremental one and an address in use are
+ * reads zeros and is never filled again; memory moved during it is filled
+ * where it went; the daemon killed during it stops nothing; a corrupt image, an incremental one and an address in use are
  * refused with nothing mapped.
  */
 #include <signal.h>
@@ -150,6 +150,28 @@ START_TEST(a_page_dropped_during_the_restore_reads_zeros)
 }
 END_TEST
 
+START_TEST(memory_moved_during_the_restore_is_filled_where_it_went)
+{
+	char *p, *expected = malloc(LEN), *to;
+	int fd;
+	struct cg_restore *r = restore_4k(&p, expected, &fd);
+	char *tail = p + LEN - MIB;
+
+	/* A free place, then the last MiB (drained last) moved there. */
+	to = mmap(NULL, MIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert(to != MAP_FAILED);
+	ck_assert(mremap(tail, MIB, MIB, MREMAP_MAYMOVE | MREMAP_FIXED, to) ==
+		  to);
+	ck_assert_int_eq(cg_restore_wait(r, NULL, 0), 0);
+	ck_assert(!memcmp(to, expected + LEN - MIB, MIB));
+	ck_assert(!memcmp(p, expected, LEN - MIB));
+	close(fd);
+	munmap(p, LEN - MIB);
+	munmap(to, MIB);
+	free(expected);
+}
+END_TEST
+
 START_TEST(the_daemon_killed_during_the_restore_stops_nothing)
 {
 	char path[108], *p = h_map(H_4K, LEN, 0), *expected = malloc(LEN);
@@ -230,6 +252,7 @@ int main(void)
 		   H_MODES, H_KINDS_SHARED);
 	h_add(tc, a_fork_during_the_restore_gives_the_child_every_page);
 	h_add(tc, a_page_dropped_during_the_restore_reads_zeros);
+	h_add(tc, memory_moved_during_the_restore_is_filled_where_it_went);
 	h_add(tc, the_daemon_killed_during_the_restore_stops_nothing);
 	h_add(tc, what_cannot_be_restored_is_refused_with_nothing_mapped);
 	suite_add_tcase(s, tc);

@@ -19,7 +19,7 @@
 #include "pin-util.h"
 #include "snapshot-util.h"
 
-#define LEN (2 * MIB)
+#define LEN (512 * KIB)
 
 /* A sound image of LEN bytes of 4 KiB pages, one in 4 a hole, in a file. */
 static int sound_image(void)

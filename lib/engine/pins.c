@@ -289,17 +289,7 @@ static void count_unshares(struct cg__mm *mm, const struct unit *before,
 }
 
 
-/*
- * Units a read-only pin cannot make exclusive: the zero page (not an
- * anonymous page: a pin takes it as it is) on every kernel, and before
- * 5.19 every unit still shared or still write-protected.  Those need a
- * write fault, which only the client's own process can take (the daemon
- * cannot write into it): lift their write protection first, so that the
- * client's writes cost no round trip to the handler, mark them dirty
- * (the write-unshare writes, and a concurrent write there would go
- * unseen), and add them to wu, the span [first, end) the client is handed
- * to write when the walk is over.  *asked: some unit of u was.
- */
+/* Whether a unit needs a write to be ours: shared, or maybe replaced. */
 static bool write_needed(const struct cg__region *r, const struct unit *x)
 {
 	return !mapped_alone(x) || write_may_replace(r, x);
@@ -318,6 +308,17 @@ static bool write_unsaved(const struct cg__mm *mm, const struct units *u)
 	return false;
 }
 
+/*
+ * Units a read-only pin cannot make exclusive: the zero page (not an
+ * anonymous page: a pin takes it as it is) on every kernel, and before
+ * 5.19 every unit still shared or still write-protected.  Those need a
+ * write fault, which only the client's own process can take (the daemon
+ * cannot write into it): lift their write protection first, so that the
+ * client's writes cost no round trip to the handler, mark them dirty
+ * (the write-unshare writes, and a concurrent write there would go
+ * unseen), and add them to wu, the span [first, end) the client is handed
+ * to write when the walk is over.  *asked: some unit of u was.
+ */
 static int ask_write_unshare(struct cg__mm *mm, const struct units *u,
 			     uint64_t *wu, bool *asked)
 {

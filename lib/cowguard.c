@@ -146,8 +146,8 @@ uint64_t cg_features(const struct cg *cg)
 }
 
 /* One request, served by the daemon or in-process as the handle says. */
-static int range_op(struct cg *cg, enum cg__op op, const void *addr,
-		    uint64_t len, unsigned flags, struct cg__rep *rep)
+int cg__range_op(struct cg *cg, enum cg__op op, const void *addr,
+		 uint64_t len, unsigned flags, struct cg__rep *rep)
 {
 	struct cg__req req;
 
@@ -164,7 +164,7 @@ int cg_register(struct cg *cg, void *addr, size_t len, unsigned flags)
 
 	if (!cg)
 		return -EINVAL;
-	return range_op(cg, CG_OP_REGISTER, addr, len, flags, &rep);
+	return cg__range_op(cg, CG_OP_REGISTER, addr, len, flags, &rep);
 }
 
 int cg_unregister(struct cg *cg, void *addr, size_t len)
@@ -173,7 +173,7 @@ int cg_unregister(struct cg *cg, void *addr, size_t len)
 
 	if (!cg)
 		return -EINVAL;
-	return range_op(cg, CG_OP_UNREGISTER, addr, len, 0, &rep);
+	return cg__range_op(cg, CG_OP_UNREGISTER, addr, len, 0, &rep);
 }
 
 int cg_query(struct cg *cg, const void *addr, struct cg_page_info *out, size_t size)
@@ -183,7 +183,7 @@ int cg_query(struct cg *cg, const void *addr, struct cg_page_info *out, size_t s
 
 	if (!cg || !out || size < CG_PAGE_INFO_SIZE_VER0)
 		return -EINVAL;
-	ret = range_op(cg, CG_OP_QUERY, addr, 0, 0, &rep);
+	ret = cg__range_op(cg, CG_OP_QUERY, addr, 0, 0, &rep);
 	if (ret)
 		return ret;
 	return cg__copy_out(out, size, &rep.u.page, sizeof(rep.u.page));
@@ -197,7 +197,7 @@ int cg_audit(struct cg *cg, void *addr, size_t len, struct cg_audit_report *out,
 
 	if (!cg || !out || size < CG_AUDIT_REPORT_SIZE_VER0)
 		return -EINVAL;
-	ret = range_op(cg, CG_OP_AUDIT, addr, len, 0, &rep);
+	ret = cg__range_op(cg, CG_OP_AUDIT, addr, len, 0, &rep);
 	if (ret)
 		return ret;
 	return cg__copy_out(out, size, &rep.u.audit, sizeof(rep.u.audit));
@@ -254,7 +254,7 @@ int cg_stats(struct cg *cg, struct cg_stats *out, size_t size)
 
 	if (!cg || !out || size < CG_STATS_SIZE_VER0)
 		return -EINVAL;
-	ret = range_op(cg, CG_OP_STATS, NULL, 0, 0, &rep);
+	ret = cg__range_op(cg, CG_OP_STATS, NULL, 0, 0, &rep);
 	if (ret)
 		return ret;
 	return cg__copy_out(out, size, &rep.u.stats, sizeof(rep.u.stats));

@@ -76,6 +76,13 @@ int cg__pin_iov(struct cg *cg, const struct iovec *iov, unsigned long nr,
  */
 int cg__copy_out(void *out, size_t size, const void *ours, size_t ours_size);
 
+/*
+ * One request over [addr, addr+len) with flags (lib/cowguard.c): as
+ * cg__call(), rep holding the answer.
+ */
+int cg__range_op(struct cg *cg, enum cg__op op, const void *addr,
+		 uint64_t len, unsigned flags, struct cg__rep *rep);
+
 /* One request of the handle (lib/call.c); 0, -errno, or the op's status. */
 int cg__call(struct cg *cg, struct cg__req *req, struct cg__rep *rep);
 

@@ -168,14 +168,10 @@ static int note_region(struct writer *w, const struct cg__snap_window *win)
 static int step(struct writer *w, uint64_t start, uint64_t len,
 		struct cg__snap_window *win)
 {
-	struct cg__req req;
 	struct cg__rep rep;
-	int ret;
+	int ret = cg__range_op(w->cg, CG_OP_SNAPSHOT_STEP,
+			       (const void *)(uintptr_t)start, len, 0, &rep);
 
-	cg__req_init(&req, CG_OP_SNAPSHOT_STEP);
-	req.addr = start;
-	req.len = len;
-	ret = cg__call(w->cg, &req, &rep);
 	/* No snapshot where we ask: the daemon went away meanwhile. */
 	if (ret == -ENOENT)
 		ret = -ENOTCONN;
@@ -214,12 +210,9 @@ static int save_all(struct writer *w)
 
 static int op(struct cg *cg, enum cg__op o, unsigned flags)
 {
-	struct cg__req req;
 	struct cg__rep rep;
 
-	cg__req_init(&req, o);
-	req.flags = flags;
-	return cg__call(cg, &req, &rep);
+	return cg__range_op(cg, o, NULL, 0, flags, &rep);
 }
 
 static int cmp_run(const void *a, const void *b)

@@ -53,7 +53,9 @@ static int call_patiently(struct cg *cg, struct cg__req *req,
 	}
 }
 
-int cg__call_locked(struct cg *cg, struct cg__req *req, struct cg__rep *rep)
+/* *met_hang_up: the daemon went away under this very request. */
+static int call_once(struct cg *cg, struct cg__req *req, struct cg__rep *rep,
+		     bool *met_hang_up)
 {
 	int ret;
 
@@ -76,8 +78,25 @@ int cg__call_locked(struct cg *cg, struct cg__req *req, struct cg__rep *rep)
 	/* After a timeout a late reply would answer the next request. */
 	if (ret == -ENOTCONN || ret == -ETIMEDOUT)
 		cg__mark_lost(cg);
-	else if (!ret)
+	*met_hang_up = ret == -ENOTCONN;
+	if (!ret)
 		cg__remember(cg, req, rep->status);
+	return ret;
+}
+
+/*
+ * The call that meets the hang-up is asked once more, of whoever serves
+ * now (the daemon back, or this process under CG_MODE_AUTO): what it did
+ * in the daemon, if anything, went with the daemon's state.  Seen: a
+ * restore's last cg_register() raced the daemon's death and failed.
+ */
+int cg__call_locked(struct cg *cg, struct cg__req *req, struct cg__rep *rep)
+{
+	bool met_hang_up = false;
+	int ret = call_once(cg, req, rep, &met_hang_up);
+
+	if (met_hang_up)
+		ret = call_once(cg, req, rep, &met_hang_up);
 	return ret;
 }
 

@@ -7,7 +7,8 @@
  * says (CG_MODE_DAEMON: -ENOTCONN, cg_unregister forgets).  A new daemon on
  * the same socket tracks the client again at its next call, with the
  * regions it had.  CG_MODE_AUTO with no daemon coming back goes on
- * embedded, where the writes are seen again.  A fork in the gap leaves
+ * embedded, where the writes are seen again, and a call the daemon died
+ * under is asked again there.  A fork in the gap leaves
  * parent and child each to come back on its own.
  */
 #include <errno.h>
@@ -313,6 +314,58 @@ START_TEST(with_no_daemon_back_an_auto_client_goes_on_embedded)
 }
 END_TEST
 
+/* A region registered by another thread, its result kept. */
+struct late_register {
+	struct cg *cg;
+	char *p;
+	int ret;
+};
+
+static void *late_register_main(void *arg)
+{
+	struct late_register *l = arg;
+
+	l->ret = cg_register(l->cg, l->p, LEN, 0);
+	return NULL;
+}
+
+/*
+ * The daemon is stopped with the request unread, then killed: the call
+ * meets the hang-up, and CG_MODE_AUTO asks it again of the engine here.
+ */
+START_TEST(a_call_the_daemon_dies_under_is_served_embedded_under_auto)
+{
+	struct late_register l;
+	struct cg_stats st;
+	char path[160];
+	pthread_t t;
+	pid_t daemon;
+	char *p;
+
+	if (!h_have_own_daemon("kills its daemon"))
+		return;
+	daemon = start_daemon(path, sizeof(path), "under");
+	p = h_map(H_4K, LEN, 'A');
+	l = (struct late_register){ open_at(path, CG_MODE_AUTO),
+				    h_map(H_4K, LEN, 'B'), -1 };
+	ck_assert_int_eq(cg_register(l.cg, p, LEN, 0), 0);
+	ck_assert_int_eq(kill(daemon, SIGSTOP), 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, late_register_main, &l), 0);
+	usleep(200 * 1000);
+	kill_daemon(daemon);
+	pthread_join(t, NULL);
+	ck_assert_msg(!l.ret, "the call under the hang-up: %s",
+		      cg_strerror(l.ret));
+	ck_assert_int_eq(cg_mode(l.cg), CG_MODE_EMBEDDED);
+	ck_assert_int_eq(cg_stats(l.cg, &st, sizeof(st)), 0);
+	ck_assert_uint_eq(st.regions, 2);
+	h_audit_clean(l.cg, l.p, LEN);
+	cg_close(l.cg);
+	munmap(l.p, LEN);
+	munmap(p, LEN);
+}
+END_TEST
+
 /* The child: ask in the gap, then again once the daemon is back. */
 struct gap_child {
 	struct cg *cg;
@@ -610,6 +663,7 @@ int main(void)
 	h_add_loop(tc, a_restarted_daemon_tracks_the_client_again_at_its_next_call, 2);
 	h_add_loop(tc, writes_in_the_gap_are_reported_by_the_next_collect, 2);
 	h_add(tc, with_no_daemon_back_an_auto_client_goes_on_embedded);
+	h_add(tc, a_call_the_daemon_dies_under_is_served_embedded_under_auto);
 	h_add(tc, a_fork_while_the_daemon_is_down_leaves_both_to_come_back);
 	h_add(tc, an_unprivileged_client_is_tracked_again_after_a_restart);
 	suite_add_tcase(s, tc);

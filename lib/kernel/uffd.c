@@ -105,11 +105,21 @@ int cg__uffd_register(int fd, uint64_t start, uint64_t len)
 	return cg__uffd_register_mode(fd, start, len, UFFDIO_REGISTER_MODE_WP);
 }
 
+/*
+ * The kernel wakes the faults waiting in a MISSING range as it
+ * unregisters it, but looks at the queue before a fault taken under a
+ * per-VMA lock has joined it (the fault joins, then lets the unregister
+ * go on): that fault slept until the uffd was closed (seen on 6.18, one
+ * restore in 30 under ASan).  Once UNREGISTER returns every such fault
+ * is queued, so a wake now reaches it; WP ranges are not woken at all.
+ */
 int cg__uffd_unregister(int fd, uint64_t start, uint64_t len)
 {
 	struct uffdio_range r = { .start = start, .len = len };
 
-	return ioctl(fd, UFFDIO_UNREGISTER, &r) ? -errno : 0;
+	if (ioctl(fd, UFFDIO_UNREGISTER, &r))
+		return -errno;
+	return cg__uffd_wake(fd, start, len);
 }
 
 int cg__uffd_wake(int fd, uint64_t start, uint64_t len)

@@ -37,6 +37,7 @@ bool cg__is_uffd(int fd);
 int cg__uffd_register(int fd, uint64_t start, uint64_t len);
 /* The same with other UFFDIO_REGISTER_MODE_* bits: again over a registered range changes its modes. */
 int cg__uffd_register_mode(int fd, uint64_t start, uint64_t len, uint64_t mode);
+/* Unregister, then wake whoever faulted there: they fault again, unwatched. */
 int cg__uffd_unregister(int fd, uint64_t start, uint64_t len);
 
 /* Wake the threads faulting in the range, changing nothing. */

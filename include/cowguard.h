@@ -408,7 +408,7 @@ struct cg_restore_info {
 
 /*
  * cg_restore_start - map every region of the image in @fd (a full one:
- * an incremental image is -EOPNOTSUPP) at its address in this process, and
+ * an incremental image is -EOPNOTSUPP; see cg_restore_chain_start) at its address in this process, and
  * fill it lazily: a thread of the library serves each missing-page fault
  * from the image at once (its run, a hugetlb page whole) and copies in
  * the rest meanwhile.  The image is checked whole first: a corrupt or
@@ -427,6 +427,21 @@ struct cg_restore_info {
  */
 CG_EXPORT int cg_restore_start(struct cg *cg, int fd, unsigned flags,
 			       struct cg_restore **out);
+/*
+ * cg_restore_chain_start - the same for an incremental image: @fds[0] is
+ * the image to restore, @fds[1] the image it names as its parent, and so
+ * on to a full image, @nfds of them (at most CG_RESTORE_CHAIN_MAX).  A kept
+ * page is read from the nearest image that saved it.  Every image is
+ * checked whole, and the chain too, before anything is mapped: -EINVAL
+ * when an image's parent is not the next one (or a full image comes
+ * before the last), -EOPNOTSUPP when the last is incremental, -EBADMSG
+ * when a parent lacks a page its child kept.  cg_restore_start(cg, fd, ...)
+ * is this with one image.  Since 0.1.
+ */
+#define CG_RESTORE_CHAIN_MAX 64
+CG_EXPORT int cg_restore_chain_start(struct cg *cg, const int *fds,
+				     size_t nfds, unsigned flags,
+				     struct cg_restore **out);
 /*
  * cg_restore_wait - wait until every page of @r is in and its regions are
  * registered, then free @r; figures into @info (may be NULL; @size as for

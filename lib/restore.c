@@ -9,6 +9,12 @@
  * let go and registered with the handle, if one was given: tracked again,
  * their history unknown, as after a daemon restart.
  *
+ * An incremental image comes with its parents (cg_restore_chain_start):
+ * a kept run's bytes are read from the parent, or from its parent where
+ * kept there too.  The chain is checked whole before anything is mapped:
+ * each image names the next as its parent, the last is full, and every
+ * kept run is covered by runs of the parent.
+ *
  * The daemon takes no part: a restore cannot be wedged by its death.
  * What the program does meanwhile: a page dropped (MADV_DONTNEED) or
  * unmapped is never filled again from the image (a fault there gets
@@ -45,8 +51,10 @@ struct reloc {
 
 struct cg_restore {
 	struct cg *cg;
-	struct cg__img img;
-	int fd, uffd;
+	struct cg__img img;	/* the newest image: its regions are restored */
+	struct cg__img *parents;	/* img's parent, its parent's, ... */
+	size_t nparents;
+	int uffd;
 	uint64_t **done;	/* per region, a bit per page: filled or dropped */
 	struct reloc *relocs;
 	size_t nrelocs;
@@ -142,15 +150,15 @@ static void forget(struct cg_restore *r, uint64_t x, uint64_t len)
 
 /* ---- filling --------------------------------------------------------- */
 
-/* The first run ending past image address a (runs are by address). */
-static uint64_t run_from(const struct cg_restore *r, uint64_t a)
+/* The first run of img ending past address a (runs are by address). */
+static uint64_t run_from(const struct cg__img *img, uint64_t a)
 {
-	uint64_t lo = 0, hi = r->img.h.nruns;
+	uint64_t lo = 0, hi = img->h.nruns;
 
 	while (lo < hi) {
 		uint64_t mid = lo + (hi - lo) / 2;
 
-		if (r->img.runs[mid].addr + r->img.runs[mid].len <= a)
+		if (img->runs[mid].addr + img->runs[mid].len <= a)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -158,23 +166,43 @@ static uint64_t run_from(const struct cg_restore *r, uint64_t a)
 	return lo;
 }
 
-/* The image's bytes of [a, a+len) into r->buf: its runs, zeros between. */
-static int content(struct cg_restore *r, uint64_t a, uint64_t len)
+/* Image k of the chain: 0 the newest, then its parents. */
+static struct cg__img *chain_img(struct cg_restore *r, size_t k)
 {
-	memset(r->buf, 0, len);
-	for (uint64_t i = run_from(r, a);
-	     i < r->img.h.nruns && r->img.runs[i].addr < a + len; i++) {
-		const struct cg__img_run *x = &r->img.runs[i];
+	return k ? &r->parents[k - 1] : &r->img;
+}
+
+/*
+ * The bytes of [a, a+len) in image k into dst: its saved runs read, its
+ * kept runs from image k+1 (the chain check made sure it has them).
+ */
+static int content_of(struct cg_restore *r, size_t k, uint64_t a,
+		      uint64_t len, char *dst)
+{
+	struct cg__img *img = chain_img(r, k);
+
+	for (uint64_t i = run_from(img, a);
+	     i < img->h.nruns && img->runs[i].addr < a + len; i++) {
+		const struct cg__img_run *x = &img->runs[i];
 		uint64_t lo = x->addr > a ? x->addr : a;
 		uint64_t hi = x->addr + x->len < a + len ? x->addr + x->len
 							 : a + len;
-		int ret = cg__img_pread(r->fd, (char *)r->buf + (lo - a), hi - lo,
-					x->off + (lo - x->addr));
+		int ret = x->flags & CG__IMG_KEPT
+			  ? content_of(r, k + 1, lo, hi - lo, dst + (lo - a))
+			  : cg__img_pread(img->fd, dst + (lo - a), hi - lo,
+					  x->off + (lo - x->addr));
 
 		if (ret)
 			return ret;
 	}
 	return 0;
+}
+
+/* The image's bytes of [a, a+len) into r->buf: its runs, zeros between. */
+static int content(struct cg_restore *r, uint64_t a, uint64_t len)
+{
+	memset(r->buf, 0, len);
+	return content_of(r, 0, a, len, r->buf);
 }
 
 static int read_messages(struct cg_restore *r, bool serve_faults);
@@ -261,21 +289,27 @@ static int fill_undone(struct cg_restore *r, long g, uint64_t a, uint64_t len)
 }
 
 /*
- * What a fault at image address a fills, or the drain of run i: the run
- * (4 KiB pages and THP: copied as 4 KiB pages), or the hugetlb page.
+ * What a fault at image address a fills, or the drain there: the run
+ * (4 KiB pages and THP: copied as 4 KiB pages; a kept run, which may be
+ * long, in aligned pieces of CG__IMG_RUN_MAX), or the hugetlb page.
  */
 static void span_of(const struct cg_restore *r, long g, uint64_t a,
 		    uint64_t *start, uint64_t *len)
 {
 	uint64_t unit = unit_of(&r->img.regions[g]);
-	uint64_t i = run_from(r, a);
+	uint64_t i = run_from(&r->img, a);
+	const struct cg__img_run *x = &r->img.runs[i];
 
 	*start = a & ~(unit - 1);
 	*len = unit;
-	if (unit == PG && i < r->img.h.nruns && r->img.runs[i].addr <= a &&
-	    !(r->img.runs[i].flags & CG__IMG_KEPT)) {
-		*start = r->img.runs[i].addr;
-		*len = r->img.runs[i].len;
+	if (unit == PG && i < r->img.h.nruns && x->addr <= a) {
+		uint64_t piece = a & ~((uint64_t)CG__IMG_RUN_MAX - 1);
+		uint64_t lo = x->addr > piece ? x->addr : piece;
+		uint64_t end = x->addr + x->len;
+
+		*start = lo;
+		*len = (end < piece + CG__IMG_RUN_MAX ? end
+						       : piece + CG__IMG_RUN_MAX) - lo;
 	}
 }
 
@@ -381,24 +415,27 @@ static int handle_events(struct cg_restore *r)
 
 /* ---- the thread -------------------------------------------------------- */
 
-/* The next run not done, serving faults and events first; 1 when none. */
-static int drain_step(struct cg_restore *r, uint64_t *i)
+/*
+ * The next span of the runs not done (from image address *at on),
+ * serving faults and events first; 1 when none is left.
+ */
+static int drain_step(struct cg_restore *r, uint64_t *at)
 {
 	int ret = handle_events(r);
+	uint64_t i = run_from(&r->img, *at);
+	const struct cg__img_run *x = &r->img.runs[i];
+	uint64_t start, len;
+	long g;
 
-	for (; !ret && *i < r->img.h.nruns; (*i)++) {
-		const struct cg__img_run *x = &r->img.runs[*i];
-		long g = region_of(r, x->addr);
-		uint64_t start, len;
-
-		if (g < 0 || x->flags & CG__IMG_KEPT)
-			continue;
-		span_of(r, g, x->addr, &start, &len);
-		ret = fill_undone(r, g, start, len);
-		(*i)++;
+	if (ret)
 		return ret;
-	}
-	return ret ? ret : 1;
+	if (i == r->img.h.nruns)
+		return 1;
+	start = x->addr > *at ? x->addr : *at;
+	g = region_of(r, start);
+	span_of(r, g, start, &start, &len);
+	*at = start + len;
+	return fill_undone(r, g, start, len);
 }
 
 /* Let the regions go (what never came is a hole: zeros), then track them. */
@@ -424,10 +461,10 @@ static int settle(struct cg_restore *r)
 static void *restore_main(void *arg)
 {
 	struct cg_restore *r = arg;
-	uint64_t i = 0;
+	uint64_t at = 0;
 	int ret;
 
-	while ((ret = drain_step(r, &i)) == 0)
+	while ((ret = drain_step(r, &at)) == 0)
 		;
 	r->drained_ns = cg__now_ns() - r->started_ns;
 	if (ret == 1)
@@ -481,6 +518,9 @@ static void restore_free(struct cg_restore *r)
 	if (r->uffd >= 0)
 		close(r->uffd);
 	cg__img_close(&r->img);
+	for (size_t k = 0; k < r->nparents; k++)
+		cg__img_close(&r->parents[k]);
+	free(r->parents);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cond);
 	free(r);
@@ -524,14 +564,58 @@ static void unmap_regions(struct cg_restore *r, uint64_t n)
 		       r->img.regions[i].len);
 }
 
-/* The image, checked whole. */
-static int check_image(struct cg_restore *r, int fd)
+/* Whether img's runs cover [a, a+len) without a gap. */
+static bool covers(const struct cg__img *img, uint64_t a, uint64_t len)
 {
-	int ret = cg__img_open(&r->img, fd);
+	uint64_t end = a + len;
 
-	if (!ret)
-		ret = r->img.h.flags & CG__IMG_INCREMENTAL ? -EOPNOTSUPP
-							   : cg__img_verify(&r->img);
+	for (uint64_t i = run_from(img, a); a < end; i++) {
+		if (i == img->h.nruns || img->runs[i].addr > a)
+			return false;
+		a = img->runs[i].addr + img->runs[i].len;
+	}
+	return true;
+}
+
+/*
+ * Image k names image k+1 as its parent and finds in it every run it
+ * kept; the last image is full.
+ */
+static int check_link(struct cg_restore *r, size_t k)
+{
+	const struct cg__img *img = chain_img(r, k), *parent;
+
+	if (!(img->h.flags & CG__IMG_INCREMENTAL))
+		return k == r->nparents ? 0 : -EINVAL;
+	if (k == r->nparents)
+		return -EOPNOTSUPP;
+	parent = chain_img(r, k + 1);
+	if (img->h.parent_id != parent->h.id)
+		return -EINVAL;
+	for (uint64_t i = 0; i < img->h.nruns; i++)
+		if (img->runs[i].flags & CG__IMG_KEPT &&
+		    !covers(parent, img->runs[i].addr, img->runs[i].len))
+			return -EBADMSG;
+	return 0;
+}
+
+/* Every image of the chain opened and read whole, then the links. */
+static int check_chain(struct cg_restore *r, const int *fds, size_t nfds)
+{
+	int ret = 0;
+
+	r->parents = calloc(nfds, sizeof(*r->parents));
+	if (!r->parents)
+		return -ENOMEM;
+	for (size_t k = 0; !ret && k < nfds; k++) {
+		if (k)
+			r->nparents++;
+		ret = cg__img_open(chain_img(r, k), fds[k]);
+		if (!ret)
+			ret = cg__img_verify(chain_img(r, k));
+	}
+	for (size_t k = 0; !ret && k < nfds; k++)
+		ret = check_link(r, k);
 	return ret;
 }
 
@@ -577,21 +661,29 @@ static int prepare(struct cg_restore *r)
 int cg_restore_start(struct cg *cg, int fd, unsigned flags,
 		     struct cg_restore **out)
 {
+	return cg_restore_chain_start(cg, &fd, 1, flags, out);
+}
+
+int cg_restore_chain_start(struct cg *cg, const int *fds, size_t nfds,
+			   unsigned flags, struct cg_restore **out)
+{
 	struct cg_restore *r;
 	uint64_t i = 0;
 	int ret;
 
-	if (fd < 0 || !out || flags)
+	if (!fds || !nfds || nfds > CG_RESTORE_CHAIN_MAX || !out || flags)
 		return -EINVAL;
+	for (size_t k = 0; k < nfds; k++)
+		if (fds[k] < 0)
+			return -EINVAL;
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	r->cg = cg;
-	r->fd = fd;
 	r->uffd = -1;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
-	ret = check_image(r, fd);
+	ret = check_chain(r, fds, nfds);
 	while (!ret && i < r->img.h.nregions) {
 		ret = map_region(r, i);
 		i += !ret;

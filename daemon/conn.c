@@ -70,6 +70,7 @@ void conn_close(struct conn *c)
 		srv->nrefusing--;
 	else
 		srv->nconns--;
+	srv->conn_gone(c);
 	/* The client's state and its uffd go with its connection. */
 	if (c->tracked)
 		tracked_close(c->tracked);

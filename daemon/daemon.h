@@ -75,6 +75,8 @@ struct conn {
 	enum { CONN_NEW, CONN_APP, CONN_CTL, CONN_REFUSED } kind;
 	int refusal;
 	struct tracked *tracked;	/* the address space it speaks for */
+	/* CONN_CTL: the serial of the client it snapshots, or 0. */
+	uint64_t snap_of;
 	struct server *srv;
 	struct conn *next;
 	struct outq out;
@@ -165,6 +167,8 @@ struct server {
 	enum req_result (*dispatch)(struct conn *c, const struct cg__req *req,
 				    int fd);
 	enum req_result (*stream)(struct conn *c);
+	/* c is closing: what it drove of another client ends. */
+	void (*conn_gone)(struct conn *c);
 	/* Runs while a tracked's backlog waits (tracked_backlog_check()). */
 	uv_idle_t backlog_idle;
 	unsigned fd_refused;		/* connections refused in this burst */
@@ -319,5 +323,7 @@ enum req_result request_dispatch(struct conn *c, const struct cg__req *req,
  * turn's worth (c->stream.active then says whether it is done).
  */
 enum req_result request_stream(struct conn *c);
+/* c is closing: a snapshot it drives ends, its client's writes go on. */
+void request_conn_gone(struct conn *c);
 
 #endif

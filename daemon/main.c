@@ -265,6 +265,7 @@ static int open_and_start(struct server *srv)
 	srv->loop = uv_default_loop();
 	srv->dispatch = request_dispatch;
 	srv->stream = request_stream;
+	srv->conn_gone = request_conn_gone;
 	return server_start(srv);
 }
 

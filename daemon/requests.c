@@ -10,7 +10,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -617,6 +619,105 @@ static enum req_result do_one_client(struct conn *c, const struct cg__req *req,
 		return send_end(c, req, -EACCES);
 	give_serials(c->srv);
 	return stream_start(c, req, t->serial);
+}
+
+/* ---- snapshots by cowguardctl ------------------------------------------- */
+
+/*
+ * Whether c may make t's writes wait on it (a snapshot): root, or t's
+ * own user where the kernel would let that user trace t.  /proc/PID/mem
+ * is owned by root while a process is not dumpable (a setuid program, one
+ * that said PR_SET_DUMPABLE 0); /proc/PID itself keeps its owner
+ * (measured on 6.18).
+ */
+static bool may_act(const struct conn *c, const struct tracked *t)
+{
+	char path[40];
+	struct stat st;
+
+	if (c->cred.uid == 0)
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)t->mm.pid);
+	return c->cred.uid == t->uid && !stat(path, &st) &&
+	       st.st_uid == c->cred.uid;
+}
+
+/* The engine of t serves req for cowguardctl; its status to *status. */
+static enum req_result ctl_engine(struct conn *c, struct tracked *t,
+				  const struct cg__req *req, int *status)
+{
+	struct cg__rep rep;
+
+	cg__mm_dispatch(&t->mm, req, &rep);
+	tracked_backlog_check(t);
+	if (status)
+		*status = rep.status;
+	return reply(c, &rep) ? REQ_DROP : REQ_KEEP;
+}
+
+static enum req_result ctl_snapshot_begin(struct conn *c,
+					  const struct cg__req *req)
+{
+	struct tracked *t = tracked_find_pid(c->srv, (pid_t)req->pid);
+	enum req_result ret;
+	int status;
+
+	if (c->snap_of)
+		return reply_status(c, req, -EBUSY);
+	if (!t)
+		return reply_status(c, req, -ESRCH);
+	if (!may_see(c, t) || !may_act(c, t))
+		return reply_status(c, req, -EACCES);
+	/* The client's last image is its own: no parent for us. */
+	if (req->flags)
+		return reply_status(c, req, -EINVAL);
+	ret = ctl_engine(c, t, req, &status);
+	if (!status) {
+		give_serials(c->srv);
+		c->snap_of = t->serial;
+		conn_log(LOG_INFO, c, "snapshot of pid %d begun", (int)t->mm.pid);
+	}
+	return ret;
+}
+
+/*
+ * SNAPSHOT_*: a client's own, served by its engine as any op; or
+ * cowguardctl's of a client it may act on, one at a time, begun with
+ * req.pid and ended at the latest with its connection.
+ */
+static enum req_result do_snapshot(struct conn *c, const struct cg__req *req,
+				   int fd)
+{
+	struct tracked *t;
+	struct cg__req end;
+
+	if (c->kind != CONN_CTL)
+		return c->tracked ? do_engine(c, req, fd)
+				  : reply_status(c, req, -EPERM);
+	if (req->op == CG_OP_SNAPSHOT_BEGIN)
+		return ctl_snapshot_begin(c, req);
+	t = c->snap_of ? tracked_serial(c->srv, c->snap_of) : NULL;
+	if (!t)
+		return reply_status(c, req, c->snap_of ? -ESRCH : -ENOENT);
+	if (req->op != CG_OP_SNAPSHOT_END)
+		return ctl_engine(c, t, req, NULL);
+	end = *req;
+	end.flags |= CG__SNAP_NOT_OURS;
+	c->snap_of = 0;
+	return ctl_engine(c, t, &end, NULL);
+}
+
+void request_conn_gone(struct conn *c)
+{
+	struct tracked *t = c->snap_of ? tracked_serial(c->srv, c->snap_of)
+				       : NULL;
+
+	c->snap_of = 0;
+	if (!t || cg__mm_snap_end(&t->mm, CG__SNAP_FAILED | CG__SNAP_NOT_OURS))
+		return;
+	tracked_backlog_check(t);
+	conn_log(LOG_WARNING, c, "gone during its snapshot of pid %d: ended, "
+		 "its writes go on", (int)t->mm.pid);
 }
 
 /* ---- the op table -------------------------------------------------------- */

@@ -7,6 +7,7 @@
  *   cowguardctl [--socket PATH] [--timeout SECONDS] [--json] pins PID
  *   cowguardctl [--socket PATH] [--timeout SECONDS] metrics
  *   cowguardctl [--json] image FILE
+ *   cowguardctl [--socket PATH] [--timeout SECONDS] [--json] snapshot PID -o FILE
  *
  * A reply is collected whole (clients, each with its regions; or a
  * client's pins), then printed by one of three formatters: aligned tables
@@ -248,6 +249,13 @@ static int show(const struct ctl_reply *r, const struct ctl_opts *o)
 		return show_metrics(r, o);
 	case CTL_IMAGE:
 		break;		/* run() shows it, asking nothing */
+	case CTL_SNAPSHOT:
+		for (size_t i = 0; i < r->n; i++)
+			if (r->clients[i].c.pid == o->pid)
+				return ctl_snapshot(o, &r->clients[i]);
+		fprintf(stderr, "cowguardctl: snapshot: pid %d is not a client "
+			"of cowguardd you may see\n", (int)o->pid);
+		return EXIT_ERROR;
 	}
 	return EXIT_ERROR;
 }
@@ -258,7 +266,8 @@ static void say_failure(const struct ctl_opts *o, int ret, bool connected)
 	char sock[CTL_TEXT_SAFE_LEN(sizeof(((struct cg__client *)0)->path))];
 	char what[CTL_TEXT_SAFE_LEN(sizeof(((struct cg__client *)0)->path)) + 64];
 	const char *cmd = o->cmd == CTL_AUDIT ? "audit" : o->cmd == CTL_PINS
-			  ? "pins" : o->cmd == CTL_METRICS ? "metrics" : "status";
+			  ? "pins" : o->cmd == CTL_METRICS ? "metrics"
+			  : o->cmd == CTL_SNAPSHOT ? "snapshot" : "status";
 
 	ctl_text_safe(o->socket, o->utf8, sock, sizeof(sock));
 	if (!connected)
@@ -315,6 +324,7 @@ static void usage(FILE *out)
 		"       cowguardctl [OPTION]... pins PID\n"
 		"       cowguardctl [OPTION]... metrics\n"
 		"       cowguardctl [--json] image FILE\n"
+		"       cowguardctl [OPTION]... snapshot PID -o FILE\n"
 		"Show what cowguardd tracks, or audit a client's page state\n"
 		"against the kernel's.\n\n"
 		"  status      every client you may see: regions, page counts by\n"
@@ -329,7 +339,12 @@ static void usage(FILE *out)
 		"              collector); cowguard_up 0 when cowguardd does not\n"
 		"              answer\n"
 		"  image FILE  what the snapshot image FILE holds (cg_snapshot),\n"
-		"              every checksum checked; no daemon needed\n\n"
+		"              every checksum checked; no daemon needed\n"
+		"  snapshot PID -o FILE\n"
+		"              a live snapshot of client PID (daemon mode) into\n"
+		"              FILE, while it runs: its writes to pages not saved\n"
+		"              yet wait; root or its own user only; a progress\n"
+		"              bar on a terminal\n\n"
 		"  -s, --socket PATH   the daemon's socket (default $COWGUARD_SOCKET,\n"
 		"                      else %s)\n"
 		"  -t, --timeout SECONDS  give up when cowguardd has not answered\n"
@@ -337,6 +352,7 @@ static void usage(FILE *out)
 		"                      0 waits as long as the library does, 30 s\n"
 		"                      for each answer)\n"
 		"  -j, --json          one JSON object instead of tables\n"
+		"  -o, --output FILE   snapshot: the image to write (mode 0600)\n"
 		"  -h, --help          this text\n"
 		"  -V, --version       the version\n\n"
 		"Exit status: 0 success (audit: zero unsafe and zero conservative\n"
@@ -397,6 +413,8 @@ static const struct command {
 	{ "pins", CTL_PINS, CG_OP_PINS, true, false },
 	{ "metrics", CTL_METRICS, CG_OP_STATUS, false, false },
 	{ "image", CTL_IMAGE, CG_OP_NONE, false, true },
+	/* The client's record first: how far the progress bar has to go. */
+	{ "snapshot", CTL_SNAPSHOT, CG_OP_STATUS, true, false },
 };
 
 static int parse_command(int argc, char **argv, struct ctl_opts *o)
@@ -422,6 +440,10 @@ static int parse_command(int argc, char **argv, struct ctl_opts *o)
 		o->path = argv[1];
 	if (c->takes_pid && parse_pid(argv[1], &o->pid))
 		return bad_usage(o, "not a pid: '%s'", argv[1]);
+	if (c->cmd == CTL_SNAPSHOT && !o->output)
+		return bad_usage(o, "snapshot needs -o FILE%s", NULL);
+	if (c->cmd != CTL_SNAPSHOT && o->output)
+		return bad_usage(o, "-o is for snapshot only%s", NULL);
 	return 0;
 }
 
@@ -439,6 +461,7 @@ static int parse_args(int argc, char **argv, struct ctl_opts *o)
 		{ "socket", required_argument, NULL, 's' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "output", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 }
@@ -447,7 +470,7 @@ static int parse_args(int argc, char **argv, struct ctl_opts *o)
 
 	o->socket = default_socket();
 	o->timeout = CTL_DEFAULT_TIMEOUT;
-	while ((c = getopt_long(argc, argv, "s:t:jhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:t:jo:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			o->socket = optarg;
@@ -460,6 +483,9 @@ static int parse_args(int argc, char **argv, struct ctl_opts *o)
 			break;
 		case 'j':
 			o->json = true;
+			break;
+		case 'o':
+			o->output = optarg;
 			break;
 		case 'h':
 			usage(stdout);

@@ -37,7 +37,9 @@ struct ctl_reply {
 	size_t npins, pins_cap;
 };
 
-enum ctl_cmd { CTL_STATUS, CTL_AUDIT, CTL_PINS, CTL_METRICS, CTL_IMAGE };
+enum ctl_cmd {
+	CTL_STATUS, CTL_AUDIT, CTL_PINS, CTL_METRICS, CTL_IMAGE, CTL_SNAPSHOT
+};
 
 struct ctl_opts {
 	const char *socket;
@@ -46,8 +48,9 @@ struct ctl_opts {
 	double timeout;			/* seconds per answer; 0: wait forever */
 	enum ctl_cmd cmd;
 	enum cg__op op;			/* what cmd asks the daemon */
-	pid_t pid;			/* audit, pins */
+	pid_t pid;			/* audit, pins, snapshot */
 	const char *path;		/* image */
+	const char *output;		/* snapshot: -o FILE */
 };
 
 /*
@@ -156,6 +159,11 @@ int metrics_print(const struct ctl_reply *r, const struct ctl_opts *o);
 
 /* image.c: show and check the snapshot image o->path; the exit status. */
 int ctl_image(const struct ctl_opts *o);
+/*
+ * snapshot.c: a live snapshot of client o->pid (cl: its record, for the
+ * progress bar's end) into o->output; the exit status.
+ */
+int ctl_snapshot(const struct ctl_opts *o, const struct ctl_client *cl);
 void metrics_down(FILE *f, const struct ctl_opts *o);
 
 #endif

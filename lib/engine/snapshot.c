@@ -533,8 +533,8 @@ int cg__mm_snap_end(struct cg__mm *mm, unsigned flags)
 	if (!s)
 		return -ENOENT;
 	mm->snap = NULL;
-	mm->snap_parent = !(flags & CG__SNAP_FAILED) && !s->torn &&
-			  !any_pending(s);
+	mm->snap_parent = !(flags & (CG__SNAP_FAILED | CG__SNAP_NOT_OURS)) &&
+			  !s->torn && !any_pending(s);
 	/* What still waits faults again, and is served as any write. */
 	for (size_t i = 0; i < s->nareas; i++)
 		if (area_unsaved(&s->areas[i], s->areas[i].start,

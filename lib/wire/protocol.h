@@ -22,7 +22,7 @@
  * preload shim's hooks; 4 since it counts the pins made through each.
  */
 #define CG_PROTO_MAJOR 4
-#define CG_PROTO_MINOR 2
+#define CG_PROTO_MINOR 3		/* 3: cowguardctl may snapshot a client */
 
 /*
  * Who may send an op: a connection yet to say hello, a client (one that
@@ -90,10 +90,16 @@ enum cg__fd { CG_NOFD, CG_FD };
 	X(PINS, "pins", CG_FROM_APP | CG_FROM_CTL, CG_NOFD, one_client)     \
 	/* the units written in [addr, addr+len) since the last, armed again */ \
 	X(TRACK_COLLECT, "track-collect", CG_FROM_APP, CG_NOFD, engine)      \
-	/* live snapshot: freeze, then [addr, addr+len) saved: what next */  \
-	X(SNAPSHOT_BEGIN, "snapshot-begin", CG_FROM_APP, CG_NOFD, engine)    \
-	X(SNAPSHOT_STEP, "snapshot-step", CG_FROM_APP, CG_NOFD, engine)      \
-	X(SNAPSHOT_END, "snapshot-end", CG_FROM_APP, CG_NOFD, engine)
+	/*								      \
+	 * live snapshot: freeze, then [addr, addr+len) saved: what next;    \
+	 * from cowguardctl, of the client req.pid (BEGIN) it may act on     \
+	 */								      \
+	X(SNAPSHOT_BEGIN, "snapshot-begin", CG_FROM_APP | CG_FROM_CTL,        \
+	  CG_NOFD, snapshot)						      \
+	X(SNAPSHOT_STEP, "snapshot-step", CG_FROM_APP | CG_FROM_CTL, CG_NOFD, \
+	  snapshot)							      \
+	X(SNAPSHOT_END, "snapshot-end", CG_FROM_APP | CG_FROM_CTL, CG_NOFD,   \
+	  snapshot)
 
 enum cg__op {
 	CG_OP_NONE = 0,
@@ -135,6 +141,8 @@ struct cg__track_range {
 /* SNAPSHOT_BEGIN's req.flags, and SNAPSHOT_END's. */
 #define CG__SNAP_INCREMENTAL (1u << 0)
 #define CG__SNAP_FAILED (1u << 1)
+/* END: the image is not the client's own: no incremental builds on it. */
+#define CG__SNAP_NOT_OURS (1u << 2)
 
 struct cg__snap_window {
 	uint64_t area_start, area_len;

@@ -15,6 +15,11 @@
  * each image names the next as its parent, the last is full, and every
  * kept run is covered by runs of the parent.
  *
+ * THP memory comes back as THPs where the kernel can move pages
+ * (UFFDIO_MOVE, 6.8+): a 2 MiB chunk the image holds whole is read into a
+ * fresh THP of the library's and moved into place, one PMD; elsewhere,
+ * and for what a move leaves, 4 KiB pages are copied.
+ *
  * The daemon takes no part: a restore cannot be wedged by its death.
  * What the program does meanwhile: a page dropped (MADV_DONTNEED) or
  * unmapped is never filled again from the image (a fault there gets
@@ -33,6 +38,8 @@
 #include "handle.h"
 #include "image/image.h"
 #include "kernel/clock.h"
+#include "kernel/compat.h"
+#include "kernel/pages.h"
 #include "kernel/uffd.h"
 
 #ifndef MAP_FIXED_NOREPLACE
@@ -62,6 +69,9 @@ struct cg_restore {
 	size_t nheld, held_cap;
 	void *buf;		/* the largest unit: a run, or a hugetlb page */
 	size_t buf_len;
+	bool can_move;		/* THP chunks moved in whole (UFFDIO_MOVE) */
+	void *stage_map;	/* where they are read first: 2 MiB aligned */
+	uint64_t stage;
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -242,10 +252,62 @@ static int copy_in(struct cg_restore *r, uint64_t now, uint64_t len,
 	return ret;
 }
 
+/* Whether [a, a+len) of region g is a THP chunk to move in whole. */
+static bool thp_whole(const struct cg_restore *r, long g, uint64_t a,
+		      uint64_t len)
+{
+	if (!r->can_move || r->nrelocs || len != CG_PMD_SIZE ||
+	    a & (CG_PMD_SIZE - 1) || r->img.regions[g].kind != CG_PAGE_THP)
+		return false;
+	for (uint64_t p = a; p < a + len; p += PG)
+		if (is_done(r, g, p))
+			return false;
+	return true;
+}
+
+/*
+ * The chunk [a, a+2 MiB) read into a fresh THP of ours and moved into
+ * place, one PMD where the kernel can (else its pages one by one).
+ * Returns 0 when all of it moved; -EAGAIN after an event (what moved is
+ * done, the caller fills the rest); 1 when it did not move: the caller
+ * copies it, and every chunk after (a move that fails once fails again).
+ */
+static int move_in(struct cg_restore *r, long g, uint64_t a)
+{
+	char *stage = (char *)(uintptr_t)r->stage;
+	uint64_t done = 0;
+	int ret;
+
+	/* Runs cover the chunk: the reads fault a fresh THP in, zeroed. */
+	ret = content_of(r, 0, a, CG_PMD_SIZE, stage);
+	if (!ret)
+		ret = cg__uffd_move(r->uffd, a, r->stage, CG_PMD_SIZE, &done);
+	cg__uffd_wake(r->uffd, a, CG_PMD_SIZE);
+	if (done) {
+		mark_done(r, g, a, done);
+		r->restored += done;
+	}
+	if (!ret)
+		return 0;
+	/* What did not move is still staged: let it go. */
+	madvise(stage, CG_PMD_SIZE, MADV_DONTNEED);
+	if (ret == -EAGAIN || done) {
+		int err = read_messages(r, false);
+
+		return err ? err : -EAGAIN;
+	}
+	r->can_move = false;
+	return 1;
+}
+
 /* Fill the image's [a, a+len) of region g where it is now; done after. */
 static int fill(struct cg_restore *r, long g, uint64_t a, uint64_t len)
 {
-	int ret = content(r, a, len);
+	int ret = thp_whole(r, g, a, len) ? move_in(r, g, a) : 1;
+
+	if (ret <= 0)
+		return ret;
+	ret = content(r, a, len);
 
 	if (!ret)
 		ret = copy_in(r, now_of(r, a), len, unit_of(&r->img.regions[g]));
@@ -303,6 +365,7 @@ static void span_of(const struct cg_restore *r, long g, uint64_t a,
 	*start = a & ~(unit - 1);
 	*len = unit;
 	if (unit == PG && i < r->img.h.nruns && x->addr <= a) {
+		/* RUN_MAX is CG_PMD_SIZE: a THP chunk the run covers, whole. */
 		uint64_t piece = a & ~((uint64_t)CG__IMG_RUN_MAX - 1);
 		uint64_t lo = x->addr > piece ? x->addr : piece;
 		uint64_t end = x->addr + x->len;
@@ -515,6 +578,8 @@ static void restore_free(struct cg_restore *r)
 	free(r->faults_held);
 	if (r->buf)
 		munmap(r->buf, r->buf_len);
+	if (r->stage_map)
+		munmap(r->stage_map, 2 * CG_PMD_SIZE);
 	if (r->uffd >= 0)
 		close(r->uffd);
 	cg__img_close(&r->img);
@@ -619,6 +684,33 @@ static int check_chain(struct cg_restore *r, const int *fds, size_t nfds)
 	return ret;
 }
 
+/*
+ * Where THP chunks are read before they move: 2 MiB aligned, advised
+ * MADV_HUGEPAGE (each touch after a move gets a fresh THP), never a
+ * child's.  Only when the image has THP memory.
+ */
+static int prepare_stage(struct cg_restore *r)
+{
+	bool thp = false;
+
+	for (uint64_t i = 0; i < r->img.h.nregions; i++)
+		thp |= r->img.regions[i].kind == CG_PAGE_THP;
+	if (!thp)
+		return 0;
+	r->stage_map = mmap(NULL, 2 * CG_PMD_SIZE, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (r->stage_map == MAP_FAILED) {
+		r->stage_map = NULL;
+		return -ENOMEM;
+	}
+	r->stage = ((uintptr_t)r->stage_map + CG_PMD_SIZE - 1) &
+		   ~(CG_PMD_SIZE - 1);
+	madvise((void *)(uintptr_t)r->stage, CG_PMD_SIZE, MADV_HUGEPAGE);
+	madvise((void *)(uintptr_t)r->stage, CG_PMD_SIZE, MADV_DONTFORK);
+	r->can_move = true;
+	return 0;
+}
+
 /* Our uffd over every region (missing pages held), buffer and bitmaps. */
 static int prepare(struct cg_restore *r)
 {
@@ -650,7 +742,10 @@ static int prepare(struct cg_restore *r)
 	ret = cg__uffd_api(r->uffd, UFFD_FEATURE_EVENT_REMAP |
 				    UFFD_FEATURE_EVENT_REMOVE |
 				    UFFD_FEATURE_EVENT_UNMAP |
-				    UFFD_FEATURE_MISSING_HUGETLBFS, &got);
+				    UFFD_FEATURE_MISSING_HUGETLBFS |
+				    UFFD_FEATURE_MOVE, &got);
+	if (!ret && got & UFFD_FEATURE_MOVE)
+		ret = prepare_stage(r);
 	for (uint64_t i = 0; !ret && i < r->img.h.nregions; i++)
 		ret = cg__uffd_register_mode(r->uffd, r->img.regions[i].start,
 					     r->img.regions[i].len,

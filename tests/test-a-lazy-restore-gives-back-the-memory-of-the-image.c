@@ -4,7 +4,9 @@
  * the regions are mapped again where they were and read while the
  * library still fills them (scattered reads fault pages in ahead of the
  * drain), then whole once it is done, and the handle tracks them again.
- * Per mode and kind (4 KiB with holes, THP, 2 MiB hugetlb).  Also: a fork
+ * Per mode and kind (4 KiB with holes, THP, 2 MiB hugetlb); THP memory
+ * comes back as THPs, one PMD each, where the kernel moves pages (6.8+:
+ * UFFDIO_MOVE; before, as 4 KiB pages).  Also: a fork
  * during the restore gives the child every page; a page dropped during it
  * reads zeros and is never filled again; memory moved during it is filled
  * where it went; the daemon killed during it stops nothing; a corrupt image, an incremental one and an address in use are
@@ -48,6 +50,19 @@ static int save_and_drop(struct cg *cg, char *p, char *expected)
 	return fd;
 }
 
+/* Each 2 MiB of p one PMD again, where the restore can move THPs in. */
+static void check_thp_whole(struct cg *cg, char *p)
+{
+	size_t pmd = 0;
+
+	for (size_t off = 0; off < LEN; off += 2 * MIB)
+		pmd += h_pmd_mapped(p + off) == 1;
+	printf("%s: %zu of %zu THP chunks PMD-mapped after the restore\n",
+	       h_case_name(), pmd, (size_t)(LEN / (2 * MIB)));
+	if (h_thp_moves(cg))
+		ck_assert_uint_eq(pmd, LEN / (2 * MIB));
+}
+
 START_TEST(a_lazy_restore_gives_back_the_memory_of_the_image)
 {
 	enum h_kind kind = H_KIND(_i);
@@ -77,6 +92,8 @@ START_TEST(a_lazy_restore_gives_back_the_memory_of_the_image)
 	}
 	ck_assert_int_eq(cg_restore_wait(r, &info, sizeof(info)), 0);
 	ck_assert(!memcmp(p, expected, LEN));
+	if (kind == H_THP)
+		check_thp_whole(cg, p);
 	printf("%s: %llu KiB restored, %llu faults served, the first after "
 	       "%.2f ms, all in after %.2f ms\n", h_case_name(),
 	       (unsigned long long)info.restored_bytes / 1024,

@@ -421,7 +421,8 @@ struct cg_restore_info {
  * again, memory moved is filled where it went, and fork(3) waits until
  * the restore is done, so that the child has every page (a raw clone()
  * that skips fork(3)'s handlers gets zeros where pages were not in yet).
- * @flags must be 0.  On success *@out is for cg_restore_wait().  Returns 0,
+ * @flags: 0, or CG_RESTORE_CHECK_AS_READ (below).  On success *@out is
+ * for cg_restore_wait().  Returns 0,
  * -EINVAL, -ENOMEM, -EPERM (no userfaultfd: see cg_strerror), or as above.
  * Since 0.1.
  */
@@ -439,6 +440,15 @@ CG_EXPORT int cg_restore_start(struct cg *cg, int fd, unsigned flags,
  * is this with one image.  Since 0.1.
  */
 #define CG_RESTORE_CHAIN_MAX 64
+/*
+ * @flags of both: CG_RESTORE_CHECK_AS_READ starts after the header and
+ * index are checked, not the whole image (the first byte comes at once);
+ * each run is checked when first read, and a run found corrupt is never
+ * given as memory: its pages are poisoned (a touch raises SIGBUS, as a
+ * memory error would) and cg_restore_wait() returns -EBADMSG.  Needs
+ * UFFD_FEATURE_POISON (Linux 6.6): else -EOPNOTSUPP, nothing mapped.
+ */
+#define CG_RESTORE_CHECK_AS_READ (1u << 0)
 CG_EXPORT int cg_restore_chain_start(struct cg *cg, const int *fds,
 				     size_t nfds, unsigned flags,
 				     struct cg_restore **out);

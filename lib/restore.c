@@ -20,6 +20,12 @@
  * fresh THP of the library's and moved into place, one PMD; elsewhere,
  * and for what a move leaves, 4 KiB pages are copied.
  *
+ * With CG_RESTORE_CHECK_AS_READ the first byte comes after the header
+ * and index only: each run is checked when first read, and a run found
+ * corrupt is never given to the program as memory: its pages are
+ * poisoned (UFFDIO_POISON: a touch raises SIGBUS, as a memory error
+ * would) and cg_restore_wait() says -EBADMSG.
+ *
  * The daemon takes no part: a restore cannot be wedged by its death.
  * What the program does meanwhile: a page dropped (MADV_DONTNEED) or
  * unmapped is never filled again from the image (a fault there gets
@@ -58,6 +64,7 @@ struct reloc {
 
 struct cg_restore {
 	struct cg *cg;
+	unsigned flags;
 	struct cg__img img;	/* the newest image: its regions are restored */
 	struct cg__img *parents;	/* img's parent, its parent's, ... */
 	size_t nparents;
@@ -70,6 +77,10 @@ struct cg_restore {
 	void *buf;		/* the largest unit: a run, or a hugetlb page */
 	size_t buf_len;
 	bool can_move;		/* THP chunks moved in whole (UFFDIO_MOVE) */
+	/* CG_RESTORE_CHECK_AS_READ: per image, a bit per run checked right */
+	uint64_t **checked;
+	void *check_buf;	/* CG__IMG_RUN_MAX: a run read whole, checked */
+	int late_err;		/* a run found corrupt: its pages poisoned */
 	void *stage_map;	/* where they are read first: 2 MiB aligned */
 	uint64_t stage;
 	pthread_t thread;
@@ -183,6 +194,28 @@ static struct cg__img *chain_img(struct cg_restore *r, size_t k)
 }
 
 /*
+ * len bytes of run i of image k, from address lo, into dst.  Checked
+ * first, the run read whole, where the image was not checked whole.
+ */
+static int read_saved(struct cg_restore *r, size_t k, uint64_t i, uint64_t lo,
+		      uint64_t len, char *dst)
+{
+	struct cg__img *img = chain_img(r, k);
+	const struct cg__img_run *x = &img->runs[i];
+	uint64_t *seen = r->checked ? r->checked[k] : NULL;
+	int ret;
+
+	if (!seen || seen[i / 64] >> (i % 64) & 1)
+		return cg__img_pread(img->fd, dst, len, x->off + (lo - x->addr));
+	ret = cg__img_read_run(img, i, r->check_buf);
+	if (ret)
+		return ret;
+	seen[i / 64] |= 1ULL << (i % 64);
+	memcpy(dst, (char *)r->check_buf + (lo - x->addr), len);
+	return 0;
+}
+
+/*
  * The bytes of [a, a+len) in image k into dst: its saved runs read, its
  * kept runs from image k+1 (the chain check made sure it has them).
  */
@@ -199,8 +232,7 @@ static int content_of(struct cg_restore *r, size_t k, uint64_t a,
 							 : a + len;
 		int ret = x->flags & CG__IMG_KEPT
 			  ? content_of(r, k + 1, lo, hi - lo, dst + (lo - a))
-			  : cg__img_pread(img->fd, dst + (lo - a), hi - lo,
-					  x->off + (lo - x->addr));
+			  : read_saved(r, k, i, lo, hi - lo, dst + (lo - a));
 
 		if (ret)
 			return ret;
@@ -252,6 +284,33 @@ static int copy_in(struct cg_restore *r, uint64_t now, uint64_t len,
 	return ret;
 }
 
+/*
+ * [a, a+len) read from a run found corrupt: never the program's memory.
+ * Poisoned where it is now, done, and said at the end.
+ */
+static int poison(struct cg_restore *r, long g, uint64_t a, uint64_t len)
+{
+	uint64_t now = now_of(r, a);
+	int ret = cg__uffd_poison(r->uffd, now, len);
+
+	/* A page in there already (a fault's fill raced us): left as it is. */
+	if (ret == -EEXIST)
+		for (uint64_t p = 0; p < len; p += PG)
+			cg__uffd_poison(r->uffd, now + p, PG);
+	cg__uffd_wake(r->uffd, now, len);
+	if (ret == -EAGAIN) {
+		int err = read_messages(r, false);
+
+		return err ? err : -EAGAIN;
+	}
+	if (ret && ret != -EEXIST && ret != -ENOENT)
+		return ret;
+	mark_done(r, g, a, len);
+	if (!r->late_err)
+		r->late_err = -EBADMSG;
+	return 0;
+}
+
 /* Whether [a, a+len) of region g is a THP chunk to move in whole. */
 static bool thp_whole(const struct cg_restore *r, long g, uint64_t a,
 		      uint64_t len)
@@ -280,8 +339,12 @@ static int move_in(struct cg_restore *r, long g, uint64_t a)
 
 	/* Runs cover the chunk: the reads fault a fresh THP in, zeroed. */
 	ret = content_of(r, 0, a, CG_PMD_SIZE, stage);
-	if (!ret)
-		ret = cg__uffd_move(r->uffd, a, r->stage, CG_PMD_SIZE, &done);
+	if (ret) {
+		/* The copy reads it again, and says what is wrong. */
+		madvise(stage, CG_PMD_SIZE, MADV_DONTNEED);
+		return 1;
+	}
+	ret = cg__uffd_move(r->uffd, a, r->stage, CG_PMD_SIZE, &done);
 	cg__uffd_wake(r->uffd, a, CG_PMD_SIZE);
 	if (done) {
 		mark_done(r, g, a, done);
@@ -308,7 +371,8 @@ static int fill(struct cg_restore *r, long g, uint64_t a, uint64_t len)
 	if (ret <= 0)
 		return ret;
 	ret = content(r, a, len);
-
+	if (ret == -EBADMSG && r->checked)
+		return poison(r, g, a, len);
 	if (!ret)
 		ret = copy_in(r, now_of(r, a), len, unit_of(&r->img.regions[g]));
 	if (!ret) {
@@ -580,6 +644,11 @@ static void restore_free(struct cg_restore *r)
 		munmap(r->buf, r->buf_len);
 	if (r->stage_map)
 		munmap(r->stage_map, 2 * CG_PMD_SIZE);
+	for (size_t k = 0; r->checked && k <= r->nparents; k++)
+		free(r->checked[k]);
+	free(r->checked);
+	if (r->check_buf)
+		munmap(r->check_buf, CG__IMG_RUN_MAX);
 	if (r->uffd >= 0)
 		close(r->uffd);
 	cg__img_close(&r->img);
@@ -676,7 +745,7 @@ static int check_chain(struct cg_restore *r, const int *fds, size_t nfds)
 		if (k)
 			r->nparents++;
 		ret = cg__img_open(chain_img(r, k), fds[k]);
-		if (!ret)
+		if (!ret && !(r->flags & CG_RESTORE_CHECK_AS_READ))
 			ret = cg__img_verify(chain_img(r, k));
 	}
 	for (size_t k = 0; !ret && k < nfds; k++)
@@ -708,6 +777,27 @@ static int prepare_stage(struct cg_restore *r)
 	madvise((void *)(uintptr_t)r->stage, CG_PMD_SIZE, MADV_HUGEPAGE);
 	madvise((void *)(uintptr_t)r->stage, CG_PMD_SIZE, MADV_DONTFORK);
 	r->can_move = true;
+	return 0;
+}
+
+/* A bit per run of each image: checked yet?  And a run's buffer. */
+static int prepare_checks(struct cg_restore *r)
+{
+	r->checked = calloc(r->nparents + 1, sizeof(*r->checked));
+	if (!r->checked)
+		return -ENOMEM;
+	for (size_t k = 0; k <= r->nparents; k++) {
+		r->checked[k] = calloc((chain_img(r, k)->h.nruns + 63) / 64 + 1,
+				       sizeof(uint64_t));
+		if (!r->checked[k])
+			return -ENOMEM;
+	}
+	r->check_buf = mmap(NULL, CG__IMG_RUN_MAX, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (r->check_buf == MAP_FAILED) {
+		r->check_buf = NULL;
+		return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -743,9 +833,11 @@ static int prepare(struct cg_restore *r)
 				    UFFD_FEATURE_EVENT_REMOVE |
 				    UFFD_FEATURE_EVENT_UNMAP |
 				    UFFD_FEATURE_MISSING_HUGETLBFS |
-				    UFFD_FEATURE_MOVE, &got);
+				    UFFD_FEATURE_MOVE | UFFD_FEATURE_POISON, &got);
 	if (!ret && got & UFFD_FEATURE_MOVE)
 		ret = prepare_stage(r);
+	if (!ret && r->flags & CG_RESTORE_CHECK_AS_READ)
+		ret = got & UFFD_FEATURE_POISON ? prepare_checks(r) : -EOPNOTSUPP;
 	for (uint64_t i = 0; !ret && i < r->img.h.nregions; i++)
 		ret = cg__uffd_register_mode(r->uffd, r->img.regions[i].start,
 					     r->img.regions[i].len,
@@ -766,7 +858,8 @@ int cg_restore_chain_start(struct cg *cg, const int *fds, size_t nfds,
 	uint64_t i = 0;
 	int ret;
 
-	if (!fds || !nfds || nfds > CG_RESTORE_CHAIN_MAX || !out || flags)
+	if (!fds || !nfds || nfds > CG_RESTORE_CHAIN_MAX || !out ||
+	    flags & ~CG_RESTORE_CHECK_AS_READ)
 		return -EINVAL;
 	for (size_t k = 0; k < nfds; k++)
 		if (fds[k] < 0)
@@ -775,6 +868,7 @@ int cg_restore_chain_start(struct cg *cg, const int *fds, size_t nfds,
 	if (!r)
 		return -ENOMEM;
 	r->cg = cg;
+	r->flags = flags;
 	r->uffd = -1;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
@@ -824,7 +918,7 @@ int cg_restore_wait(struct cg_restore *r, struct cg_restore_info *info,
 			break;
 		}
 	pthread_mutex_unlock(&running_lock);
-	ret = r->err;
+	ret = r->err ? r->err : r->late_err;
 	out.regions = r->img.h.nregions;
 	out.restored_bytes = r->restored;
 	out.faults = r->faults;

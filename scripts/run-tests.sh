@@ -14,6 +14,8 @@
 # Environment:
 #   CG_TEST_FILTER   run only binaries whose name contains one of these
 #                    strings (separated by spaces)
+#   CG_TEST_EXCLUDE  and not those whose name contains one of these: each
+#                    is named once, "not run in this lane"
 #   CG_TEST_TIMEOUT  seconds per binary (default 300)
 #   CG_BUILDDIR      exported to the tests: the build tree (default: DIR/..)
 #   CG_TEST_RUN_AS   a command that runs each binary, its arguments split on
@@ -77,6 +79,7 @@ lane=${CG_TEST_LANE:-}
 read -r -a run_as <<<"${CG_TEST_RUN_AS:-}"
 timeout_s=${CG_TEST_TIMEOUT:-300}
 filter=${CG_TEST_FILTER:-}
+exclude=${CG_TEST_EXCLUDE:-}
 
 if [ ! -d "$dir" ]; then
 	echo "run-tests: no such directory: $dir" >&2
@@ -127,6 +130,10 @@ for bin in "$dir"/*; do
 	[[ -f $bin && -x $bin ]] || continue
 	name=$(basename "$bin")
 	if [ -n "$filter" ] && ! matches "$name" "$filter"; then
+		continue
+	fi
+	if [ -n "$exclude" ] && matches "$name" "$exclude"; then
+		echo "=== $name: not run in this lane (CG_TEST_EXCLUDE)"
 		continue
 	fi
 	ran=$((ran + 1))

@@ -142,6 +142,16 @@ int cg__uffd_move(int fd, uint64_t dst, uint64_t src, uint64_t len,
 	return ret;
 }
 
+int cg__uffd_poison(int fd, uint64_t start, uint64_t len)
+{
+	struct uffdio_poison p = {
+		.range = { .start = start, .len = len },
+		.mode = UFFDIO_POISON_MODE_DONTWAKE,
+	};
+
+	return ioctl(fd, UFFDIO_POISON, &p) ? -errno : 0;
+}
+
 int cg__uffd_copy(int fd, uint64_t dst, uint64_t src, uint64_t len,
 		  uint64_t *done)
 {

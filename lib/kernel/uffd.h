@@ -54,6 +54,12 @@ int cg__uffd_move(int fd, uint64_t dst, uint64_t src, uint64_t len,
 int cg__uffd_copy(int fd, uint64_t dst, uint64_t src, uint64_t len,
 		  uint64_t *done);
 
+/*
+ * UFFDIO_POISON the empty [start, start+len): a touch there raises SIGBUS,
+ * as a memory error would (6.6+, UFFD_FEATURE_POISON).  Wakes nobody.
+ */
+int cg__uffd_poison(int fd, uint64_t start, uint64_t len);
+
 /* Set or clear write protection; clearing wakes the faulting threads. */
 int cg__uffd_wp(int fd, uint64_t start, uint64_t len, bool protect);
 

@@ -210,6 +210,17 @@ END_TEST
 
 START_TEST(a_fork_during_a_snapshot_takes_nothing_from_its_instant)
 {
+#ifdef __SANITIZE_ADDRESS__
+	/*
+	 * Seen: a child stuck for ever in calloc() inside the library's
+	 * atfork child handler, on the ASan allocator's lock that the
+	 * engine's thread held at the fork (GCC 12's libasan does not lock
+	 * its allocator around fork; glibc's malloc does).
+	 */
+	h_skip("a sanitizers' build: its allocator is not fork-safe (a child "
+	       "allocating in an atfork handler can wait for ever)");
+	return;
+#endif
 	snapshots_while_writing(H_KIND(_i), H_MODE(_i), true);
 }
 END_TEST

@@ -208,8 +208,12 @@ vm_lanes = $(if $(1),CG_TEST_TALLY=$(2) \
 	CG_TEST_EXCLUDE="$${CG_TEST_EXCLUDE-$(HOST_ONLY_SUITES)}" \
 	bash scripts/vm-lanes.sh $(BUILDDIR)/tests $(1) || status=1;)
 
+# The test targets build with a job per core (CI calls plain `make
+# check`): a serial build of the tree took about a minute of the run.
+BUILD_JOBS ?= -j$(shell nproc 2>/dev/null || echo 2)
+
 check: deps
-	@$(MAKE) --no-print-directory build-all
+	@$(MAKE) --no-print-directory $(BUILD_JOBS) build-all
 	@echo "make check changes this machine while it runs (docs/testing.md): the" \
 	      "group cowguard and the users cowguard, cowguard-test (kept), /dev/userfaultfd" \
 	      "root:cowguard 0660, the hugetlb pools, khugepaged paused (put back" \
@@ -242,7 +246,7 @@ check-host:
 
 # The root lane alone.
 check-root: deps
-	@$(MAKE) --no-print-directory build-all
+	@$(MAKE) --no-print-directory $(BUILD_JOBS) build-all
 	@bash scripts/run-tests.sh $(BUILDDIR)/tests
 
 # The guest lanes alone (root): the suites built here, run by
@@ -253,7 +257,7 @@ check-root: deps
 VM_TALLY = $(BUILDDIR)/check-vm.tally
 
 check-vm: deps
-	@$(MAKE) --no-print-directory build-all
+	@$(MAKE) --no-print-directory $(BUILD_JOBS) build-all
 	@rm -f $(VM_TALLY) $(VM_TALLY).failures; status=0; \
 	 $(call vm_lanes,$(VM_SERIES),$(VM_TALLY)) \
 	 bash scripts/run-tests.sh --total $(VM_TALLY) $(addprefix vm-,$(VM_SERIES)) || status=1; \
@@ -262,7 +266,7 @@ check-vm: deps
 # One guest lane: its summary line is the last but one, its time the last.
 .PHONY: check-vm-6.1 check-vm-5.10
 check-vm-6.1 check-vm-5.10: check-vm-%: deps
-	@$(MAKE) --no-print-directory build-all
+	@$(MAKE) --no-print-directory $(BUILD_JOBS) build-all
 	@CG_VM_DIST=$* CG_TEST_LANE=vm-$* \
 	 CG_TEST_EXCLUDE="$${CG_TEST_EXCLUDE-$(HOST_ONLY_SUITES)}" \
 	 bash scripts/vm-check.sh $(BUILDDIR)/tests
@@ -271,7 +275,7 @@ check-vm-6.1 check-vm-5.10: check-vm-%: deps
 # not errors there: gcc's sanitizer instrumentation gives false positives,
 # and the normal build already holds the code to -Werror.
 check-asan: deps
-	@$(MAKE) --no-print-directory BUILDDIR=$(ASANDIR) \
+	@$(MAKE) --no-print-directory $(BUILD_JOBS) BUILDDIR=$(ASANDIR) \
 		EXTRA_CFLAGS="$(SAN_FLAGS) -Wno-error" EXTRA_LDFLAGS="$(SAN_FLAGS)" \
 		build-all
 	@ASAN_OPTIONS="$${ASAN_OPTIONS:-detect_leaks=1}" \

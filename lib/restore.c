@@ -415,9 +415,10 @@ static int fill_undone(struct cg_restore *r, long g, uint64_t a, uint64_t len)
 }
 
 /*
- * What a fault at image address a fills, or the drain there: the run
- * (4 KiB pages and THP: copied as 4 KiB pages; a kept run, which may be
- * long, in aligned pieces of CG__IMG_RUN_MAX), or the hugetlb page.
+ * What a fault at image address a fills, or the drain there: the run, in
+ * aligned pieces of CG__IMG_RUN_MAX (a kept run may be long; a THP chunk
+ * a run covers whole is one piece, which fill() moves in whole), or the
+ * hugetlb page.
  */
 static void span_of(const struct cg_restore *r, long g, uint64_t a,
 		    uint64_t *start, uint64_t *len)

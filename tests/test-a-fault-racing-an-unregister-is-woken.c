@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,7 +73,8 @@ START_TEST(a_fault_racing_an_unregister_is_woken)
 	}
 	ck_assert_int_eq(cg__uffd_api(uffd, 0, &got), 0);
 	ck_assert_int_eq(pthread_create(&t, NULL, reader, NULL), 0);
-	for (int i = 0; i < ROUNDS; i++) {
+	/* In an emulated guest the race is the kernel's: a tenth suffices. */
+	for (int i = 0; i < (getenv("CG_VM") ? ROUNDS / 10 : ROUNDS); i++) {
 		char *p = mmap(NULL, PG, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
@@ -97,8 +99,7 @@ START_TEST(a_fault_racing_an_unregister_is_woken)
 	atomic_store(&stop, 1);
 	pthread_join(t, NULL);
 	close(uffd);
-	ck_assert_msg(!asleep, "%d of %d readers slept past the unregister",
-		      asleep, ROUNDS);
+	ck_assert_msg(!asleep, "%d readers slept past the unregister", asleep);
 }
 END_TEST
 

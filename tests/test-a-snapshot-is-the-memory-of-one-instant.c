@@ -234,7 +234,7 @@ int main(void)
 	h_add_test(tc, a_snapshot_is_the_memory_of_one_instant, H_MODES,
 		   H_KINDS_SHARED);
 	h_add_test(tc, a_fork_during_a_snapshot_takes_nothing_from_its_instant,
-		   H_MODES, H_KIND_BIT(H_4K) | H_KIND_BIT(H_THP));
+		   H_MODES, H_KIND_BIT(H_4K));
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON | H_NEED_HUGETLB);
 }

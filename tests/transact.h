@@ -142,6 +142,16 @@ static inline void tx_start(struct shared_state *s, struct tx_threads *t)
 	ck_assert_int_eq(pthread_create(&t->rt, NULL, reader_main, s), 0);
 }
 
+/* The writes made so far, while they run. */
+static inline uint64_t tx_writes(const struct tx_threads *t)
+{
+	uint64_t writes = 0;
+
+	for (unsigned i = 0; i < WRITERS; i++)
+		writes += __atomic_load_n(&t->w[i].seq, __ATOMIC_RELAXED);
+	return writes;
+}
+
 /* Stop and join them; the writes they made. */
 static inline uint64_t tx_stop(struct shared_state *s, struct tx_threads *t)
 {

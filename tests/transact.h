@@ -155,15 +155,11 @@ static inline uint64_t tx_writes(const struct tx_threads *t)
 /* Stop and join them; the writes they made. */
 static inline uint64_t tx_stop(struct shared_state *s, struct tx_threads *t)
 {
-	uint64_t writes = 0;
-
 	atomic_store(&s->stop, true);
-	for (unsigned i = 0; i < WRITERS; i++) {
+	for (unsigned i = 0; i < WRITERS; i++)
 		pthread_join(t->wt[i], NULL);
-		writes += t->w[i].seq;
-	}
 	pthread_join(t->rt, NULL);
-	return writes;
+	return tx_writes(t);
 }
 
 /*

@@ -9,8 +9,10 @@
 #include "internal.h"
 #include "kernel/clock.h"
 #include "kernel/compat.h"
+#include "kernel/kernel.h"
 #include "kernel/procfs.h"
 #include "kernel/uffd.h"
+#include "pins.h"
 
 /* An event's originator runs on after we read it; give it that long. */
 #define RETRY_LIMIT_NS (2ULL * 1000 * 1000 * 1000)
@@ -194,14 +196,72 @@ void cg__mm_wp_unsure(struct cg__mm *mm, uint64_t start, uint64_t len)
 	}
 }
 
+/*
+ * Before 6.5 UFFDIO_WRITEPROTECT takes a range within one VMA (its
+ * find_dst_vma(): -ENOENT), and a pin's MADV_DONTFORK, an mprotect() or
+ * any madvise cuts the VMAs of a region: registering [a, b) with a cut in
+ * it failed so on 6.1 and 5.10.  Then one VMA at a time.
+ */
+static int wp_by_vma(struct cg__mm *mm, enum op op, uint64_t start,
+		     uint64_t len)
+{
+	uint64_t end = start + len, vma_end;
+	int ret = with_retry(mm, op, start, len);
+
+	if (ret != -ENOENT)
+		return ret;
+	for (uint64_t at = start; at < end; at = vma_end) {
+		ret = cg__vma_end(mm->smaps_fd, at, &vma_end);
+		if (ret)
+			return ret;
+		/* Refused within one VMA: not registered, truly. */
+		if (at == start && vma_end >= end)
+			return -ENOENT;
+		if (vma_end > end)
+			vma_end = end;
+		ret = with_retry(mm, op, at, vma_end - at);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/*
+ * Before 5.19 no write-protect ioctl may touch a page under a pin, nor one
+ * a pin being made asked the client to write (pins.c).  A
+ * protect would make its next write copy it away from its consumer; and
+ * 5.10 drops the write bit of every PTE an unprotect covers, protected or
+ * not (its change_pte_range() leaves the write to a fault), so a pinned
+ * page in a fault's window or a neighbour's run was made read-only, and
+ * the next write there copied it (measured: a pipe that held the page by
+ * vmsplice read the old data; 6.1 keeps it writable).  Pinned pages are
+ * never protected there (learn.c, pins.c): leaving them out loses nothing.
+ */
+static int wp_unpinned(struct cg__mm *mm, enum op op, uint64_t start,
+		       uint64_t len)
+{
+	uint64_t end = start + len, lo, hi;
+	int ret = 0;
+
+	if (cg__kernel_read_pin_unshares() ||
+	    (!mm->npins && !cg__mm_write_in_flight(mm, &lo, &hi)))
+		return wp_by_vma(mm, op, start, len);
+	for (uint64_t a = start; !ret && a < end; a = hi) {
+		cg__mm_unheld_span(mm, a, end, &lo, &hi);
+		if (lo < hi)
+			ret = wp_by_vma(mm, op, lo, hi - lo);
+	}
+	return ret;
+}
+
 int cg__mm_ioctl_wp(struct cg__mm *mm, uint64_t start, uint64_t len,
 		    bool protect)
 {
 	int ret;
 
 	if (!mm->wp_async)
-		return with_retry(mm, protect ? OP_PROTECT : OP_UNPROTECT,
-				  start, len);
+		return wp_unpinned(mm, protect ? OP_PROTECT : OP_UNPROTECT,
+				   start, len);
 	ret = protect ? protect_mapped_only(mm, start, len)
 		      : with_retry(mm, OP_UNPROTECT, start, len);
 	/* Part of it may be done: the state's CG_ST_WP cannot be trusted. */

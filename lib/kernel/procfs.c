@@ -225,6 +225,32 @@ static int vma_flag_scan(int smaps_fd, uint64_t lo, uint64_t hi,
 	return ret;
 }
 
+int cg__vma_end(int smaps_fd, uint64_t addr, uint64_t *end)
+{
+	struct vma v = { 0 };
+	char line[512];
+	int ret;
+	FILE *f;
+
+	f = smaps_rewind(smaps_fd, &ret);
+	if (!f)
+		return ret;
+	ret = -ESRCH;	/* until a line shows the mm is still there */
+	while (fgets(line, sizeof(line), f)) {
+		if (!vma_header_line(line))
+			continue;
+		vma_header(&v, line);
+		ret = -ENOENT;
+		if (v.start <= addr && addr < v.end) {
+			*end = v.end;
+			ret = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return ret;
+}
+
 int cg__vma_flag(int smaps_fd, uint64_t addr, const char *flag)
 {
 	return vma_flag_scan(smaps_fd, addr, addr + 1, flag);

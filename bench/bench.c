@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The helpers every benchmark uses (bench.h); linked into each of them. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include <sys/mman.h>
 #include <sys/sysinfo.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "kernel/compat.h"
@@ -118,4 +120,30 @@ long long bench_scan_written(int pagemap, uint64_t start, uint64_t end,
 		start = arg.walk_end;
 	}
 	return pages;
+}
+
+int bench_soft_dirty_clear(void)
+{
+	int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+	int ret = fd >= 0 && write(fd, "4", 1) == 1 ? 0 : -errno;
+
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+long bench_soft_dirty_count(int pagemap, uint64_t start, uint64_t end)
+{
+	static uint64_t pme[4096];
+	long found = 0;
+
+	for (uint64_t at = start; at < end; at += sizeof(pme) / 8 * 4096) {
+		size_t n = (end - at) / 4096 < 4096 ? (end - at) / 4096 : 4096;
+
+		if (pread(pagemap, pme, n * 8, (off_t)(at / 4096 * 8)) != (ssize_t)(n * 8))
+			return -errno;
+		for (size_t i = 0; i < n; i++)
+			found += !!(pme[i] & (1ULL << 55));
+	}
+	return found;
 }

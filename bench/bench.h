@@ -42,4 +42,13 @@ void bench_print_ratio(double x, double ref);
 long long bench_scan_written(int pagemap, uint64_t start, uint64_t end,
 			     uint64_t pagesz);
 
+/*
+ * Soft-dirty, the tracker CRIU used before PAGEMAP_SCAN: clear (write "4"
+ * to /proc/self/clear_refs: every page of the process clean and
+ * write-protected), and count the 4 KiB pages of [start, end) whose
+ * pagemap entry has the soft-dirty bit (55).  0 or a count, or -errno.
+ */
+int bench_soft_dirty_clear(void);
+long bench_soft_dirty_count(int pagemap, uint64_t start, uint64_t end);
+
 #endif

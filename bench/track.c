@@ -104,32 +104,13 @@ static size_t written_pages(const struct cfg *c)
 	return (c->len / PG + c->stride - 1) / c->stride;
 }
 
-static int clear_soft_dirty(void)
-{
-	int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
-	int ret = fd >= 0 && write(fd, "4", 1) == 1 ? 0 : -errno;
-
-	if (fd >= 0)
-		close(fd);
-	return ret;
-}
-
 /* Collect by soft-dirty: pages found, or -errno. */
 static long soft_collect(int pagemap, char *p, size_t len)
 {
-	static uint64_t pme[4096];
-	long found = 0;
+	long found = bench_soft_dirty_count(pagemap, (uintptr_t)p, (uintptr_t)p + len);
+	int ret = found < 0 ? 0 : bench_soft_dirty_clear();
 
-	for (size_t off = 0; off < len; off += sizeof(pme) / 8 * PG) {
-		size_t n = (len - off) / PG < 4096 ? (len - off) / PG : 4096;
-
-		if (pread(pagemap, pme, n * 8, (off_t)((uintptr_t)(p + off) / PG * 8)) !=
-		    (ssize_t)(n * 8))
-			return -errno;
-		for (size_t i = 0; i < n; i++)
-			found += !!(pme[i] & (1ULL << 55));
-	}
-	return clear_soft_dirty() ? -errno : found;
+	return ret ? ret : found;
 }
 
 static long cg_collect(struct cg *cg, char *p, size_t len)
@@ -188,7 +169,7 @@ static double run_one(int m, const struct cfg *c, long *found)
 	if (!p || pagemap < 0)
 		return -ENOMEM;
 	if (m == M_SOFT)
-		err = clear_soft_dirty();
+		err = bench_soft_dirty_clear();
 	else if (m == M_ASYNC)
 		err = uffd = async_uffd(p, c->len);
 	else if (!(err = open_cg(m, &cg)))

@@ -19,6 +19,11 @@
  *   (i) embedded, per page: (d) with COWGUARD_WP_AROUND=4, a fault
  *                 unprotecting its own page alone, as before the fault
  *                 path widened (the daemon reads its own environment)
+ *   (j) soft-dirty  the tracker CRIU used before PAGEMAP_SCAN: write "4"
+ *                 to /proc/self/clear_refs (untimed, as the other methods'
+ *                 set-up), then the writes and a read of the region's
+ *                 pagemap for the soft-dirty bit; skipped where the kernel
+ *                 has none (no page found soft-dirty)
  *
  * Each pass maps a fresh region, populates it (MADV_POPULATE_WRITE, before
  * any protection: populating protected memory faults once per page), sets
@@ -497,10 +502,38 @@ static int run_embedded_per_page(const struct region *r, struct sample *out)
 	return run_cowguard(r, CG_MODE_EMBEDDED, false, true, out);
 }
 
+/* (j): a soft-dirty fault per page, then the pagemap read that finds them. */
+static int run_soft_dirty(const struct region *r, struct sample *out)
+{
+	int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	uint64_t t0;
+	int err;
+
+	if (pagemap < 0)
+		return -errno;
+	err = bench_soft_dirty_clear();
+	if (!err) {
+		t0 = bench_now_ns();
+		write_bytes(r);
+		out->faults = bench_soft_dirty_count(pagemap, (uintptr_t)r->base,
+						     (uintptr_t)r->base + r->len);
+		out->us_per_page = us_per_page(t0, r);
+		if (out->faults < 0)
+			err = (int)out->faults;
+	}
+	close(pagemap);
+	if (!err && !out->faults) {
+		printf("soft-dirty: skipped (no page found soft-dirty: no "
+		       "CONFIG_MEM_SOFT_DIRTY)\n");
+		return METHOD_SKIPPED;
+	}
+	return err;
+}
+
 enum {
 	M_BASELINE, M_SIGSEGV, M_UFFD, M_EMBEDDED, M_DAEMON,
 	M_WP_ASYNC, M_EMBEDDED_ASYNC, M_DAEMON_ASYNC, M_EMBEDDED_PER_PAGE,
-	N_METHODS
+	M_SOFT_DIRTY, N_METHODS
 };
 
 static const struct method methods[N_METHODS] = {
@@ -523,6 +556,8 @@ static const struct method methods[N_METHODS] = {
 	[M_EMBEDDED_PER_PAGE] = { "(i) embedded, per page",
 				  "embedded, per page", run_embedded_per_page,
 				  cg_strerror, true },
+	[M_SOFT_DIRTY] = { "(j) soft-dirty", "soft-dirty", run_soft_dirty,
+			   errstr, true },
 };
 
 /* One pass of one method on a fresh region; a failure retires the method. */

@@ -35,6 +35,9 @@ SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 UDEVRULESDIR ?= $(PREFIX)/lib/udev/rules.d
 MANDIR     ?= $(PREFIX)/share/man
 DOCDIR     ?= $(PREFIX)/share/doc/cowguard
+# Where CRIU looks for plugins by default is /usr/lib/criu: with another
+# PREFIX, criu --libdir names this.
+CRIUPLUGINDIR ?= $(PREFIX)/lib/criu
 
 CC         ?= cc
 AR         ?= ar
@@ -79,6 +82,9 @@ OBJDIR := $(BUILDDIR)/obj
 # (daemon/run/): it carries libcowguard's objects, so a program needs no
 # other library of ours.
 PRELOAD_SRCS := $(wildcard lib/preload/*.c)
+# lib/criu/ is cowguard.so, a plugin CRIU loads (criu --libdir): built where
+# CRIU's plugin header is (Debian's criu package).
+CRIU_SRCS   := $(if $(wildcard /usr/include/criu/criu-plugin.h),$(wildcard lib/criu/*.c))
 VERBS_SRCS  := $(wildcard lib/verbs/*.c)
 URING_SRCS  := $(wildcard lib/uring/*.c)
 LIB_SRCS    := $(wildcard lib/*.c lib/engine/*.c lib/kernel/*.c lib/wire/*.c lib/image/*.c)
@@ -102,6 +108,7 @@ LIB_OBJS     := $(call objs,$(LIB_SRCS))
 VERBS_OBJS   := $(call objs,$(VERBS_SRCS))
 URING_OBJS   := $(call objs,$(URING_SRCS))
 PRELOAD_OBJS := $(call objs,$(PRELOAD_SRCS))
+CRIU_OBJS    := $(call objs,$(CRIU_SRCS))
 RUN_OBJS     := $(call objs,$(RUN_SRCS))
 APP_OBJS     := $(call objs,$(APP_SRCS))
 DAEMON_OBJS  := $(call objs,$(DAEMON_SRCS))
@@ -111,7 +118,7 @@ BENCH_OBJS   := $(call objs,$(BENCH_SRCS))
 BENCH_LIB_OBJS := $(call objs,$(BENCH_LIB_SRCS))
 TEST_OBJS    := $(call objs,$(TEST_SRCS))
 HARNESS_OBJS := $(call objs,$(HARNESS_SRCS))
-ALL_OBJS     := $(LIB_OBJS) $(VERBS_OBJS) $(URING_OBJS) $(PRELOAD_OBJS) $(DAEMON_OBJS) $(CTL_OBJS) \
+ALL_OBJS     := $(LIB_OBJS) $(VERBS_OBJS) $(URING_OBJS) $(PRELOAD_OBJS) $(CRIU_OBJS) $(DAEMON_OBJS) $(CTL_OBJS) \
 		$(RUN_OBJS) $(APP_OBJS) $(EXAMPLE_OBJS) \
 		$(BENCH_OBJS) $(BENCH_LIB_OBJS) $(TEST_OBJS) $(HARNESS_OBJS)
 
@@ -133,6 +140,7 @@ URING_LIBS   := $(if $(URING_SRCS),$(URING_SHARED) $(BUILDDIR)/$(URING_SONAME) \
 		$(BUILDDIR)/libcowguard-uring.so $(URING_STATIC))
 
 PRELOAD  := $(if $(PRELOAD_SRCS),$(BUILDDIR)/libcowguard-preload.so)
+CRIU_PLUGIN := $(if $(CRIU_SRCS),$(BUILDDIR)/criu/cowguard.so)
 RUN      := $(if $(RUN_SRCS),$(BUILDDIR)/cowguard-run)
 APPS     := $(patsubst tests/apps/%.c,$(BUILDDIR)/tests/apps/%,$(APP_SRCS))
 DAEMON   := $(if $(DAEMON_SRCS),$(BUILDDIR)/cowguardd)
@@ -149,7 +157,7 @@ TESTS    := $(patsubst tests/%.c,$(BUILDDIR)/tests/%,$(TEST_SRCS))
 
 all: lib daemon examples
 
-lib: $(SHARED_LIB) $(LIB_LINKS) $(STATIC_LIB) $(VERBS_LIBS) $(URING_LIBS) $(PRELOAD)
+lib: $(SHARED_LIB) $(LIB_LINKS) $(STATIC_LIB) $(VERBS_LIBS) $(URING_LIBS) $(PRELOAD) $(CRIU_PLUGIN)
 daemon: $(DAEMON) $(CTL) $(RUN)
 examples: $(EXAMPLES)
 benches: $(BENCHES)
@@ -180,6 +188,7 @@ TALLY = $(BUILDDIR)/check.tally
 ASYNC_SUITES = asynchronous-write fork-marks registration-write mremap \
 	dontneed madv-free thp-split pin- pinned-pages many-clients \
 	hundred-forks child-uffd engine-keeps overlapping-pins hostile-client \
+	uffd-was-replaced \
 	killed-client munmap a-collect-reports collects-racing a-snapshot
 
 # The guest lanes: the same suites, then the RDMA example, in a QEMU guest
@@ -300,7 +309,7 @@ demo: deps
 # ---- compiling ---------------------------------------------------------------
 
 # One set of position-independent objects serves both libraries.
-$(LIB_OBJS) $(VERBS_OBJS) $(URING_OBJS) $(PRELOAD_OBJS): XCFLAGS := -fPIC
+$(LIB_OBJS) $(VERBS_OBJS) $(URING_OBJS) $(PRELOAD_OBJS) $(CRIU_OBJS): XCFLAGS := -fPIC
 $(RUN_OBJS): XCFLAGS = -DCG_PRELOAD_PATH='"$(LIBDIR)/libcowguard-preload.so"'
 $(DAEMON_OBJS) $(CTL_OBJS): XCFLAGS = $(UV_CFLAGS)
 $(TEST_OBJS) $(HARNESS_OBJS): XCFLAGS = -Itests $(CHECK_CFLAGS)
@@ -444,6 +453,13 @@ MAN_PAGES := $(wildcard man/*.1 man/*.3 man/*.7 man/*.8)
 man_dest = $(DESTDIR)$(MANDIR)/man$(patsubst .%,%,$(suffix $(1)))/$(notdir $(1))
 GENDIR   := $(BUILDDIR)/gen
 
+# CRIU's plugin: only its descriptor is exported (-fvisibility=hidden);
+# criu_get_image_dir() comes from criu itself, hence no -z defs.
+$(CRIU_PLUGIN): $(CRIU_OBJS) $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(call msg,LD,$@)$(CC) -shared -Wl,--exclude-libs,$(notdir $(STATIC_LIB)) \
+		$(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $(CRIU_OBJS) $(STATIC_LIB) -lpthread
+
 install: all
 	$(INSTALL) -D -m 644 include/cowguard.h $(DESTDIR)$(INCLUDEDIR)/cowguard.h
 	for h in $(PUBLIC_HEADERS); do \
@@ -472,6 +488,7 @@ install: all
 	$(if $(CTL),$(INSTALL) -D -m 755 $(CTL) $(DESTDIR)$(BINDIR)/cowguardctl)
 	$(if $(RUN),$(INSTALL) -D -m 755 $(RUN) $(DESTDIR)$(BINDIR)/cowguard-run)
 	$(if $(PRELOAD),$(INSTALL) -D -m 755 $(PRELOAD) $(DESTDIR)$(LIBDIR)/libcowguard-preload.so)
+	$(if $(CRIU_PLUGIN),$(INSTALL) -D -m 755 $(CRIU_PLUGIN) $(DESTDIR)$(CRIUPLUGINDIR)/cowguard.so)
 	for u in $(UNITS); do \
 		$(SUBST) $$u > $(GENDIR)/$${u##*/} && \
 		$(INSTALL) -D -m 644 $(GENDIR)/$${u##*/} $(DESTDIR)$(SYSTEMDUNITDIR)/$${u##*/} || exit 1; \
@@ -498,6 +515,7 @@ uninstall:
 	      $(DESTDIR)$(PKGCONFIGDIR)/cowguard-uring.pc \
 	      $(DESTDIR)$(SBINDIR)/cowguardd $(DESTDIR)$(BINDIR)/cowguardctl \
 	      $(DESTDIR)$(BINDIR)/cowguard-run $(DESTDIR)$(LIBDIR)/libcowguard-preload.so \
+	      $(DESTDIR)$(CRIUPLUGINDIR)/cowguard.so \
 	      $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(notdir $(UNITS))) \
 	      $(DESTDIR)$(TMPFILESDIR)/cowguard.conf $(DESTDIR)$(SYSUSERSDIR)/cowguard.conf \
 	      $(DESTDIR)$(UDEVRULESDIR)/70-cowguard.rules \

@@ -30,6 +30,7 @@ static int serve_embedded(struct cg *cg, const struct cg__req *req,
 
 	/* A dead handler thread answers with its error, the request unrun. */
 	cg__rep_init(rep, req);
+	cg__embedded_check(e);
 	rep->status = CG__EMBEDDED_CALL(e, cg__mm_dispatch(&e->mm, req, rep));
 	return 0;
 }

@@ -23,10 +23,21 @@
 #include "kernel/compat.h"
 #include "kernel/procfs.h"
 #include "kernel/uffd.h"
+#include "wire/protocol.h"
 
 /* How long the handler keeps looking for the next fault before sleeping. */
 #define SPIN_NS (50 * 1000)
 
+
+static int renew(struct cg__embedded *e);
+
+/* Whether our uffd is one never set up: see renew(). */
+static bool uffd_stale(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLNVAL));
+}
 
 /* Service what is pending; returns messages handled, or -1 to stop. */
 static int service(struct cg__embedded *e)
@@ -35,9 +46,15 @@ static int service(struct cg__embedded *e)
 
 	pthread_mutex_lock(&e->lock);
 	ret = cg__mm_service(&e->mm);
-	/* Only a dead uffd is fatal; the batch's faults were woken. */
-	if (ret == -EBADF || ret == -EINVAL)
+	if ((ret == -EBADF || ret == -EINVAL) && uffd_stale(e->mm.uffd)) {
+		/* Restored by CRIU: ours again, or stop as a dead uffd would. */
+		ret = renew(e);
+		if (ret)
+			e->error = ret;
+	} else if (ret == -EBADF || ret == -EINVAL) {
+		/* Only a dead uffd is fatal; the batch's faults were woken. */
 		e->error = ret;
+	}
 	pthread_mutex_unlock(&e->lock);
 	return e->error ? -1 : ret;
 }
@@ -121,21 +138,29 @@ static int start_thread(struct cg__embedded *e)
 	return ret;
 }
 
-int cg__embedded_open(struct cg__embedded **out)
+/*
+ * A new uffd set up as the engine wants it, marked for lib/criu/ (an
+ * embedded engine's uffd: the file's F_SETSIG signal, inert on a uffd,
+ * which never sends SIGIO), and e->mm made around it.  slot >= 0: the
+ * uffd takes that descriptor's place, which the handler thread polls.
+ */
+static int start_mm(struct cg__embedded *e, int slot)
 {
-	struct cg__embedded *e = calloc(1, sizeof(*e));
 	uint64_t features;
 	int uffd, pagemap, ret;
 
-	if (!e)
-		return -ENOMEM;
 	uffd = cg__uffd_create();
-	if (uffd < 0) {
-		ret = uffd;
-		goto err_free;
-	}
+	if (uffd < 0)
+		return uffd;
 	ret = cg__uffd_api(uffd, cg__mm_uffd_wanted() & ~(uint64_t)UFFD_FEATURE_EVENT_FORK,
 			   &features);
+	if (!ret && fcntl(uffd, F_SETSIG, CG_UFFD_MARK_SIG) < 0)
+		ret = -errno;
+	if (!ret && slot >= 0) {
+		ret = dup3(uffd, slot, O_CLOEXEC) < 0 ? -errno : 0;
+		close(uffd);
+		uffd = slot;
+	}
 	if (ret)
 		goto err_uffd;
 	pagemap = cg__pagemap_open(0);
@@ -143,9 +168,85 @@ int cg__embedded_open(struct cg__embedded **out)
 		ret = pagemap;
 		goto err_uffd;
 	}
-	e->kpageflags_fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
 	cg__mm_init(&e->mm, uffd, features, getpid(), pagemap, e->kpageflags_fd);
 	e->mm.pfn_visible = pfns_visible(pagemap);
+	return 0;
+
+err_uffd:
+	if (uffd != slot)
+		close(uffd);
+	return ret;
+}
+
+/*
+ * CRIU restored us (lib/criu/): where our uffd was is a uffd never set
+ * up, which polls POLLERR, and our memory was mapped anew, unregistered
+ * and unprotected, maybe shared with a restored child.  What the engine
+ * knew is void.  Start it afresh on a new uffd in the same descriptor,
+ * with the same regions, their history unknown, as after a daemon restart
+ * (lib/reconnect.c); pins do not survive.  With e->lock held.
+ */
+static int renew(struct cg__embedded *e)
+{
+	struct cg__status_region r;
+	uint64_t *ranges = NULL;
+	size_t n = 0, cap = 0;
+	int slot = e->mm.uffd, ret;
+
+	for (size_t i = 0; !cg__mm_status_region(&e->mm, i, &r); i++) {
+		if (n == cap) {
+			uint64_t *v = realloc(ranges, (cap = cap ? 2 * cap : 8) * 2 * sizeof(*v));
+
+			if (!v) {
+				free(ranges);
+				return -ENOMEM;
+			}
+			ranges = v;
+		}
+		ranges[2 * n] = r.start;
+		ranges[2 * n++ + 1] = r.len;
+	}
+	e->mm.uffd = -1;	/* the descriptor stays, for the new uffd */
+	cg__mm_destroy(&e->mm);
+	ret = start_mm(e, slot);
+	if (ret) {
+		e->mm.uffd = slot;
+		free(ranges);
+		return ret;
+	}
+	/* One that cannot be registered is forgotten, as after a restart. */
+	for (size_t i = 0; i < n; i++)
+		cg__mm_register(&e->mm, ranges[2 * i], ranges[2 * i + 1],
+				CG__REGISTER_UNSEEN);
+	free(ranges);
+	e->error = 0;
+	return 0;
+}
+
+int cg__embedded_check(struct cg__embedded *e)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&e->lock);
+	if (uffd_stale(e->mm.uffd))
+		ret = renew(e);
+	if (ret)
+		e->error = ret;
+	pthread_mutex_unlock(&e->lock);
+	return ret;
+}
+
+int cg__embedded_open(struct cg__embedded **out)
+{
+	struct cg__embedded *e = calloc(1, sizeof(*e));
+	int ret;
+
+	if (!e)
+		return -ENOMEM;
+	e->kpageflags_fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+	ret = start_mm(e, -1);
+	if (ret)
+		goto err_free;
 	e->wake_fd = eventfd(0, EFD_CLOEXEC);
 	if (e->wake_fd < 0) {
 		ret = -errno;
@@ -163,13 +264,9 @@ err_wake:
 	close(e->wake_fd);
 err_mm:
 	cg__mm_destroy(&e->mm);	/* closes uffd and pagemap */
+err_free:
 	if (e->kpageflags_fd >= 0)
 		close(e->kpageflags_fd);
-	free(e);
-	return ret;
-err_uffd:
-	close(uffd);
-err_free:
 	free(e);
 	return ret;
 }

@@ -22,6 +22,13 @@ int cg__embedded_open(struct cg__embedded **out);
 void cg__embedded_close(struct cg__embedded *e);
 
 /*
+ * Before a call: a CRIU restore (lib/criu/) leaves a uffd never set up where
+ * ours was.  Then start afresh with the same regions, their history
+ * unknown (0), or fail as a dead engine does.  One poll(2).
+ */
+int cg__embedded_check(struct cg__embedded *e);
+
+/*
  * Run call on the mm with the lock held; returns its result.  Messages the
  * call read while retrying an ioctl (faults among them, whose threads wait)
  * are handled before the lock goes: the uffd will not poll readable for them.

@@ -41,7 +41,7 @@ while IFS=: read -r f h; do
 	engine/engine.h) ;;
 	engine/*) breach "$f includes $h, private to lib/engine/ (use engine/engine.h)" ;;
 	esac
-done < <(includes $(sources daemon daemon/ctl daemon/run lib lib/uring lib/verbs lib/preload lib/kernel lib/wire lib/image))
+done < <(includes $(sources daemon daemon/ctl daemon/run lib lib/uring lib/verbs lib/preload lib/criu lib/kernel lib/wire lib/image))
 
 # 2.
 while IFS=: read -r f h; do

@@ -17,6 +17,7 @@ PACKAGES=(
 	libubsan1		# gcc's UBSan runtime (make check-asan)
 	groff-base		# man pages rendered by make check-install
 	fio			# a real program under cowguard-run (tests)
+	criu			# CRIU's plugin header; dumps and restores clients (tests, guests)
 )
 
 installed() {

@@ -17,6 +17,13 @@
 	 UFFD_FEATURE_THREAD_ID)
 
 /*
+ * The mark of an embedded engine's uffd, which the CRIU plugin (lib/criu/)
+ * looks for: the file's F_SETSIG signal.  It is inert there: a uffd never
+ * sends SIGIO.
+ */
+#define CG_UFFD_MARK_SIG 63
+
+/*
  * A full (not user-mode-only) userfaultfd, non-blocking and close-on-exec:
  * the syscall first, then /dev/userfaultfd.  Returns an fd, or -EPERM when
  * neither is allowed: a user-mode-only uffd would turn the kernel's own

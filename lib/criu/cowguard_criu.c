@@ -94,16 +94,7 @@ static int restore_unix_sk(int id)
 
 static bool is_marked_uffd(int fd)
 {
-	char path[64], link[64];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0)
-		return false;
-	link[n] = '\0';
-	return !strcmp(link, "anon_inode:[userfaultfd]") &&
-	       fcntl(fd, F_GETSIG) == CG_UFFD_MARK_SIG;
+	return cg__is_uffd(fd) && fcntl(fd, F_GETSIG) == CG_UFFD_MARK_SIG;
 }
 
 static int dump_ext_file(int fd, int id)

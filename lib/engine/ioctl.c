@@ -200,7 +200,9 @@ void cg__mm_wp_unsure(struct cg__mm *mm, uint64_t start, uint64_t len)
  * Before 6.5 UFFDIO_WRITEPROTECT takes a range within one VMA (its
  * find_dst_vma(): -ENOENT), and a pin's MADV_DONTFORK, an mprotect() or
  * any madvise cuts the VMAs of a region: registering [a, b) with a cut in
- * it failed so on 6.1 and 5.10.  Then one VMA at a time.
+ * it failed so on 6.1 and 5.10.  Then a protect goes one VMA at a time
+ * (smaps read each time: a fault's unprotect, narrowed by its caller
+ * instead, took seconds so in the 6.1 guest).
  */
 static int wp_by_vma(struct cg__mm *mm, enum op op, uint64_t start,
 		     uint64_t len)
@@ -208,7 +210,8 @@ static int wp_by_vma(struct cg__mm *mm, enum op op, uint64_t start,
 	uint64_t end = start + len, vma_end;
 	int ret = with_retry(mm, op, start, len);
 
-	if (ret != -ENOENT)
+	/* An unprotect refused so is narrowed by its caller (events.c). */
+	if (ret != -ENOENT || op != OP_PROTECT)
 		return ret;
 	for (uint64_t at = start; at < end; at = vma_end) {
 		ret = cg__vma_end(mm->smaps_fd, at, &vma_end);
@@ -251,6 +254,13 @@ static int wp_unpinned(struct cg__mm *mm, enum op op, uint64_t start,
 		if (lo < hi)
 			ret = wp_by_vma(mm, op, lo, hi - lo);
 	}
+	/*
+	 * An unprotect wakes the writers of its range: those of the parts
+	 * left out too (a fault read before its page was lifted by a pin),
+	 * or they would sleep for good.
+	 */
+	if (!ret && op == OP_UNPROTECT)
+		ret = cg__uffd_wake(mm->uffd, start, len);
 	return ret;
 }
 

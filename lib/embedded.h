@@ -24,7 +24,8 @@ void cg__embedded_close(struct cg__embedded *e);
 /*
  * Before a call: a CRIU restore (lib/criu/) leaves a uffd never set up where
  * ours was.  Then start afresh with the same regions, their history
- * unknown (0), or fail as a dead engine does.  One poll(2).
+ * unknown.  Returns 0, or the error that leaves the engine dead (its calls
+ * answer it).  One poll(2).
  */
 int cg__embedded_check(struct cg__embedded *e);
 

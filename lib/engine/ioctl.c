@@ -9,10 +9,8 @@
 #include "internal.h"
 #include "kernel/clock.h"
 #include "kernel/compat.h"
-#include "kernel/kernel.h"
 #include "kernel/procfs.h"
 #include "kernel/uffd.h"
-#include "pins.h"
 
 /* An event's originator runs on after we read it; give it that long. */
 #define RETRY_LIMIT_NS (2ULL * 1000 * 1000 * 1000)
@@ -229,49 +227,14 @@ static int wp_by_vma(struct cg__mm *mm, enum op op, uint64_t start,
 	return 0;
 }
 
-/*
- * Before 5.19 no write-protect ioctl may touch a page under a pin, nor one
- * a pin being made asked the client to write (pins.c).  A
- * protect would make its next write copy it away from its consumer; and
- * 5.10 drops the write bit of every PTE an unprotect covers, protected or
- * not (its change_pte_range() leaves the write to a fault), so a pinned
- * page in a fault's window or a neighbour's run was made read-only, and
- * the next write there copied it (measured: a pipe that held the page by
- * vmsplice read the old data; 6.1 keeps it writable).  Pinned pages are
- * never protected there (learn.c, pins.c): leaving them out loses nothing.
- */
-static int wp_unpinned(struct cg__mm *mm, enum op op, uint64_t start,
-		       uint64_t len)
-{
-	uint64_t end = start + len, lo, hi;
-	int ret = 0;
-
-	if (cg__kernel_read_pin_unshares() ||
-	    (!mm->npins && !cg__mm_write_in_flight(mm, &lo, &hi)))
-		return wp_by_vma(mm, op, start, len);
-	for (uint64_t a = start; !ret && a < end; a = hi) {
-		cg__mm_unheld_span(mm, a, end, &lo, &hi);
-		if (lo < hi)
-			ret = wp_by_vma(mm, op, lo, hi - lo);
-	}
-	/*
-	 * An unprotect wakes the writers of its range: those of the parts
-	 * left out too (a fault read before its page was lifted by a pin),
-	 * or they would sleep for good.
-	 */
-	if (!ret && op == OP_UNPROTECT)
-		ret = cg__uffd_wake(mm->uffd, start, len);
-	return ret;
-}
-
 int cg__mm_ioctl_wp(struct cg__mm *mm, uint64_t start, uint64_t len,
 		    bool protect)
 {
 	int ret;
 
 	if (!mm->wp_async)
-		return wp_unpinned(mm, protect ? OP_PROTECT : OP_UNPROTECT,
-				   start, len);
+		return wp_by_vma(mm, protect ? OP_PROTECT : OP_UNPROTECT,
+				 start, len);
 	ret = protect ? protect_mapped_only(mm, start, len)
 		      : with_retry(mm, OP_UNPROTECT, start, len);
 	/* Part of it may be done: the state's CG_ST_WP cannot be trusted. */

@@ -114,23 +114,6 @@ void cg__mm_unpinned_span(struct cg__mm *mm, uint64_t start, uint64_t end,
 			  uint64_t *lo, uint64_t *hi);
 
 /*
- * Before 5.19, the span the client was asked to write-unshare for a pin
- * not made yet (from the answer until that pin's next walk is over): like
- * a pin's, its pages must be neither protected nor unprotected, or the
- * write there would not be the last before the consumer takes them
- * (pins.c, write_may_replace()).  Returns whether there is one.
- */
-bool cg__mm_write_in_flight(const struct cg__mm *mm, uint64_t *lo,
-			    uint64_t *hi);
-
-/*
- * As cg__mm_unpinned_span(), with the write in flight left out too: what
- * a write-protect ioctl may touch before 5.19.
- */
-void cg__mm_unheld_span(struct cg__mm *mm, uint64_t start, uint64_t end,
-			uint64_t *lo, uint64_t *hi);
-
-/*
  * What the pins cover, as disjoint spans in address order: searched, not
  * walked, so that a client holding thousands of pins costs a fork or a
  * fault a few steps (a search of every pin for each gap made a fork of

@@ -3,8 +3,8 @@
  * Pins, forks and writes all at once lose no write.  Three writer threads
  * keep writing into a registered 8 MiB region while the main thread, for a
  * few hundred iterations, pins and unpins random sub-ranges (read-only or
- * read-write; from 5.19 a consumer holds plain references, vmsplice()'s
- * into a pipe, so each pin is MADV_DONTFORK while it lasts) and every few
+ * read-write; a consumer holds plain references, vmsplice()'s into a
+ * pipe, so each pin is MADV_DONTFORK while it lasts) and every few
  * iterations forks a child that checks its snapshot and exits while the
  * writers go on.
  *
@@ -35,7 +35,6 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "kernel/kernel.h"
 #include "pin-util.h"
 
 #define LEN (8 * MIB)
@@ -237,7 +236,6 @@ START_TEST(writes_racing_pins_and_forks_all_land)
 	struct cg_audit_report a;
 	struct cg_stats s0, s1;
 	struct consumer consumer;
-	bool hold = cg__kernel_read_pin_unshares();
 	char *p = h_map(kind, LEN, 0);
 	double t0 = now_s();
 	struct cg *cg;
@@ -249,17 +247,6 @@ START_TEST(writes_racing_pins_and_forks_all_land)
 		goto out_free;
 	printf("stress %s %s: seed %#llx\n", h_mode_name(H_MODE(_i)),
 	       h_kind_name(kind), (unsigned long long)seed);
-	/*
-	 * Before 5.19 a consumer's reference is not held here: 5.10 drops
-	 * the write bit of every PTE an unprotect covers, and the next write
-	 * copies a page a consumer holds away from it (docs/kernels.md: found
-	 * with this consumer, open).  There the test checks what it always
-	 * did: no write lost, no pin violated without a consumer.
-	 */
-	if (!hold)
-		printf("stress %s %s: no consumer holds the pins before 5.19 "
-		       "(docs/kernels.md, open)\n", h_mode_name(H_MODE(_i)),
-		       h_kind_name(kind));
 	/* Said now: a failed cell's buffered output is lost. */
 	fflush(stdout);
 	consumer_open(&consumer);
@@ -279,8 +266,7 @@ START_TEST(writes_racing_pins_and_forks_all_land)
 		size_t plen;
 
 		pins += pin_one(cg, p, &seed, &pinned, &plen, &pin);
-		if (hold)
-			consumer_take(&consumer, pinned, plen);
+		consumer_take(&consumer, pinned, plen);
 		if (iterations % FORK_EVERY == 0) {
 			/* The child keeps the rest shared while the writers go on. */
 			struct snapshot snap = { p, (uintptr_t)pinned, plen };
@@ -288,8 +274,7 @@ START_TEST(writes_racing_pins_and_forks_all_land)
 			children[nchildren++] = h_fork(check_snapshot, &snap);
 		}
 		ck_assert_int_eq(cg_unpin(pin), 0);
-		if (hold)
-			consumer_drop(&consumer, plen);
+		consumer_drop(&consumer, plen);
 		/* Reap the child forked last time; the new one runs on. */
 		if (iterations % FORK_EVERY == FORK_EVERY / 2 && nchildren)
 			ck_assert_msg(h_wait(children[nchildren - 1]) == 0,

@@ -127,6 +127,14 @@ struct cg__mm {
 	 * then), and the one the pin in progress was asked (not again).
 	 */
 	uint64_t wu_asked[2], wu_counted[2];
+	/* The range of the pin that asked wu_asked: its own walk again only. */
+	uint64_t wu_pin[2];
+	/*
+	 * Before 5.19: faults on held pages woken without a lift since a pin
+	 * last lifted anything (ioctl.c, cg__mm_ioctl_unprotect_faulted()).
+	 */
+	uint64_t held_faults[8];
+	unsigned held_fault_next;
 	/*
 	 * A THP unshare by move (lib/engine/move.c): the chunks [start, end)
 	 * a pin is arming (end 0: none), handed over to the client

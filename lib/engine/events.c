@@ -97,6 +97,9 @@ static int resolve_flush(struct cg__mm *mm, struct resolution *res)
 			if (res->v[i].r.start + res->v[i].r.len > end)
 				end = res->v[i].r.start + res->v[i].r.len;
 		r = cg__mm_ioctl_wp(mm, start, end - start, false);
+		for (size_t k = first; !r && k < i; k++)
+			r = cg__mm_ioctl_unprotect_faulted(mm, res->v[k].unit.start,
+							   res->v[k].unit.len);
 		/*
 		 * Events kept coming: wake the writers all the same.  Still
 		 * protected, they fault again, and we try again then.
@@ -537,7 +540,7 @@ static int handle_remove(struct cg__mm *mm, const struct uffd_msg *msg)
 	int ret = 0;
 
 	mm->stats.removals++;
-	cg__mm_pin_removed(mm, start, end - start);
+	cg__mm_pins_violated(mm, start, end - start);
 	for (size_t i = 0; i < mm->nregions && !ret; i++) {
 		struct cg__region *r = mm->regions[i];
 		uint64_t splits = r->splits;

@@ -9,8 +9,10 @@
 #include "internal.h"
 #include "kernel/clock.h"
 #include "kernel/compat.h"
+#include "kernel/kernel.h"
 #include "kernel/procfs.h"
 #include "kernel/uffd.h"
+#include "pins.h"
 
 /* An event's originator runs on after we read it; give it that long. */
 #define RETRY_LIMIT_NS (2ULL * 1000 * 1000 * 1000)
@@ -227,14 +229,111 @@ static int wp_by_vma(struct cg__mm *mm, enum op op, uint64_t start,
 	return 0;
 }
 
+/*
+ * Before 5.19 no write-protect ioctl may touch a page under a pin, nor one
+ * a pin being made asked the client to write (pins.c).  A
+ * protect would make its next write copy it away from its consumer; and
+ * 5.10 drops the write bit of every PTE an unprotect covers, protected or
+ * not (its change_pte_range() leaves the write to a fault), so a pinned
+ * page in a fault's window or a neighbour's run was made read-only, and
+ * the next write there copied it (measured: a pipe that held the page by
+ * vmsplice read the old data; 6.1 keeps it writable).  Pinned pages are
+ * never protected there (learn.c, pins.c): leaving them out loses nothing.
+ */
+enum leave_out { LEAVE_HELD, LEAVE_PINNED };
+
+static bool leaves_out(struct cg__mm *mm, enum leave_out what)
+{
+	uint64_t lo, hi;
+
+	if (cg__kernel_read_pin_unshares())
+		return false;
+	return mm->npins ||
+	       (what == LEAVE_HELD && cg__mm_write_in_flight(mm, &lo, &hi));
+}
+
+static int wp_leaving_out(struct cg__mm *mm, enum op op, uint64_t start,
+			  uint64_t len, enum leave_out what)
+{
+	uint64_t end = start + len, lo, hi;
+	int ret = 0;
+
+	if (!leaves_out(mm, what))
+		return wp_by_vma(mm, op, start, len);
+	for (uint64_t a = start; !ret && a < end; a = hi) {
+		if (what == LEAVE_HELD)
+			cg__mm_unheld_span(mm, a, end, &lo, &hi);
+		else
+			cg__mm_unpinned_span(mm, a, end, &lo, &hi);
+		if (lo < hi)
+			ret = wp_by_vma(mm, op, lo, hi - lo);
+	}
+	/*
+	 * An unprotect wakes the writers of its range: those of the parts
+	 * left out too (a fault read before its page was lifted by a pin),
+	 * or they would sleep for good.
+	 */
+	if (!ret && op == OP_UNPROTECT)
+		ret = cg__uffd_wake(mm->uffd, start, len);
+	return ret;
+}
+
+int cg__mm_ioctl_lift(struct cg__mm *mm, uint64_t start, uint64_t len)
+{
+	if (mm->wp_async)
+		return cg__mm_ioctl_wp(mm, start, len, false);
+	cg__mm_held_faults_forget(mm);
+	return wp_leaving_out(mm, OP_UNPROTECT, start, len, LEAVE_PINNED);
+}
+
+/*
+ * Whether the held page at addr faulted before since the last lift.  A
+ * fault read after a pin lifted its page and the client wrote it is stale:
+ * unprotecting it then would make a writable page read-only (5.10), so it
+ * is only woken.  A writer that faults there again really is protected.
+ */
+static bool held_fault_repeats(struct cg__mm *mm, uint64_t addr)
+{
+	const size_t n = sizeof(mm->held_faults) / sizeof(mm->held_faults[0]);
+
+	for (size_t i = 0; i < n; i++)
+		if (mm->held_faults[i] == addr + 1) {
+			mm->held_faults[i] = 0;
+			return true;
+		}
+	mm->held_faults[mm->held_fault_next++ % n] = addr + 1;
+	return false;
+}
+
+void cg__mm_held_faults_forget(struct cg__mm *mm)
+{
+	memset(mm->held_faults, 0, sizeof(mm->held_faults));
+}
+
+int cg__mm_ioctl_unprotect_faulted(struct cg__mm *mm, uint64_t start,
+				   uint64_t len)
+{
+	uint64_t lo, hi;
+
+	if (mm->wp_async || !leaves_out(mm, LEAVE_HELD))
+		return 0;
+	cg__mm_unheld_span(mm, start, start + len, &lo, &hi);
+	if ((lo == start && hi == start + len) ||
+	    !held_fault_repeats(mm, start))
+		return 0;
+	/* A pinned page protected after all: this write copies it. */
+	cg__mm_pins_violated(mm, start, len);
+	return wp_by_vma(mm, OP_UNPROTECT, start, len);
+}
+
 int cg__mm_ioctl_wp(struct cg__mm *mm, uint64_t start, uint64_t len,
 		    bool protect)
 {
 	int ret;
 
 	if (!mm->wp_async)
-		return wp_by_vma(mm, protect ? OP_PROTECT : OP_UNPROTECT,
-				 start, len);
+		return wp_leaving_out(mm, protect ? OP_PROTECT : OP_UNPROTECT,
+				      start, len, LEAVE_HELD);
 	ret = protect ? protect_mapped_only(mm, start, len)
 		      : with_retry(mm, OP_UNPROTECT, start, len);
 	/* Part of it may be done: the state's CG_ST_WP cannot be trusted. */

@@ -646,7 +646,8 @@ static int protect_span(struct cg__mm *mm, struct cg__region *r,
 /*
  * Before 5.19 a pinned page stays unprotected while pinned: a write fault
  * on a write-protected page that its consumer holds would copy it
- * (lib/engine/pins.c).  Protect [a, end) but for such pages.
+ * (lib/engine/pins.c), as would one a pin being made asked the client to
+ * write.  Protect [a, end) but for such pages.
  */
 static int protect_unpinned(struct cg__mm *mm, struct cg__region *r,
 			    uint64_t a, uint64_t end, bool kernel_done)
@@ -654,10 +655,11 @@ static int protect_unpinned(struct cg__mm *mm, struct cg__region *r,
 	uint64_t lo, hi;
 	int ret = 0;
 
-	if (cg__kernel_read_pin_unshares() || !mm->npins)
+	if (cg__kernel_read_pin_unshares() ||
+	    (!mm->npins && !cg__mm_write_in_flight(mm, &lo, &hi)))
 		return protect_span(mm, r, a, end - a, kernel_done);
 	for (; !ret && a < end; a = hi) {
-		cg__mm_unpinned_span(mm, a, end, &lo, &hi);
+		cg__mm_unheld_span(mm, a, end, &lo, &hi);
 		if (lo < hi)
 			ret = protect_span(mm, r, lo, hi - lo, kernel_done);
 	}

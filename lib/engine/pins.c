@@ -221,14 +221,43 @@ static uint64_t pfn_of(const struct unit *u)
 
 /*
  * Whether a write fault could still replace the unit's page.  Before 5.19
- * a write to a write-protected page that a consumer holds copies it,
- * whoever maps it: a pinned page must be written once (made writable)
- * before the consumer takes it, and stay unprotected while it holds it.
+ * a write fault on a page that a consumer holds copies it, whoever maps
+ * it: a pinned page must be written once (made writable) before the
+ * consumer takes it, and stay unprotected while it holds it.  Not only
+ * the write-protected ones: 5.10's unprotect leaves a page read-only until
+ * its next write (change_pte_range() leaves the write bit to the fault),
+ * and nothing tells us from user space which PTEs are writable.  Seen: a
+ * page a fault's window had unprotected, pinned unwritten, then copied
+ * away from the pipe that held it by the next write.  So the first walk
+ * asks the client to write every unit, and the walk after its writes
+ * takes those it asked (the write in flight, which no ioctl touches
+ * meanwhile: cg__mm_unheld_span()).
  */
-static bool write_may_replace(const struct cg__region *r, const struct unit *x)
+static bool asked_by_this_pin(const struct cg__mm *mm);
+
+static bool write_may_replace(const struct cg__mm *mm, const struct unit *x)
 {
-	return !cg__kernel_read_pin_unshares() &&
-	       (cg__region_get(r, x->addr) & CG_ST_WP);
+	uint64_t lo, hi;
+
+	if (cg__kernel_read_pin_unshares())
+		return false;
+	return !cg__mm_write_in_flight(mm, &lo, &hi) || x->addr < lo ||
+	       x->addr >= hi;
+}
+
+bool cg__mm_write_in_flight(const struct cg__mm *mm, uint64_t *lo,
+			    uint64_t *hi)
+{
+	/* Asked and not walked again yet, or being walked again now. */
+	const uint64_t *w = mm->wu_asked[1]	    ? mm->wu_asked
+			    : asked_by_this_pin(mm) ? mm->wu_counted
+						    : NULL;
+
+	if (cg__kernel_read_pin_unshares() || !w || !w[1])
+		return false;
+	*lo = w[0];
+	*hi = w[0] + w[1];
+	return true;
 }
 
 /* The units that are not exclusive yet; -EAGAIN on a hole. */
@@ -247,7 +276,7 @@ static int plan_unshare(struct cg__mm *mm, const struct units *u,
 		}
 		/* Trust, but verify: the kernel must map it alone too. */
 		if ((cg__region_get(r, x->addr) & CG_ST_EXCL) && mapped_alone(x) &&
-		    !write_may_replace(r, x))
+		    !write_may_replace(mm, x))
 			continue;
 		todo[(*ntodo)++] = x->addr;
 		/* An exclusive hugetlb page is reused; a shared one copied. */
@@ -290,9 +319,9 @@ static void count_unshares(struct cg__mm *mm, const struct unit *before,
 
 
 /* Whether a unit needs a write to be ours: shared, or maybe replaced. */
-static bool write_needed(const struct cg__region *r, const struct unit *x)
+static bool write_needed(const struct cg__mm *mm, const struct unit *x)
 {
-	return !mapped_alone(x) || write_may_replace(r, x);
+	return !mapped_alone(x) || write_may_replace(mm, x);
 }
 
 /* Whether a write ask_write_unshare() asks lands where no snapshot saved. */
@@ -301,7 +330,7 @@ static bool write_unsaved(const struct cg__mm *mm, const struct units *u)
 	for (size_t i = 0; mm->snap && i < u->n; i++) {
 		const struct unit *x = &u->v[i];
 
-		if (write_needed(cg__mm_find(mm, x->addr), x) &&
+		if (write_needed(mm, x) &&
 		    cg__mm_snap_unsaved(mm, x->addr, 1ULL << x->shift))
 			return true;
 	}
@@ -333,7 +362,7 @@ static int ask_write_unshare(struct cg__mm *mm, const struct units *u,
 		struct cg__region *r = cg__mm_find(mm, x->addr);
 		uint64_t size = 1ULL << x->shift;
 
-		if (!write_needed(r, x))
+		if (!write_needed(mm, x))
 			continue;
 		*asked = true;
 		if (!wu[1])
@@ -349,8 +378,8 @@ static int ask_write_unshare(struct cg__mm *mm, const struct units *u,
 		if (cg__region_get(r, x->addr) & CG_ST_WP) {
 			if (lift_end != x->addr) {
 				if (lift_end)
-					ret = cg__mm_ioctl_wp(mm, lift, lift_end - lift,
-							      false);
+					ret = cg__mm_ioctl_lift(mm, lift,
+								lift_end - lift);
 				lift = x->addr;
 			}
 			lift_end = x->addr + size;
@@ -360,7 +389,7 @@ static int ask_write_unshare(struct cg__mm *mm, const struct units *u,
 						CG_ST_DIRTY);
 	}
 	if (!ret && lift_end)
-		ret = cg__mm_ioctl_wp(mm, lift, lift_end - lift, false);
+		ret = cg__mm_ioctl_lift(mm, lift, lift_end - lift);
 	return ret;
 }
 
@@ -652,6 +681,14 @@ struct cg__pin_job {
 	struct cg__pin *p;	/* the pin being made, or dropped */
 };
 
+/* Whether the pin being made is the one that asked what was written. */
+static bool asked_by_this_pin(const struct cg__mm *mm)
+{
+	const struct cg__pin_job *j = mm->pin_job;
+
+	return j && j->start == mm->wu_pin[0] && j->end == mm->wu_pin[1];
+}
+
 static bool past(uint64_t until_ns)
 {
 	return until_ns && cg__now_ns() > until_ns;
@@ -822,8 +859,20 @@ static bool pin_over(struct cg__mm *mm, struct cg__pin_job *j, int ret)
 	}
 	cg__mm_move_settle(mm);
 	if (!ret && j->wu[1]) {
+		uint64_t lo, hi;
+
+		/*
+		 * Before 5.19 what the last ask had written stays in flight
+		 * with what is asked now: trusted by the next walk, untouched.
+		 */
+		if (cg__mm_write_in_flight(mm, &lo, &hi)) {
+			j->wu[0] = lo < j->wu[0] ? lo : j->wu[0];
+			j->wu[1] = hi > j->wu[1] ? hi : j->wu[1];
+		}
 		j->res.bad_addr = mm->wu_asked[0] = j->wu[0];
 		j->res.bad_len = mm->wu_asked[1] = j->wu[1] - j->wu[0];
+		mm->wu_pin[0] = j->start;
+		mm->wu_pin[1] = j->end;
 		mm->stats.unshare_writes += j->res.bad_len >> CG_PAGE_SHIFT;
 		ret = -EAGAIN;
 	}
@@ -1160,7 +1209,7 @@ void cg__mm_pin_fault(struct cg__mm *mm, uint64_t addr)
 		}
 }
 
-void cg__mm_pin_removed(struct cg__mm *mm, uint64_t start, uint64_t len)
+void cg__mm_pins_violated(struct cg__mm *mm, uint64_t start, uint64_t len)
 {
 	for (size_t i = 0; i < mm->npins; i++) {
 		struct cg__pin *p = mm->pins[i];
@@ -1255,6 +1304,27 @@ void cg__mm_unpinned_span(struct cg__mm *mm, uint64_t start, uint64_t end,
 	*hi = i < n && v[i].start < end ? v[i].start : end;
 	if (*lo == end)
 		*hi = end;
+}
+
+void cg__mm_unheld_span(struct cg__mm *mm, uint64_t start, uint64_t end,
+			uint64_t *lo, uint64_t *hi)
+{
+	uint64_t f0, f1;
+	bool flight = cg__mm_write_in_flight(mm, &f0, &f1);
+
+	for (uint64_t a = start;; a = f1) {
+		cg__mm_unpinned_span(mm, a, end, lo, hi);
+		if (!flight || *lo >= *hi || f1 <= *lo || *hi <= f0)
+			return;
+		if (f0 > *lo) {
+			*hi = f0;
+			return;
+		}
+		if (f1 >= end) {
+			*lo = *hi = end;
+			return;
+		}
+	}
 }
 
 void cg__mm_pins_free(struct cg__mm *mm)

@@ -92,13 +92,14 @@ void cg__mm_pin_disturbed(struct cg__mm *mm, uint64_t start, uint64_t len);
 void cg__mm_pin_fault(struct cg__mm *mm, uint64_t addr);
 
 /*
- * [start, start+len) was dropped (UFFD_EVENT_REMOVE: MADV_DONTNEED,
- * MADV_REMOVE, or MADV_FREE, which the event does not tell apart): the next
- * touch of a pinned page there maps a new one while the consumer keeps the
- * old, and nothing else shows it without page frames.  Remember the
- * violation for the unpin.
+ * The pinned pages of [start, start+len) are replaced, or will be by the
+ * next touch, while the consumer keeps the old ones, and nothing else
+ * shows it without page frames: remember the violation for the unpin.
+ * Either the range was dropped (UFFD_EVENT_REMOVE: MADV_DONTNEED,
+ * MADV_REMOVE, or MADV_FREE, which the event does not tell apart), or,
+ * before 5.19, a pinned page was found write-protected (ioctl.c).
  */
-void cg__mm_pin_removed(struct cg__mm *mm, uint64_t start, uint64_t len);
+void cg__mm_pins_violated(struct cg__mm *mm, uint64_t start, uint64_t len);
 
 /* Pins covering the page at addr. */
 uint32_t cg__mm_pin_count(const struct cg__mm *mm, uint64_t addr);
@@ -112,6 +113,23 @@ bool cg__mm_pinned(struct cg__mm *mm, uint64_t start, uint64_t len);
  */
 void cg__mm_unpinned_span(struct cg__mm *mm, uint64_t start, uint64_t end,
 			  uint64_t *lo, uint64_t *hi);
+
+/*
+ * Before 5.19, the span the client was asked to write-unshare for a pin
+ * not made yet (from the answer until that pin's next walk is over): like
+ * a pin's, its pages must be neither protected nor unprotected, or the
+ * write there would not be the last before the consumer takes them
+ * (pins.c, write_may_replace()).  Returns whether there is one.
+ */
+bool cg__mm_write_in_flight(const struct cg__mm *mm, uint64_t *lo,
+			    uint64_t *hi);
+
+/*
+ * As cg__mm_unpinned_span(), with the write in flight left out too: what
+ * a write-protect ioctl may touch before 5.19.
+ */
+void cg__mm_unheld_span(struct cg__mm *mm, uint64_t start, uint64_t end,
+			uint64_t *lo, uint64_t *hi);
 
 /*
  * What the pins cover, as disjoint spans in address order: searched, not

@@ -51,7 +51,11 @@ struct collect {
 bool cg__mm_written_behind(struct cg__mm *mm, uint64_t start, uint64_t len)
 {
 	bool all = !cg__kernel_read_pin_unshares();
+	uint64_t lo, hi;
 
+	/* Left unprotected as a pin's pages are (pins.c). */
+	if (cg__mm_write_in_flight(mm, &lo, &hi) && lo < start + len && start < hi)
+		return true;
 	/* The pins' merged spans first: most runs are under no pin at all. */
 	if (!cg__mm_pinned(mm, start, len))
 		return false;

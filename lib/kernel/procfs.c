@@ -142,37 +142,71 @@ static void vma_flags(struct vma *v, const char *flags)
 	v->nh = strstr(flags, " nh") != NULL;
 }
 
-int cg__vma_probe(int smaps_fd, uint64_t addr, uint64_t len,
-		  struct cg__vma_kind *out)
+/*
+ * Walk smaps line by line, with the VMA a line belongs to in v (its header
+ * parsed by the walk), and stop at the first nonzero fn returns: that is
+ * the walk's return, or 0 when fn never stopped it, or -ESRCH when not one
+ * line came (the mm it was opened on is gone: exit, exec).
+ */
+typedef int smaps_fn(struct vma *v, const char *line, void *arg);
+
+static int smaps_walk(int smaps_fd, smaps_fn *fn, void *arg)
 {
-	uint64_t next = addr;
-	bool seen = false, any = false;
 	struct vma v = { 0 };
 	char line[512];
-	int ret = 0;
+	int ret;
 	FILE *f;
 
 	f = smaps_rewind(smaps_fd, &ret);
 	if (!f)
 		return ret;
-	while (!ret && next < addr + len && fgets(line, sizeof(line), f)) {
-		any = true;
-		if (strncmp(line, "KernelPageSize:", 15) == 0) {
-			sscanf(line + 15, "%u", &v.page_kb);
-		} else if (strncmp(line, "Shared_Hugetlb:", 15) == 0) {
-			sscanf(line + 15, "%" SCNu64, &v.shared_hugetlb_kb);
-		} else if (strncmp(line, "VmFlags:", 8) == 0) {
-			vma_flags(&v, line + 8);
-			ret = vma_fold(&v, addr, len, &next, &seen, out);
-		} else if (vma_header_line(line)) {
+	ret = -ESRCH;	/* until a line shows the mm is still there */
+	while (fgets(line, sizeof(line), f)) {
+		if (vma_header_line(line))
 			vma_header(&v, line);
-		}
+		ret = fn(&v, line, arg);
+		if (ret)
+			break;
 	}
 	fclose(f);
-	/* Nothing at all: the mm it was opened on is gone (exit, exec). */
-	if (!any)
-		return -ESRCH;
-	if (!ret && next < addr + len)
+	return ret;
+}
+
+struct probe {
+	uint64_t addr, len, next;
+	bool seen;
+	struct cg__vma_kind *out;
+};
+
+/* 1: all of the range is folded in. */
+static int probe_line(struct vma *v, const char *line, void *arg)
+{
+	struct probe *p = arg;
+	int ret;
+
+	if (strncmp(line, "KernelPageSize:", 15) == 0) {
+		sscanf(line + 15, "%u", &v->page_kb);
+	} else if (strncmp(line, "Shared_Hugetlb:", 15) == 0) {
+		sscanf(line + 15, "%" SCNu64, &v->shared_hugetlb_kb);
+	} else if (strncmp(line, "VmFlags:", 8) == 0) {
+		vma_flags(v, line + 8);
+		ret = vma_fold(v, p->addr, p->len, &p->next, &p->seen, p->out);
+		if (ret)
+			return ret;
+		return p->next >= p->addr + p->len;
+	}
+	return 0;
+}
+
+int cg__vma_probe(int smaps_fd, uint64_t addr, uint64_t len,
+		  struct cg__vma_kind *out)
+{
+	struct probe p = { .addr = addr, .len = len, .next = addr, .out = out };
+	int ret = smaps_walk(smaps_fd, probe_line, &p);
+
+	if (ret == 1)
+		return 0;
+	if (!ret && p.next < addr + len)
 		ret = -ENOMEM;
 	return ret;
 }
@@ -191,6 +225,23 @@ static bool has_any_flag(const char *vmflags, const char *flags)
 	return false;
 }
 
+struct flag_scan {
+	uint64_t lo, hi;
+	const char *flags;
+	bool seen;
+};
+
+/* 1 at a VMA of the range that has one of the flags. */
+static int flag_line(struct vma *v, const char *line, void *arg)
+{
+	struct flag_scan *s = arg;
+
+	if (strncmp(line, "VmFlags:", 8) || v->start >= s->hi || v->end <= s->lo)
+		return 0;
+	s->seen = true;
+	return has_any_flag(line + 7, s->flags);
+}
+
 /*
  * Whether the VMAs of [lo, hi) have one of flags: 1 at the first that
  * has, 0 when none does (or, where only one VMA is asked about, it has
@@ -200,55 +251,34 @@ static bool has_any_flag(const char *vmflags, const char *flags)
 static int vma_flag_scan(int smaps_fd, uint64_t lo, uint64_t hi,
 			 const char *flags)
 {
-	struct vma v = { 0 };
-	char line[512];
-	int ret;
-	FILE *f;
+	struct flag_scan s = { .lo = lo, .hi = hi, .flags = flags };
+	int ret = smaps_walk(smaps_fd, flag_line, &s);
 
-	f = smaps_rewind(smaps_fd, &ret);
-	if (!f)
-		return ret;
-	ret = -ESRCH;	/* until a line shows the mm is still there */
-	while (fgets(line, sizeof(line), f)) {
-		if (ret == -ESRCH)
-			ret = -ENOENT;
-		if (strncmp(line, "VmFlags:", 8) == 0 && v.start < hi &&
-		    v.end > lo) {
-			ret = has_any_flag(line + 7, flags);
-			if (ret)
-				break;
-		}
-		if (vma_header_line(line))
-			vma_header(&v, line);
-	}
-	fclose(f);
-	return ret;
+	return ret || s.seen ? ret : -ENOENT;
+}
+
+struct vma_end {
+	uint64_t addr, end;
+};
+
+static int end_line(struct vma *v, const char *line, void *arg)
+{
+	struct vma_end *e = arg;
+
+	if (!vma_header_line(line) || v->start > e->addr || e->addr >= v->end)
+		return 0;
+	e->end = v->end;
+	return 1;
 }
 
 int cg__vma_end(int smaps_fd, uint64_t addr, uint64_t *end)
 {
-	struct vma v = { 0 };
-	char line[512];
-	int ret;
-	FILE *f;
+	struct vma_end e = { .addr = addr };
+	int ret = smaps_walk(smaps_fd, end_line, &e);
 
-	f = smaps_rewind(smaps_fd, &ret);
-	if (!f)
-		return ret;
-	ret = -ESRCH;	/* until a line shows the mm is still there */
-	while (fgets(line, sizeof(line), f)) {
-		if (!vma_header_line(line))
-			continue;
-		vma_header(&v, line);
-		ret = -ENOENT;
-		if (v.start <= addr && addr < v.end) {
-			*end = v.end;
-			ret = 0;
-			break;
-		}
-	}
-	fclose(f);
-	return ret;
+	if (ret == 1)
+		*end = e.end;
+	return ret == 1 ? 0 : ret ? ret : -ENOENT;
 }
 
 int cg__vma_flag(int smaps_fd, uint64_t addr, const char *flag)

@@ -442,15 +442,13 @@ static void span_of(const struct cg_restore *r, long g, uint64_t a,
 }
 
 /* A missing fault at address now: from the image, or zeros once done. */
-static int serve(struct cg_restore *r, uint64_t now)
+static int serve_fault(struct cg_restore *r, uint64_t now)
 {
 	uint64_t page = now & ~(PG - 1), a = image_of(r, page), start, len;
 	long g = region_of(r, a);
 	uint64_t unit;
 	int ret;
 
-	if (!r->first_fault_ns)
-		r->first_fault_ns = cg__now_ns() - r->started_ns;
 	r->faults++;
 	if (g < 0)
 		return cg__uffd_wake(r->uffd, page, PG);
@@ -464,6 +462,16 @@ static int serve(struct cg_restore *r, uint64_t now)
 	ret = copy_in(r, now_of(r, a & ~(unit - 1)), unit, unit);
 	/* An event came first: the fault is raised again if still wanted. */
 	return ret == -EAGAIN ? 0 : ret;
+}
+
+/* Timed once served: a 1 GiB page's fault waits for its whole copy. */
+static int serve(struct cg_restore *r, uint64_t now)
+{
+	int ret = serve_fault(r, now);
+
+	if (!r->first_fault_ns)
+		r->first_fault_ns = cg__now_ns() - r->started_ns;
+	return ret;
 }
 
 static int add_reloc(struct cg_restore *r, uint64_t from, uint64_t to,

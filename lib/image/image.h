@@ -75,6 +75,8 @@ int cg__img_pwrite(int fd, const void *buf, size_t len, uint64_t off);
 
 /* CRC-32C (Castagnoli) of len bytes, continuing from crc (0 to start). */
 uint32_t cg__crc32c(uint32_t crc, const void *buf, size_t len);
+/* The same by table alone, whatever the CPU has (for tests). */
+uint32_t cg__crc32c_table(uint32_t crc, const void *buf, size_t len);
 
 /*
  * An image opened for reading: header and index checked, loaded.

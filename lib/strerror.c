@@ -32,7 +32,12 @@
 	X(ENOTCONN, "cowguardd went away and is not back: page state unknown, "\
 		    "memory untracked until the next call reconnects")        \
 	X(EPROTO, "protocol error between libcowguard and cowguardd")         \
-	X(EPROTONOSUPPORT, "cowguardd speaks another protocol major version") \
+	X(EPROTONOSUPPORT, "cowguardd speaks another protocol major version, "\
+			   "or a snapshot image is of another version")     \
+	X(EBADMSG, "the snapshot image is corrupt: a checksum or a record "   \
+		   "does not match")                                          \
+	X(ENODATA, "the snapshot image is truncated")                         \
+	X(ENOEXEC, "not a cowguard snapshot image, or one never finished")    \
 	X(ETIMEDOUT, "cowguardd did not answer in time")                      \
 	X(ETIME, "the process kept changing its mappings (fork, madvise, "    \
 		 "munmap in other threads) the whole time: nothing was done, "\

@@ -5,12 +5,15 @@
  * program hands to vmsplice, zero-copy sends, io_uring and libibverbs.
  *
  *   cowguard-run [--mode auto|daemon|embedded] [--hooks LIST] [--strict]
- *                [--check] [--log FILE] [--no-inherit] [--] CMD [ARG...]
+ *                [--check] [--log FILE] [--no-inherit] [--restore IMAGE]
+ *                [--] CMD [ARG...]
  *
  * It sets the environment the shim reads (LD_PRELOAD, appended to one
  * already set, and COWGUARD_*), learns once what an O_DIRECT write does
  * here (COWGUARD_ODIRECT), and execs CMD.  --check runs CMD as far as
  * its libraries are loaded and reports which hooks it can reach.
+ * --restore starts CMD on the memory of a snapshot image
+ * (lib/preload/restore.c).
  */
 #include <elf.h>
 #include <errno.h>
@@ -32,7 +35,7 @@
 #endif
 
 struct run {
-	const char *mode, *hooks, *log;
+	const char *mode, *hooks, *log, *restore;
 	bool strict, check, no_inherit;
 	char shim[PATH_MAX];
 };
@@ -53,6 +56,10 @@ static void usage(FILE *f)
 		"  --log FILE    the shim's lines to FILE (default: stderr)\n"
 		"  --no-inherit  CMD's children and exec'd programs run without\n"
 		"                the shim\n"
+		"  --restore IMAGE  start CMD on the memory of a snapshot: its\n"
+		"                regions mapped back where they were before\n"
+		"                main() and filled lazily (exit 126 when they\n"
+		"                cannot be)\n"
 		"  -h, --help    this text\n"
 		"The shim: $COWGUARD_PRELOAD, else libcowguard-preload.so beside\n"
 		"this program, else %s.\n", CG_PRELOAD_PATH);
@@ -68,6 +75,7 @@ static int parse(int argc, char **argv, struct run *r)
 		{ "check", no_argument, NULL, 'c' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "no-inherit", no_argument, NULL, 'n' },
+		{ "restore", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -89,9 +97,15 @@ static int parse(int argc, char **argv, struct run *r)
 		case 'c': r->check = true; break;
 		case 'l': r->log = optarg; break;
 		case 'n': r->no_inherit = true; break;
+		case 'r': r->restore = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return -1;
 		}
+	}
+	if (r->restore && r->check) {
+		fprintf(stderr, "cowguard-run: --restore and --check: one or "
+			"the other\n");
+		return -1;
 	}
 	if (optind >= argc) {
 		fprintf(stderr, "cowguard-run: no command to run\n");
@@ -143,7 +157,8 @@ static int set_env(const struct run *r)
 	       (r->hooks && setenv("COWGUARD_HOOKS", r->hooks, 1)) ||
 	       (r->log && setenv("COWGUARD_LOG", r->log, 1)) ||
 	       (r->strict && setenv("COWGUARD_STRICT", "1", 1)) ||
-	       (r->no_inherit && setenv("COWGUARD_NO_INHERIT", "1", 1)) ? -errno
+	       (r->no_inherit && setenv("COWGUARD_NO_INHERIT", "1", 1)) ||
+	       (r->restore && setenv("COWGUARD_RESTORE", r->restore, 1)) ? -errno
 	       : 0;
 }
 
@@ -262,6 +277,25 @@ static int check(char **cmd)
 	return 1;
 }
 
+/*
+ * --restore: the image is readable, and the shim can be loaded into CMD
+ * (a static binary never loads it); 0, or the exit status.
+ */
+static int restore_possible(const struct run *r, const char *cmd)
+{
+	if (!readable(r->restore)) {
+		fprintf(stderr, "cowguard-run: --restore %s: %s\n", r->restore,
+			strerror(errno));
+		return 2;
+	}
+	if (static_binary(cmd)) {
+		fprintf(stderr, "cowguard-run: --restore: %s is a static binary: "
+			"the shim that restores cannot be loaded into it\n", cmd);
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct run r = { 0 };
@@ -269,10 +303,12 @@ int main(int argc, char **argv)
 
 	if (first <= 0)
 		return first ? 2 : 0;
+	if (r.restore && (ret = restore_possible(&r, argv[first])))
+		return ret;
 	if (!find_shim(&r)) {
 		fprintf(stderr, "cowguard-run: no preload shim at %s: %s runs "
 			"without cowguard\n", r.shim, argv[first]);
-		if (r.strict || r.check)
+		if (r.strict || r.check || r.restore)
 			return 1;
 	} else if ((ret = set_env(&r))) {
 		fprintf(stderr, "cowguard-run: %s\n", strerror(-ret));

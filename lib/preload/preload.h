@@ -93,6 +93,8 @@ void cg__shim_failed(enum cg__hook hook, const char *what, int err);
 
 /* One line to COWGUARD_LOG's file, or stderr, prefixed "cowguard-preload: ". */
 void cg__shim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* COWGUARD_RESTORE=IMAGE: the image's memory back before main() (restore.c). */
+void cg__shim_restore(void);
 
 /* The function that name would be without the shim (dlsym(RTLD_NEXT)). */
 void *cg__real(const char *name);

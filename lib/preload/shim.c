@@ -198,6 +198,7 @@ __attribute__((constructor)) static void shim_start(void)
 		drop_from_environment();
 	pthread_atfork(count_fork, NULL, NULL);
 	cg__odirect_scan_inherited();
+	cg__shim_restore();
 }
 
 /* A fork ends the plain-reference pins first (lib/preload/held.c). */

@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A program killed after `cowguardctl snapshot` comes back on its image
+ * with `cowguard-run --restore IMAGE -- CMD`.  A child of the test keeps
+ * an arena at a fixed address (tests/apps/fixed-arena.h: a pattern, holes
+ * every 8 pages), registered with the suite's daemon; the operator's
+ * command saves it, and the child is killed.  Then tests/apps/fixed-arena,
+ * a program that knows nothing of cowguard, runs under cowguard-run
+ * --restore: before its main() the shim maps the arena back and fills it
+ * lazily, and the program finds it there, every byte as written (holes
+ * zeros); the shim's log says the restore began (the line that says it
+ * is done may come after the program exits).  An image with one byte
+ * changed, or none at that path, and the program never runs.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "apps/fixed-arena.h"
+#include "harness.h"
+
+#define SEED 0x5eedULL
+
+struct owner {
+	int ready;	/* the pipe's end to say "registered" on */
+};
+
+/* The child: the arena written and registered, then waits to be killed. */
+static int own_arena(void *arg)
+{
+	const struct owner *o = arg;
+	struct cg_options opt = { .mode = CG_MODE_DAEMON,
+				  .socket_path = h_socket() };
+	struct cg *cg;
+	char *p = mmap(ARENA_ADDR, ARENA_LEN, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return 2;
+	arena_fill(p, SEED);
+	if (cg_open(&opt, sizeof(opt), &cg) ||
+	    cg_register(cg, p, ARENA_LEN, 0))
+		return 3;
+	if (write(o->ready, "r", 1) != 1)
+		return 4;
+	for (int s = 0; s < 120; s++)
+		sleep(1);
+	return 5;
+}
+
+/* The child's arena saved to path by cowguardctl; the child killed. */
+static bool snapshot_and_kill(const char *path, struct h_run *r)
+{
+	int fds[2];
+	struct owner o;
+	struct pollfd pfd;
+	char c = 0;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(fds), 0);
+	o.ready = fds[1];
+	pid = h_fork(own_arena, &o);
+	close(fds[1]);
+	pfd = (struct pollfd){ .fd = fds[0], .events = POLLIN };
+	ck_assert_msg(poll(&pfd, 1, 60 * 1000) == 1 && read(fds[0], &c, 1) == 1,
+		      "the arena's owner never said it was registered (exit %d)",
+		      (kill(pid, SIGKILL), h_wait(pid)));
+	close(fds[0]);
+	h_run_cmd(r, "%s --socket '%s' snapshot %d -o '%s' 2>&1", h_ctl_path(),
+		  h_socket(), (int)pid, path);
+	kill(pid, SIGKILL);
+	ck_assert_int_eq(h_wait(pid), 128 + SIGKILL);
+	ck_assert_msg(r->status == 0, "cowguardctl snapshot exited %d: %s",
+		      r->status, r->out);
+	printf("%s: %s", h_case_name(), r->out);
+	return true;
+}
+
+static void image_path(char *path, size_t len, const char *what)
+{
+	const char *dir = getenv("CG_TEST_SCRATCH");
+
+	snprintf(path, len, "%s/cg-run-restore-%d-%s.img", dir ? dir : "/tmp",
+		 (int)getpid(), what);
+	unlink(path);
+}
+
+START_TEST(a_killed_program_comes_back_on_its_snapshot)
+{
+	struct h_run *r = malloc(sizeof(*r));
+	char path[256], run[300], args[64];
+
+	ck_assert(r);
+	if (!h_preload_possible())
+		goto out;
+	image_path(path, sizeof(path), "whole");
+	snapshot_and_kill(path, r);
+	snprintf(run, sizeof(run), "--restore '%s'", path);
+	snprintf(args, sizeof(args), "check %#llx", SEED);
+	h_app_checked(&(struct h_app){ .app = "fixed-arena", .args = args,
+				       .run = run, .status = 0,
+				       .logged = { "restoring" } },
+		      r);
+	ck_assert_msg(strstr(r->out, "is back"), "%s", r->out);
+	printf("%s: %s", h_case_name(), r->out);
+	unlink(path);
+out:
+	free(r);
+}
+END_TEST
+
+/* One byte of the image's last page changed: its run's CRC-32C fails. */
+static void spoil(const char *path)
+{
+	int fd = open(path, O_RDWR);
+	off_t end = lseek(fd, 0, SEEK_END);
+	char c;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, &c, 1, end - 100), 1);
+	c ^= 0x40;
+	ck_assert_int_eq(pwrite(fd, &c, 1, end - 100), 1);
+	close(fd);
+}
+
+START_TEST(a_program_whose_image_is_unsound_never_runs)
+{
+	struct h_run *r = malloc(sizeof(*r));
+	char path[256], run[300], args[64];
+
+	ck_assert(r);
+	if (!h_preload_possible())
+		goto out;
+	image_path(path, sizeof(path), "spoilt");
+	snapshot_and_kill(path, r);
+	spoil(path);
+	snprintf(run, sizeof(run), "--restore '%s'", path);
+	snprintf(args, sizeof(args), "check %#llx", SEED);
+	h_app_checked(&(struct h_app){ .app = "fixed-arena", .args = args,
+				       .run = run, .status = 126 }, r);
+	ck_assert_msg(strstr(r->out, "cannot restore") &&
+		      !strstr(r->out, "fixed-arena:"), "%s", r->out);
+	printf("%s: %s", h_case_name(), r->out);
+	unlink(path);
+	/* No image there at all: cowguard-run says so before it starts. */
+	h_app_checked(&(struct h_app){ .app = "fixed-arena", .args = args,
+				       .run = run, .status = 2 }, r);
+	ck_assert_msg(strstr(r->out, "--restore") &&
+		      !strstr(r->out, "fixed-arena:"), "%s", r->out);
+out:
+	free(r);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("cowguard-run restores a killed program lazily");
+	TCase *tc = tcase_create("restore");
+
+	h_timeout(tc, 120);
+	h_add(tc, a_killed_program_comes_back_on_its_snapshot);
+	h_add(tc, a_program_whose_image_is_unsound_never_runs);
+	suite_add_tcase(s, tc);
+	return h_main(s, H_NEED_DAEMON);
+}

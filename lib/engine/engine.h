@@ -133,7 +133,10 @@ struct cg__mm {
 	 * Before 5.19: faults on held pages woken without a lift since a pin
 	 * last lifted anything (ioctl.c, cg__mm_ioctl_unprotect_faulted()).
 	 */
-	uint64_t held_faults[8];
+	struct {
+		uint64_t addr;	/* + 1: 0 is a free slot */
+		uint32_t tid;
+	} held_faults[8];
 	unsigned held_fault_next;
 	/*
 	 * A THP unshare by move (lib/engine/move.c): the chunks [start, end)

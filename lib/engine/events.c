@@ -39,6 +39,7 @@ static int cut(struct cg__mm *mm, uint64_t start, uint64_t len, uint64_t dst,
  */
 struct resolved {
 	struct range r, unit;
+	uint32_t tid;	/* the faulting thread's (UFFD_FEATURE_THREAD_ID) */
 };
 
 struct resolution {
@@ -46,10 +47,12 @@ struct resolution {
 	size_t n;
 };
 
-static void resolve_add(struct resolution *res, uint64_t start, uint64_t len,
-			uint64_t ustart, uint64_t ulen)
+static void resolve_add(struct resolution *res, const struct uffd_msg *msg,
+			uint64_t start, uint64_t len, uint64_t ustart,
+			uint64_t ulen)
 {
-	res->v[res->n++] = (struct resolved){ { start, len }, { ustart, ulen } };
+	res->v[res->n++] = (struct resolved){ { start, len }, { ustart, ulen },
+					      msg->arg.pagefault.feat.ptid };
 }
 
 static int cmp_resolved(const void *a, const void *b)
@@ -99,7 +102,8 @@ static int resolve_flush(struct cg__mm *mm, struct resolution *res)
 		r = cg__mm_ioctl_wp(mm, start, end - start, false);
 		for (size_t k = first; !r && k < i; k++)
 			r = cg__mm_ioctl_unprotect_faulted(mm, res->v[k].unit.start,
-							   res->v[k].unit.len);
+							   res->v[k].unit.len,
+							   res->v[k].tid);
 		/*
 		 * Events kept coming: wake the writers all the same.  Still
 		 * protected, they fault again, and we try again then.
@@ -173,7 +177,7 @@ static int handle_fault(struct cg__mm *mm, const struct uffd_msg *msg,
 	mm->stats.wp_faults++;
 	if (!r) {
 		/* Registered by the kernel but not by us: just let it go. */
-		resolve_add(res, addr, CG_PAGE_SIZE, addr, CG_PAGE_SIZE);
+		resolve_add(res, msg, addr, CG_PAGE_SIZE, addr, CG_PAGE_SIZE);
 		return 0;
 	}
 	/* Not saved yet: woken, to fault again, once it is. */
@@ -217,7 +221,7 @@ static int handle_fault(struct cg__mm *mm, const struct uffd_msg *msg,
 		ret = resolve_around(mm, r, &wstart, &wlen);
 	if (ret)
 		return ret;
-	resolve_add(res, wstart, wlen, ustart, ulen);
+	resolve_add(res, msg, wstart, wlen, ustart, ulen);
 	return 0;
 }
 
@@ -629,7 +633,7 @@ static void fault_failed(struct cg__mm *mm, const struct uffd_msg *msg,
 		cg__region_unit(r, addr, &ustart, &ulen);
 		cg__region_update(r, ustart, ulen, CG_ST_EXCL | CG_ST_WP, 0);
 	}
-	resolve_add(res, ustart, ulen, ustart, ulen);
+	resolve_add(res, msg, ustart, ulen, ustart, ulen);
 }
 
 static int handle_batch(struct cg__mm *mm, const struct uffd_msg *msgs,

@@ -287,21 +287,25 @@ int cg__mm_ioctl_lift(struct cg__mm *mm, uint64_t start, uint64_t len)
 }
 
 /*
- * Whether the held page at addr faulted before since the last lift.  A
- * fault read after a pin lifted its page and the client wrote it is stale:
- * unprotecting it then would make a writable page read-only (5.10), so it
- * is only woken.  A writer that faults there again really is protected.
+ * Whether the held page at addr faulted before in thread tid since the
+ * last lift.  A fault read after a pin lifted its page and the client
+ * wrote it is stale: unprotecting it then would make a writable page
+ * read-only (5.10), so it is only woken.  Several threads' faults on one
+ * page may all be stale, but a thread blocks on one fault at a time: the
+ * same thread faulting there again was woken, and really is protected.
  */
-static bool held_fault_repeats(struct cg__mm *mm, uint64_t addr)
+static bool held_fault_repeats(struct cg__mm *mm, uint64_t addr, uint32_t tid)
 {
 	const size_t n = sizeof(mm->held_faults) / sizeof(mm->held_faults[0]);
 
 	for (size_t i = 0; i < n; i++)
-		if (mm->held_faults[i] == addr + 1) {
-			mm->held_faults[i] = 0;
+		if (mm->held_faults[i].addr == addr + 1 &&
+		    mm->held_faults[i].tid == tid) {
+			mm->held_faults[i].addr = 0;
 			return true;
 		}
-	mm->held_faults[mm->held_fault_next++ % n] = addr + 1;
+	mm->held_faults[mm->held_fault_next % n].addr = addr + 1;
+	mm->held_faults[mm->held_fault_next++ % n].tid = tid;
 	return false;
 }
 
@@ -311,7 +315,7 @@ void cg__mm_held_faults_forget(struct cg__mm *mm)
 }
 
 int cg__mm_ioctl_unprotect_faulted(struct cg__mm *mm, uint64_t start,
-				   uint64_t len)
+				   uint64_t len, uint32_t tid)
 {
 	uint64_t lo, hi;
 
@@ -319,7 +323,7 @@ int cg__mm_ioctl_unprotect_faulted(struct cg__mm *mm, uint64_t start,
 		return 0;
 	cg__mm_unheld_span(mm, start, start + len, &lo, &hi);
 	if ((lo == start && hi == start + len) ||
-	    !held_fault_repeats(mm, start))
+	    !held_fault_repeats(mm, start, tid))
 		return 0;
 	/* A pinned page protected after all: this write copies it. */
 	cg__mm_pins_violated(mm, start, len);

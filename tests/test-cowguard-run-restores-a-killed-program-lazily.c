@@ -10,7 +10,8 @@
  * lazily, and the program finds it there, every byte as written (holes
  * zeros); the shim's log says the restore began (the line that says it
  * is done may come after the program exits).  An image with one byte
- * changed, or none at that path, and the program never runs.
+ * changed, or none at that path, and the program never runs; nor does a
+ * program the shim is never loaded into (static, or set-user-ID).
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -157,6 +158,29 @@ out:
 }
 END_TEST
 
+/* The check of the image never comes: any readable file stands for it. */
+START_TEST(a_program_the_shim_cannot_enter_is_refused_before_it_runs)
+{
+	struct h_run *r = malloc(sizeof(*r));
+	char suid[256];
+
+	ck_assert(r);
+	snprintf(suid, sizeof(suid), "/tmp/cg-run-restore-%d-suid", (int)getpid());
+	h_run_cmd(r, "%s/cowguard-run --restore /etc/hostname -- "
+		  "%s/tests/apps/static-true 2>&1", h_builddir(), h_builddir());
+	ck_assert_msg(r->status == 1 && strstr(r->out, "static binary"),
+		      "exit %d: %s", r->status, r->out);
+	h_run_cmd(r, "cp %s/tests/apps/fixed-arena %s && chmod 4755 %s && "
+		  "%s/cowguard-run --restore /etc/hostname -- %s check 0 2>&1",
+		  h_builddir(), suid, suid, h_builddir(), suid);
+	unlink(suid);
+	ck_assert_msg(r->status == 1 && strstr(r->out, "set-user-ID") &&
+		      !strstr(r->out, "fixed-arena:"), "exit %d: %s",
+		      r->status, r->out);
+	free(r);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("cowguard-run restores a killed program lazily");
@@ -165,6 +189,7 @@ int main(void)
 	h_timeout(tc, 120);
 	h_add(tc, a_killed_program_comes_back_on_its_snapshot);
 	h_add(tc, a_program_whose_image_is_unsound_never_runs);
+	h_add(tc, a_program_the_shim_cannot_enter_is_refused_before_it_runs);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON);
 }

@@ -25,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "kernel/odirect.h"
@@ -187,6 +189,26 @@ static void learn_odirect(void)
 	setenv("COWGUARD_ODIRECT", token, 1);
 }
 
+/* CMD's file into path, searched in $PATH as execvp() does; false if none. */
+static bool find_cmd(const char *cmd, char *path, size_t size)
+{
+	const char *p = getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin";
+
+	if (strchr(cmd, '/')) {
+		snprintf(path, size, "%s", cmd);
+		return true;
+	}
+	while (*p) {
+		size_t n = strcspn(p, ":");
+
+		snprintf(path, size, "%.*s/%s", (int)n, p, cmd);
+		if (access(path, X_OK) == 0)
+			return true;
+		p += n + (p[n] == ':');
+	}
+	return false;
+}
+
 /* Whether path is an ELF program with no interpreter: a static binary. */
 static bool static_binary(const char *cmd)
 {
@@ -195,22 +217,8 @@ static bool static_binary(const char *cmd)
 	bool interp = false;
 	int fd;
 
-	if (strchr(cmd, '/')) {
-		snprintf(path, sizeof(path), "%s", cmd);
-	} else {
-		const char *p = getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin";
-		bool found = false;
-
-		while (*p && !found) {
-			size_t n = strcspn(p, ":");
-
-			snprintf(path, sizeof(path), "%.*s/%s", (int)n, p, cmd);
-			found = access(path, X_OK) == 0;
-			p += n + (p[n] == ':');
-		}
-		if (!found)
-			return false;
-	}
+	if (!find_cmd(cmd, path, sizeof(path)))
+		return false;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
@@ -231,6 +239,22 @@ static bool static_binary(const char *cmd)
 	}
 	close(fd);
 	return false;
+}
+
+/*
+ * Whether the dynamic loader runs cmd in secure-execution mode, where it
+ * ignores an LD_PRELOAD like ours: set-user-ID, set-group-ID, or file
+ * capabilities (ld.so(8)).
+ */
+static bool secure_exec(const char *cmd)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (!find_cmd(cmd, path, sizeof(path)) || stat(path, &st))
+		return false;
+	return (st.st_mode & (S_ISUID | S_ISGID)) ||
+	       getxattr(path, "security.capability", NULL, 0) > 0;
 }
 
 /* --check: CMD's report on a pipe, printed; 0, or 1 when none came. */
@@ -278,8 +302,9 @@ static int check(char **cmd)
 }
 
 /*
- * --restore: the image is readable, and the shim can be loaded into CMD
- * (a static binary never loads it); 0, or the exit status.
+ * --restore: the image is readable, and the shim is loaded into CMD (a
+ * static binary never loads it, nor the loader in secure-execution mode):
+ * CMD must not run thinking its memory came back.  0, or the exit status.
  */
 static int restore_possible(const struct run *r, const char *cmd)
 {
@@ -288,9 +313,12 @@ static int restore_possible(const struct run *r, const char *cmd)
 			strerror(errno));
 		return 2;
 	}
-	if (static_binary(cmd)) {
-		fprintf(stderr, "cowguard-run: --restore: %s is a static binary: "
-			"the shim that restores cannot be loaded into it\n", cmd);
+	if (static_binary(cmd) || secure_exec(cmd)) {
+		fprintf(stderr, "cowguard-run: --restore: %s is %s: the shim "
+			"that restores is never loaded into it\n", cmd,
+			static_binary(cmd) ? "a static binary"
+					   : "set-user-ID, set-group-ID or "
+					     "given file capabilities");
 		return 1;
 	}
 	return 0;

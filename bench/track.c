@@ -18,7 +18,9 @@
  *               asynchronous protection (COWGUARD_WP=async here, and a
  *               daemon at COWGUARD_ASYNC_SOCKET).
  * The first write of each page is not timed here (bench/wp-fault times
- * it).  Reported: µs per collect, ns per written page, ratio to wp-async.
+ * it).  Reported: µs per collect, ns per written page, pages reported
+ * against those written (--kind thp or hugetlb: what a whole unit's
+ * report costs there), ratio to wp-async.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,9 +39,13 @@
 
 #define PG 4096UL
 
+enum kind { K_4K, K_THP, K_HUGETLB };
+static const char *const kind_names[] = { "4k", "thp", "hugetlb" };
+
 struct cfg {
 	size_t len, stride;
 	int rounds;
+	enum kind kind;
 };
 
 enum { M_SOFT, M_ASYNC, M_EMB, M_DMN, M_EMB_PAGE, M_EMB_ASYNC, M_DMN_ASYNC, M_N };
@@ -81,15 +87,38 @@ static int open_cg(int m, struct cg **cg)
 	return err;
 }
 
-static char *region(size_t len)
+/* THP memory: 2 MiB-aligned, huge pages asked for before the first touch. */
+static char *thp_region(size_t len)
 {
-	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	const size_t pmd = 2UL << 20;
+	char *raw = mmap(NULL, len + pmd, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p;
 
-	if (p == MAP_FAILED)
+	if (raw == MAP_FAILED)
 		return NULL;
-	madvise(p, len, MADV_NOHUGEPAGE);
-	memset(p, 1, len);
+	p = (char *)(((uintptr_t)raw + pmd - 1) & ~(pmd - 1));
+	if (p > raw)
+		munmap(raw, (size_t)(p - raw));
+	munmap(p + len, (size_t)(raw + pmd - p));
+	madvise(p, len, MADV_HUGEPAGE);
+	return p;
+}
+
+/* A populated region of the kind asked for, or NULL. */
+static char *region(const struct cfg *c)
+{
+	char *p = c->kind == K_THP ? thp_region(c->len)
+		  : mmap(NULL, c->len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS |
+				 (c->kind == K_HUGETLB ? MAP_HUGETLB : 0),
+			 -1, 0);
+
+	if (!p || p == MAP_FAILED)
+		return NULL;
+	if (c->kind == K_4K)
+		madvise(p, c->len, MADV_NOHUGEPAGE);
+	memset(p, 1, c->len);
 	return p;
 }
 
@@ -137,7 +166,8 @@ static int async_uffd(char *p, size_t len)
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	struct uffdio_api api = { .api = UFFD_API,
 				  .features = UFFD_FEATURE_WP_ASYNC |
-					      UFFD_FEATURE_WP_UNPOPULATED };
+					      UFFD_FEATURE_WP_UNPOPULATED |
+					      UFFD_FEATURE_WP_HUGETLBFS_SHMEM };
 	struct uffdio_register reg = {
 		.range = { (uintptr_t)p, len }, .mode = UFFDIO_REGISTER_MODE_WP,
 	};
@@ -161,7 +191,7 @@ static int async_uffd(char *p, size_t len)
 static double run_one(int m, const struct cfg *c, long *found)
 {
 	int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	char *p = region(c->len);
+	char *p = region(c);
 	struct cg *cg = NULL;
 	int uffd = -1, err = 0;
 	uint64_t t0 = 0, t1 = 0;
@@ -201,11 +231,21 @@ static double run_one(int m, const struct cfg *c, long *found)
 static void usage(FILE *f, const char *argv0)
 {
 	fprintf(f,
-		"usage: %s [--mib N] [--stride S] [--rounds R] [--quick]\n"
+		"usage: %s [--mib N] [--stride S] [--kind K] [--rounds R] [--quick]\n"
 		"  --mib N       region size in MiB (default 64)\n"
-		"  --stride S    one page written in S (default 16)\n"
+		"  --stride S    one 4 KiB page written in S (default 16)\n"
+		"  --kind K      4k (default), thp or hugetlb (2 MiB pages, from\n"
+		"                the pool): what each method reports for them\n"
 		"  --rounds R    interleaved rounds, median reported (default 5, at most 32)\n"
 		"  --quick       smoke test: 8 MiB, 2 rounds\n", argv0);
+}
+
+static bool parse_kind(const char *s, struct cfg *c)
+{
+	for (c->kind = K_4K; c->kind <= K_HUGETLB; c->kind++)
+		if (!strcmp(s, kind_names[c->kind]))
+			return true;
+	return false;
 }
 
 /* The options, as the other benchmarks take them (scripts/run-bench.sh). */
@@ -214,6 +254,7 @@ static int parse_args(int argc, char **argv, struct cfg *c)
 	static const struct option opts[] = {
 		{ "mib", required_argument, NULL, 'm' },
 		{ "stride", required_argument, NULL, 's' },
+		{ "kind", required_argument, NULL, 'k' },
 		{ "rounds", required_argument, NULL, 'r' },
 		{ "quick", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -223,6 +264,8 @@ static int parse_args(int argc, char **argv, struct cfg *c)
 	bool quick = false, ok = true;
 	int opt;
 
+	c->kind = K_4K;
+
 	while (ok && (opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (opt == 'm')
 			ok = bench_parse_size(optarg, 1 << 20, &mib) && mib;
@@ -230,6 +273,8 @@ static int parse_args(int argc, char **argv, struct cfg *c)
 			ok = bench_parse_size(optarg, 1 << 20, &stride) && stride;
 		else if (opt == 'r')
 			ok = bench_parse_size(optarg, 32, &rounds) && rounds;
+		else if (opt == 'k')
+			ok = parse_kind(optarg, c);
 		else if (opt == 'q')
 			quick = true;
 		else if (opt == 'h') {
@@ -258,9 +303,10 @@ int main(int argc, char **argv)
 	if (parse_args(argc, argv, &c))
 		return 2;
 	bench_warm_vm(256 << 20, false);
-	printf("track: one collect after writing 1 page in %zu of %zu MiB, %d "
-	       "rounds, median (COWGUARD_WP=%s)\n", c.stride, c.len >> 20,
-	       c.rounds, getenv("COWGUARD_WP") ? getenv("COWGUARD_WP") : "");
+	printf("track: one collect after writing 1 page in %zu of %zu MiB of "
+	       "%s memory, %d rounds, median (COWGUARD_WP=%s)\n", c.stride,
+	       c.len >> 20, kind_names[c.kind], c.rounds,
+	       getenv("COWGUARD_WP") ? getenv("COWGUARD_WP") : "");
 	for (int r = 0; r < c.rounds; r++)
 		for (int k = 0; k < M_N; k++) {
 			int m = (k + r) % M_N;
@@ -278,8 +324,9 @@ int main(int argc, char **argv)
 		}
 		med = bench_median(us[m], c.rounds);
 		printf("  %-36s %9.1f us  %7.1f ns/written page  %6ld pages "
-		       "reported  ", names[m], med,
-		       med * 1e3 / (double)written_pages(&c), found[m]);
+		       "reported (%.1fx the written)  ", names[m], med,
+		       med * 1e3 / (double)written_pages(&c), found[m],
+		       (double)found[m] / (double)written_pages(&c));
 		if (!bad[M_ASYNC])
 			bench_print_ratio(med, bench_median(us[M_ASYNC], c.rounds));
 		printf("\n");

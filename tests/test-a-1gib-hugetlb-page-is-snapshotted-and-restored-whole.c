@@ -4,10 +4,12 @@
  * every 4 KiB of it, page after page, while cg_snapshot() runs: its first
  * write after the freeze waits until the whole page is saved, so the image
  * holds the memory of one instant (a prefix of its writes,
- * tests/stamp-util.h), as one 1 GiB run.  Then the page, saved again at
- * rest, is let go and unmapped, and a lazy restore maps it again where it
- * was: a read faults the whole page in from the image, the memory is the
- * image byte for byte, and the handle tracks it again as a 1 GiB page.
+ * tests/stamp-util.h), in a region the image calls 1 GiB hugetlb (saved
+ * as 512 runs of 2 MiB: docs/image-format.md).  Then the page, saved
+ * again at rest, is let go and unmapped, and a lazy restore maps it again
+ * where it was: a read faults the whole page in from the image, the
+ * memory is the image byte for byte, and the handle tracks it again as a
+ * 1 GiB page.
  * Per mode.
  *
  * The other snapshot and restore tests leave 1 GiB pages out: their 8 MiB

@@ -166,13 +166,14 @@ START_TEST(a_program_the_shim_cannot_enter_is_refused_before_it_runs)
 
 	ck_assert(r);
 	snprintf(suid, sizeof(suid), "/tmp/cg-run-restore-%d-suid", (int)getpid());
-	h_run_cmd(r, "%s/cowguard-run --restore /etc/hostname -- "
-		  "%s/tests/apps/static-true 2>&1", h_builddir(), h_builddir());
+	h_run_cmd(r, "%s/cowguard-run --restore %s/tests/apps/static-true -- "
+		  "%s/tests/apps/static-true 2>&1", h_builddir(), h_builddir(),
+		  h_builddir());
 	ck_assert_msg(r->status == 1 && strstr(r->out, "static binary"),
 		      "exit %d: %s", r->status, r->out);
 	h_run_cmd(r, "cp %s/tests/apps/fixed-arena %s && chmod 4755 %s && "
-		  "%s/cowguard-run --restore /etc/hostname -- %s check 0 2>&1",
-		  h_builddir(), suid, suid, h_builddir(), suid);
+		  "%s/cowguard-run --restore %s -- %s check 0 2>&1",
+		  h_builddir(), suid, suid, h_builddir(), suid, suid);
 	unlink(suid);
 	ck_assert_msg(r->status == 1 && strstr(r->out, "set-user-ID") &&
 		      !strstr(r->out, "fixed-arena:"), "exit %d: %s",

@@ -130,14 +130,10 @@ struct cg__mm {
 	/* The range of the pin that asked wu_asked: its own walk again only. */
 	uint64_t wu_pin[2];
 	/*
-	 * Before 5.19: faults on held pages woken without a lift since a pin
-	 * last lifted anything (ioctl.c, cg__mm_ioctl_unprotect_faulted()).
+	 * Lifts by pins so far: each message read is stamped with it, to
+	 * tell a stale fault on a held page (ioctl.c, lift_stamp()).
 	 */
-	struct {
-		uint64_t addr;	/* + 1: 0 is a free slot */
-		uint32_t tid;
-	} held_faults[8];
-	unsigned held_fault_next;
+	uint32_t lifts;
 	/*
 	 * A THP unshare by move (lib/engine/move.c): the chunks [start, end)
 	 * a pin is arming (end 0: none), handed over to the client

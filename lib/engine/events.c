@@ -39,7 +39,7 @@ static int cut(struct cg__mm *mm, uint64_t start, uint64_t len, uint64_t dst,
  */
 struct resolved {
 	struct range r, unit;
-	uint32_t tid;	/* the faulting thread's (UFFD_FEATURE_THREAD_ID) */
+	uint32_t stamp;	/* the lifts when it was read (cg__mm_lift_stamp()) */
 };
 
 struct resolution {
@@ -52,7 +52,7 @@ static void resolve_add(struct resolution *res, const struct uffd_msg *msg,
 			uint64_t ulen)
 {
 	res->v[res->n++] = (struct resolved){ { start, len }, { ustart, ulen },
-					      msg->arg.pagefault.feat.ptid };
+					      msg->reserved3 };
 }
 
 static int cmp_resolved(const void *a, const void *b)
@@ -103,7 +103,7 @@ static int resolve_flush(struct cg__mm *mm, struct resolution *res)
 		for (size_t k = first; !r && k < i; k++)
 			r = cg__mm_ioctl_unprotect_faulted(mm, res->v[k].unit.start,
 							   res->v[k].unit.len,
-							   res->v[k].tid);
+							   res->v[k].stamp);
 		/*
 		 * Events kept coming: wake the writers all the same.  Still
 		 * protected, they fault again, and we try again then.
@@ -702,7 +702,10 @@ static ssize_t next_batch(struct cg__mm *mm, struct uffd_msg *msgs)
 	n = cg__uffd_read(mm->uffd, msgs, BATCH * sizeof(*msgs));
 	if (n == -EPERM)
 		mm->tampered = CG__TAMPERED_BLOCKING;
-	return n < 0 ? n : n / (ssize_t)sizeof(*msgs);
+	if (n <= 0)
+		return n;
+	cg__mm_lift_stamp(mm, msgs, (size_t)n / sizeof(*msgs));
+	return n / (ssize_t)sizeof(*msgs);
 }
 
 int cg__mm_service(struct cg__mm *mm)

@@ -48,16 +48,17 @@ int cg__mm_ioctl_wp(struct cg__mm *mm, uint64_t start, uint64_t len,
 /*
  * Before 5.19 cg__mm_ioctl_wp() leaves out the pages pins hold and the
  * write a pin asked for (ioctl.c).  A pin lifting the pages it is about
- * to ask the client to write leaves out only the pinned ones, and forgets
- * the held faults.  A held page that faults twice in one thread (tid) with
- * no lift between is lifted whatever holds it, and its pins are marked
- * violated: its writer cannot go on otherwise (a 5.10 stress cell once
- * spun faulting there).
+ * to ask the client to write leaves out only the pinned ones.  Messages
+ * are stamped when read (cg__mm_lift_stamp(): msg.reserved3, which the
+ * kernel leaves 0); a held page whose fault was read after the last lift
+ * is lifted whatever holds it, its pins marked violated and the write
+ * asked for asked again: its writer cannot go on otherwise (a 5.10
+ * stress cell once spun faulting there).
  */
 int cg__mm_ioctl_lift(struct cg__mm *mm, uint64_t start, uint64_t len);
+void cg__mm_lift_stamp(const struct cg__mm *mm, struct uffd_msg *msgs, size_t n);
 int cg__mm_ioctl_unprotect_faulted(struct cg__mm *mm, uint64_t start,
-				   uint64_t len, uint32_t tid);
-void cg__mm_held_faults_forget(struct cg__mm *mm);
+				   uint64_t len, uint32_t stamp);
 /*
  * With asynchronous protection: the kernel's protection of the regions
  * overlapping [start, start+len) may no longer be what their state says

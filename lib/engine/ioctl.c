@@ -45,6 +45,7 @@ static int drain(struct cg__mm *mm)
 		mm->tampered = CG__TAMPERED_BLOCKING;
 	if (n <= 0)
 		return (int)n;
+	cg__mm_lift_stamp(mm, msgs, (size_t)n / sizeof(*msgs));
 	ret = backlog_push(mm, msgs, (size_t)n / sizeof(*msgs));
 	return ret ? ret : (int)(n / (ssize_t)sizeof(*msgs));
 }
@@ -280,53 +281,47 @@ static int wp_leaving_out(struct cg__mm *mm, enum op op, uint64_t start,
 
 int cg__mm_ioctl_lift(struct cg__mm *mm, uint64_t start, uint64_t len)
 {
+	int ret;
+
 	if (mm->wp_async)
 		return cg__mm_ioctl_wp(mm, start, len, false);
-	cg__mm_held_faults_forget(mm);
-	return wp_leaving_out(mm, OP_UNPROTECT, start, len, LEAVE_PINNED);
+	ret = wp_leaving_out(mm, OP_UNPROTECT, start, len, LEAVE_PINNED);
+	/* After: what its retries read was raised before it. */
+	mm->lifts++;
+	return ret;
 }
 
 /*
- * Whether the held page at addr faulted before in thread tid since the
- * last lift.  A fault read after a pin lifted its page and the client
- * wrote it is stale: unprotecting it then would make a writable page
- * read-only (5.10), so it is only woken.  Several threads' faults on one
- * page may all be stale, but a thread blocks on one fault at a time: the
- * same thread faulting there again was woken, and really is protected.
+ * A fault is read with the count of lifts so far.  A lift wakes the
+ * writers of its range, and the kernel forgets the fault of a writer it
+ * wakes before we read it: a fault read after the last lift was raised
+ * after it.  On a held page, which nothing but a lift unprotects, that
+ * one really is protected.  One read before (handled after: a backlog,
+ * a lift's own retries) may be stale: the lift let its writer go, and the
+ * client may have written the page since.
  */
-static bool held_fault_repeats(struct cg__mm *mm, uint64_t addr, uint32_t tid)
+void cg__mm_lift_stamp(const struct cg__mm *mm, struct uffd_msg *msgs, size_t n)
 {
-	const size_t n = sizeof(mm->held_faults) / sizeof(mm->held_faults[0]);
-
 	for (size_t i = 0; i < n; i++)
-		if (mm->held_faults[i].addr == addr + 1 &&
-		    mm->held_faults[i].tid == tid) {
-			mm->held_faults[i].addr = 0;
-			return true;
-		}
-	mm->held_faults[mm->held_fault_next % n].addr = addr + 1;
-	mm->held_faults[mm->held_fault_next++ % n].tid = tid;
-	return false;
-}
-
-void cg__mm_held_faults_forget(struct cg__mm *mm)
-{
-	memset(mm->held_faults, 0, sizeof(mm->held_faults));
+		msgs[i].reserved3 = mm->lifts;
 }
 
 int cg__mm_ioctl_unprotect_faulted(struct cg__mm *mm, uint64_t start,
-				   uint64_t len, uint32_t tid)
+				   uint64_t len, uint32_t stamp)
 {
 	uint64_t lo, hi;
 
-	if (mm->wp_async || !leaves_out(mm, LEAVE_HELD))
+	if (mm->wp_async || !leaves_out(mm, LEAVE_HELD) || stamp != mm->lifts)
 		return 0;
 	cg__mm_unheld_span(mm, start, start + len, &lo, &hi);
-	if ((lo == start && hi == start + len) ||
-	    !held_fault_repeats(mm, start, tid))
+	if (lo == start && hi == start + len)
 		return 0;
-	/* A pinned page protected after all: this write copies it. */
+	/*
+	 * Protected after all: this write copies a pinned page, and one
+	 * asked for is to be asked again (unprotected, it is read-only).
+	 */
 	cg__mm_pins_violated(mm, start, len);
+	cg__mm_write_distrust(mm, start, len);
 	return wp_by_vma(mm, OP_UNPROTECT, start, len);
 }
 

@@ -160,10 +160,21 @@ bool cg__kernel_exclusive(const struct cg__mm *mm, uint64_t pme)
 	       (kpf & (1ULL << KPF_ANON_EXCLUSIVE_BIT));
 }
 
-/* Queue a unit for write protection and return its new state. */
+/*
+ * Queue a unit for write protection and return its new state.  Before
+ * 5.19 a held page is left unprotected (ioctl.c): its writes go unseen,
+ * so it is dirty, not protected, or a later collect would miss them.
+ */
 static unsigned protected(struct cg__mm *mm, struct learned *l, uint64_t addr,
 			  uint64_t size, unsigned state)
 {
+	uint64_t lo, hi;
+
+	if (!cg__kernel_read_pin_unshares()) {
+		cg__mm_unheld_span(mm, addr, addr + size, &lo, &hi);
+		if (lo != addr || hi != addr + size)
+			return state | CG_ST_DIRTY;
+	}
 	return protect_add(mm, l, addr, size) ? state : state | CG_ST_WP;
 }
 

@@ -1145,6 +1145,19 @@ void cg__mm_pin_disturbed(struct cg__mm *mm, uint64_t start, uint64_t len)
 
 	if (j && start < j->end && (start >= j->start || len > j->start - start))
 		j->disturbed = true;
+	/* A fork made what the client wrote read-only again, say. */
+	cg__mm_write_distrust(mm, start, len);
+}
+
+void cg__mm_write_distrust(struct cg__mm *mm, uint64_t start, uint64_t len)
+{
+	uint64_t lo, hi;
+
+	if (!cg__mm_write_in_flight(mm, &lo, &hi) || start >= hi ||
+	    (start < lo && len <= lo - start))
+		return;
+	mm->wu_asked[1] = 0;
+	mm->wu_pin[0] = mm->wu_pin[1] = 0;
 }
 
 static int run_job(struct cg__mm *mm, struct cg__pin_result *res)

@@ -83,6 +83,12 @@ int cg__mm_pin_step(struct cg__mm *mm, struct cg__pin_result *res,
  * have changed what the windows of the pin in progress showed.
  */
 void cg__mm_pin_disturbed(struct cg__mm *mm, uint64_t start, uint64_t len);
+/*
+ * Before 5.19: the write a pin asked for, if it overlaps [start,
+ * start+len), may have been undone (an event; a page unprotected, which
+ * 5.10 leaves read-only): trust none of it, and the next walk asks again.
+ */
+void cg__mm_write_distrust(struct cg__mm *mm, uint64_t start, uint64_t len);
 
 /*
  * A write fault at addr is about to be resolved: if a pin covers it and the

@@ -11,9 +11,13 @@
  * The image is checked whole before anything is mapped.  A program whose
  * memory cannot come back never runs: the shim says why on stderr and
  * exits 126.  What it execs, and its children's execs, start afresh.
+ * The fill needs the image's fd and the library's uffd until it is done:
+ * a program that closes every fd as it starts would read zeros where
+ * the fill had not come (docs/preload.md: not guarded yet).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +30,7 @@
 struct waiter {
 	struct cg_restore *r;
 	int fd;
-	char path[256];
+	char path[PATH_MAX];
 };
 
 static void *wait_fill(void *arg)

@@ -308,17 +308,20 @@ static int check(char **cmd)
  */
 static int restore_possible(const struct run *r, const char *cmd)
 {
+	const char *why;
+
 	if (!readable(r->restore)) {
 		fprintf(stderr, "cowguard-run: --restore %s: %s\n", r->restore,
 			strerror(errno));
 		return 2;
 	}
-	if (static_binary(cmd) || secure_exec(cmd)) {
+	why = static_binary(cmd) ? "a static binary"
+	      : secure_exec(cmd) ? "set-user-ID, set-group-ID or given file "
+				   "capabilities"
+				 : NULL;
+	if (why) {
 		fprintf(stderr, "cowguard-run: --restore: %s is %s: the shim "
-			"that restores is never loaded into it\n", cmd,
-			static_binary(cmd) ? "a static binary"
-					   : "set-user-ID, set-group-ID or "
-					     "given file capabilities");
+			"that restores is never loaded into it\n", cmd, why);
 		return 1;
 	}
 	return 0;

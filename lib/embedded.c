@@ -12,6 +12,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -27,6 +28,9 @@
 
 /* How long the handler keeps looking for the next fault before sleeping. */
 #define SPIN_NS (50 * 1000)
+/* How long renew() waits for a replaced uffd to let go of our memory. */
+#define RENEW_WAIT_NS (1000ULL * 1000 * 1000)
+#define RENEW_TICK_NS (1000 * 1000)
 
 
 static int renew(struct cg__embedded *e);
@@ -92,6 +96,29 @@ static bool pending(struct cg__embedded *e)
 	return ret;
 }
 
+/*
+ * wake_fd woke the thread: to stop, or only to leave its poll(), whose
+ * hold on a replaced uffd keeps that uffd's registrations (see renew()).
+ */
+static bool nudged(struct cg__embedded *e)
+{
+	uint64_t n;
+
+	if (__atomic_load_n(&e->stopping, __ATOMIC_ACQUIRE))
+		return false;
+	if (read(e->wake_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return false;
+	return true;
+}
+
+static void nudge(struct cg__embedded *e)
+{
+	uint64_t one = 1;
+
+	if (write(e->wake_fd, &one, sizeof(one)) < 0)
+		return;	/* only a full counter: a wake-up is pending anyway */
+}
+
 static void *handler_main(void *arg)
 {
 	struct cg__embedded *e = arg;
@@ -107,7 +134,7 @@ static void *handler_main(void *arg)
 				continue;
 			break;
 		}
-		if (p[1].revents)
+		if (p[1].revents && !nudged(e))
 			break;
 		if (service(e) < 0 || spin(e) < 0)
 			break;
@@ -179,6 +206,28 @@ err_uffd:
 }
 
 /*
+ * The old uffd keeps its registrations until its last reference goes, and
+ * until then the kernel refuses the memory to ours (-EBUSY): the handler
+ * thread still asleep in poll() on it (renew() nudges it out), a thread in
+ * read() on it, a release the kernel runs on the way back to user space.
+ * Wait for that, within until.  One refused still is forgotten, as after
+ * a daemon restart, and said on stderr: its calls answer -ENOENT.
+ */
+static void register_again(struct cg__embedded *e, uint64_t start, uint64_t len,
+			   uint64_t until)
+{
+	const struct timespec tick = { .tv_nsec = RENEW_TICK_NS };
+	int ret;
+
+	while ((ret = cg__mm_register(&e->mm, start, len, CG__REGISTER_UNSEEN)) == -EBUSY &&
+	       cg__now_ns() < until)
+		nanosleep(&tick, NULL);
+	if (ret)
+		fprintf(stderr, "cowguard: %#llx+%#llx is no longer tracked: %s\n",
+			(unsigned long long)start, (unsigned long long)len, strerror(-ret));
+}
+
+/*
  * CRIU restored us (lib/criu/): where our uffd was is a uffd never set
  * up, which polls POLLERR, and our memory was mapped anew, unregistered
  * and unprotected, maybe shared with a restored child.  What the engine
@@ -192,6 +241,7 @@ static int renew(struct cg__embedded *e)
 	uint64_t *ranges = NULL;
 	size_t n = 0, cap = 0;
 	int slot = e->mm.uffd, ret;
+	uint64_t until;
 
 	for (size_t i = 0; !cg__mm_status_region(&e->mm, i, &r); i++) {
 		if (n == cap) {
@@ -214,10 +264,10 @@ static int renew(struct cg__embedded *e)
 		free(ranges);
 		return ret;
 	}
-	/* One that cannot be registered is forgotten, as after a restart. */
+	nudge(e);
+	until = cg__now_ns() + RENEW_WAIT_NS;
 	for (size_t i = 0; i < n; i++)
-		cg__mm_register(&e->mm, ranges[2 * i], ranges[2 * i + 1],
-				CG__REGISTER_UNSEEN);
+		register_again(e, ranges[2 * i], ranges[2 * i + 1], until);
 	free(ranges);
 	e->error = 0;
 	return 0;
@@ -247,7 +297,7 @@ int cg__embedded_open(struct cg__embedded **out)
 	ret = start_mm(e, -1);
 	if (ret)
 		goto err_free;
-	e->wake_fd = eventfd(0, EFD_CLOEXEC);
+	e->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (e->wake_fd < 0) {
 		ret = -errno;
 		goto err_mm;
@@ -277,6 +327,7 @@ void cg__embedded_close(struct cg__embedded *e)
 
 	if (!e)
 		return;
+	__atomic_store_n(&e->stopping, true, __ATOMIC_RELEASE);
 	if (write(e->wake_fd, &one, sizeof(one)) == sizeof(one))
 		pthread_join(e->thread, NULL);
 	/* Unprotect before the uffd goes, so no stale uffd-wp bit lingers. */

@@ -12,7 +12,8 @@ struct cg__embedded {
 	struct cg__mm mm;
 	pthread_mutex_t lock;	/* the handler thread and API calls share mm */
 	pthread_t thread;
-	int wake_fd;		/* eventfd: tells the thread to stop */
+	int wake_fd;		/* eventfd: wakes the thread, to stop or look again */
+	bool stopping;
 	int kpageflags_fd;
 	int error;		/* the thread's fatal error, if any */
 };

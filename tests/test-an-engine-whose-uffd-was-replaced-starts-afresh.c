@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +169,46 @@ START_TEST(a_pin_from_before_is_gone_and_new_pins_hold)
 }
 END_TEST
 
+static void *close_later(void *fd)
+{
+	usleep(100 * 1000);
+	close((int)(intptr_t)fd);
+	return NULL;
+}
+
+/*
+ * The old uffd may outlive its descriptor (the handler thread asleep in
+ * poll() on it, a thread in read(), a release the kernel runs on the way
+ * back to user space): while it lasts, the kernel refuses the memory to a
+ * new uffd.  Here the handler thread sleeps on it, and a second
+ * descriptor keeps it for 100 ms more.
+ */
+START_TEST(a_region_is_tracked_again_once_the_old_uffd_lets_go)
+{
+	struct cg *cg = h_open(H_EMBEDDED);
+	char *p = h_map(H_4K, LEN, 'r');
+	int slot, old, fresh = cg__uffd_create();
+	pthread_t t;
+
+	ck_assert_int_eq(cg_register(cg, p, LEN, 0), 0);
+	collected(cg, p, LEN, NULL);
+	usleep(20 * 1000);	/* past the handler's spin, into its poll() */
+	slot = marked_uffd();
+	old = dup(slot);
+	ck_assert_int_ge(old, 0);
+	ck_assert_int_ge(fresh, 0);
+	ck_assert_int_eq(dup3(fresh, slot, O_CLOEXEC), slot);
+	close(fresh);
+	ck_assert_int_eq(pthread_create(&t, NULL, close_later, (void *)(intptr_t)old), 0);
+	ck_assert_uint_eq(collected(cg, p, LEN, NULL), LEN);
+	pthread_join(t, NULL);
+	p[3 * PG] = 3;
+	ck_assert_uint_lt(collected(cg, p, LEN, p + 3 * PG), LEN / 2);
+	audit_clean(cg, p, LEN);
+	cg_close(cg);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("an engine whose uffd was replaced starts afresh");
@@ -177,6 +218,7 @@ int main(void)
 	h_add(tc, every_region_is_tracked_again_its_history_unknown);
 	h_add(tc, a_write_while_nothing_watched_is_reported);
 	h_add(tc, a_pin_from_before_is_gone_and_new_pins_hold);
+	h_add(tc, a_region_is_tracked_again_once_the_old_uffd_lets_go);
 	suite_add_tcase(s, tc);
 	return h_main(s, 0);
 }

@@ -198,36 +198,59 @@ void cg__mm_wp_unsure(struct cg__mm *mm, uint64_t start, uint64_t len)
 }
 
 /*
+ * Where [start, start+len) may be halved: the middle, on a 2 MiB line while
+ * it spans more (a THP is not split for nothing), on the region's unit
+ * (a hugetlb VMA is cut on its pages only).  0: it cannot be.
+ */
+static uint64_t halving_point(const struct cg__mm *mm, uint64_t start,
+			      uint64_t len)
+{
+	const struct cg__region *r = cg__mm_find(mm, start);
+	uint64_t unit = r && r->kind == CG_RK_HUGETLB ? 1ULL << r->unit_shift
+						      : CG_PAGE_SIZE;
+	uint64_t align = len > CG_PMD_SIZE && unit < CG_PMD_SIZE ? CG_PMD_SIZE : unit;
+	uint64_t mid = (start + len / 2) & ~(align - 1);
+
+	if (mid <= start)
+		mid = (start + align) & ~(align - 1);
+	return mid < start + len ? mid : 0;
+}
+
+/*
  * Before 6.5 UFFDIO_WRITEPROTECT takes a range within one VMA (its
  * find_dst_vma(): -ENOENT), and a pin's MADV_DONTFORK, an mprotect() or
  * any madvise cuts the VMAs of a region: registering [a, b) with a cut in
- * it failed so on 6.1 and 5.10.  Then a protect goes one VMA at a time
- * (smaps read each time: a fault's unprotect, narrowed by its caller
- * instead, took seconds so in the 6.1 guest).
+ * it failed so on 6.1 and 5.10.  Then a protect is halved until each part
+ * lies in one VMA.  It used to go by the VMAs smaps showed, but the
+ * client's other threads cut and merge them while we look (a pin's
+ * MADV_DONTFORK comes before the engine is asked): a region re-registered
+ * by the handler thread while the application pinned part of it was
+ * forgotten so in the 6.1 and 5.10 guests.  A unit always lies in one VMA,
+ * so only a unit refused is not registered; and a part over 2 MiB
+ * refused where smaps shows no uffd-wp VMA is not halved further (gone,
+ * or never ours: every page of a GiB would be an ioctl).
  */
+static int wp_halving(struct cg__mm *mm, enum op op, uint64_t start,
+		      uint64_t len)
+{
+	int ret = with_retry(mm, op, start, len);
+	uint64_t mid;
+
+	if (ret != -ENOENT || !(mid = halving_point(mm, start, len)))
+		return ret;
+	if (len > CG_PMD_SIZE && cg__vma_flag(mm->smaps_fd, start, "uw") != 1)
+		return -ENOENT;
+	ret = wp_halving(mm, op, start, mid - start);
+	return ret ? ret : wp_halving(mm, op, mid, start + len - mid);
+}
+
 static int wp_by_vma(struct cg__mm *mm, enum op op, uint64_t start,
 		     uint64_t len)
 {
-	uint64_t end = start + len, vma_end;
-	int ret = with_retry(mm, op, start, len);
-
 	/* An unprotect refused so is narrowed by its caller (events.c). */
-	if (ret != -ENOENT || op != OP_PROTECT)
-		return ret;
-	for (uint64_t at = start; at < end; at = vma_end) {
-		ret = cg__vma_end(mm->smaps_fd, at, &vma_end);
-		if (ret)
-			return ret;
-		/* Refused within one VMA: not registered, truly. */
-		if (at == start && vma_end >= end)
-			return -ENOENT;
-		if (vma_end > end)
-			vma_end = end;
-		ret = with_retry(mm, op, at, vma_end - at);
-		if (ret)
-			return ret;
-	}
-	return 0;
+	if (op != OP_PROTECT)
+		return with_retry(mm, op, start, len);
+	return wp_halving(mm, op, start, len);
 }
 
 /*

@@ -257,30 +257,6 @@ static int vma_flag_scan(int smaps_fd, uint64_t lo, uint64_t hi,
 	return ret || s.seen ? ret : -ENOENT;
 }
 
-struct vma_end {
-	uint64_t addr, end;
-};
-
-static int end_line(struct vma *v, const char *line, void *arg)
-{
-	struct vma_end *e = arg;
-
-	if (!vma_header_line(line) || v->start > e->addr || e->addr >= v->end)
-		return 0;
-	e->end = v->end;
-	return 1;
-}
-
-int cg__vma_end(int smaps_fd, uint64_t addr, uint64_t *end)
-{
-	struct vma_end e = { .addr = addr };
-	int ret = smaps_walk(smaps_fd, end_line, &e);
-
-	if (ret == 1)
-		*end = e.end;
-	return ret == 1 ? 0 : ret ? ret : -ENOENT;
-}
-
 int cg__vma_flag(int smaps_fd, uint64_t addr, const char *flag)
 {
 	return vma_flag_scan(smaps_fd, addr, addr + 1, flag);

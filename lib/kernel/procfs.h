@@ -33,9 +33,6 @@ int cg__smaps_open(pid_t pid);
 int cg__vma_probe(int smaps_fd, uint64_t addr, uint64_t len,
 		  struct cg__vma_kind *out);
 
-/* The end of the VMA that holds addr: 0, -ENOENT (none), -ESRCH (gone). */
-int cg__vma_end(int smaps_fd, uint64_t addr, uint64_t *end);
-
 /*
  * Whether the VMA containing addr has the two-letter VmFlags flag
  * of /proc/PID/smaps (e.g. "uw": registered for userfaultfd write

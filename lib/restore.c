@@ -47,6 +47,7 @@
 #include "kernel/compat.h"
 #include "kernel/pages.h"
 #include "kernel/uffd.h"
+#include "restore.h"
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
@@ -909,6 +910,11 @@ int cg_restore_chain_start(struct cg *cg, const int *fds, size_t nfds,
 	}
 	*out = r;
 	return 0;
+}
+
+int cg__restore_uffd(const struct cg_restore *r)
+{
+	return r->uffd;
 }
 
 int cg_restore_wait(struct cg_restore *r, struct cg_restore_info *info,

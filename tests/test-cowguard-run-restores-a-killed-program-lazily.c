@@ -8,8 +8,9 @@
  * a program that knows nothing of cowguard, runs under cowguard-run
  * --restore: before its main() the shim maps the arena back and fills it
  * lazily, and the program finds it there, every byte as written (holes
- * zeros); the shim's log says the restore began (the line that says it
- * is done may come after the program exits).  An image with one byte
+ * zeros), even one that closes every descriptor it did not open; the
+ * shim's log says the restore began (the line that says it is done may
+ * come after the program exits).  An image with one byte
  * changed, or none at that path, and the program never runs; nor does a
  * program the shim is never loaded into (static, or set-user-ID).
  */
@@ -121,6 +122,39 @@ out:
 END_TEST
 
 /*
+ * A program that drops every descriptor it did not open as it starts (a
+ * daemon's habit) would close the restore's uffd and image before the
+ * fill is done, and read zeros where it had not come: the shim keeps
+ * them open, whichever way the program closes them.
+ */
+START_TEST(a_program_that_closes_every_descriptor_still_finds_its_memory)
+{
+	static const char *const ways[] = { "close-loop", "close-range",
+					    "closefrom", "dup2-over" };
+	struct h_run *r = malloc(sizeof(*r));
+	struct saved x;
+	char args[96];
+
+	ck_assert(r);
+	if (!h_preload_possible())
+		goto out;
+	saved_arena(&x, "closer", r);
+	for (size_t i = 0; i < sizeof(ways) / sizeof(ways[0]); i++) {
+		snprintf(args, sizeof(args), "%s %s", x.args, ways[i]);
+		h_app_checked(&(struct h_app){ .app = "fixed-arena", .args = args,
+					       .run = x.run, .status = 0,
+					       .logged = { "restoring" } },
+			      r);
+		ck_assert_msg(strstr(r->out, "is back"), "%s: %s", ways[i], r->out);
+		printf("%s: %s: %s", h_case_name(), ways[i], r->out);
+	}
+	unlink(x.path);
+out:
+	free(r);
+}
+END_TEST
+
+/*
  * One byte of the first saved run changed (its bytes start at 4096,
  * docs/image-format.md): its CRC-32C fails the check of the whole image.
  */
@@ -194,6 +228,7 @@ int main(void)
 
 	h_timeout(tc, 120);
 	h_add(tc, a_killed_program_comes_back_on_its_snapshot);
+	h_add(tc, a_program_that_closes_every_descriptor_still_finds_its_memory);
 	h_add(tc, a_program_whose_image_is_unsound_never_runs);
 	h_add(tc, a_program_the_shim_cannot_enter_is_refused_before_it_runs);
 	suite_add_tcase(s, tc);

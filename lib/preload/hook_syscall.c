@@ -2,9 +2,10 @@
 /*
  * syscall(3): programs such as fio issue some system calls through libc's
  * syscall() rather than their wrappers.  Those the shim follows are sent
- * to its hooks, and a fork made this way is counted (cg__shim_forked());
- * every other one passes through with its six arguments, as the kernel's
- * calling convention reads them whatever the caller passed.
+ * to its hooks (closes and dups too: guard.c), and a fork made this way is
+ * counted (cg__shim_forked()); every other one passes through with its six
+ * arguments, as the kernel's calling convention reads them whatever the
+ * caller passed.
  */
 #include <fcntl.h>
 #include <sched.h>
@@ -65,5 +66,16 @@ CG__HOOK long syscall(long nr, ...)
 	if (!cg__shim_inside() && nr == SYS_io_uring_register)
 		return cg__uring_register((unsigned)a[0], (unsigned)a[1],
 					  (const void *)a[2], (unsigned)a[3]);
+	if (nr == SYS_close)
+		return cg__shim_close(a[0]);
+	if (nr == SYS_close_range)
+		return cg__shim_close_range((unsigned)a[0], (unsigned)a[1],
+					    (unsigned)a[2]);
+	if (nr == SYS_dup3 && a[0] != a[1])
+		return cg__shim_dup3(a[0], a[1], (int)a[2]);
+#ifdef SYS_dup2
+	if (nr == SYS_dup2 && a[0] != a[1])
+		return cg__shim_dup3(a[0], a[1], 0);
+#endif
 	return real(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 }

@@ -83,6 +83,8 @@ void cg__shim_note_fork(void);
 bool cg__shim_odirect_unshared(dev_t dev);
 /* Whether this thread is inside cowguard (its calls are not hooked). */
 bool cg__shim_inside(void);
+/* A thread of the shim's own: inside cowguard for good. */
+void cg__shim_enter_thread(void);
 
 /*
  * A hook could not pin what its consumer takes (why: -errno): counted,
@@ -95,6 +97,18 @@ void cg__shim_failed(enum cg__hook hook, const char *what, int err);
 void cg__shim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* COWGUARD_RESTORE=IMAGE: the image's memory back before main() (restore.c). */
 void cg__shim_restore(void);
+
+/*
+ * A descriptor the program's close(), close_range(), closefrom(), dup2()
+ * and dup3() leave open until the shim closes it (guard.c): 0, or -ENOSPC.
+ */
+int cg__shim_guard(int fd);
+void cg__shim_unguard(int fd);
+void cg__shim_unguard_all(void);
+/* The hooks, for syscall(SYS_close, ...) and its kin (hook_syscall.c). */
+long cg__shim_close(long fd);
+long cg__shim_close_range(unsigned first, unsigned last, unsigned flags);
+long cg__shim_dup3(long oldfd, long newfd, int flags);
 
 /* The function that name would be without the shim (dlsym(RTLD_NEXT)). */
 void *cg__real(const char *name);

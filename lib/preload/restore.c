@@ -12,8 +12,8 @@
  * memory cannot come back never runs: the shim says why on stderr and
  * exits 126.  What it execs, and its children's execs, start afresh.
  * The fill needs the image's fd and the library's uffd until it is done:
- * a program that closes every fd as it starts would read zeros where
- * the fill had not come (docs/preload.md: not guarded yet).
+ * a program that closes every fd as it starts would read zeros where the
+ * fill had not come, so the program's closes leave them open (guard.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +26,7 @@
 
 #include "cowguard.h"
 #include "preload.h"
+#include "restore.h"
 
 struct waiter {
 	struct cg_restore *r;
@@ -37,7 +38,11 @@ static void *wait_fill(void *arg)
 {
 	struct waiter *w = arg;
 	struct cg_restore_info info = { 0 };
-	int ret = cg_restore_wait(w->r, &info, sizeof(info));
+	int ret;
+
+	/* Ours: its closes of the guarded descriptors go through. */
+	cg__shim_enter_thread();
+	ret = cg_restore_wait(w->r, &info, sizeof(info));
 
 	if (ret)
 		cg__shim_log("restore of %s: %s", w->path, cg_strerror(ret));
@@ -82,6 +87,11 @@ void cg__shim_restore(void)
 	ret = cg_restore_start(NULL, w->fd, 0, &w->r);
 	if (ret)
 		refuse(w->path, cg_strerror(ret));
+	/* Kept from a program that closes what it did not open (guard.c). */
+	if (cg__shim_guard(w->fd) || cg__shim_guard(cg__restore_uffd(w->r)))
+		cg__shim_log("restore of %s: its descriptors are not guarded",
+			     w->path);
+	pthread_atfork(NULL, NULL, cg__shim_unguard_all);
 	/* The program may be done before the fill: say it began. */
 	cg__shim_log("restoring %s: mapped, filled meanwhile", w->path);
 	pthread_attr_init(&attr);

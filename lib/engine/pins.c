@@ -96,16 +96,30 @@ static int units_add(struct units *u, uint64_t addr, unsigned shift)
 	return 0;
 }
 
+/*
+ * The region of addr: r again while it holds addr.  A walk asks unit
+ * after unit, and the regions do not change under it (an ioctl's wait
+ * only queues messages).
+ */
+static struct cg__region *region_of(const struct cg__mm *mm,
+				    struct cg__region *r, uint64_t addr)
+{
+	if (r && addr >= r->start && addr - r->start < r->len)
+		return r;
+	return cg__mm_find(mm, addr);
+}
+
 /* Hugetlb pages whole, everything else (THP included) by 4 KiB page. */
 static int collect_units(const struct cg__mm *mm, uint64_t start, uint64_t len,
 			 struct units *u)
 {
+	struct cg__region *r = NULL;
 	int ret = 0;
 
 	for (uint64_t a = start; a < start + len && !ret;) {
-		const struct cg__region *r = cg__mm_find(mm, a);
 		unsigned shift;
 
+		r = region_of(mm, r, a);
 		if (!r)
 			return -ENOENT;	/* unmapped since it was pinned */
 		shift = r->kind == CG_RK_HUGETLB ? r->unit_shift : CG_PAGE_SHIFT;
@@ -265,11 +279,13 @@ static int plan_unshare(struct cg__mm *mm, const struct units *u,
 			uint64_t *todo, size_t *ntodo, unsigned long *huge_copies,
 			uint64_t *bad)
 {
+	struct cg__region *r = NULL;
+
 	*ntodo = 0;
 	for (size_t i = 0; i < u->n; i++) {
 		const struct unit *x = &u->v[i];
-		const struct cg__region *r = cg__mm_find(mm, x->addr);
 
+		r = region_of(mm, r, x->addr);
 		if (!(x->pme & PM_PRESENT)) {
 			*bad = x->addr;
 			return -EAGAIN;
@@ -352,6 +368,7 @@ static int ask_write_unshare(struct cg__mm *mm, const struct units *u,
 			     uint64_t *wu, bool *asked)
 {
 	uint64_t lift = 0, lift_end = 0;
+	struct cg__region *r = NULL;
 	int ret = 0;
 
 	*asked = false;
@@ -359,11 +376,11 @@ static int ask_write_unshare(struct cg__mm *mm, const struct units *u,
 		return -EBUSY;
 	for (size_t i = 0; !ret && i < u->n; i++) {
 		const struct unit *x = &u->v[i];
-		struct cg__region *r = cg__mm_find(mm, x->addr);
 		uint64_t size = 1ULL << x->shift;
 
 		if (!write_needed(mm, x))
 			continue;
+		r = region_of(mm, r, x->addr);
 		*asked = true;
 		if (!wu[1])
 			wu[0] = x->addr;
@@ -399,29 +416,31 @@ static int mark_pinned(struct cg__mm *mm, const struct units *before,
 {
 	unsigned set = CG_ST_PRESENT | CG_ST_EXCL |
 		       (flags & CG_PIN_RW ? CG_ST_DIRTY : 0);
+	struct cg__region *r = NULL;
 	int ret = 0;
 
 	/*
 	 * Count before marking anything: marking a THP whole makes the rest
 	 * of its 4 KiB units look exclusive already, and uncounted.
 	 */
-	for (size_t i = 0; i < after->n; i++)
-		count_unshares(mm, &before->v[i], &after->v[i],
-			       cg__mm_find(mm, after->v[i].addr));
+	for (size_t i = 0; i < after->n; i++) {
+		r = region_of(mm, r, after->v[i].addr);
+		count_unshares(mm, &before->v[i], &after->v[i], r);
+	}
 	/*
 	 * Mark by runs of adjacent units of one region: an update per 4 KiB
 	 * page rescans its chunk each time, 1/3 of a 64 MiB pin (perf).
 	 */
 	for (size_t i = 0; !ret && i < after->n;) {
-		struct cg__region *r = cg__mm_find(mm, after->v[i].addr);
 		uint64_t start, end, ustart, ulen;
 
+		r = region_of(mm, r, after->v[i].addr);
 		/* A THP still PMD-mapped was reused whole: mark it whole. */
 		cg__region_unit(r, after->v[i].addr, &start, &ulen);
 		end = start + ulen;
 		for (i++; i < after->n && after->v[i].addr >= start &&
 			  after->v[i].addr <= end &&
-			  cg__mm_find(mm, after->v[i].addr) == r; i++) {
+			  region_of(mm, r, after->v[i].addr) == r; i++) {
 			cg__region_unit(r, after->v[i].addr, &ustart, &ulen);
 			if (ustart + ulen > end)
 				end = ustart + ulen;
@@ -934,6 +953,7 @@ static uint64_t first_violation(struct cg__mm *mm, const struct cg__pin *p,
 				uint64_t lo, uint64_t hi)
 {
 	struct units u = { 0 };
+	struct cg__region *r = NULL;
 	uint64_t bad = 0;
 
 	if (collect_units(mm, lo, hi - lo, &u) || read_units(mm, &u)) {
@@ -941,13 +961,13 @@ static uint64_t first_violation(struct cg__mm *mm, const struct cg__pin *p,
 		return lo;	/* cannot vouch for it */
 	}
 	for (size_t i = 0; i < u.n && !bad; i++) {
-		const struct cg__region *r = cg__mm_find(mm, u.v[i].addr);
 		uint64_t frame;
 		/* Recorded at the first pin of the page, shared by the later. */
 		bool same = !p->framed ||
 			    (cg__frames_frame(mm->frames, u.v[i].addr, &frame) &&
 			     frame == pfn_of(&u.v[i]));
 
+		r = region_of(mm, r, u.v[i].addr);
 		if (!r || !(cg__region_get(r, u.v[i].addr) & CG_ST_EXCL) ||
 		    !mapped_alone(&u.v[i]) || !same)
 			bad = u.v[i].addr;

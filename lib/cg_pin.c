@@ -41,7 +41,7 @@ struct pin_answer {
  */
 static int populate_holes(uint64_t addr, uint64_t len)
 {
-	int ret = cg__write_fault_unless(addr, len, PM_PRESENT | PM_SWAPPED);
+	int ret = cg__populate_holes(addr, len);
 
 	return ret == -EACCES ? cg__write_fault(addr, len) : ret;
 }

@@ -133,6 +133,44 @@ int cg__write_fault_unless(uint64_t addr, uint64_t len, uint64_t bits)
 	return ret;
 }
 
+/* Runs asked of PAGEMAP_SCAN at a time. */
+#define HOLE_RUNS 64
+
+/*
+ * The holes by PAGEMAP_SCAN (6.7+), one call for any number of present
+ * pages: reading the pagemap entry of every page cost a pin of exclusive
+ * memory as much as the engine's own walk of it.  -EOPNOTSUPP where the
+ * scan does not work.
+ */
+static int populate_holes_by_scan(int fd, uint64_t addr, uint64_t len)
+{
+	struct page_region v[HOLE_RUNS];
+	uint64_t end = addr + len, walk_end;
+	int n, ret = 0;
+
+	for (uint64_t a = addr; a < end && !ret; a = walk_end) {
+		n = cg__pagemap_holes(fd, a, end, v, HOLE_RUNS, &walk_end);
+		if (n < 0 || walk_end <= a)
+			return a == addr ? -EOPNOTSUPP : n < 0 ? n : -EIO;
+		for (int i = 0; i < n && !ret; i++)
+			ret = cg__write_fault(v[i].start, v[i].end - v[i].start);
+	}
+	return ret;
+}
+
+int cg__populate_holes(uint64_t addr, uint64_t len)
+{
+	int fd = cg__pagemap_open(0), ret;
+
+	if (fd < 0)
+		return fd;
+	ret = populate_holes_by_scan(fd, addr, len);
+	close(fd);
+	if (ret == -EOPNOTSUPP)
+		ret = cg__write_fault_unless(addr, len, PM_PRESENT | PM_SWAPPED);
+	return ret;
+}
+
 int cg__write_unshare(uint64_t addr, uint64_t len)
 {
 	return cg__write_fault_unless(addr, len, PM_UFFD_WP);

@@ -30,5 +30,7 @@ CG_EXPORT int cg__write_fault(uint64_t start, uint64_t len);
  * the holes, PM_UFFD_WP writes what is not write-protected.
  */
 int cg__write_fault_unless(uint64_t addr, uint64_t len, uint64_t bits);
+/* The same with PM_PRESENT | PM_SWAPPED, by PAGEMAP_SCAN where it works. */
+int cg__populate_holes(uint64_t addr, uint64_t len);
 
 #endif

@@ -395,6 +395,28 @@ int cg__pagemap_present(int fd, uint64_t start, uint64_t end,
 	return ret;
 }
 
+int cg__pagemap_holes(int fd, uint64_t start, uint64_t end,
+		      struct page_region *vec, size_t nvec, uint64_t *walk_end)
+{
+	struct pm_scan_arg arg = {
+		.size = sizeof(arg),
+		.start = start,
+		.end = end,
+		.vec = (uint64_t)(uintptr_t)vec,
+		.vec_len = nvec,
+		/* Neither present nor swapped (a uffd-wp marker is swapped). */
+		.category_inverted = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		.category_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+	};
+	int ret = ioctl(fd, PAGEMAP_SCAN, &arg);
+
+	if (ret < 0)
+		return -errno;
+	*walk_end = arg.walk_end;
+	return ret;
+}
+
 /*
  * The first page of [start, end) that arg's categories pick, into *at: 1,
  * or 0 when none does, or -errno.  max_pages 1: a scan with one vector

@@ -85,6 +85,12 @@ struct page_region;
 int cg__pagemap_present(int fd, uint64_t start, uint64_t end,
 			struct page_region *vec, size_t nvec, uint64_t *walk_end);
 /*
+ * The holes of [start, end): the runs neither present nor swapped, as
+ * cg__pagemap_present() gives the others.
+ */
+int cg__pagemap_holes(int fd, uint64_t start, uint64_t end,
+		      struct page_region *vec, size_t nvec, uint64_t *walk_end);
+/*
  * The first page of [start, end) that is not present (absent or swapped)
  * into *hole: 1, or 0 when every page is, or -errno.  One PAGEMAP_SCAN,
  * however large the range; only where cg__pagemap_scan_works().

@@ -375,46 +375,50 @@ static int scan(int fd, uint64_t start, uint64_t len, struct page_region *vec,
 	return ret < 0 ? -errno : ret;
 }
 
+/*
+ * The runs of [start, end) that arg's categories pick: at most nvec into
+ * vec, and *walk_end, where the scan stopped.  Returns runs or -errno.
+ */
+static int scan_runs(int fd, struct pm_scan_arg *arg, uint64_t start,
+		     uint64_t end, struct page_region *vec, size_t nvec,
+		     uint64_t *walk_end)
+{
+	int ret;
+
+	arg->size = sizeof(*arg);
+	arg->start = start;
+	arg->end = end;
+	arg->vec = (uint64_t)(uintptr_t)vec;
+	arg->vec_len = nvec;
+	ret = ioctl(fd, PAGEMAP_SCAN, arg);
+	if (ret < 0)
+		return -errno;
+	*walk_end = arg->walk_end;
+	return ret;
+}
+
 int cg__pagemap_present(int fd, uint64_t start, uint64_t end,
 			struct page_region *vec, size_t nvec, uint64_t *walk_end)
 {
 	struct pm_scan_arg arg = {
-		.size = sizeof(arg),
-		.start = start,
-		.end = end,
-		.vec = (uint64_t)(uintptr_t)vec,
-		.vec_len = nvec,
 		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
 		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
 	};
-	int ret = ioctl(fd, PAGEMAP_SCAN, &arg);
 
-	if (ret < 0)
-		return -errno;
-	*walk_end = arg.walk_end;
-	return ret;
+	return scan_runs(fd, &arg, start, end, vec, nvec, walk_end);
 }
 
 int cg__pagemap_holes(int fd, uint64_t start, uint64_t end,
 		      struct page_region *vec, size_t nvec, uint64_t *walk_end)
 {
 	struct pm_scan_arg arg = {
-		.size = sizeof(arg),
-		.start = start,
-		.end = end,
-		.vec = (uint64_t)(uintptr_t)vec,
-		.vec_len = nvec,
 		/* Neither present nor swapped (a uffd-wp marker is swapped). */
 		.category_inverted = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
 		.category_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
 		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
 	};
-	int ret = ioctl(fd, PAGEMAP_SCAN, &arg);
 
-	if (ret < 0)
-		return -errno;
-	*walk_end = arg.walk_end;
-	return ret;
+	return scan_runs(fd, &arg, start, end, vec, nvec, walk_end);
 }
 
 /*
@@ -483,44 +487,26 @@ int cg__pagemap_written(int fd, uint64_t start, uint64_t end,
 			struct page_region *vec, size_t nvec, uint64_t *walk_end)
 {
 	struct pm_scan_arg arg = {
-		.size = sizeof(arg),
 		.flags = PM_SCAN_CHECK_WPASYNC,
-		.start = start,
-		.end = end,
-		.vec = (uint64_t)(uintptr_t)vec,
-		.vec_len = nvec,
 		.category_inverted = PAGE_IS_PFNZERO,
 		.category_mask = PAGE_IS_WRITTEN | PAGE_IS_PFNZERO,
 		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
 		.return_mask = PAGE_IS_WRITTEN,
 	};
-	int ret = ioctl(fd, PAGEMAP_SCAN, &arg);
 
-	if (ret < 0)
-		return -errno;
-	*walk_end = arg.walk_end;
-	return ret;
+	return scan_runs(fd, &arg, start, end, vec, nvec, walk_end);
 }
 
 int cg__pagemap_protect(int fd, uint64_t start, uint64_t end,
 			struct page_region *vec, size_t nvec, uint64_t *walk_end)
 {
 	struct pm_scan_arg arg = {
-		.size = sizeof(arg),
 		.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
-		.start = start,
-		.end = end,
-		.vec = (uint64_t)(uintptr_t)vec,
-		.vec_len = nvec,
 		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
 		.return_mask = PAGE_IS_WRITTEN | PAGE_IS_PFNZERO,
 	};
-	int ret = ioctl(fd, PAGEMAP_SCAN, &arg);
 
-	if (ret < 0)
-		return -errno;
-	*walk_end = arg.walk_end;
-	return ret;
+	return scan_runs(fd, &arg, start, end, vec, nvec, walk_end);
 }
 
 bool cg__pagemap_scan_works(int fd)

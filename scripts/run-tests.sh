@@ -24,6 +24,9 @@
 #   CG_TEST_TALLY    a file to which "LANE PASSED FAILED SKIPPED STATUS" is
 #                    appended at the end, for --total (and the failed
 #                    binaries with their failed checks to TALLY.failures)
+#   CG_TEST_SLOW     print each test case (and loop index: the cell) that
+#                    took at least this many seconds, from Check's XML log:
+#                    where a lane's time goes
 #
 # The last line printed is "N passed, N failed" (", N skipped" when any).
 # Exit status is non-zero when any binary failed or timed out, or none ran.
@@ -80,6 +83,7 @@ read -r -a run_as <<<"${CG_TEST_RUN_AS:-}"
 timeout_s=${CG_TEST_TIMEOUT:-300}
 filter=${CG_TEST_FILTER:-}
 exclude=${CG_TEST_EXCLUDE:-}
+slow=${CG_TEST_SLOW:-}
 
 if [ ! -d "$dir" ]; then
 	echo "run-tests: no such directory: $dir" >&2
@@ -116,6 +120,18 @@ fi
 passed=0 failed=0 skipped=0 ran=0
 bad=()
 
+# slow_cells XML NAME: the cells of NAME's Check XML log that took $slow
+# seconds or more, one "slow: SECONDS NAME CASE [INDEX]" line each.
+slow_cells() {
+	[ -r "$1" ] || return 0
+	awk -v name="$2" -v min="$slow" '
+		/<id>/ { sub(/.*<id>/, ""); sub(/<\/id>.*/, ""); id = $0 }
+		/<iteration>/ { sub(/.*<iteration>/, ""); sub(/<\/iteration>.*/, ""); it = $0 }
+		/<duration>/ { sub(/.*<duration>/, ""); sub(/<\/duration>.*/, "")
+			if ($0 + 0 >= min + 0) printf "slow: %.2f %s %s [%s]\n", $0, name, id, it }
+	' "$1"
+}
+
 # matches NAME FILTER: whether NAME contains one of FILTER's words.
 matches() {
 	local word
@@ -142,10 +158,13 @@ for bin in "$dir"/*; do
 	echo "=== $name"
 	start=$SECONDS
 	set +e
-	timeout -k 10 "$timeout_s" "${run_as[@]}" "$bin" </dev/null 2>&1 | tee "$log"
+	xml=()
+	[ -z "$slow" ] || xml=(env "CK_XML_LOG_FILE_NAME=$logdir/$name.xml")
+	timeout -k 10 "$timeout_s" "${xml[@]}" "${run_as[@]}" "$bin" </dev/null 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
 	set -e
 	secs=$((SECONDS - start))
+	[ -z "$slow" ] || slow_cells "$logdir/$name.xml" "$name"
 
 	checks=0 fails=0
 	while read -r c f e; do

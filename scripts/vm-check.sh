@@ -26,10 +26,15 @@
 #                    the harness wants, reserved at boot where a run-time
 #                    request finds no room; 20 minutes at most, where a
 #                    lane took 5 to 8); --dist is added to them
+#   CG_VM_CPUS       the guest's virtual CPUs (vm-run --cpus; vm-run's
+#                    default when unset)
 #   CG_TEST_TIMEOUT  seconds per binary in the guest (default 300: code
 #                    runs about 6x slower there, and the slowest binary
 #                    took 87 s on 6.1 with the host loaded; a binary that
 #                    hangs costs the lane 5 minutes, not 15)
+#   CG_TEST_1G_ONE_MODE  1 GiB hugetlb cells in daemon mode only (default 1;
+#                    empty: both modes): a third of the 6.1 lane's time
+#                    went to 1 GiB cells (tests/harness-cases.c)
 #   CG_TEST_FILTER, CG_TEST_LANE, CK_TIMEOUT_MULTIPLIER: passed to the guest
 set -uo pipefail
 
@@ -49,7 +54,10 @@ else
 	vm_args=(--rdma --mem 6G --timeout 1200 --append "hugepagesz=1G hugepages=3")
 fi
 vm_args+=(--dist "$dist")
+[ -z "${CG_VM_CPUS:-}" ] || vm_args+=(--cpus "$CG_VM_CPUS")
 export CG_TEST_TIMEOUT=${CG_TEST_TIMEOUT:-300}
+export CG_TEST_1G_ONE_MODE=${CG_TEST_1G_ONE_MODE-1}
+[ -n "$CG_TEST_1G_ONE_MODE" ] || unset CG_TEST_1G_ONE_MODE
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

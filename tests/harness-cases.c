@@ -25,12 +25,27 @@ static struct cell **cells;
 static size_t ncells, cells_cap;
 static const struct cell *running;
 
+/*
+ * CG_TEST_1G_ONE_MODE (the guest lanes, scripts/vm-check.sh): a 1 GiB
+ * cell runs in daemon mode only.  The engine is one in both modes, and
+ * under emulation a 1 GiB cell costs 15-40 s, a third of the 6.1 lane
+ * (2026-12-07).
+ */
+static bool left_out(const struct cell *c)
+{
+	return c->kind == H_HUGETLB_1G && c->mode == H_EMBEDDED &&
+	       getenv("CG_TEST_1G_ONE_MODE");
+}
+
 static void run_cell(int i)
 {
 	const struct cell *c = cells[i];
 
 	running = c;
-	if (c->row)
+	if (left_out(c))
+		h_skip("1 GiB pages run in daemon mode only in this lane "
+		       "(CG_TEST_1G_ONE_MODE)");
+	else if (c->row)
 		c->row->run(c->row->arg, c->mode < 0 ? H_DAEMON : c->mode,
 			    c->kind < 0 ? H_4K : (enum h_kind)c->kind);
 	else

@@ -109,22 +109,42 @@ static bool dontfork(unsigned flags)
  * per uncovered run: hugetlb VMAs refuse (EINVAL) a 4 KiB madvise inside a
  * huge page, so page by page would leave a hugetlb range MADV_DONTFORK.
  */
+/* Where the pins that keep a from forking stop keeping it (a: none do). */
+static uint64_t kept_to(const struct cg *cg, uint64_t a)
+{
+	uint64_t to = a;
+
+	for (int grew = 1; grew;) {
+		grew = 0;
+		for (const struct cg_pin *p = cg->pins; p; p = p->next)
+			if (dontfork(p->flags) && to >= p->addr &&
+			    to - p->addr < p->len) {
+				to = p->addr + p->len;
+				grew = 1;
+			}
+	}
+	return to;
+}
+
+/* The first address in (a, end) a pin keeps from forking, or end. */
+static uint64_t next_kept(const struct cg *cg, uint64_t a, uint64_t end)
+{
+	for (const struct cg_pin *p = cg->pins; p; p = p->next)
+		if (dontfork(p->flags) && p->addr > a && p->addr < end)
+			end = p->addr;
+	return end;
+}
+
+/* Let [addr, addr+len) fork again, but what other pins keep. */
 static void dofork_uncovered(struct cg *cg, uint64_t addr, uint64_t len)
 {
-	uint64_t run = addr;
+	uint64_t end = addr + len;
 
-	for (uint64_t a = addr; a <= addr + len; a += CG_PAGE_SIZE) {
-		bool kept = a == addr + len;	/* the end closes the last run */
+	for (uint64_t a = kept_to(cg, addr); a < end; a = kept_to(cg, a)) {
+		uint64_t to = next_kept(cg, a, end);
 
-		for (struct cg_pin *p = cg->pins; p && !kept; p = p->next)
-			kept = dontfork(p->flags) && a >= p->addr &&
-			       a - p->addr < p->len;
-		if (!kept)
-			continue;
-		if (a > run)
-			cg__sys_madvise((void *)(uintptr_t)run, a - run,
-					MADV_DOFORK);
-		run = a + CG_PAGE_SIZE;
+		cg__sys_madvise((void *)(uintptr_t)a, to - a, MADV_DOFORK);
+		a = to;
 	}
 }
 

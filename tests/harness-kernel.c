@@ -162,31 +162,77 @@ struct h_kpage h_kpage(const void *addr)
 	return k;
 }
 
-int h_vma_flag(const void *addr, const char *flag)
+/*
+ * Each VMA of smaps that overlaps [lo, hi), with whether it has flag:
+ * seen(vlo, vhi, has, arg).  One read of smaps: each costs a walk of
+ * every page table of the process (in a guest, a good part of a second).
+ */
+static void vmas_flag(uintptr_t lo, uintptr_t hi, const char *flag,
+		      void (*seen)(uintptr_t, uintptr_t, bool, void *),
+		      void *arg)
 {
 	FILE *f = fopen("/proc/self/smaps", "re");
-	uintptr_t a = (uintptr_t)addr;
+	unsigned long vlo = 0, vhi = 0;
 	char line[512], want[8];
 	bool inside = false;
-	int found = -1;
 
 	ck_assert(f != NULL);
 	snprintf(want, sizeof(want), " %s", flag);
-	while (found < 0 && fgets(line, sizeof(line), f)) {
-		unsigned long lo, hi;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long a, b;
 
 		if (strncmp(line, "VmFlags:", 8) == 0 && inside) {
 			char *hit = strstr(line + 8, want);
 
-			found = hit && (hit[strlen(want)] == ' ' ||
-					hit[strlen(want)] == '\n');
-		} else if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 &&
+			seen(vlo, vhi, hit && (hit[strlen(want)] == ' ' ||
+					       hit[strlen(want)] == '\n'), arg);
+			inside = false;
+		} else if (sscanf(line, "%lx-%lx ", &a, &b) == 2 &&
 			   strchr(line, '-') < strchr(line, ' ')) {
-			inside = a >= lo && a < hi;
+			inside = a < hi && lo < b;
+			vlo = a;
+			vhi = b;
 		}
 	}
 	fclose(f);
+}
+
+static void flag_of_one(uintptr_t vlo, uintptr_t vhi, bool has, void *arg)
+{
+	(void)vlo;
+	(void)vhi;
+	*(int *)arg = has;
+}
+
+int h_vma_flag(const void *addr, const char *flag)
+{
+	int found = -1;
+
+	vmas_flag((uintptr_t)addr, (uintptr_t)addr + 1, flag, flag_of_one, &found);
 	return found;
+}
+
+struct flag_mask {
+	uintptr_t start;
+	uint64_t mask;
+};
+
+static void flag_of_pages(uintptr_t vlo, uintptr_t vhi, bool has, void *arg)
+{
+	struct flag_mask *m = arg;
+
+	for (int i = 0; i < 64 && has; i++)
+		if (m->start + i * 4 * KIB >= vlo && m->start + i * 4 * KIB < vhi)
+			m->mask |= 1ULL << i;
+}
+
+uint64_t h_vma_flag_pages(const void *addr, size_t pages, const char *flag)
+{
+	struct flag_mask m = { (uintptr_t)addr, 0 };
+
+	ck_assert(pages <= 64);
+	vmas_flag(m.start, m.start + pages * 4 * KIB, flag, flag_of_pages, &m);
+	return m.mask & (pages == 64 ? ~0ULL : (1ULL << pages) - 1);
 }
 
 int h_pmd_mapped(const void *addr)

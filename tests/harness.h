@@ -226,6 +226,8 @@ bool h_hugetlb_trackable(void);
  * or -1 when no VMA contains addr.
  */
 int h_vma_flag(const void *addr, const char *flag);
+/* Bit i: whether the VMA of the page at addr + i * 4 KiB has flag (pages <= 64). */
+uint64_t h_vma_flag_pages(const void *addr, size_t pages, const char *flag);
 
 /* Start a child that runs fn(arg) then _exit()s with its return value. */
 pid_t h_fork(int (*fn)(void *arg), void *arg);

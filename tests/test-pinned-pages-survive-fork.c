@@ -240,6 +240,40 @@ START_TEST(a_pin_with_a_kernel_pin_keeps_its_pages_and_the_child_gets_a_copy)
 }
 END_TEST
 
+/*
+ * Pins that overlap, in a chain: letting one go lets fork reach only the
+ * pages no other pin holds.  A page it let go too early would be shared
+ * by the next fork while a consumer reads it.
+ */
+START_TEST(an_unpin_leaves_out_of_a_fork_what_other_pins_still_hold)
+{
+	/* In pages: pins [0, 8), [4, 12), [10, 14) of 16. */
+	static const size_t from[3] = { 0, 4, 10 }, to[3] = { 8, 12, 14 };
+	/* Held after the unpin of pins 0, then 1, then 2: a bit a page. */
+	static const unsigned held[3] = { 0x3ff0, 0x3c00, 0 };
+	struct cg_pin *pin[3];
+	struct cg *cg = h_open(H_MODE(_i));
+	char *p = h_map(H_4K, 16 * PG, 'A');
+
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(cg_register(cg, p, 16 * PG, 0), 0);
+	for (int k = 0; k < 3; k++)
+		ck_assert_int_eq(cg_pin(cg, p + from[k] * PG,
+					(to[k] - from[k]) * PG, CG_PIN_RO, &pin[k]), 0);
+	for (int k = 0; k < 3; k++) {
+		uint64_t kept;
+
+		ck_assert_int_eq(cg_unpin(pin[k]), 0);
+		kept = h_vma_flag_pages(p, 16, "dc");
+		ck_assert_msg(kept == held[k], "after unpin %d: pages %#llx kept "
+			      "from fork, not %#x", k, (unsigned long long)kept, held[k]);
+	}
+	h_audit_clean(cg, p, 16 * PG);
+	cg_close(cg);
+	munmap(p, 16 * PG);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("pinned pages survive fork");
@@ -248,6 +282,7 @@ int main(void)
 	h_timeout(tc, 30);
 	h_add_modes_kinds(tc, a_pin_without_a_kernel_pin_keeps_its_pages_out_of_the_child);
 	h_add_modes_kinds(tc, a_pin_with_a_kernel_pin_keeps_its_pages_and_the_child_gets_a_copy);
+	h_add_modes(tc, an_unpin_leaves_out_of_a_fork_what_other_pins_still_hold);
 	suite_add_tcase(s, tc);
 	return h_main(s, H_NEED_DAEMON | H_NEED_HUGETLB);
 }

@@ -180,11 +180,15 @@ int cg__frames_hold(struct cg__frames **t, uint64_t addr, uint64_t frame,
 static void forget_slots(struct cg__frames *t, struct cg__frame_chunk *c,
 			 size_t i, size_t end)
 {
-	for (; i < end; i++) {
-		if (!used(c, i))
-			continue;
-		c->used[i / WORD_BITS] &= ~(1ULL << (i % WORD_BITS));
-		c->held--;
+	/* A word at a time: a release forgets a chunk's 512 slots at once. */
+	while (i < end) {
+		size_t w = i / WORD_BITS, b = i % WORD_BITS;
+		size_t n = end - i < WORD_BITS - b ? end - i : WORD_BITS - b;
+		uint64_t mask = (n == WORD_BITS ? ~0ULL : (1ULL << n) - 1) << b;
+
+		c->held -= (uint16_t)__builtin_popcountll(c->used[w] & mask);
+		c->used[w] &= ~mask;
+		i += n;
 	}
 	if (c->held)
 		return;

@@ -244,8 +244,9 @@ static int wp_halving(struct cg__mm *mm, enum op op, uint64_t start,
 	return ret ? ret : wp_halving(mm, op, mid, start + len - mid);
 }
 
-static int wp_by_vma(struct cg__mm *mm, enum op op, uint64_t start,
-		     uint64_t len)
+/* A protect halved where refused; an unprotect as asked. */
+static int wp_range(struct cg__mm *mm, enum op op, uint64_t start,
+		    uint64_t len)
 {
 	/* An unprotect refused so is narrowed by its caller (events.c). */
 	if (op != OP_PROTECT)
@@ -283,14 +284,14 @@ static int wp_leaving_out(struct cg__mm *mm, enum op op, uint64_t start,
 	int ret = 0;
 
 	if (!leaves_out(mm, what))
-		return wp_by_vma(mm, op, start, len);
+		return wp_range(mm, op, start, len);
 	for (uint64_t a = start; !ret && a < end; a = hi) {
 		if (what == LEAVE_HELD)
 			cg__mm_unheld_span(mm, a, end, &lo, &hi);
 		else
 			cg__mm_unpinned_span(mm, a, end, &lo, &hi);
 		if (lo < hi)
-			ret = wp_by_vma(mm, op, lo, hi - lo);
+			ret = wp_range(mm, op, lo, hi - lo);
 	}
 	/*
 	 * An unprotect wakes the writers of its range: those of the parts
@@ -345,7 +346,7 @@ int cg__mm_ioctl_unprotect_faulted(struct cg__mm *mm, uint64_t start,
 	 */
 	cg__mm_pins_violated(mm, start, len);
 	cg__mm_write_distrust(mm, start, len);
-	return wp_by_vma(mm, OP_UNPROTECT, start, len);
+	return wp_range(mm, OP_UNPROTECT, start, len);
 }
 
 int cg__mm_ioctl_wp(struct cg__mm *mm, uint64_t start, uint64_t len,

@@ -42,6 +42,8 @@
 
 #define PIN_FLAGS (CG_PIN_RO | CG_PIN_RW | CG_PIN_FOLL_PIN)
 #define BATCH 512
+/* A pin's window over 2 MiB hugetlb pages (window_end()). */
+#define HUGETLB_WINDOW (4 * CG_PMD_SIZE)
 /* THP chunks armed for a move at a time: the client's scratch is as big. */
 #define MOVE_CHUNKS 16
 /* pin_window(): stop the walk here, the chunks armed are handed over. */
@@ -130,7 +132,12 @@ static int collect_units(const struct cg__mm *mm, uint64_t start, uint64_t len,
 	return ret;
 }
 
-/* Read the pagemap entry of every unit, in batches of contiguous pages. */
+/*
+ * Read the pagemap entry of every unit, in batches of contiguous pages.  A
+ * hugetlb page is read alone, its first entry: reading its 512 costs as
+ * much as a system call each warm, twice that cold (struct pages the
+ * kernel reads for each entry; measured after a fork's copies).
+ */
 static int read_units(const struct cg__mm *mm, struct units *u)
 {
 	uint64_t pme[BATCH];
@@ -713,13 +720,20 @@ static bool past(uint64_t until_ns)
 	return until_ns && cg__now_ns() > until_ns;
 }
 
-/* Where the window of [a, end) that starts at a ends. */
+/*
+ * Where the window of [a, end) that starts at a ends: 2 MiB, a 1 GiB page,
+ * or HUGETLB_WINDOW of 2 MiB hugetlb pages.  A window costs a learn (a
+ * PAGEMAP_SCAN, its scratch) and a time check; 2 MiB of hugetlb is one
+ * page, and a window each made those half of a pin of exclusive hugetlb
+ * memory.  Four copies of 2 MiB cost about what one window of 4 KiB pages
+ * does.
+ */
 static uint64_t window_end(const struct cg__mm *mm, uint64_t a, uint64_t end)
 {
 	const struct cg__region *r = cg__mm_find(mm, a);
-	uint64_t w = r && r->kind == CG_RK_HUGETLB &&
-			     r->unit_shift > CG_PMD_SHIFT
-		     ? 1ULL << r->unit_shift : CG_PMD_SIZE;
+	uint64_t w = !r || r->kind != CG_RK_HUGETLB ? CG_PMD_SIZE
+		     : r->unit_shift > CG_PMD_SHIFT ? 1ULL << r->unit_shift
+						    : HUGETLB_WINDOW;
 	uint64_t hi = (a & ~(w - 1)) + w;
 
 	if (r && hi > r->start + r->len)

@@ -29,7 +29,6 @@
 /* How long the handler keeps looking for the next fault before sleeping. */
 #define SPIN_NS (50 * 1000)
 /* How long renew() waits for a replaced uffd to let go of our memory. */
-#define RENEW_WAIT_NS (1000ULL * 1000 * 1000)
 #define RENEW_TICK_NS (1000 * 1000)
 
 
@@ -210,21 +209,29 @@ err_uffd:
  * until then the kernel refuses the memory to ours (-EBUSY): the handler
  * thread still asleep in poll() on it (renew() nudges it out), a thread in
  * read() on it, a release the kernel runs on the way back to user space.
- * Wait for that, within until.  One refused still is forgotten, as after
- * a daemon restart, and said on stderr: its calls answer -ENOENT.
+ * Wait for that, within until_ns.  One refused still is forgotten, as
+ * after a daemon restart, and said on stderr: its calls answer -ENOENT.
  */
-static void register_again(struct cg__embedded *e, uint64_t start, uint64_t len,
-			   uint64_t until)
+int cg__embedded_register_again(struct cg__embedded *e, uint64_t start,
+				uint64_t len, uint64_t until_ns, bool locked)
 {
 	const struct timespec tick = { .tv_nsec = RENEW_TICK_NS };
 	int ret;
 
-	while ((ret = cg__mm_register(&e->mm, start, len, CG__REGISTER_UNSEEN)) == -EBUSY &&
-	       cg__now_ns() < until)
+	for (;;) {
+		if (locked)
+			ret = cg__mm_register(&e->mm, start, len, CG__REGISTER_UNSEEN);
+		else
+			ret = CG__EMBEDDED_CALL(e, cg__mm_register(&e->mm, start, len,
+								   CG__REGISTER_UNSEEN));
+		if (ret != -EBUSY || cg__now_ns() >= until_ns)
+			break;
 		nanosleep(&tick, NULL);
+	}
 	if (ret)
 		fprintf(stderr, "cowguard: %#llx+%#llx is no longer tracked: %s\n",
 			(unsigned long long)start, (unsigned long long)len, strerror(-ret));
+	return ret;
 }
 
 /*
@@ -265,9 +272,10 @@ static int renew(struct cg__embedded *e)
 		return ret;
 	}
 	nudge(e);
-	until = cg__now_ns() + RENEW_WAIT_NS;
+	until = cg__now_ns() + CG__REGISTER_AGAIN_NS;
 	for (size_t i = 0; i < n; i++)
-		register_again(e, ranges[2 * i], ranges[2 * i + 1], until);
+		cg__embedded_register_again(e, ranges[2 * i], ranges[2 * i + 1],
+					    until, true);
 	free(ranges);
 	e->error = 0;
 	return 0;

@@ -47,6 +47,16 @@ int cg__embedded_check(struct cg__embedded *e);
 		__ret;                                                        \
 	})
 
+/*
+ * cg__mm_register() of a region again, in a new engine or on a new uffd,
+ * while the old uffd may still hold it (-EBUSY): retried until until_ns,
+ * and a region still refused said on stderr.  locked: the caller holds
+ * e->lock; else it is taken per attempt.  Returns 0 or -errno.
+ */
+#define CG__REGISTER_AGAIN_NS (1000ULL * 1000 * 1000)
+int cg__embedded_register_again(struct cg__embedded *e, uint64_t start,
+				uint64_t len, uint64_t until_ns, bool locked);
+
 /* fork() support: see lib/fork.c. */
 int cg__embedded_fork_prepare(struct cg__embedded *e);
 int cg__embedded_fork_parent(struct cg__embedded *e);

@@ -130,32 +130,19 @@ static int reregister_daemon(struct cg *cg)
 	return 0;
 }
 
-static int embedded_register(struct cg__embedded *e, uint64_t start,
-			     uint64_t len, int *busy_ms)
-{
-	int ret;
-
-	for (;; *busy_ms += 10) {
-		ret = CG__EMBEDDED_CALL(e, cg__mm_register(&e->mm, start, len,
-							   CG__REGISTER_UNSEEN));
-		if (ret != -EBUSY || *busy_ms >= BUSY_RETRY_MS)
-			return ret;
-		cg__sleep_ms(10);
-	}
-}
-
 /* CG_MODE_AUTO with no daemon: the same regions, tracked in-process. */
 static int go_embedded(struct cg *cg)
 {
 	struct cg__embedded *e;
-	int busy_ms = 0, ret = cg__embedded_open(&e);
+	uint64_t until = cg__now_ns() + CG__REGISTER_AGAIN_NS;
+	int ret = cg__embedded_open(&e);
 
 	if (ret)
 		return ret;
 	/* One that cannot be registered is forgotten, as in daemon mode. */
 	for (size_t i = 0; i < cg->nranges; i++)
-		embedded_register(e, cg->ranges[2 * i], cg->ranges[2 * i + 1],
-				  &busy_ms);
+		cg__embedded_register_again(e, cg->ranges[2 * i],
+					    cg->ranges[2 * i + 1], until, false);
 	/* The embedded engine keeps its own regions: the list is done with. */
 	free(cg->ranges);
 	cg->ranges = NULL;

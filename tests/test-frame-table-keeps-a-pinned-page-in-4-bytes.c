@@ -135,6 +135,51 @@ START_TEST(a_hugetlb_page_is_held_at_its_first_byte_and_forgotten_whole)
 }
 END_TEST
 
+/* A hugetlb page holds its chunk's first slot alone: no room for 511 more. */
+START_TEST(a_2mib_hugetlb_page_costs_a_chunk_of_one_slot)
+{
+	struct cg__frames *t = NULL;
+	size_t empty, full;
+
+	hold(&t, BASE, 0x1000, false);
+	cg__frames_forget(t, BASE, BASE + PG);
+	empty = cg__frames_footprint(t);
+	for (size_t i = 0; i < 64; i++)
+		hold(&t, BASE + i * CG_PMD_SIZE, 0x200000 + i * 512, false);
+	full = cg__frames_footprint(t);
+	ck_assert_msg((full - empty) / 64 <= 160, "a hugetlb page costs %zu bytes",
+		      (full - empty) / 64);
+	for (size_t i = 0; i < 64; i++)
+		ck_assert_uint_eq(frame_of(t, BASE + i * CG_PMD_SIZE), 0x200000 + i * 512);
+	cg__frames_free(&t);
+}
+END_TEST
+
+/* A chunk begun at its first slot grows when another is held, frames kept. */
+START_TEST(a_chunk_begun_at_its_first_page_grows_to_hold_the_others)
+{
+	struct cg__frames *t = NULL;
+	uint64_t high = 0x000000ab00001000ULL;
+
+	hold(&t, BASE, 0x5000, false);
+	hold(&t, BASE + 5 * PG, 0x5005, false);
+	hold(&t, BASE + (UNITS - 1) * PG, 0x50ff, false);
+	ck_assert_uint_eq(frame_of(t, BASE), 0x5000);
+	ck_assert_uint_eq(frame_of(t, BASE + 5 * PG), 0x5005);
+	ck_assert_uint_eq(frame_of(t, BASE + (UNITS - 1) * PG), 0x50ff);
+	/* Kept whole while one slot, then grown. */
+	hold(&t, BASE + CG_PMD_SIZE, 0x7000, false);
+	hold(&t, BASE + CG_PMD_SIZE, high, true);
+	hold(&t, BASE + CG_PMD_SIZE + 3 * PG, high + 3, false);
+	ck_assert_uint_eq(frame_of(t, BASE + CG_PMD_SIZE), high);
+	ck_assert_uint_eq(frame_of(t, BASE + CG_PMD_SIZE + 3 * PG), high + 3);
+	ck_assert_uint_eq(t->small, 0);
+	cg__frames_forget(t, BASE, BASE + 2 * CG_PMD_SIZE);
+	ck_assert_uint_eq(t->n, 0);
+	cg__frames_free(&t);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("frame table keeps a pinned page in 4 bytes");
@@ -146,6 +191,8 @@ int main(void)
 	h_add(tc, a_unit_held_again_reports_only_another_frame);
 	h_add(tc, forget_lets_go_of_exactly_the_units_that_start_in_its_range);
 	h_add(tc, a_hugetlb_page_is_held_at_its_first_byte_and_forgotten_whole);
+	h_add(tc, a_2mib_hugetlb_page_costs_a_chunk_of_one_slot);
+	h_add(tc, a_chunk_begun_at_its_first_page_grows_to_hold_the_others);
 	suite_add_tcase(s, tc);
 	return h_main(s, 0);
 }

@@ -4,7 +4,10 @@
  * found through a table of chunk pointers with linear probing, at most
  * half full, and backward-shift deletion so that no tombstones pile up
  * under pins that come and go.  A hugetlb page takes the first slot of
- * its first chunk.
+ * its first chunk, and a chunk begun at its first slot is made with that
+ * slot alone, grown to 512 when another is held: a 2 MiB hugetlb page
+ * costs a hundred bytes, not 2 KiB (a pin of 1 GiB of them 1 MiB; and
+ * after a fork each page of it written again is a fault).
  *
  * A slot keeps a frame's low 32 bits; the upper bits are kept once for
  * the chunk, and a chunk whose frames differ there (more than 16 TiB of
@@ -24,9 +27,15 @@ struct cg__frame_chunk {
 	uint64_t *wide;			/* whole frames, or NULL */
 	uint32_t hi;			/* every frame's upper bits, unless wide */
 	uint16_t held;			/* slots in use */
+	uint16_t slots;			/* of lo[] (and wide[]): 1 or 512 */
 	uint64_t used[CHUNK_UNITS / WORD_BITS];
-	uint32_t lo[CHUNK_UNITS];
+	uint32_t lo[];
 };
+
+static size_t chunk_size(size_t slots)
+{
+	return sizeof(struct cg__frame_chunk) + slots * sizeof(uint32_t);
+}
 
 static size_t home_of(const struct cg__frames *t, uint64_t base)
 {
@@ -73,19 +82,49 @@ static int grow(struct cg__frames *t)
 	return 0;
 }
 
+static size_t slot_of(uint64_t addr)
+{
+	return (addr >> CG_PAGE_SHIFT) & (CHUNK_UNITS - 1);
+}
+
+/* Room in c for all 512 slots. */
+static struct cg__frame_chunk *widen_slots(struct cg__frames *t,
+					   struct cg__frame_chunk *c)
+{
+	size_t at = index_of(t, c->base);
+	struct cg__frame_chunk *g = realloc(c, chunk_size(CHUNK_UNITS));
+	uint64_t *wide;
+
+	if (!g)
+		return NULL;
+	t->v[at] = g;
+	if (g->wide) {
+		wide = realloc(g->wide, CHUNK_UNITS * sizeof(*wide));
+		if (!wide)
+			return NULL;	/* g keeps one slot: still sound */
+		g->wide = wide;
+	}
+	g->slots = CHUNK_UNITS;
+	t->small--;
+	return g;
+}
+
 static struct cg__frame_chunk *get(struct cg__frames **tp, uint64_t addr)
 {
 	uint64_t base = addr & ~(CG_PMD_SIZE - 1);
 	struct cg__frame_chunk *c = find(*tp, addr);
 	struct cg__frames *t = *tp;
+	size_t slots = slot_of(addr) ? CHUNK_UNITS : 1;
 
 	if (c)
-		return c;
+		return slot_of(addr) < c->slots ? c : widen_slots(t, c);
 	if (!t && !(t = *tp = calloc(1, sizeof(*t))))
 		return NULL;
-	if (grow(t) || !(c = calloc(1, sizeof(*c))))
+	if (grow(t) || !(c = calloc(1, chunk_size(slots))))
 		return NULL;
 	c->base = base;
+	c->slots = (uint16_t)slots;
+	t->small += slots == 1;
 	t->v[index_of(t, base)] = c;
 	t->n++;
 	return c;
@@ -96,6 +135,7 @@ static void drop_chunk(struct cg__frames *t, size_t i)
 {
 	size_t j = i;
 
+	t->small -= t->v[i]->slots == 1;
 	free(t->v[i]->wide);
 	free(t->v[i]);
 	t->v[i] = NULL;
@@ -116,11 +156,6 @@ static void drop_chunk(struct cg__frames *t, size_t i)
 	}
 }
 
-static size_t slot_of(uint64_t addr)
-{
-	return (addr >> CG_PAGE_SHIFT) & (CHUNK_UNITS - 1);
-}
-
 static bool used(const struct cg__frame_chunk *c, size_t i)
 {
 	return c->used[i / WORD_BITS] >> (i % WORD_BITS) & 1;
@@ -134,10 +169,10 @@ static uint64_t frame_at(const struct cg__frame_chunk *c, size_t i)
 /* Keep every frame of c whole: one differs from the others above 32 bits. */
 static int widen(struct cg__frames *t, struct cg__frame_chunk *c)
 {
-	c->wide = malloc(CHUNK_UNITS * sizeof(*c->wide));
+	c->wide = malloc(c->slots * sizeof(*c->wide));
 	if (!c->wide)
 		return -ENOMEM;
-	for (size_t i = 0; i < CHUNK_UNITS; i++)
+	for (size_t i = 0; i < c->slots; i++)
 		c->wide[i] = (uint64_t)c->hi << 32 | c->lo[i];
 	t->wide++;
 	return 0;
@@ -226,7 +261,8 @@ bool cg__frames_frame(const struct cg__frames *t, uint64_t addr,
 size_t cg__frames_footprint(const struct cg__frames *t)
 {
 	return t ? sizeof(*t) + t->cap * sizeof(*t->v) +
-			   t->n * sizeof(struct cg__frame_chunk) +
+			   (t->n - t->small) * chunk_size(CHUNK_UNITS) +
+			   t->small * chunk_size(1) +
 			   t->wide * CHUNK_UNITS * sizeof(uint64_t)
 		 : 0;
 }

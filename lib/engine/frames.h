@@ -23,6 +23,7 @@ struct cg__frames {
 	struct cg__frame_chunk **v;	/* open-addressed by chunk address */
 	size_t n, cap;			/* cap: 0 or a power of two */
 	size_t wide;			/* chunks keeping whole frames */
+	size_t small;			/* chunks of one slot */
 };
 
 /*

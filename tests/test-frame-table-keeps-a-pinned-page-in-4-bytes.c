@@ -42,14 +42,19 @@ static uint64_t frame_of(const struct cg__frames *t, uint64_t addr)
 	return frame;
 }
 
+/* The footprint of *t made and emptied: its table, with no chunk. */
+static size_t empty_footprint(struct cg__frames **t)
+{
+	hold(t, BASE, 0x1000, false);
+	cg__frames_forget(*t, BASE, BASE + PG);
+	return cg__frames_footprint(*t);
+}
+
 START_TEST(a_chunk_of_pinned_pages_costs_4_bytes_a_page)
 {
 	struct cg__frames *t = NULL;
-	size_t empty, full;
+	size_t empty = empty_footprint(&t), full;
 
-	hold(&t, BASE, 0x1000, false);
-	cg__frames_forget(t, BASE, BASE + PG);
-	empty = cg__frames_footprint(t);
 	for (size_t i = 0; i < 4 * UNITS; i++)
 		hold(&t, BASE + i * PG, 0x123400 + i * 7, false);
 	full = cg__frames_footprint(t);
@@ -139,11 +144,8 @@ END_TEST
 START_TEST(a_2mib_hugetlb_page_costs_a_chunk_of_one_slot)
 {
 	struct cg__frames *t = NULL;
-	size_t empty, full;
+	size_t empty = empty_footprint(&t), full;
 
-	hold(&t, BASE, 0x1000, false);
-	cg__frames_forget(t, BASE, BASE + PG);
-	empty = cg__frames_footprint(t);
 	for (size_t i = 0; i < 64; i++)
 		hold(&t, BASE + i * CG_PMD_SIZE, 0x200000 + i * 512, false);
 	full = cg__frames_footprint(t);

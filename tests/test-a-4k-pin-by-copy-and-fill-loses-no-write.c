@@ -95,9 +95,11 @@ START_TEST(writes_and_reads_racing_a_4k_unshare_by_fill_are_neither_lost_nor_zer
 	struct cg *cg = h_open(_i);
 
 	ck_assert_ptr_nonnull(s);
-	if (_i != H_EMBEDDED || h_wp_async(cg) || !kernel_can_fill()) {
+	if (_i != H_EMBEDDED || h_wp_async(cg) || !kernel_can_fill() ||
+	    !h_read_pins_unshare(NULL)) {
 		h_skip("no 4 KiB unshare by fill here: embedded mode on the "
-		       "fault path only, with WP_UNPOPULATED (6.4+)");
+		       "fault path only, with WP_UNPOPULATED (6.4+), where "
+		       "read-only pins unshare (5.19+)");
 		goto out;
 	}
 	s0 = ph_stats(cg);

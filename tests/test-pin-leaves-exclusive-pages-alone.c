@@ -36,6 +36,17 @@ static char *setup(enum h_kind kind, size_t len, struct cg **cg, int mode)
 		munmap(p, len);
 		return NULL;
 	}
+	/*
+	 * Only COWGUARD_KERNEL=pre-5.19 on a 6.7+ host gets here: a pin
+	 * writes each page there, and the engine follows a THP so written
+	 * as split, not knowing whether the kernel reused it whole.
+	 */
+	if (kind == H_THP && !h_read_pins_unshare(NULL)) {
+		h_skip("THP: before 5.19 a pin writes every page, and the engine "
+		       "calls a THP so written split (lib/engine/events.c)");
+		munmap(p, len);
+		return NULL;
+	}
 	*cg = h_open(mode);
 	ck_assert_int_eq(cg_register(*cg, p, len, 0), 0);
 	return p;

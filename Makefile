@@ -194,8 +194,8 @@ ASYNC_SUITES = asynchronous-write fork-marks registration-write mremap \
 # The guest lanes: the same suites, then the RDMA example, in a QEMU guest
 # with soft-RoCE on Debian 12's 6.1 kernel (lane vm-6.1) and on Debian 11's
 # 5.10 (lane vm-5.10; scripts/vm-run --dist bullseye), side by side
-# (scripts/vm-lanes.sh: about 15 minutes on 2 cores, where one after the
-# other took 21).  `make check-vm` runs both alone, `make check-vm-6.1` or
+# (scripts/vm-lanes.sh: 8.5-9 minutes on 2 cores, a virtual CPU each).
+# `make check-vm` runs both alone, `make check-vm-6.1` or
 # `make check-vm-5.10` one.  `make check CHECK_VM=0` leaves them out;
 # `VM_SERIES=6.1` keeps one.
 CHECK_VM ?= 1
@@ -229,7 +229,7 @@ ASAN_LOG = $(ASANDIR)/check.log
 asan_lane_start = $(if $(ASAN_LANE),mkdir -p $(ASANDIR); \
 	$(MAKE) --no-print-directory asan-lane CG_TEST_LANE=asan \
 		CG_TEST_TALLY=$(abspath $(TALLY)) >$(ASAN_LOG) 2>&1 & asan_pid=$$!; \
-	echo "check: the asan lane started (pid $$asan_pid), shown after the guests";)
+	echo "check: the asan lane started (pid $$asan_pid): shown after the guests";)
 asan_lane_end = $(if $(ASAN_LANE),wait $$asan_pid || { status=1; \
 	grep -q '^asan ' $(TALLY) || echo "asan 0 1 0 1" >>$(TALLY); }; \
 	cat $(ASAN_LOG);)

@@ -28,9 +28,8 @@
 
 /* How long the handler keeps looking for the next fault before sleeping. */
 #define SPIN_NS (50 * 1000)
-/* How long renew() waits for a replaced uffd to let go of our memory. */
+/* How often a region an old uffd still holds is asked for again. */
 #define RENEW_TICK_NS (1000 * 1000)
-
 
 static int renew(struct cg__embedded *e);
 

@@ -134,9 +134,9 @@ static int collect_units(const struct cg__mm *mm, uint64_t start, uint64_t len,
 
 /*
  * Read the pagemap entry of every unit, in batches of contiguous pages.  A
- * hugetlb page is read alone, its first entry: reading its 512 costs as
- * much as a system call each warm, twice that cold (struct pages the
- * kernel reads for each entry; measured after a fork's copies).
+ * hugetlb page is read alone, its first entry: all 512 of its entries cost
+ * the kernel about a system call of their own, and 2.5 times that cold (a
+ * struct page each; measured right after a fork's copies).
  */
 static int read_units(const struct cg__mm *mm, struct units *u)
 {

@@ -760,9 +760,9 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 	}
 	cfg->mib = mib ? mib : quick ? 8 : 64;
 	/*
-	 * Nine: a THP pin's copies now and then wait for a THP (up to 15x
-	 * the usual round, both modes), and two such rounds of five moved
-	 * the median from 0.19x to 0.31x (2026-12-07).
+	 * Nine: a THP pin's rounds are heavy-tailed (up to 15x the usual
+	 * one, both modes), and its median over five went from 0.19x to
+	 * 0.31x between two runs of make bench (2026-12-07).
 	 */
 	cfg->rounds = rounds ? (int)rounds : quick ? 2 : 9;
 	cfg->warm_mib = warm != SIZE_MAX ? warm : quick ? 256 : 2048;

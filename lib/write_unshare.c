@@ -104,14 +104,13 @@ int cg__write_fault(uint64_t start, uint64_t len)
 	return 0;
 }
 
-int cg__write_fault_unless(uint64_t addr, uint64_t len, uint64_t bits)
+/* cg__write_fault_unless() with our pagemap open in fd. */
+static int write_fault_unless(int fd, uint64_t addr, uint64_t len,
+			      uint64_t bits)
 {
-	int fd = cg__pagemap_open(0);
 	uint64_t pme[BATCH];
 	int ret = 0;
 
-	if (fd < 0)
-		return fd;
 	for (uint64_t a = addr; a < addr + len && !ret;) {
 		size_t n = (addr + len - a) >> CG_PAGE_SHIFT;
 
@@ -129,6 +128,16 @@ int cg__write_fault_unless(uint64_t addr, uint64_t len, uint64_t bits)
 		}
 		a += n << CG_PAGE_SHIFT;
 	}
+	return ret;
+}
+
+int cg__write_fault_unless(uint64_t addr, uint64_t len, uint64_t bits)
+{
+	int fd = cg__pagemap_open(0), ret;
+
+	if (fd < 0)
+		return fd;
+	ret = write_fault_unless(fd, addr, len, bits);
 	close(fd);
 	return ret;
 }
@@ -165,9 +174,9 @@ int cg__populate_holes(uint64_t addr, uint64_t len)
 	if (fd < 0)
 		return fd;
 	ret = populate_holes_by_scan(fd, addr, len);
-	close(fd);
 	if (ret == -EOPNOTSUPP)
-		ret = cg__write_fault_unless(addr, len, PM_PRESENT | PM_SWAPPED);
+		ret = write_fault_unless(fd, addr, len, PM_PRESENT | PM_SWAPPED);
+	close(fd);
 	return ret;
 }
 

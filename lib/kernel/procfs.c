@@ -376,6 +376,25 @@ static int scan(int fd, uint64_t start, uint64_t len, struct page_region *vec,
 }
 
 /*
+ * What the scans below ask, where two ask the same: a page present or
+ * swapped; a page written since it was protected (PAGE_IS_WRITTEN, the
+ * zero page not counted), of those.
+ */
+#define PRESENT_QUERY                                                    \
+	{                                                                \
+		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED, \
+		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,         \
+	}
+#define WRITTEN_QUERY                                                    \
+	{                                                                \
+		.flags = PM_SCAN_CHECK_WPASYNC,                           \
+		.category_inverted = PAGE_IS_PFNZERO,                     \
+		.category_mask = PAGE_IS_WRITTEN | PAGE_IS_PFNZERO,       \
+		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED, \
+		.return_mask = PAGE_IS_WRITTEN,                           \
+	}
+
+/*
  * The runs of [start, end) that arg's categories pick: at most nvec into
  * vec, and *walk_end, where the scan stopped.  Returns runs or -errno.
  */
@@ -400,10 +419,7 @@ static int scan_runs(int fd, struct pm_scan_arg *arg, uint64_t start,
 int cg__pagemap_present(int fd, uint64_t start, uint64_t end,
 			struct page_region *vec, size_t nvec, uint64_t *walk_end)
 {
-	struct pm_scan_arg arg = {
-		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-	};
+	struct pm_scan_arg arg = PRESENT_QUERY;
 
 	return scan_runs(fd, &arg, start, end, vec, nvec, walk_end);
 }
@@ -461,10 +477,7 @@ int cg__pagemap_first_absent(int fd, uint64_t start, uint64_t end,
 int cg__pagemap_first_present(int fd, uint64_t start, uint64_t end,
 			      uint64_t *at)
 {
-	struct pm_scan_arg arg = {
-		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-	};
+	struct pm_scan_arg arg = PRESENT_QUERY;
 
 	return first_match(fd, start, end, &arg, at);
 }
@@ -472,13 +485,7 @@ int cg__pagemap_first_present(int fd, uint64_t start, uint64_t end,
 int cg__pagemap_first_written(int fd, uint64_t start, uint64_t end,
 			      uint64_t *at)
 {
-	struct pm_scan_arg arg = {
-		.flags = PM_SCAN_CHECK_WPASYNC,
-		.category_inverted = PAGE_IS_PFNZERO,
-		.category_mask = PAGE_IS_WRITTEN | PAGE_IS_PFNZERO,
-		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-		.return_mask = PAGE_IS_WRITTEN,
-	};
+	struct pm_scan_arg arg = WRITTEN_QUERY;
 
 	return first_match(fd, start, end, &arg, at);
 }
@@ -486,13 +493,7 @@ int cg__pagemap_first_written(int fd, uint64_t start, uint64_t end,
 int cg__pagemap_written(int fd, uint64_t start, uint64_t end,
 			struct page_region *vec, size_t nvec, uint64_t *walk_end)
 {
-	struct pm_scan_arg arg = {
-		.flags = PM_SCAN_CHECK_WPASYNC,
-		.category_inverted = PAGE_IS_PFNZERO,
-		.category_mask = PAGE_IS_WRITTEN | PAGE_IS_PFNZERO,
-		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-		.return_mask = PAGE_IS_WRITTEN,
-	};
+	struct pm_scan_arg arg = WRITTEN_QUERY;
 
 	return scan_runs(fd, &arg, start, end, vec, nvec, walk_end);
 }

@@ -163,76 +163,56 @@ struct h_kpage h_kpage(const void *addr)
 }
 
 /*
- * Each VMA of smaps that overlaps [lo, hi), with whether it has flag:
- * seen(vlo, vhi, has, arg).  One read of smaps: each costs a walk of
+ * For each 4 KiB page i < pages from addr, bit i of *mapped: a VMA holds
+ * it; of *has: that VMA has flag.  One read of smaps: each costs a walk of
  * every page table of the process (in a guest, a good part of a second).
  */
-static void vmas_flag(uintptr_t lo, uintptr_t hi, const char *flag,
-		      void (*seen)(uintptr_t, uintptr_t, bool, void *),
-		      void *arg)
+static void vma_flag_masks(const void *addr, size_t pages, const char *flag,
+			   uint64_t *mapped, uint64_t *has)
 {
 	FILE *f = fopen("/proc/self/smaps", "re");
-	unsigned long vlo = 0, vhi = 0;
+	uintptr_t start = (uintptr_t)addr;
+	uint64_t in = 0;
 	char line[512], want[8];
-	bool inside = false;
 
 	ck_assert(f != NULL);
+	ck_assert(pages <= 64);
+	*mapped = *has = 0;
 	snprintf(want, sizeof(want), " %s", flag);
 	while (fgets(line, sizeof(line), f)) {
-		unsigned long a, b;
+		unsigned long lo, hi;
 
-		if (strncmp(line, "VmFlags:", 8) == 0 && inside) {
+		if (strncmp(line, "VmFlags:", 8) == 0 && in) {
 			char *hit = strstr(line + 8, want);
 
-			seen(vlo, vhi, hit && (hit[strlen(want)] == ' ' ||
-					       hit[strlen(want)] == '\n'), arg);
-			inside = false;
-		} else if (sscanf(line, "%lx-%lx ", &a, &b) == 2 &&
+			if (hit && (hit[strlen(want)] == ' ' || hit[strlen(want)] == '\n'))
+				*has |= in;
+			in = 0;
+		} else if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 &&
 			   strchr(line, '-') < strchr(line, ' ')) {
-			inside = a < hi && lo < b;
-			vlo = a;
-			vhi = b;
+			for (size_t i = 0; i < pages; i++)
+				if (start + i * 4 * KIB >= lo && start + i * 4 * KIB < hi)
+					in |= 1ULL << i;
+			*mapped |= in;
 		}
 	}
 	fclose(f);
 }
 
-static void flag_of_one(uintptr_t vlo, uintptr_t vhi, bool has, void *arg)
-{
-	(void)vlo;
-	(void)vhi;
-	*(int *)arg = has;
-}
-
 int h_vma_flag(const void *addr, const char *flag)
 {
-	int found = -1;
+	uint64_t mapped, has;
 
-	vmas_flag((uintptr_t)addr, (uintptr_t)addr + 1, flag, flag_of_one, &found);
-	return found;
-}
-
-struct flag_mask {
-	uintptr_t start;
-	uint64_t mask;
-};
-
-static void flag_of_pages(uintptr_t vlo, uintptr_t vhi, bool has, void *arg)
-{
-	struct flag_mask *m = arg;
-
-	for (int i = 0; i < 64 && has; i++)
-		if (m->start + i * 4 * KIB >= vlo && m->start + i * 4 * KIB < vhi)
-			m->mask |= 1ULL << i;
+	vma_flag_masks(addr, 1, flag, &mapped, &has);
+	return mapped ? (int)has : -1;
 }
 
 uint64_t h_vma_flag_pages(const void *addr, size_t pages, const char *flag)
 {
-	struct flag_mask m = { (uintptr_t)addr, 0 };
+	uint64_t mapped, has;
 
-	ck_assert(pages <= 64);
-	vmas_flag(m.start, m.start + pages * 4 * KIB, flag, flag_of_pages, &m);
-	return m.mask & (pages == 64 ? ~0ULL : (1ULL << pages) - 1);
+	vma_flag_masks(addr, pages, flag, &mapped, &has);
+	return has;
 }
 
 int h_pmd_mapped(const void *addr)

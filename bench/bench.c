@@ -58,6 +58,18 @@ void bench_warm_vm(size_t bytes, bool say_failures)
 	munmap(p, bytes);
 }
 
+void bench_keep_warm(size_t bytes)
+{
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return;
+	madvise(p, bytes, MADV_HUGEPAGE);
+	madvise(p, bytes, MADV_POPULATE_WRITE);
+	munmap(p, bytes);
+}
+
 bool bench_parse_size(const char *s, size_t max, size_t *out)
 {
 	char *end;

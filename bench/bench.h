@@ -24,6 +24,16 @@ uint64_t bench_now_ns(void);
  */
 void bench_warm_vm(size_t bytes, bool say_failures);
 
+/*
+ * Touch bytes of memory in 2 MiB THPs and free it again, silently, right
+ * before a timed pass.  A warm-up at start does not last: the VM's free
+ * page reporting hands free 2 MiB blocks back to the host about two
+ * seconds after they are freed (KERNEL-FACTS "Warm the VM"), and a THP
+ * the pass allocates lands on exactly such a block.  Blocks freed just now
+ * are not yet reported, and the allocator hands them out first.
+ */
+void bench_keep_warm(size_t bytes);
+
 /* A decimal number no greater than max into *out; false if s is not one. */
 bool bench_parse_size(const char *s, size_t max, size_t *out);
 

@@ -95,6 +95,9 @@ void cg__shim_failed(enum cg__hook hook, const char *what, int err);
 
 /* One line to COWGUARD_LOG's file, or stderr, prefixed "cowguard-preload: ". */
 void cg__shim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The shim's lines go to path from now on (log.c); NULL or "": stderr. */
+void cg__shim_log_to(const char *path);
+bool cg__shim_log_is_stderr(void);
 /* COWGUARD_RESTORE=IMAGE: the image's memory back before main() (restore.c). */
 void cg__shim_restore(void);
 

@@ -44,11 +44,10 @@ static struct {
 	enum cg__odirect odirect;
 	dev_t odirect_dev;	/* where odirect was learned */
 	bool strict;
-	int log_fd;
 	struct cg *cg;
 	bool tried;		/* cg_open, once per process */
 	uint64_t logged;	/* (hook, errno) pairs said once: a hash */
-} shim = { .lock = PTHREAD_MUTEX_INITIALIZER, .log_fd = 2 };
+} shim = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static __thread int inside;
 
@@ -88,35 +87,6 @@ bool cg__shim_inside(void)
 void cg__shim_enter_thread(void)
 {
 	inside++;
-}
-
-/* Raw write(2): a hook of write elsewhere must not see our lines. */
-static void log_write(const char *buf, size_t n)
-{
-	while (n) {
-		long w = syscall(SYS_write, shim.log_fd, buf, n);
-
-		if (w <= 0)
-			return;
-		buf += w;
-		n -= (size_t)w;
-	}
-}
-
-void cg__shim_log(const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	int n = snprintf(line, sizeof(line), "cowguard-preload: pid %d: ",
-			 (int)getpid());
-
-	va_start(ap, fmt);
-	n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	va_end(ap);
-	if (n > (int)sizeof(line) - 2)
-		n = (int)sizeof(line) - 2;
-	line[n++] = '\n';
-	log_write(line, (size_t)n);
 }
 
 static unsigned parse_hooks(const char *list)
@@ -182,17 +152,9 @@ static void drop_from_environment(void)
 
 __attribute__((constructor)) static void shim_start(void)
 {
-	const char *log = getenv("COWGUARD_LOG");
 	const char *no_inherit = getenv("COWGUARD_NO_INHERIT");
 
-	if (log && *log) {
-		int fd = (int)syscall(SYS_openat, AT_FDCWD, log,
-				      O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-				      0644);
-
-		if (fd >= 0)
-			shim.log_fd = fd;
-	}
+	cg__shim_log_to(getenv("COWGUARD_LOG"));
 	shim.hooks = parse_hooks(getenv("COWGUARD_HOOKS"));
 	shim.mode = parse_mode(getenv("COWGUARD_MODE"));
 	shim.odirect = cg__odirect_parse(getenv("COWGUARD_ODIRECT"),
@@ -310,7 +272,7 @@ __attribute__((destructor)) static void shim_stop(void)
 {
 	const struct cg__shim_counts *c = &cg__shim_counts;
 
-	if (shim.log_fd == 2)
+	if (cg__shim_log_is_stderr())
 		return;
 	/* A pipe drained since the last hook lets go of its pin now. */
 	if (shim.cg) {

@@ -125,7 +125,7 @@ enum { QUOTA_OPT_BYTES = 512, QUOTA_OPT_PINS, QUOTA_OPT_CHILDREN,
 	{ "max-user-children", required_argument, NULL, QUOTA_OPT_CHILDREN }, \
 	{ "max-user-memory", required_argument, NULL, QUOTA_OPT_MEM }
 enum { QUOTA_BYTES, QUOTA_PINS, QUOTA_CHILDREN, QUOTA_MEM, QUOTA_CLIENT,
-       QUOTA_KINDS };
+       QUOTA_VMAS, QUOTA_KINDS };
 
 /*
  * What serving a packet leaves of its connection: kept, or to be dropped
@@ -139,6 +139,7 @@ struct options {
 	struct cg__limits limits;
 	unsigned max_conns;
 	unsigned max_conns_per_user;	/* root has no such bound */
+	unsigned max_client_vmas;	/* cg__smaps_limit() */
 	unsigned hello_timeout_ms;	/* from accept to hello */
 	unsigned max_children;		/* unnamed adopted children per parent */
 	bool verbose;
@@ -212,9 +213,12 @@ int option_user_quota(int c, const char *arg, struct user_quota *q);
 int quota_register(struct server *srv, uid_t uid, uint64_t len);
 int quota_pin(struct server *srv, uid_t uid);
 int quota_child(struct server *srv, uid_t uid, const struct cg__mm *parent);
-/* The engine refused a request of uid's client over a per-client bound: log. */
+/*
+ * The engine refused a request of uid's client over a per-client bound
+ * (status -EDQUOT, or -EMLINK: --max-client-vmas): log.
+ */
 void quota_client_refused(struct server *srv, uid_t uid, pid_t pid,
-			  const char *op);
+			  const char *op, int status);
 /* caps.c */
 int caps_drop(void);
 /* From root to uid/gid (--user), keeping what caps_drop() keeps; 0 or -errno. */

@@ -14,6 +14,7 @@
 
 #include "daemon.h"
 #include "engine/engine.h"
+#include "kernel/procfs.h"
 #include "kernel/uffd.h"
 #include "notify.h"
 
@@ -38,6 +39,9 @@ static void usage(FILE *out)
 		"      --max-children N     unnamed forked children per client "
 		"(default 64)\n"
 		"      --max-pins N         pins per client (default 4096)\n"
+		"      --max-client-vmas N  VMAs of a client's address space read\n"
+		"                           for one request (default 16384): a\n"
+		"                           registration past them fails, EMLINK\n"
 		"      --max-user-bytes B   registered bytes of one user, adopted\n"
 		"                           children included (default 1T)\n"
 		"      --max-user-pins N    pins of one user (default 16384)\n"
@@ -56,7 +60,8 @@ static void usage(FILE *out)
 }
 
 enum { OPT_MAX_CLIENTS = 256, OPT_MAX_REGIONS, OPT_MAX_BYTES, OPT_MAX_CHILDREN,
-       OPT_MAX_PINS, OPT_HELLO_TIMEOUT, OPT_MAX_CONNS_PER_USER };
+       OPT_MAX_PINS, OPT_HELLO_TIMEOUT, OPT_MAX_CONNS_PER_USER,
+       OPT_MAX_CLIENT_VMAS };
 
 /*
  * --user: whom to become after the socket is made.  Not in struct options:
@@ -81,6 +86,8 @@ static int parse_args(int argc, char **argv, struct options *opt)
 		{ "hello-timeout", required_argument, NULL, OPT_HELLO_TIMEOUT },
 		{ "max-conns-per-user", required_argument, NULL,
 		  OPT_MAX_CONNS_PER_USER },
+		{ "max-client-vmas", required_argument, NULL,
+		  OPT_MAX_CLIENT_VMAS },
 		QUOTA_LONGOPTS,
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -115,6 +122,7 @@ static int parse_args(int argc, char **argv, struct options *opt)
 		case OPT_MAX_PINS:
 		case OPT_HELLO_TIMEOUT:
 		case OPT_MAX_CONNS_PER_USER:
+		case OPT_MAX_CLIENT_VMAS:
 			if (parse_size(optarg, &n) || !n ||
 			    (c != OPT_MAX_BYTES && n > UINT32_MAX)) {
 				fprintf(stderr, "cowguardd: bad number '%s'\n", optarg);
@@ -132,6 +140,8 @@ static int parse_args(int argc, char **argv, struct options *opt)
 				opt->max_conns_per_user = (unsigned)n;
 			else if (c == OPT_HELLO_TIMEOUT)
 				opt->hello_timeout_ms = (unsigned)n;
+			else if (c == OPT_MAX_CLIENT_VMAS)
+				opt->max_client_vmas = (unsigned)n;
 			else
 				opt->max_children = (unsigned)n;
 			break;
@@ -326,6 +336,7 @@ int main(int argc, char **argv)
 			.max_conns_per_user = 256,
 			.hello_timeout_ms = 10000,
 			.max_children = 64,
+			.max_client_vmas = 16384,
 			.user = USER_QUOTA_DEFAULTS,
 		},
 	};
@@ -337,6 +348,8 @@ int main(int argc, char **argv)
 	if (parse_args(argc, argv, &srv.opt))
 		return 2;
 	log_set_verbose(srv.opt.verbose);
+	/* A client's VMAs cost each read of its smaps: docs/security.md. */
+	cg__smaps_limit(srv.opt.max_client_vmas);
 	if (resolve_user(&run_as))
 		return 1;
 	signal(SIGPIPE, SIG_IGN);

@@ -116,14 +116,16 @@ static void refused(struct server *srv, int kind, uid_t uid, const char *what,
 }
 
 void quota_client_refused(struct server *srv, uid_t uid, pid_t pid,
-			  const char *op)
+			  const char *op, int status)
 {
-	bool more;
+	bool vmas = status == -EMLINK, more;
 
-	if (log_due(srv, QUOTA_CLIENT, &more))
-		log_warn("pid %d uid %u: refused: %s over a bound of the client "
-			 "(--max-regions, --max-bytes, --max-pins)%s", (int)pid,
-			 (unsigned)uid, op, more ? MORE_REFUSED : "");
+	if (log_due(srv, vmas ? QUOTA_VMAS : QUOTA_CLIENT, &more))
+		log_warn("pid %d uid %u: refused: %s %s%s", (int)pid,
+			 (unsigned)uid, op, vmas ?
+			 "of a process with more VMAs than --max-client-vmas" :
+			 "over a bound of the client (--max-regions, "
+			 "--max-bytes, --max-pins)", more ? MORE_REFUSED : "");
 }
 
 static int check_mem(struct server *srv, uid_t uid, const struct usage *u,

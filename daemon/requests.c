@@ -217,9 +217,9 @@ static enum req_result do_register_lazy(struct conn *c, const struct cg__req *re
 	int ret = cg__mm_register_lazy(mm, req->addr, req->len);
 
 	cg__mm_service_backlog(mm);
-	if (ret == -EDQUOT)
+	if (ret == -EDQUOT || ret == -EMLINK)
 		quota_client_refused(c->srv, c->cred.uid, c->cred.pid,
-				     cg__op_name(req->op));
+				     cg__op_name(req->op), ret);
 	if (ret) {
 		log_registered(c, req, ret);
 		return reply_status(c, req, ret);
@@ -305,9 +305,9 @@ static void count_preload_pin(struct tracked *t, const struct cg__req *req)
 static enum req_result engine_reply(struct conn *c, const struct cg__req *req,
 				    struct cg__rep *rep)
 {
-	if (rep->status == -EDQUOT)
+	if (rep->status == -EDQUOT || rep->status == -EMLINK)
 		quota_client_refused(c->srv, c->cred.uid, c->cred.pid,
-				     cg__op_name(req->op));
+				     cg__op_name(req->op), rep->status);
 	if (req->op == CG_OP_REGISTER)
 		log_registered(c, req, rep->status);
 	if (req->op == CG_OP_PIN && !rep->status)

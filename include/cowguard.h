@@ -135,8 +135,10 @@ CG_EXPORT enum cg_mode cg_mode(const struct cg *cg);
  * not anonymous private, mixed kinds), -EOVERFLOW (range wraps), -ENOMEM
  * (range not mapped), -EEXIST (overlaps a registered region), -EDQUOT
  * (a quota of the client or, through cowguardd, of its user), -ENOSPC
- * (cowguardd's memory for the user is used up), -EOPNOTSUPP (hugetlb on a kernel that cannot
- * write-protect it: before Linux 5.19).  Since 0.1.
+ * (cowguardd's memory for the user is used up), -EMLINK (through
+ * cowguardd: the process has more VMAs than the daemon reads through for
+ * one client, --max-client-vmas), -EOPNOTSUPP (hugetlb on a kernel that
+ * cannot write-protect it: before Linux 5.19).  Since 0.1.
  */
 CG_EXPORT int cg_register(struct cg *cg, void *addr, size_t len, unsigned flags);
 

@@ -49,6 +49,8 @@
 	X(ESRCH, "the tracked process is gone or not yet identified")        \
 	X(E2BIG, "an option this libcowguard does not know is set: the "      \
 		 "program was built against a newer cowguard.h")               \
+	X(EMLINK, "cowguardd refused: the process has more mappings (VMAs) "   \
+		  "than it reads through for one client (--max-client-vmas)") \
 	X(ENOTRECOVERABLE, "a pinned page was replaced while pinned: the "    \
 			   "consumer may have read stale data")                \
 	X(ESTALE, "memory the snapshot had not saved yet was dropped, "       \

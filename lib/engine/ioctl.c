@@ -233,12 +233,15 @@ static uint64_t halving_point(const struct cg__mm *mm, uint64_t start,
 static int wp_halving(struct cg__mm *mm, enum op op, uint64_t start,
 		      uint64_t len)
 {
-	int ret = with_retry(mm, op, start, len);
+	int ret = with_retry(mm, op, start, len), uw;
 	uint64_t mid;
 
 	if (ret != -ENOENT || !(mid = halving_point(mm, start, len)))
 		return ret;
-	if (len > CG_PMD_SIZE && cg__vma_flag(mm->smaps_fd, start, "uw") != 1)
+	uw = len > CG_PMD_SIZE ? cg__vma_flag(mm->smaps_fd, start, "uw") : 1;
+	if (uw == -EMLINK)
+		return uw;
+	if (uw != 1)
 		return -ENOENT;
 	ret = wp_halving(mm, op, start, mid - start);
 	return ret ? ret : wp_halving(mm, op, mid, start + len - mid);

@@ -593,18 +593,20 @@ void cg__mm_unlearn_forked(struct cg__region *r)
 static uint64_t pending_span(struct cg__mm *mm, const struct cg__region *r,
 			     uint64_t span)
 {
-	uint64_t end = r->start + r->len, walk_end, first;
-	struct page_region v;
+	uint64_t end = r->start + r->len, first = end;
 	int n;
 
 	if (!mm->has_scan)
 		return span > AHEAD_PAGES * CG_PAGE_SIZE ? span
 							 : AHEAD_PAGES * CG_PAGE_SIZE;
-	n = cg__pagemap_present(mm->pagemap_fd, r->unlearned, end, &v, 1,
-				&walk_end);
+	/*
+	 * One page, not its run: the run of a region all present goes to
+	 * its end, and walking it cost every VMA there at every slice.
+	 */
+	n = cg__pagemap_first_present(mm->pagemap_fd, r->unlearned, end, &first);
 	if (n < 0)
 		return span;
-	first = (n ? v.start : walk_end) & ~(CG_PMD_SIZE - 1);
+	first &= ~(CG_PMD_SIZE - 1);
 	return first > r->unlearned + span ? first - r->unlearned : span;
 }
 

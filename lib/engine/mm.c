@@ -275,16 +275,20 @@ int cg__mm_register(struct cg__mm *mm, uint64_t addr, uint64_t len,
  */
 static int register_proven(struct cg__mm *mm, uint64_t addr, uint64_t len)
 {
-	int ret;
+	int ret, uw;
 
-	if (mm->uffd_unproven && cg__vma_flag(mm->smaps_fd, addr, "uw") != 0)
-		return -EPERM;
+	if (mm->uffd_unproven) {
+		uw = cg__vma_flag(mm->smaps_fd, addr, "uw");
+		if (uw)
+			return uw == -EMLINK ? uw : -EPERM;
+	}
 	ret = cg__mm_ioctl_register(mm, addr, len);
 	if (ret || !mm->uffd_unproven)
 		return ret;
-	if (cg__vma_flag(mm->smaps_fd, addr, "uw") != 1) {
+	uw = cg__vma_flag(mm->smaps_fd, addr, "uw");
+	if (uw != 1) {
 		cg__mm_ioctl_unregister(mm, addr, len);
-		return -EPERM;
+		return uw == -EMLINK ? uw : -EPERM;
 	}
 	mm->uffd_unproven = false;
 	return 0;

@@ -206,7 +206,8 @@ static bool foreign_in(const struct cg__mm *mm, uint64_t lo, uint64_t hi)
 	if (mhi && lo < mhi && mlo < hi)
 		return (lo < mlo && foreign_in(mm, lo, mlo)) ||
 		       (mhi < hi && foreign_in(mm, mhi, hi));
-	return cg__vma_flag_in(mm->smaps_fd, lo, hi, "um ui") == 1;
+	/* Unknown (too many VMAs to read, or gone) counts as foreign. */
+	return cg__vma_flag_in(mm->smaps_fd, lo, hi, "um ui") != 0;
 }
 
 /*

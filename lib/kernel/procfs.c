@@ -71,8 +71,12 @@ struct vma {
 	uint64_t shared_hugetlb_kb;
 };
 
+/*
+ * *always: THP "always" as sysfs says, read once a walk (-1: not yet): a
+ * file opened for every VMA of a region cut into thousands held the loop.
+ */
 static int vma_kind(const struct vma *v, uint64_t addr, uint64_t len,
-		    struct cg__vma_kind *k)
+		    int *always, struct cg__vma_kind *k)
 {
 	if (!v->private || (!v->anon && !v->hugetlb))
 		return -EINVAL;
@@ -85,7 +89,9 @@ static int vma_kind(const struct vma *v, uint64_t addr, uint64_t len,
 	}
 	k->kind = CG_RK_4K;
 	k->unit_shift = CG_PAGE_SHIFT;
-	if ((v->hg || (thp_always() && !v->nh)) &&
+	if (!v->hg && !v->nh && *always < 0)
+		*always = thp_always();
+	if ((v->hg || (*always > 0 && !v->nh)) &&
 	    !((addr | len) & (CG_PMD_SIZE - 1)))
 		k->kind = CG_RK_THP;
 	return 0;
@@ -93,7 +99,8 @@ static int vma_kind(const struct vma *v, uint64_t addr, uint64_t len,
 
 /* Fold one finished VMA into the answer; *next is where coverage continues. */
 static int vma_fold(const struct vma *v, uint64_t addr, uint64_t len,
-		    uint64_t *next, bool *seen, struct cg__vma_kind *out)
+		    uint64_t *next, bool *seen, int *always,
+		    struct cg__vma_kind *out)
 {
 	struct cg__vma_kind k;
 	int ret;
@@ -102,7 +109,7 @@ static int vma_fold(const struct vma *v, uint64_t addr, uint64_t len,
 		return 0;
 	if (v->start > *next)
 		return -ENOMEM;
-	ret = vma_kind(v, addr, len, &k);
+	ret = vma_kind(v, addr, len, always, &k);
 	if (ret)
 		return ret;
 	if (*seen && (k.kind != out->kind || k.unit_shift != out->unit_shift))
@@ -150,20 +157,35 @@ static void vma_flags(struct vma *v, const char *flags)
  */
 typedef int smaps_fn(struct vma *v, const char *line, void *arg);
 
+static unsigned max_vmas;
+
+void cg__smaps_limit(unsigned vmas)
+{
+	max_vmas = vmas;
+}
+
 static int smaps_walk(int smaps_fd, smaps_fn *fn, void *arg)
 {
 	struct vma v = { 0 };
 	char line[512];
+	unsigned vmas = 0;
 	int ret;
 	FILE *f;
 
 	f = smaps_rewind(smaps_fd, &ret);
 	if (!f)
 		return ret;
+	/* A few hundred bytes a VMA: fewer, larger reads. */
+	setvbuf(f, NULL, _IOFBF, 64 << 10);
 	ret = -ESRCH;	/* until a line shows the mm is still there */
 	while (fgets(line, sizeof(line), f)) {
-		if (vma_header_line(line))
+		if (vma_header_line(line)) {
+			if (max_vmas && ++vmas > max_vmas) {
+				ret = -EMLINK;
+				break;
+			}
 			vma_header(&v, line);
+		}
 		ret = fn(&v, line, arg);
 		if (ret)
 			break;
@@ -175,6 +197,7 @@ static int smaps_walk(int smaps_fd, smaps_fn *fn, void *arg)
 struct probe {
 	uint64_t addr, len, next;
 	bool seen;
+	int always;	/* THP "always": -1 until read */
 	struct cg__vma_kind *out;
 };
 
@@ -190,7 +213,8 @@ static int probe_line(struct vma *v, const char *line, void *arg)
 		sscanf(line + 15, "%" SCNu64, &v->shared_hugetlb_kb);
 	} else if (strncmp(line, "VmFlags:", 8) == 0) {
 		vma_flags(v, line + 8);
-		ret = vma_fold(v, p->addr, p->len, &p->next, &p->seen, p->out);
+		ret = vma_fold(v, p->addr, p->len, &p->next, &p->seen,
+			       &p->always, p->out);
 		if (ret)
 			return ret;
 		return p->next >= p->addr + p->len;
@@ -201,7 +225,8 @@ static int probe_line(struct vma *v, const char *line, void *arg)
 int cg__vma_probe(int smaps_fd, uint64_t addr, uint64_t len,
 		  struct cg__vma_kind *out)
 {
-	struct probe p = { .addr = addr, .len = len, .next = addr, .out = out };
+	struct probe p = { .addr = addr, .len = len, .next = addr,
+			   .always = -1, .out = out };
 	int ret = smaps_walk(smaps_fd, probe_line, &p);
 
 	if (ret == 1)
@@ -225,6 +250,9 @@ static bool has_any_flag(const char *vmflags, const char *flags)
 	return false;
 }
 
+/* A walk's stop past the range asked about: nothing more to see. */
+#define PAST_RANGE 2
+
 struct flag_scan {
 	uint64_t lo, hi;
 	const char *flags;
@@ -236,8 +264,10 @@ static int flag_line(struct vma *v, const char *line, void *arg)
 {
 	struct flag_scan *s = arg;
 
-	if (strncmp(line, "VmFlags:", 8) || v->start >= s->hi || v->end <= s->lo)
+	if (strncmp(line, "VmFlags:", 8) || v->end <= s->lo)
 		return 0;
+	if (v->start >= s->hi)
+		return PAST_RANGE;	/* VMAs come in address order */
 	s->seen = true;
 	return has_any_flag(line + 7, s->flags);
 }
@@ -253,6 +283,9 @@ static int vma_flag_scan(int smaps_fd, uint64_t lo, uint64_t hi,
 {
 	struct flag_scan s = { .lo = lo, .hi = hi, .flags = flags };
 	int ret = smaps_walk(smaps_fd, flag_line, &s);
+
+	if (ret == PAST_RANGE)
+		ret = 0;
 
 	return ret || s.seen ? ret : -ENOENT;
 }

@@ -26,9 +26,19 @@ struct cg__vma_kind {
 int cg__smaps_open(pid_t pid);
 
 /*
+ * Every read of smaps below costs every VMA of the process up to the
+ * range, not only the range's: from now on a read gives up with -EMLINK
+ * past vmas of them (0, the default: no bound).  The daemon bounds what a
+ * client that cuts its memory into pieces costs its loop; an engine in
+ * the process reads its own.
+ */
+void cg__smaps_limit(unsigned vmas);
+
+/*
  * Classify [addr, addr+len) from smaps_fd (cg__smaps_open()).  Returns 0,
  * -ENOMEM (a hole), -EINVAL (not private anonymous, or VMAs of different
- * kinds), -ESRCH (that address space is gone).
+ * kinds), -ESRCH (that address space is gone), -EMLINK (more VMAs than
+ * cg__smaps_limit() lets a read take).
  */
 int cg__vma_probe(int smaps_fd, uint64_t addr, uint64_t len,
 		  struct cg__vma_kind *out);
@@ -37,13 +47,13 @@ int cg__vma_probe(int smaps_fd, uint64_t addr, uint64_t len,
  * Whether the VMA containing addr has the two-letter VmFlags flag
  * of /proc/PID/smaps (e.g. "uw": registered for userfaultfd write
  * protection), from smaps_fd: 1 or 0, -ENOENT when no VMA contains addr,
- * -ESRCH when the address space is gone.
+ * -ESRCH when the address space is gone, -EMLINK (cg__smaps_limit()).
  */
 int cg__vma_flag(int smaps_fd, uint64_t addr, const char *flag);
 
 /*
  * Whether any VMA overlapping [lo, hi) has one of flags (space-separated,
- * e.g. "um ui"), in one pass over smaps: 1, 0, or -ESRCH.
+ * e.g. "um ui"), in one pass over smaps: 1, 0, -ESRCH or -EMLINK.
  */
 int cg__vma_flag_in(int smaps_fd, uint64_t lo, uint64_t hi, const char *flags);
 

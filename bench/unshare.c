@@ -34,7 +34,7 @@
  * untimed), forks a child that waits (shared methods; timing starts once
  * the child is past its atfork handlers), times the one operation, then
  * checks it: every page present, mapped once, its content kept.  Methods
- * run interleaved within a round, in an order rotated per round; the
+ * run interleaved within a round, in an order shuffled per round; the
  * median of the rounds is reported, with min and max.  The VM's memory is
  * warmed first (KERNEL-FACTS, "Warm the VM"), and again, twice the region
  * in THPs touched and freed, right before each timed 4 KiB or THP pass:
@@ -706,7 +706,7 @@ static void print_header(const struct config *cfg)
 		       u.nodename);
 	printf("cpus:    %ld online\n", sysconf(_SC_NPROCESSORS_ONLN));
 	printf("region:  %zu MiB per pass, child alive; %d rounds, methods "
-	       "interleaved, order rotated; median, min, max\n", cfg->mib,
+	       "interleaved, order shuffled; median, min, max\n", cfg->mib,
 	       cfg->rounds);
 }
 
@@ -804,50 +804,77 @@ static bool listed(const char *list, const char *name)
 	return !list;
 }
 
+/*
+ * A round's methods in a shuffled order, the same for that round in every
+ * run.  A rotation kept each method behind the same neighbour: the
+ * embedded pin always came right after an O_DIRECT pass, the daemon's
+ * right after it, and in whole runs the first was the slower of the two
+ * in every run, alone they were level (docs/benchmarks.md).
+ */
+static void round_order(int round, int *order)
+{
+	unsigned seed = 0x9e3779b9u * (unsigned)(round + 1);
+
+	for (int k = 0; k < N_METHODS; k++)
+		order[k] = k;
+	for (int k = N_METHODS - 1; k > 0; k--) {
+		int j = (int)(rand_r(&seed) % (unsigned)(k + 1)), t = order[k];
+
+		order[k] = order[j];
+		order[j] = t;
+	}
+}
+
+/* One pass of method i, its result added to res[i] (or why not). */
+static void run_method(int i, enum kind kind, const struct config *cfg,
+		       int fd, struct result *res)
+{
+	const struct method *m = &methods[i];
+	struct pass ps = { .kind = kind, .len = cfg->mib * MIB, .odirect_fd = fd };
+	double us = 0;
+	int ret;
+
+	if (!(m->kinds & (1u << kind)) || res[i].state != ST_OK ||
+	    !listed(cfg->only, m->name))
+		return;
+	if (m->cg_mode == CG_MODE_DAEMON && !have_daemon()) {
+		res[i].state = ST_SKIPPED;
+		snprintf(res[i].why, sizeof(res[i].why), "no daemon");
+		return;
+	}
+	if ((m->run == run_odirect) && fd < 0) {
+		res[i].state = ST_SKIPPED;
+		snprintf(res[i].why, sizeof(res[i].why), "no O_DIRECT file on /");
+		return;
+	}
+	ret = run_pass(m, &ps, &us);
+	if (ret == 1) {
+		snprintf(res[i].why, sizeof(res[i].why), "a pass skipped: %s",
+			 ps.why);
+		return;
+	}
+	if (ret) {
+		res[i].state = ST_FAILED;
+		snprintf(res[i].why, sizeof(res[i].why), "%s",
+			 ps.why ? ps.why : strerror(-ret));
+		return;
+	}
+	if (!res[i].n || ps.pmd_after < res[i].pmd_min)
+		res[i].pmd_min = ps.pmd_after;
+	res[i].chunks = ps.len / HUGE;
+	res[i].us[res[i].n++] = us;
+}
+
 static void run_kind(enum kind kind, const struct config *cfg, int fd,
 		     struct result *res)
 {
-	for (int round = 0; round < cfg->rounds; round++)
-		for (int k = 0; k < N_METHODS; k++) {
-			int i = (round + k) % N_METHODS;
-			const struct method *m = &methods[i];
-			struct pass ps = { .kind = kind, .len = cfg->mib * MIB,
-					   .odirect_fd = fd };
-			double us = 0;
-			int ret;
+	int order[N_METHODS];
 
-			if (!(m->kinds & (1u << kind)) || res[i].state != ST_OK ||
-			    !listed(cfg->only, m->name))
-				continue;
-			if (m->cg_mode == CG_MODE_DAEMON && !have_daemon()) {
-				res[i].state = ST_SKIPPED;
-				snprintf(res[i].why, sizeof(res[i].why),
-					 "no daemon");
-				continue;
-			}
-			if ((m->run == run_odirect) && fd < 0) {
-				res[i].state = ST_SKIPPED;
-				snprintf(res[i].why, sizeof(res[i].why),
-					 "no O_DIRECT file on /");
-				continue;
-			}
-			ret = run_pass(m, &ps, &us);
-			if (ret == 1) {
-				snprintf(res[i].why, sizeof(res[i].why),
-					 "a pass skipped: %s", ps.why);
-				continue;
-			}
-			if (ret) {
-				res[i].state = ST_FAILED;
-				snprintf(res[i].why, sizeof(res[i].why), "%s",
-					 ps.why ? ps.why : strerror(-ret));
-				continue;
-			}
-			if (!res[i].n || ps.pmd_after < res[i].pmd_min)
-				res[i].pmd_min = ps.pmd_after;
-			res[i].chunks = ps.len / HUGE;
-			res[i].us[res[i].n++] = us;
-		}
+	for (int round = 0; round < cfg->rounds; round++) {
+		round_order(round, order);
+		for (int k = 0; k < N_METHODS; k++)
+			run_method(order[k], kind, cfg, fd, res);
+	}
 }
 
 int main(int argc, char **argv)

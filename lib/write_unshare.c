@@ -18,7 +18,6 @@
  * unshared, and a vmsplice of it afterwards sees the next write).
  */
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <sys/mman.h>
@@ -154,19 +153,15 @@ int cg__write_fault_unless(uint64_t addr, uint64_t len, uint64_t bits)
  */
 static int populate_holes_by_scan(int fd, uint64_t addr, uint64_t len)
 {
-	/* Before 6.7 the ioctl fails every time: asked once per process. */
-	static atomic_bool no_scan;
 	struct page_region v[HOLE_RUNS];
 	uint64_t end = addr + len, walk_end;
 	int n, ret = 0;
 
-	if (atomic_load_explicit(&no_scan, memory_order_relaxed))
+	/* Before 6.7 the ioctl would fail on every pin. */
+	if (!cg__pagemap_scan_works(fd))
 		return -EOPNOTSUPP;
 	for (uint64_t a = addr; a < end && !ret; a = walk_end) {
 		n = cg__pagemap_holes(fd, a, end, v, HOLE_RUNS, &walk_end);
-		if (a == addr && (n == -ENOTTY || n == -EINVAL))
-			atomic_store_explicit(&no_scan, true,
-					      memory_order_relaxed);
 		if (n < 0 || walk_end <= a)
 			return a == addr ? -EOPNOTSUPP : n < 0 ? n : -EIO;
 		for (int i = 0; i < n && !ret; i++)

@@ -545,11 +545,20 @@ int cg__pagemap_protect(int fd, uint64_t start, uint64_t end,
 
 bool cg__pagemap_scan_works(int fd)
 {
+	/* The kernel's answer holds for the process's life: asked once. */
+	static int works = -1;
 	struct page_region vec[1];
 	/* Any mapped address will do: our own stack. */
 	uint64_t here = (uint64_t)(uintptr_t)vec & ~(CG_PAGE_SIZE - 1);
+	int known = __atomic_load_n(&works, __ATOMIC_RELAXED), ret;
 
-	return scan(fd, here, CG_PAGE_SIZE, vec, 1) >= 0;
+	if (known >= 0)
+		return known;
+	ret = scan(fd, here, CG_PAGE_SIZE, vec, 1);
+	/* No such ioctl (before 6.7), or its arguments unknown: for good. */
+	if (ret >= 0 || ret == -ENOTTY || ret == -EINVAL)
+		__atomic_store_n(&works, ret >= 0, __ATOMIC_RELAXED);
+	return ret >= 0;
 }
 
 int cg__pmd_mapped(int fd, uint64_t start, uint64_t len, uint64_t *mask)

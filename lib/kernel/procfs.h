@@ -77,7 +77,8 @@ int cg__pagemap_read(int fd, uint64_t addr, size_t n, uint64_t *out);
 int cg__kpageflags_read(int fd, uint64_t pfn, uint64_t *out);
 
 /*
- * Whether PAGEMAP_SCAN works on fd.  Then cg__pmd_mapped() reports for each
+ * Whether PAGEMAP_SCAN works on fd, asked of the kernel once per process.
+ * Then cg__pmd_mapped() reports for each
  * 2 MiB chunk of [start, start+len) (2 MiB aligned) whether it is mapped by
  * one PMD: bit i of *mask (up to 64 chunks).  Returns 0 or -errno
  * (-EOPNOTSUPP without PAGEMAP_SCAN).

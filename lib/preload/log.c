@@ -58,9 +58,20 @@ static bool is_ours(int fd)
 	       st.st_ino == out.ino;
 }
 
-void cg__shim_log_to(const char *path)
+/* Know fd's file from now on by its device and inode. */
+static bool remember(int fd)
 {
 	struct stat st;
+
+	if (syscall(SYS_fstat, fd, &st))
+		return false;
+	out.dev = st.st_dev;
+	out.ino = st.st_ino;
+	return true;
+}
+
+void cg__shim_log_to(const char *path)
+{
 	size_t n = 0;
 	int fd;
 
@@ -77,14 +88,12 @@ void cg__shim_log_to(const char *path)
 		return;
 	}
 	fd = open_high();
-	if (fd < 0 || syscall(SYS_fstat, fd, &st)) {
+	if (fd < 0 || !remember(fd)) {
 		if (fd >= 0)
 			syscall(SYS_close, fd);
 		out.path[0] = 0;
 		return;
 	}
-	out.dev = st.st_dev;
-	out.ino = st.st_ino;
 	out.fd = fd;
 }
 
@@ -100,7 +109,6 @@ bool cg__shim_log_is_stderr(void)
 static int log_fd(void)
 {
 	int fd = __atomic_load_n(&out.fd, __ATOMIC_ACQUIRE), fresh;
-	struct stat st;
 
 	if (!out.path[0] || is_ours(fd))
 		return fd;
@@ -113,10 +121,7 @@ static int log_fd(void)
 		return fd;
 	}
 	/* The path's file now, should it have been rotated meanwhile. */
-	if (syscall(SYS_fstat, fresh, &st) == 0) {
-		out.dev = st.st_dev;
-		out.ino = st.st_ino;
-	}
+	remember(fresh);
 	return fresh;
 }
 
